@@ -1,0 +1,635 @@
+/**
+ * The microkernel: POSIX semantics over a metadata engine ({@linkcode Meta}) and a block store
+ * ({@linkcode DataEngine}), exposed as {@linkcode FsOps} for the FUSE adapter and used directly by
+ * the embedding API. Fully usable without /dev/fuse.
+ *
+ * @module
+ */
+
+import type { BlockStore } from "./block_store.ts";
+import { DataEngine, type DataOptions } from "./data.ts";
+import { Errno, FsError } from "./errno.ts";
+import type { FsOps } from "./fs_ops.ts";
+import { LocalLocks, type LockManager } from "./locks.ts";
+import { type FreedSlice, Meta, now } from "./meta.ts";
+import {
+  type Attr,
+  type Ctx,
+  type DirEntry,
+  F_UNLCK,
+  FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_PUNCH_HOLE,
+  type Fh,
+  type Ino,
+  type Name,
+  O_ACCMODE,
+  O_APPEND,
+  O_RDONLY,
+  O_TRUNC,
+  type Opened,
+  type PosixLock,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  S_ISGID,
+  S_ISUID,
+  SEEK_DATA,
+  SEEK_HOLE,
+  type SetAttr,
+  type StatFs,
+  type Timespec,
+} from "./types.ts";
+import { FileWriter } from "./writer.ts";
+
+/** Options of a {@linkcode Vfs}. */
+export interface VfsOptions extends DataOptions {
+  /** Where locks live (default: in memory, for one mount). */
+  locks?: LockManager;
+  /** Called with errors that no request can report (background deletion). */
+  onError?: (err: unknown) => void;
+}
+
+interface OpenFile {
+  opens: number;
+  writer?: FileWriter;
+  /** Size as last known from the metadata. */
+  size: number;
+}
+
+interface Handle {
+  ino: Ino;
+  flags: number;
+  dir?: { entries: DirEntry[] | undefined };
+}
+
+const isDir = (a: Attr) => (a.mode & S_IFMT) === S_IFDIR;
+
+/** The filesystem of one mounted volume. */
+export class Vfs implements FsOps {
+  readonly meta: Meta;
+  readonly data: DataEngine;
+  readonly locks: LockManager;
+  #files = new Map<Ino, OpenFile>();
+  #handles = new Map<number, Handle>();
+  #nextFh = 1;
+  #onError: (err: unknown) => void;
+  #background = new Set<Promise<void>>();
+  #closed = false;
+
+  private constructor(meta: Meta, store: BlockStore, options: VfsOptions) {
+    this.meta = meta;
+    this.data = new DataEngine(store, meta, options);
+    this.locks = options.locks ?? new LocalLocks();
+    this.#onError = options.onError ?? ((err) => console.error(`slayerfs: ${err}`));
+  }
+
+  /**
+   * Opens the filesystem of a formatted volume and finishes what a crashed run left: deletes
+   * inodes that were unlinked while open and blocks of freed slices.
+   */
+  static async open(meta: Meta, store: BlockStore, options: VfsOptions = {}): Promise<Vfs> {
+    const vfs = new Vfs(meta, store, options);
+    for (const ino of await meta.listSustained()) {
+      const { freed } = await meta.deleteSustained(ino);
+      await vfs.data.deleteSlices(freed);
+    }
+    await vfs.data.collectGarbage();
+    return vfs;
+  }
+
+  // ---- helpers ----
+
+  #free(freed: FreedSlice[]): void {
+    if (freed.length === 0) return;
+    const p = this.data.deleteSlices(freed).catch(this.#onError);
+    this.#background.add(p);
+    p.finally(() => this.#background.delete(p));
+  }
+
+  #file(ino: Ino): OpenFile | undefined {
+    return this.#files.get(ino);
+  }
+
+  #writer(ino: Ino, of: OpenFile): FileWriter {
+    return of.writer ??= new FileWriter(ino, this.data, (attr, freed) => {
+      of.size = attr.size;
+      this.#free(freed);
+    });
+  }
+
+  #withPending(a: Attr): Attr {
+    const w = this.#files.get(a.ino)?.writer;
+    if (w?.dirty) {
+      if (w.pendingEnd > a.size) a.size = w.pendingEnd;
+      if (w.mtime) a.mtime = a.ctime = w.mtime;
+    }
+    return a;
+  }
+
+  #handle(fh: Fh, ino?: Ino): Handle {
+    const h = this.#handles.get(fh);
+    if (!h || (ino !== undefined && h.ino !== ino)) {
+      throw new FsError(Errno.EBADF, `No open handle ${fh}`);
+    }
+    return h;
+  }
+
+  #isOpen = (ino: Ino): boolean => (this.#files.get(ino)?.opens ?? 0) > 0;
+
+  async #flushIno(ino: Ino): Promise<void> {
+    const w = this.#files.get(ino)?.writer;
+    if (w) await w.flush();
+  }
+
+  #sizeChanged(a: Attr): void {
+    const of = this.#files.get(a.ino);
+    if (of) of.size = a.size;
+    this.data.invalidate(a.ino);
+  }
+
+  // ---- FsOps ----
+
+  /** @inheritdoc */
+  async lookup(_ctx: Ctx, parent: Ino, name: Name): Promise<Attr> {
+    return this.#withPending(await this.meta.lookup(parent, name));
+  }
+
+  /** @inheritdoc */
+  async getattr(_ctx: Ctx, ino: Ino): Promise<Attr> {
+    return this.#withPending(await this.meta.getattr(ino));
+  }
+
+  /** @inheritdoc */
+  async setattr(ctx: Ctx, ino: Ino, set: SetAttr): Promise<Attr> {
+    if (set.size !== undefined) {
+      const a = await this.meta.getattr(ino);
+      if (isDir(a)) throw new FsError(Errno.EISDIR);
+      if ((a.mode & S_IFMT) !== S_IFREG) throw new FsError(Errno.EINVAL);
+      if (set.size < 0) throw new FsError(Errno.EINVAL);
+      if (set.size > Number.MAX_SAFE_INTEGER / 2) throw new FsError(Errno.EFBIG);
+      await this.#flushIno(ino);
+      const { attr, freed } = await this.meta.truncate(ino, set.size, now());
+      this.#sizeChanged(attr);
+      this.#free(freed);
+    }
+    const needsChange = set.mode !== undefined || set.uid !== undefined ||
+      set.gid !== undefined || set.atime !== undefined || set.mtime !== undefined ||
+      set.ctime !== undefined;
+    if (!needsChange) return this.#withPending(await this.meta.getattr(ino));
+    const w = this.#files.get(ino)?.writer;
+    if (w?.dirty && set.mtime !== undefined) await w.flush(); // an explicit mtime wins
+    const attr = await this.meta.update(ino, (a) => applySetAttr(ctx, a, set));
+    return this.#withPending(attr);
+  }
+
+  /** @inheritdoc */
+  readlink(_ctx: Ctx, ino: Ino): Promise<Name> {
+    return this.meta.readlink(ino);
+  }
+
+  /** @inheritdoc */
+  mknod(ctx: Ctx, parent: Ino, name: Name, mode: number, rdev: number): Promise<Attr> {
+    const type = mode & S_IFMT;
+    if (type === S_IFDIR || type === S_IFLNK) {
+      return Promise.reject(new FsError(Errno.EINVAL, "Use mkdir or symlink"));
+    }
+    return this.meta.mknod(ctx, parent, name, type === 0 ? mode | S_IFREG : mode, rdev);
+  }
+
+  /** @inheritdoc */
+  mkdir(ctx: Ctx, parent: Ino, name: Name, mode: number): Promise<Attr> {
+    return this.meta.mknod(ctx, parent, name, S_IFDIR | (mode & 0o7777), 0);
+  }
+
+  /** @inheritdoc */
+  async unlink(_ctx: Ctx, parent: Ino, name: Name): Promise<void> {
+    const { attr, freed } = await this.meta.unlink(parent, name, this.#isOpen);
+    this.data.invalidate(attr.ino);
+    this.#free(freed);
+  }
+
+  /** @inheritdoc */
+  async rmdir(_ctx: Ctx, parent: Ino, name: Name): Promise<void> {
+    await this.meta.rmdir(parent, name);
+  }
+
+  /** @inheritdoc */
+  symlink(ctx: Ctx, parent: Ino, name: Name, target: Name): Promise<Attr> {
+    if (target.length === 0) return Promise.reject(new FsError(Errno.ENOENT));
+    if (target.length > 4095) return Promise.reject(new FsError(Errno.ENAMETOOLONG));
+    return this.meta.mknod(ctx, parent, name, S_IFLNK | 0o777, 0, target);
+  }
+
+  /** @inheritdoc */
+  async rename(
+    _ctx: Ctx,
+    parent: Ino,
+    name: Name,
+    newParent: Ino,
+    newName: Name,
+    flags: number,
+  ): Promise<void> {
+    const { freed } = await this.meta.rename(parent, name, newParent, newName, flags, this.#isOpen);
+    this.#free(freed);
+  }
+
+  /** @inheritdoc */
+  async link(_ctx: Ctx, ino: Ino, newParent: Ino, newName: Name): Promise<Attr> {
+    return this.#withPending(await this.meta.link(ino, newParent, newName));
+  }
+
+  #openHandle(ino: Ino, flags: number, size: number): Opened {
+    let of = this.#files.get(ino);
+    if (!of) this.#files.set(ino, of = { opens: 0, size });
+    of.opens++;
+    const fh = this.#nextFh++ as Fh;
+    this.#handles.set(fh, { ino, flags });
+    return { fh, keepCache: true };
+  }
+
+  /** @inheritdoc */
+  async open(_ctx: Ctx, ino: Ino, flags: number): Promise<Opened> {
+    let a = await this.meta.getattr(ino);
+    if (isDir(a)) {
+      if ((flags & O_ACCMODE) !== O_RDONLY) throw new FsError(Errno.EISDIR);
+    } else if ((flags & O_TRUNC) && (flags & O_ACCMODE) !== O_RDONLY && a.size > 0) {
+      if ((a.mode & S_IFMT) === S_IFREG) {
+        await this.#flushIno(ino);
+        const r = await this.meta.truncate(ino, 0, now());
+        a = r.attr;
+        this.#sizeChanged(a);
+        this.#free(r.freed);
+      }
+    }
+    return this.#openHandle(ino, flags, a.size);
+  }
+
+  /** @inheritdoc */
+  async create(
+    ctx: Ctx,
+    parent: Ino,
+    name: Name,
+    mode: number,
+    flags: number,
+  ): Promise<{ attr: Attr; opened: Opened }> {
+    const attr = await this.meta.mknod(ctx, parent, name, S_IFREG | (mode & 0o7777), 0);
+    return { attr, opened: this.#openHandle(attr.ino, flags, 0) };
+  }
+
+  /** @inheritdoc */
+  async read(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Promise<Uint8Array> {
+    this.#handle(fh, ino);
+    const of = this.#file(ino);
+    if (!of) throw new FsError(Errno.EBADF);
+    const w = of.writer;
+    const fileSize = Math.max(of.size, w?.dirty ? w.pendingEnd : 0);
+    const end = Math.min(offset + size, fileSize);
+    if (end <= offset) return new Uint8Array(0);
+    const out = new Uint8Array(end - offset);
+    await this.data.readCommitted(ino, offset, end - offset, out);
+    if (w?.dirty) w.overlay(offset, out);
+    return out;
+  }
+
+  /** @inheritdoc */
+  async write(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Uint8Array): Promise<number> {
+    const h = this.#handle(fh, ino);
+    if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError(Errno.EBADF);
+    const of = this.#file(ino)!;
+    const w = this.#writer(ino, of);
+    if (h.flags & O_APPEND) offset = Math.max(of.size, w.dirty ? w.pendingEnd : 0);
+    if (offset + data.byteLength > Number.MAX_SAFE_INTEGER / 2) throw new FsError(Errno.EFBIG);
+    await w.write(offset, data);
+    return data.byteLength;
+  }
+
+  /** @inheritdoc */
+  async flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner: bigint): Promise<void> {
+    this.#handle(fh, ino);
+    this.locks.releasePosix(ino, lockOwner);
+    await this.#flushIno(ino);
+  }
+
+  /** @inheritdoc */
+  async release(
+    _ctx: Ctx,
+    ino: Ino,
+    fh: Fh,
+    lockOwner: bigint,
+    flockRelease: boolean,
+  ): Promise<void> {
+    this.#handle(fh, ino);
+    this.#handles.delete(fh);
+    if (flockRelease) this.locks.releaseFlock(ino, lockOwner);
+    const of = this.#files.get(ino);
+    if (!of) return;
+    try {
+      await of.writer?.flush();
+    } finally {
+      if (--of.opens <= 0 && !of.writer?.dirty) {
+        this.#files.delete(ino);
+        const { freed } = await this.meta.deleteSustained(ino);
+        this.data.invalidate(ino);
+        this.#free(freed);
+      }
+    }
+  }
+
+  /** @inheritdoc */
+  async fsync(_ctx: Ctx, ino: Ino, fh: Fh, _datasync: boolean): Promise<void> {
+    this.#handle(fh, ino);
+    await this.#flushIno(ino);
+  }
+
+  /** @inheritdoc */
+  async opendir(_ctx: Ctx, ino: Ino, _flags: number): Promise<Opened> {
+    const a = await this.meta.getattr(ino);
+    if (!isDir(a)) throw new FsError(Errno.ENOTDIR);
+    const fh = this.#nextFh++ as Fh;
+    this.#handles.set(fh, { ino, flags: 0, dir: { entries: undefined } });
+    return { fh };
+  }
+
+  /** @inheritdoc */
+  async readdir(
+    _ctx: Ctx,
+    ino: Ino,
+    fh: Fh,
+    offset: number,
+    limit: number,
+    plus: boolean,
+  ): Promise<DirEntry[]> {
+    const h = this.#handle(fh, ino);
+    if (!h.dir) throw new FsError(Errno.ENOTDIR);
+    if (offset === 0 || !h.dir.entries) {
+      // A snapshot per handle keeps offsets stable while entries come and go.
+      const self = await this.meta.getattr(ino);
+      const list = await this.meta.listDir(ino);
+      const entries: DirEntry[] = [
+        { name: ".", ino, type: S_IFDIR, next: 1 },
+        { name: "..", ino: self.parent, type: S_IFDIR, next: 2 },
+      ];
+      for (const e of list) entries.push({ ...e, next: entries.length + 1 });
+      h.dir.entries = entries;
+    }
+    const page = h.dir.entries.slice(offset, offset + Math.max(1, limit));
+    if (!plus) return page;
+    const attrs = await this.meta.getattrs(page.map((e) => e.ino));
+    const out: DirEntry[] = [];
+    page.forEach((e, i) => {
+      const a = attrs[i];
+      if (a) out.push({ ...e, attr: this.#withPending(a) });
+    });
+    return out;
+  }
+
+  /** @inheritdoc */
+  releasedir(_ctx: Ctx, _ino: Ino, fh: Fh): Promise<void> {
+    this.#handles.delete(fh);
+    return Promise.resolve();
+  }
+
+  /** @inheritdoc */
+  fsyncdir(): Promise<void> {
+    return Promise.resolve(); // every metadata change is committed when its request returns
+  }
+
+  /** @inheritdoc */
+  async statfs(): Promise<StatFs> {
+    const f = this.meta.format;
+    const u = await this.meta.usage();
+    const bsize = 4096;
+    const total = Math.floor(f.capacity / bsize);
+    const free = Math.max(0, total - Math.ceil(u.space / bsize));
+    return {
+      blockSize: bsize,
+      totalBlocks: total,
+      freeBlocks: free,
+      availBlocks: free,
+      totalFiles: f.inodes,
+      freeFiles: Math.max(0, f.inodes - u.inodes),
+      nameMax: 255,
+    };
+  }
+
+  /** @inheritdoc */
+  setxattr(_ctx: Ctx, ino: Ino, name: Name, value: Uint8Array, flags: number): Promise<void> {
+    if (name.startsWith("system.")) return Promise.reject(new FsError(Errno.ENOTSUP));
+    return this.meta.setxattr(ino, name, value, flags);
+  }
+
+  /** @inheritdoc */
+  getxattr(_ctx: Ctx, ino: Ino, name: Name): Promise<Uint8Array> {
+    return this.meta.getxattr(ino, name);
+  }
+
+  /** @inheritdoc */
+  listxattr(_ctx: Ctx, ino: Ino): Promise<Name[]> {
+    return this.meta.listxattr(ino);
+  }
+
+  /** @inheritdoc */
+  removexattr(_ctx: Ctx, ino: Ino, name: Name): Promise<void> {
+    return this.meta.removexattr(ino, name);
+  }
+
+  /** @inheritdoc */
+  async access(ctx: Ctx, ino: Ino, mask: number): Promise<void> {
+    const a = await this.meta.getattr(ino);
+    if (!permits(ctx, a, mask)) throw new FsError(Errno.EACCES);
+  }
+
+  /** @inheritdoc */
+  getlk(_ctx: Ctx, ino: Ino, _fh: Fh, owner: bigint, lock: PosixLock): Promise<PosixLock> {
+    return Promise.resolve(this.locks.getlk(ino, owner, lock));
+  }
+
+  /** @inheritdoc */
+  setlk(
+    _ctx: Ctx,
+    ino: Ino,
+    _fh: Fh,
+    owner: bigint,
+    lock: PosixLock,
+    wait: boolean,
+  ): Promise<void> {
+    return this.locks.setlk(ino, owner, lock, wait);
+  }
+
+  /** @inheritdoc */
+  flock(_ctx: Ctx, ino: Ino, _fh: Fh, owner: bigint, op: number): Promise<void> {
+    return this.locks.flock(ino, owner, op);
+  }
+
+  /** @inheritdoc */
+  async fallocate(
+    _ctx: Ctx,
+    ino: Ino,
+    fh: Fh,
+    mode: number,
+    offset: number,
+    length: number,
+  ): Promise<void> {
+    const h = this.#handle(fh, ino);
+    if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError(Errno.EBADF);
+    if (offset < 0 || length <= 0) throw new FsError(Errno.EINVAL);
+    const punch = (mode & FALLOC_FL_PUNCH_HOLE) !== 0;
+    const keep = (mode & FALLOC_FL_KEEP_SIZE) !== 0;
+    if (mode & ~(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) || (punch && !keep)) {
+      throw new FsError(Errno.ENOTSUP);
+    }
+    await this.#flushIno(ino);
+    const { attr, freed } = await this.meta.fallocate(ino, offset, length, punch, keep);
+    this.#sizeChanged(attr);
+    this.#free(freed);
+  }
+
+  /** @inheritdoc */
+  async copyFileRange(
+    _ctx: Ctx,
+    inoIn: Ino,
+    fhIn: Fh,
+    offIn: number,
+    inoOut: Ino,
+    fhOut: Fh,
+    offOut: number,
+    length: number,
+    flags: number,
+  ): Promise<number> {
+    if (flags !== 0) throw new FsError(Errno.EINVAL);
+    const hIn = this.#handle(fhIn, inoIn);
+    const hOut = this.#handle(fhOut, inoOut);
+    if ((hIn.flags & O_ACCMODE) === 1 || (hOut.flags & O_ACCMODE) === O_RDONLY) {
+      throw new FsError(Errno.EBADF);
+    }
+    if (hOut.flags & O_APPEND) throw new FsError(Errno.EBADF);
+    await this.#flushIno(inoIn);
+    await this.#flushIno(inoOut);
+    const { copied, attr, freed } = await this.meta.copyRange(inoIn, offIn, inoOut, offOut, length);
+    this.#sizeChanged(attr);
+    this.#free(freed);
+    return copied;
+  }
+
+  /** @inheritdoc */
+  async lseek(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, whence: number): Promise<number> {
+    this.#handle(fh, ino);
+    if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new FsError(Errno.EINVAL);
+    await this.#flushIno(ino);
+    const a = await this.meta.getattr(ino);
+    if (offset < 0 || offset >= a.size) throw new FsError(Errno.ENXIO);
+    const cs = this.data.chunkSize;
+    let pos = offset;
+    while (pos < a.size) {
+      const c = Math.floor(pos / cs);
+      const base = c * cs;
+      const segs = await this.data.segments(ino, c);
+      // The data runs of this chunk at or after pos.
+      for (const s of segs) {
+        if (s.id === 0) continue;
+        const lo = base + s.pos;
+        const hi = Math.min(base + s.pos + s.len, a.size);
+        if (hi <= pos) continue;
+        if (whence === SEEK_DATA) return Math.max(lo, pos);
+        if (lo > pos) return pos; // pos is in a hole
+        pos = hi; // inside data: the hole starts at its end at the earliest
+      }
+      if (whence === SEEK_HOLE) return Math.min(pos, a.size);
+      pos = base + cs;
+    }
+    if (whence === SEEK_HOLE) return a.size;
+    throw new FsError(Errno.ENXIO);
+  }
+
+  /** @inheritdoc */
+  async destroy(): Promise<void> {
+    await this.close();
+  }
+
+  /** Commits every pending write of every open file. */
+  async flushAll(): Promise<void> {
+    const errors: unknown[] = [];
+    for (const of of this.#files.values()) {
+      await of.writer?.flush().catch((e) => errors.push(e));
+    }
+    if (errors.length) throw errors[0];
+  }
+
+  /** Flushes everything and waits for background deletions; idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.flushAll();
+    await Promise.all([...this.#background]);
+  }
+
+  /** How many files and handles are open (for status). */
+  stats(): { openFiles: number; handles: number; cacheBytes: number } {
+    return {
+      openFiles: this.#files.size,
+      handles: this.#handles.size,
+      cacheBytes: this.data.cache.bytes,
+    };
+  }
+}
+
+function inGroup(ctx: Ctx, gid: number): boolean {
+  return ctx.gid === gid || ctx.groups().includes(gid);
+}
+
+/** Whether `ctx` may access `a` for `mask` (R_OK 4, W_OK 2, X_OK 1). */
+export function permits(ctx: Ctx, a: Attr, mask: number): boolean {
+  if (mask === 0) return true;
+  if (ctx.uid === 0) {
+    // Root may do anything, but execute needs some x bit on non-directories.
+    return !(mask & 1) || isDir(a) || (a.mode & 0o111) !== 0;
+  }
+  let bits: number;
+  if (ctx.uid === a.uid) bits = (a.mode >> 6) & 7;
+  else if (inGroup(ctx, a.gid)) bits = (a.mode >> 3) & 7;
+  else bits = a.mode & 7;
+  return (bits & mask) === mask;
+}
+
+function resolveTime(t: Timespec | "now", at: Timespec): Timespec {
+  return t === "now" ? at : t;
+}
+
+/** Applies a setattr to `a` with the permission rules of Linux; throws EPERM/EACCES. */
+export function applySetAttr(ctx: Ctx, a: Attr, set: SetAttr): Attr {
+  const t = now();
+  const root = ctx.uid === 0;
+  const owner = root || ctx.uid === a.uid;
+  if (set.mode !== undefined) {
+    if (!owner) throw new FsError(Errno.EPERM, "Only the owner may change the mode");
+    let mode = set.mode & 0o7777;
+    if (!root && !inGroup(ctx, a.gid)) mode &= ~S_ISGID;
+    a.mode = (a.mode & S_IFMT) | mode;
+  }
+  if (set.uid !== undefined || set.gid !== undefined) {
+    const uid = set.uid ?? a.uid;
+    const gid = set.gid ?? a.gid;
+    if (!root) {
+      if (uid !== a.uid) throw new FsError(Errno.EPERM, "Only root may change the owner");
+      if (gid !== a.gid && (!owner || !inGroup(ctx, gid))) {
+        throw new FsError(Errno.EPERM, "Not a member of the group");
+      }
+    }
+    if ((uid !== a.uid || gid !== a.gid || !root) && !isDir(a) && set.mode === undefined) {
+      a.mode &= ~S_ISUID;
+      if (a.mode & 0o010) a.mode &= ~S_ISGID;
+    }
+    a.uid = uid;
+    a.gid = gid;
+  }
+  for (const k of ["atime", "mtime"] as const) {
+    const v = set[k];
+    if (v === undefined) continue;
+    if (v !== "now" && !owner) throw new FsError(Errno.EPERM, "Only the owner may set times");
+    if (v === "now" && !owner && !permits(ctx, a, 2)) throw new FsError(Errno.EACCES);
+    a[k] = resolveTime(v, t);
+  }
+  a.ctime = set.ctime ?? t;
+  return a;
+}

@@ -1,0 +1,247 @@
+/**
+ * The write path of one file: writes become slices buffered in memory, whose full blocks upload
+ * in the background; `flush` uploads the rest and commits the slices to the metadata in one
+ * transaction, in the order they were written.
+ *
+ * @module
+ */
+
+import type { DataEngine } from "./data.ts";
+import { Errno, FsError } from "./errno.ts";
+import { type FreedSlice, now } from "./meta.ts";
+import type { Attr, Ino, SliceId, Timespec } from "./types.ts";
+
+class PendingSlice {
+  readonly chunk: number;
+  readonly pos: number;
+  readonly id: SliceId;
+  len = 0;
+  /** Bytes `[0, sealed)` of the slice are uploaded or uploading and may no longer change. */
+  sealed = 0;
+  frozen = false;
+  readonly blocks: Uint8Array[] = [];
+  readonly uploads: Promise<void>[] = [];
+
+  constructor(chunk: number, pos: number, id: SliceId) {
+    this.chunk = chunk;
+    this.pos = pos;
+    this.id = id;
+  }
+}
+
+/** Called after a commit with the new attributes and the slices it freed. */
+export type OnCommit = (attr: Attr, freed: FreedSlice[]) => void;
+
+/** Buffers and commits the writes of one inode. */
+export class FileWriter {
+  readonly ino: Ino;
+  readonly #data: DataEngine;
+  readonly #onCommit: OnCommit;
+  #slices: PendingSlice[] = [];
+  #chain: Promise<void> = Promise.resolve();
+  #inflight = 0;
+  #waiters: Array<() => void> = [];
+  #error: unknown;
+  /** The end of the furthest pending write. */
+  pendingEnd = 0;
+  /** When the last pending write happened. */
+  mtime: Timespec | undefined;
+
+  /** Creates the writer of `ino`. */
+  constructor(ino: Ino, data: DataEngine, onCommit: OnCommit) {
+    this.ino = ino;
+    this.#data = data;
+    this.#onCommit = onCommit;
+  }
+
+  /** Whether writes are waiting to be committed. */
+  get dirty(): boolean {
+    return this.#slices.length > 0;
+  }
+
+  /** Writes `data` at file offset `off`. */
+  async write(off: number, data: Uint8Array): Promise<void> {
+    if (this.#error) throw this.#fail();
+    const cs = this.#data.chunkSize;
+    let done = 0;
+    while (done < data.byteLength) {
+      const pos = off + done;
+      const chunk = Math.floor(pos / cs);
+      const inChunk = pos - chunk * cs;
+      const n = Math.min(data.byteLength - done, cs - inChunk);
+      const s = this.#target(chunk, inChunk, n) ??
+        await this.#newSlice(chunk, inChunk);
+      this.#copyIn(s, inChunk - s.pos, data.subarray(done, done + n));
+      done += n;
+    }
+    this.pendingEnd = Math.max(this.pendingEnd, off + data.byteLength);
+    this.mtime = now();
+    while (this.#inflight > this.#data.uploadConcurrency) {
+      await new Promise<void>((r) => this.#waiters.push(r));
+    }
+    if (this.#error) throw this.#fail();
+  }
+
+  #fail(): FsError {
+    const e = this.#error;
+    return e instanceof FsError ? e : new FsError(Errno.EIO, `Write failed: ${e}`, { cause: e });
+  }
+
+  /** The slice a write at `inChunk` can go into, if any. */
+  #target(chunk: number, inChunk: number, n: number): PendingSlice | undefined {
+    for (let i = this.#slices.length - 1, k = 0; i >= 0 && k < 8; i--, k++) {
+      const s = this.#slices[i]!;
+      if (s.chunk !== chunk) continue;
+      if (
+        !s.frozen && inChunk >= s.pos + s.sealed && inChunk <= s.pos + s.len
+      ) return s;
+      if (inChunk < s.pos + s.len && inChunk + n > s.pos) return undefined; // a newer overlap
+    }
+    return undefined;
+  }
+
+  async #newSlice(chunk: number, inChunk: number): Promise<PendingSlice> {
+    const id = await this.#data.meta.allocSliceId();
+    const s = new PendingSlice(chunk, inChunk, id);
+    this.#slices.push(s);
+    return s;
+  }
+
+  #copyIn(s: PendingSlice, at: number, src: Uint8Array): void {
+    const bs = this.#data.blockSize;
+    let done = 0;
+    while (done < src.byteLength) {
+      const p = at + done;
+      const bi = Math.floor(p / bs);
+      const inBlock = p - bi * bs;
+      const n = Math.min(src.byteLength - done, bs - inBlock);
+      let block = this.#sliceBlock(s, bi, inBlock + n);
+      if (block.byteLength < inBlock + n) {
+        const grown = new Uint8Array(Math.min(bs, Math.max(inBlock + n, block.byteLength * 2)));
+        grown.set(block);
+        s.blocks[bi] = block = grown;
+      }
+      block.set(src.subarray(done, done + n), inBlock);
+      done += n;
+    }
+    s.len = Math.max(s.len, at + src.byteLength);
+    if (s.pos + s.len >= this.#data.chunkSize) s.frozen = true;
+    // Upload blocks that are full.
+    while (s.len - s.sealed >= bs) this.#upload(s, bs);
+    if (s.frozen) this.#commitFrozen();
+  }
+
+  #sliceBlock(s: PendingSlice, bi: number, need: number): Uint8Array {
+    let b = s.blocks[bi];
+    if (!b) {
+      // Small writes start with a small buffer that grows; large ones get a whole block.
+      const bs = this.#data.blockSize;
+      b = new Uint8Array(need > 64 * 1024 ? bs : Math.min(bs, 64 * 1024));
+      for (let i = s.blocks.length; i < bi; i++) s.blocks[i] = new Uint8Array(0);
+      s.blocks[bi] = b;
+    }
+    return b;
+  }
+
+  /** Seals and uploads the next `len` bytes of `s` (one block, maybe partial). */
+  #upload(s: PendingSlice, len: number): void {
+    const bs = this.#data.blockSize;
+    const bi = Math.floor(s.sealed / bs);
+    const block = s.blocks[bi]!.subarray(0, len);
+    s.sealed += len;
+    this.#inflight++;
+    s.uploads.push(
+      this.#data.putBlock(s.id, bi, block).catch((err) => {
+        this.#error ??= err;
+      }).finally(() => {
+        this.#inflight--;
+        this.#waiters.shift()?.();
+      }),
+    );
+  }
+
+  /** Commits, in order, the leading slices that are frozen. */
+  #commitFrozen(): void {
+    let n = 0;
+    while (n < this.#slices.length && this.#slices[n]!.frozen) n++;
+    if (n === 0) return;
+    const batch = this.#slices.slice(0, n);
+    this.#enqueue(batch);
+  }
+
+  #enqueue(batch: PendingSlice[]): Promise<void> {
+    for (const s of batch) s.frozen = true;
+    const run = this.#chain.then(async () => {
+      const todo = batch.filter((s) => this.#slices.includes(s));
+      if (todo.length === 0) return;
+      await Promise.all(todo.flatMap((s) => s.uploads));
+      if (this.#error) throw this.#fail();
+      let end = 0;
+      const slices = todo.filter((s) => s.len > 0).map((s) => {
+        end = Math.max(end, s.chunk * this.#data.chunkSize + s.pos + s.len);
+        return {
+          chunk: s.chunk,
+          record: { pos: s.pos, id: s.id, size: s.len, off: 0, len: s.len },
+        };
+      });
+      const { attr, freed } = await this.#data.meta.commitSlices(
+        this.ino,
+        slices,
+        end,
+        this.mtime,
+      );
+      this.#slices = this.#slices.filter((s) => !todo.includes(s));
+      this.#data.invalidate(this.ino);
+      if (this.#slices.length === 0) this.pendingEnd = 0;
+      this.#onCommit(attr, freed);
+    });
+    this.#chain = run.catch((err) => {
+      this.#error ??= err;
+    });
+    return run;
+  }
+
+  /** Uploads everything pending and commits it; resolves when it is durable in the metadata. */
+  async flush(): Promise<void> {
+    if (this.#error) throw this.#fail();
+    const batch = [...this.#slices];
+    for (const s of batch) {
+      if (!s.frozen && s.len > s.sealed) this.#upload(s, s.len - s.sealed);
+      s.frozen = true;
+    }
+    if (batch.length) await this.#enqueue(batch);
+    else await this.#chain;
+    if (this.#error) throw this.#fail();
+  }
+
+  /** Copies pending (uncommitted) bytes that overlap `[off, off+out.length)` into `out`. */
+  overlay(off: number, out: Uint8Array): void {
+    const cs = this.#data.chunkSize;
+    const bs = this.#data.blockSize;
+    const end = off + out.byteLength;
+    for (const s of this.#slices) {
+      const sStart = s.chunk * cs + s.pos;
+      const lo = Math.max(off, sStart);
+      const hi = Math.min(end, sStart + s.len);
+      let p = lo;
+      while (p < hi) {
+        const inSlice = p - sStart;
+        const bi = Math.floor(inSlice / bs);
+        const inBlock = inSlice - bi * bs;
+        const n = Math.min(hi - p, bs - inBlock);
+        const block = s.blocks[bi]!;
+        const avail = Math.max(0, Math.min(n, block.byteLength - inBlock));
+        out.set(block.subarray(inBlock, inBlock + avail), p - off);
+        if (avail < n) out.fill(0, p - off + avail, p - off + n);
+        p += n;
+      }
+    }
+  }
+
+  /** Drops the buffered state after a failure has been reported. */
+  reset(): void {
+    this.#slices = [];
+    this.#error = undefined;
+    this.pendingEnd = 0;
+  }
+}
