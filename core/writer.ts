@@ -170,7 +170,10 @@ export class FileWriter {
   }
 
   #enqueue(batch: PendingSlice[]): Promise<void> {
-    for (const s of batch) s.frozen = true;
+    for (const s of batch) {
+      s.frozen = true;
+      if (s.len > s.sealed) this.#upload(s, s.len - s.sealed);
+    }
     const run = this.#chain.then(async () => {
       const todo = batch.filter((s) => this.#slices.includes(s));
       if (todo.length === 0) return;
@@ -205,10 +208,6 @@ export class FileWriter {
   async flush(): Promise<void> {
     if (this.#error) throw this.#fail();
     const batch = [...this.#slices];
-    for (const s of batch) {
-      if (!s.frozen && s.len > s.sealed) this.#upload(s, s.len - s.sealed);
-      s.frozen = true;
-    }
     if (batch.length) await this.#enqueue(batch);
     else await this.#chain;
     if (this.#error) throw this.#fail();

@@ -1,0 +1,45 @@
+/**
+ * SlayerFS: a POSIX filesystem on object storage, for Deno.
+ *
+ * Embed it to use a volume without mounting it:
+ *
+ * @example
+ * ```ts
+ * import { formatVolume, openVolume, openKvEngine } from "./mod.ts";
+ * const kv = await openKvEngine("mem://mod-example");
+ * await formatVolume(kv, { name: "demo", storage: "mem://mod-example" });
+ * await kv.close();
+ * const vol = await openVolume("mem://mod-example");
+ * await vol.writeFile("/hello.txt", new TextEncoder().encode("hello"));
+ * await vol.close();
+ * ```
+ *
+ * @module
+ */
+
+import { openBlockStore, openKvEngine } from "./backends/mod.ts";
+import { Volume } from "./core/volume.ts";
+import type { VfsOptions } from "./core/vfs.ts";
+
+export { type FormatOptions, formatVolume, Volume, VolumeFile } from "./core/volume.ts";
+export { Vfs, type VfsOptions } from "./core/vfs.ts";
+export { Meta } from "./core/meta.ts";
+export type { VolumeFormat } from "./core/format.ts";
+export { DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, parseSize } from "./core/format.ts";
+export { Errno, FsError } from "./core/errno.ts";
+export * from "./core/types.ts";
+export type { FsOps } from "./core/fs_ops.ts";
+export type { KvEngine, KvTxn } from "./core/kv.ts";
+export type { BlockStore } from "./core/block_store.ts";
+export {
+  BackendError,
+  openBlockStore,
+  openKvEngine,
+  registerKvScheme,
+  registerStoreScheme,
+} from "./backends/mod.ts";
+
+/** Opens the volume whose metadata engine `metaUrl` names (`sqlite3:///path.db`, `mem://x`). */
+export function openVolume(metaUrl: string, options?: VfsOptions): Promise<Volume> {
+  return Volume.open(metaUrl, { openKvEngine, openBlockStore }, options);
+}
