@@ -1,0 +1,413 @@
+/**
+ * Mounting an {@linkcode FsOps} through libfuse3: {@linkcode mountFs} returns a
+ * {@linkcode FuseSession} that serves requests until it is unmounted.
+ *
+ * The default loop is driven from JS (see `README.md`, "Decisions"): the `/dev/fuse` fd is made
+ * non-blocking, `fuse_session_receive_buf` + `fuse_session_process_buf` run on the JS thread, and
+ * an off-thread `poll` is awaited when the device is empty. Callbacks therefore run on the JS
+ * thread without thread hops, and replies are sent when each operation's promise settles.
+ *
+ * @module
+ */
+
+import type { FsOps } from "../core/fs_ops.ts";
+import { FuseAdapter } from "./adapter.ts";
+import {
+  FUSE_ARGS,
+  FUSE_BUF,
+  type FuseLib,
+  LIBC,
+  type LibC,
+  loadLibc,
+  loadLibfuse,
+  OPS_SIZE,
+} from "./libfuse.ts";
+import { mountInfo, resolveMountpoint } from "./mounts.ts";
+
+/** How a session is mounted and cached. */
+export interface MountOptions {
+  /** The mount source shown in `/proc/mounts` (default `"slayerfs"`). */
+  fsname?: string;
+  /** The type suffix: the mount shows as `fuse.<subtype>` (default `"slayerfs"`). */
+  subtype?: string;
+  /** `-o allow_other`: let other users in (non-root needs `user_allow_other` in fuse.conf). */
+  allowOther?: boolean;
+  /** `-o default_permissions`: the kernel checks modes and owners (default true). */
+  defaultPermissions?: boolean;
+  /** `-o auto_unmount`: fusermount3 unmounts when this process dies. */
+  autoUnmount?: boolean;
+  /** Seconds the kernel caches attributes (default 1). */
+  attrTimeout?: number;
+  /** Seconds the kernel caches names (default 1). */
+  entryTimeout?: number;
+  /** Seconds the kernel caches a failed lookup (default `entryTimeout`; 0 disables). */
+  negativeTimeout?: number;
+  /** `-o max_read=`: the largest read request in bytes. */
+  maxRead?: number;
+  /** Ask for the kernel's writeback cache (default false). */
+  writebackCache?: boolean;
+  /** `-o ro`. */
+  readOnly?: boolean;
+  /** libfuse's request trace on stderr. */
+  debug?: boolean;
+  /** More `-o` options, passed as is (e.g. `"noatime"`). */
+  extraOptions?: string[];
+  /** Readahead in KiB written to the mount's bdi after mounting (default 1024; 0 leaves it). */
+  readAheadKb?: number;
+  /**
+   * The request loop: `"js"` (default; the JS thread reads /dev/fuse) or `"mt"`
+   * (`fuse_session_loop_mt` threads calling thread-safe callbacks). `"mt"` exists for comparison.
+   */
+  loop?: "js" | "mt";
+  /** Milliseconds `unmount` waits for the loop and for running requests (default 5000). */
+  unmountTimeoutMs?: number;
+}
+
+const INIT_TIMEOUT_MS = 10_000;
+
+/** Escapes a value for a libfuse `-o` list (commas and backslashes). */
+function escapeOpt(value: string): string {
+  return value.replace(/[\\,]/g, (c) => "\\" + c);
+}
+
+/** The `-o` option list for `options`. */
+export function mountOptionList(options: MountOptions): string[] {
+  const o = [
+    `fsname=${escapeOpt(options.fsname ?? "slayerfs")}`,
+    `subtype=${escapeOpt(options.subtype ?? "slayerfs")}`,
+  ];
+  if (options.allowOther) o.push("allow_other");
+  if (options.defaultPermissions ?? true) o.push("default_permissions");
+  if (options.autoUnmount) o.push("auto_unmount");
+  if (options.readOnly) o.push("ro");
+  if (options.maxRead !== undefined) o.push(`max_read=${options.maxRead}`);
+  if (options.debug) o.push("debug");
+  o.push(...(options.extraOptions ?? []));
+  return o;
+}
+
+/** NUL-terminated UTF-8 bytes of `s`. */
+function cString(s: string): Uint8Array {
+  const bytes = new TextEncoder().encode(s);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}
+
+/** A `struct fuse_args` with its argv in libc memory. */
+class CArgs {
+  readonly ptr: Deno.PointerObject;
+  readonly #libc: LibC;
+  readonly #owned: Deno.PointerObject[] = [];
+
+  constructor(libc: LibC, argv: string[]) {
+    this.#libc = libc;
+    const strings = argv.map((a) => this.#strdup(a));
+    const vec = this.#alloc((argv.length + 1) * 8);
+    const vdv = new DataView(Deno.UnsafePointerView.getArrayBuffer(vec, (argv.length + 1) * 8));
+    strings.forEach((p, i) => vdv.setBigUint64(i * 8, BigInt(Deno.UnsafePointer.value(p)), true));
+    vdv.setBigUint64(argv.length * 8, 0n, true);
+    this.ptr = this.#alloc(FUSE_ARGS.SIZE);
+    const dv = new DataView(Deno.UnsafePointerView.getArrayBuffer(this.ptr, FUSE_ARGS.SIZE));
+    dv.setInt32(FUSE_ARGS.argc, argv.length, true);
+    dv.setBigUint64(FUSE_ARGS.argv, BigInt(Deno.UnsafePointer.value(vec)), true);
+    dv.setInt32(FUSE_ARGS.allocated, 0, true);
+  }
+
+  #alloc(size: number): Deno.PointerObject {
+    const p = this.#libc.calloc(1n, BigInt(size));
+    if (p === null) throw new Error("Out of memory building fuse_args");
+    this.#owned.push(p);
+    return p;
+  }
+
+  #strdup(s: string): Deno.PointerObject {
+    const bytes = cString(s);
+    const p = this.#alloc(bytes.length);
+    new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p, bytes.length)).set(bytes);
+    return p;
+  }
+
+  /** Frees what libfuse allocated while parsing (`fuse_opt_free_args`) and our own memory. */
+  free(fuse: FuseLib): void {
+    fuse.fuse_opt_free_args(this.ptr);
+    for (const p of this.#owned) this.#libc.free(p);
+    this.#owned.length = 0;
+  }
+}
+
+/** Resolves to `true` if `promise` settles within `ms`, else `false`. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((r) => {
+    timer = setTimeout(() => r(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Raises the readahead of the FUSE connection's bdi (best effort). */
+function raiseReadahead(mountpoint: string, kb: number): void {
+  if (kb <= 0) return;
+  const info = mountInfo(mountpoint).at(-1);
+  if (info === undefined) return;
+  try {
+    const path = `/sys/class/bdi/${info.device}/read_ahead_kb`;
+    const current = Number(Deno.readTextFileSync(path).trim());
+    if (current < kb) Deno.writeTextFileSync(path, `${kb}\n`);
+  } catch {
+    // Not permitted or no such bdi: buffered reads stay at the kernel's default readahead.
+  }
+}
+
+/**
+ * A mounted filesystem being served. Unmount it with {@linkcode FuseSession.unmount} or
+ * `await using`.
+ */
+export class FuseSession implements AsyncDisposable {
+  /** The absolute mount point. */
+  readonly mountpoint: string;
+  /** Resolves when the session has ended and all its resources are released. */
+  readonly closed: Promise<void>;
+
+  readonly #fuse: FuseLib;
+  readonly #libc: LibC;
+  readonly #se: Deno.PointerObject;
+  readonly #adapter: FuseAdapter;
+  readonly #ops: FsOps;
+  readonly #loopKind: "js" | "mt";
+  readonly #timeoutMs: number;
+  #loop: Promise<void> = Promise.resolve();
+  #loopEnded = false;
+  #stopping = false;
+  #teardown: Promise<void> | undefined;
+  #resolveClosed!: () => void;
+  #wakeRead = -1;
+  #wakeWrite = -1;
+
+  /** @internal Use {@linkcode mountFs}. */
+  constructor(
+    fuse: FuseLib,
+    libc: LibC,
+    se: Deno.PointerObject,
+    adapter: FuseAdapter,
+    ops: FsOps,
+    mountpoint: string,
+    loop: "js" | "mt",
+    timeoutMs: number,
+  ) {
+    this.#fuse = fuse;
+    this.#libc = libc;
+    this.#se = se;
+    this.#adapter = adapter;
+    this.#ops = ops;
+    this.mountpoint = mountpoint;
+    this.#loopKind = loop;
+    this.#timeoutMs = timeoutMs;
+    this.closed = new Promise((r) => this.#resolveClosed = r);
+  }
+
+  /** Requests currently being served. */
+  get pending(): number {
+    return this.#adapter.pending;
+  }
+
+  /** @internal Starts the request loop. */
+  start(): void {
+    const run = this.#loopKind === "mt" ? this.#mtLoop() : this.#jsLoop();
+    this.#loop = run.catch((err) => {
+      console.error("slayerfs: the FUSE request loop failed:", err);
+    }).finally(() => {
+      this.#loopEnded = true;
+      // The loop can end on its own (an external `fusermount3 -u`): release everything then.
+      void this.unmount();
+    });
+  }
+
+  async #jsLoop(): Promise<void> {
+    const fuse = this.#fuse;
+    const libc = this.#libc;
+    const se = this.#se;
+    const fd = fuse.fuse_session_fd(se);
+    const flags = libc.fcntl(fd, LIBC.F_GETFL, 0);
+    if (flags < 0 || libc.fcntl(fd, LIBC.F_SETFL, flags | LIBC.O_NONBLOCK) < 0) {
+      throw new Error("Cannot make /dev/fuse non-blocking");
+    }
+    const pipe = new Int32Array(2);
+    if (libc.pipe2(pipe, LIBC.O_CLOEXEC | LIBC.O_NONBLOCK) !== 0) {
+      throw new Error("Cannot create the wake-up pipe");
+    }
+    this.#wakeRead = pipe[0]!;
+    this.#wakeWrite = pipe[1]!;
+    const fbuf = libc.calloc(1n, BigInt(FUSE_BUF.SIZE));
+    const pfds = libc.calloc(2n, BigInt(LIBC.POLLFD_SIZE));
+    if (fbuf === null || pfds === null) throw new Error("Out of memory starting the loop");
+    const pdv = new DataView(Deno.UnsafePointerView.getArrayBuffer(pfds, 2 * LIBC.POLLFD_SIZE));
+    pdv.setInt32(0, fd, true);
+    pdv.setInt16(4, LIBC.POLLIN, true);
+    pdv.setInt32(8, this.#wakeRead, true);
+    pdv.setInt16(12, LIBC.POLLIN, true);
+    const BURST = 32;
+    try {
+      outer: while (!this.#stopping) {
+        for (let n = 0; n < BURST; n++) {
+          const res = fuse.fuse_session_receive_buf(se, fbuf);
+          if (res > 0) {
+            fuse.fuse_session_process_buf(se, fbuf);
+            continue;
+          }
+          if (res === -LIBC.EINTR) continue;
+          if (res === -LIBC.EAGAIN) break;
+          if (res < 0) console.error(`slayerfs: reading /dev/fuse failed (errno ${-res})`);
+          break outer; // 0: the session exited (unmounted or aborted)
+        }
+        // Waiting off-thread also lets timers and I/O callbacks (and so replies) run.
+        await libc.poll(pfds, 2n, -1);
+      }
+    } finally {
+      const mem = new Deno.UnsafePointerView(fbuf).getBigUint64(FUSE_BUF.mem);
+      if (mem !== 0n) libc.free(Deno.UnsafePointer.create(mem));
+      libc.free(fbuf);
+      libc.free(pfds);
+    }
+  }
+
+  async #mtLoop(): Promise<void> {
+    const fuse = this.#fuse;
+    if (fuse.fuse_session_loop_mt_312 === null || fuse.fuse_loop_cfg_create === null) {
+      await fuse.fuse_session_loop(this.#se);
+      return;
+    }
+    const cfg = fuse.fuse_loop_cfg_create();
+    try {
+      fuse.fuse_loop_cfg_set_max_threads?.(cfg, 8);
+      await fuse.fuse_session_loop_mt_312(this.#se, cfg);
+    } finally {
+      fuse.fuse_loop_cfg_destroy?.(cfg);
+    }
+  }
+
+  #wake(): void {
+    if (this.#wakeWrite >= 0) this.#libc.write(this.#wakeWrite, new Uint8Array([1]), 1n);
+  }
+
+  /**
+   * Unmounts and releases everything: stops the loop, lets running requests finish (bounded),
+   * detaches the mount (`fuse_session_unmount`, lazily), frees libfuse and libc memory, closes
+   * the callbacks and finally calls `ops.destroy`. Idempotent; resolves when done.
+   */
+  unmount(): Promise<void> {
+    return this.#teardown ??= this.#doTeardown();
+  }
+
+  async #doTeardown(): Promise<void> {
+    const fuse = this.#fuse;
+    const se = this.#se;
+    this.#stopping = true;
+    fuse.fuse_session_exit(se);
+    let loopDone: boolean;
+    if (this.#loopKind === "js") {
+      this.#wake();
+      loopDone = this.#loopEnded || await within(this.#loop, this.#timeoutMs);
+      await within(this.#adapter.idle(), this.#timeoutMs);
+      await fuse.fuse_session_unmount(se);
+    } else {
+      // libfuse threads block in read(2): detaching the mount makes them return ENODEV.
+      await fuse.fuse_session_unmount(se);
+      loopDone = this.#loopEnded || await within(this.#loop, this.#timeoutMs);
+      await within(this.#adapter.idle(), this.#timeoutMs);
+    }
+    if (loopDone) {
+      this.#adapter.close();
+      fuse.fuse_session_destroy(se);
+    } else {
+      // Threads may still call back: keep the callbacks alive but let the process exit.
+      console.error(`slayerfs: the FUSE loop of "${this.mountpoint}" did not stop; leaking it`);
+      this.#adapter.unref();
+    }
+    for (const fd of [this.#wakeRead, this.#wakeWrite]) if (fd >= 0) this.#libc.close(fd);
+    this.#wakeRead = this.#wakeWrite = -1;
+    try {
+      await this.#ops.destroy?.();
+    } catch (err) {
+      console.error("slayerfs: destroy failed:", err);
+    }
+    this.#resolveClosed();
+  }
+
+  /** Same as {@linkcode FuseSession.unmount}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.unmount();
+  }
+}
+
+/**
+ * Mounts `ops` at `mountpoint` through libfuse3 (`fuse_session_mount`, so non-root works via
+ * fusermount3) and starts serving. Resolves once the kernel's INIT handshake is done.
+ *
+ * @example
+ * ```ts ignore
+ * import { mountFs } from "./session.ts";
+ * await using session = await mountFs(myOps, "/mnt/slayer", { fsname: "demo" });
+ * console.log(await Deno.readTextFile(`${session.mountpoint}/hello.txt`));
+ * ```
+ */
+export async function mountFs(
+  ops: FsOps,
+  mountpoint: string,
+  options: MountOptions = {},
+): Promise<FuseSession> {
+  const fuse = loadLibfuse();
+  const libc = loadLibc();
+  const target = resolveMountpoint(mountpoint);
+  const loop = options.loop ?? "js";
+  let initialised = false;
+  let initDone!: () => void;
+  const init = new Promise<void>((r) => initDone = r);
+  const adapter = new FuseAdapter(fuse, libc, ops, {
+    attrTimeout: options.attrTimeout ?? 1,
+    entryTimeout: options.entryTimeout ?? 1,
+    negativeTimeout: options.negativeTimeout ?? options.entryTimeout ?? 1,
+    writebackCache: options.writebackCache ?? false,
+    ...(options.maxRead !== undefined ? { maxRead: options.maxRead } : {}),
+    threadSafe: loop === "mt",
+    onInit: () => {
+      initialised = true;
+      initDone();
+    },
+  });
+  const optionList = mountOptionList(options);
+  const args = new CArgs(libc, ["slayerfs", "-o", optionList.join(",")]);
+  const se = fuse.fuse_session_new(args.ptr, adapter.table, BigInt(OPS_SIZE), null);
+  args.free(fuse);
+  if (se === null) {
+    adapter.close();
+    throw new Error(`Cannot create a FUSE session with options "${optionList.join(",")}"`);
+  }
+  if (fuse.fuse_session_mount(se, cString(target)) !== 0) {
+    fuse.fuse_session_destroy(se);
+    adapter.close();
+    throw new Error(`Cannot mount a FUSE filesystem at "${target}"`);
+  }
+  const session = new FuseSession(
+    fuse,
+    libc,
+    se,
+    adapter,
+    ops,
+    target,
+    loop,
+    options.unmountTimeoutMs ?? 5000,
+  );
+  session.start();
+  await within(Promise.race([init, session.closed]), INIT_TIMEOUT_MS);
+  if (!initialised) {
+    await session.unmount();
+    throw new Error(`The kernel did not initialise the FUSE mount at "${target}"`);
+  }
+  raiseReadahead(target, options.readAheadKb ?? 1024);
+  return session;
+}
