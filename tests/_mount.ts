@@ -1,0 +1,385 @@
+/**
+ * The mount test harness: formats a SlayerFS volume in a temporary directory through the CLI,
+ * serves it with `cli.ts mount --foreground` in a child process, and always cleans up.
+ *
+ * Layout of the temporary directory (mode 0755, so uid 65534 can traverse it):
+ * `meta.db` (SQLite metadata), `blocks/` (file storage), `mnt/` (the mountpoint),
+ * `daemon.log` (the daemon's stdout and stderr), `harness.json` (pid, for stale-mount cleanup).
+ *
+ * A module-level `unload` handler kills every daemon still running and lazily unmounts its
+ * mountpoint, so even a test that throws past its `finally` leaves no mount behind.
+ *
+ * @example
+ * ```ts ignore
+ * await using fs = await startSlayer();
+ * await Deno.writeTextFile(`${fs.mnt}/hello`, "hi");
+ * ```
+ *
+ * @module
+ */
+
+/** The repository root (the directory holding `cli.ts`). */
+export const REPO_ROOT: string = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+/** The CLI entry point (`SLAYERFS_CLI` overrides it, e.g. to test the harness itself). */
+export const CLI: string = Deno.env.get("SLAYERFS_CLI") ?? `${REPO_ROOT}/cli.ts`;
+/** The prefix of every temporary directory the harness creates. */
+export const TEMP_PREFIX = "slayerfs-mnt-";
+
+const MOUNT_TIMEOUT_MS = 45_000;
+const STOP_TIMEOUT_MS = 20_000;
+const dec = new TextDecoder();
+
+/** Options for {@link startSlayer}. */
+export interface StartOptions {
+  /** The block storage: a `file://` directory in the temp dir (default) or `mem://`. */
+  storage?: "file" | "mem";
+  /** Extra arguments for `cli.ts mount`, placed before the positional arguments. */
+  extraArgs?: string[];
+  /** Extra arguments for `cli.ts format`, placed before the positional arguments. */
+  formatArgs?: string[];
+}
+
+/** A running SlayerFS mount. */
+export interface SlayerMount extends AsyncDisposable {
+  /** The mountpoint. */
+  readonly mnt: string;
+  /** The temporary directory holding everything. */
+  readonly dir: string;
+  /** The metadata URL (`sqlite3:///…/meta.db`). */
+  readonly meta: string;
+  /** The storage URL (`file:///…/blocks` or `mem://`). */
+  readonly storage: string;
+  /** The pid of the current daemon. */
+  readonly pid: number;
+  /** Stops the daemon (SIGTERM, then harder), unmounts and removes the temp dir. Idempotent. */
+  stop(): Promise<void>;
+  /** SIGKILLs the daemon and waits for it; the mount is left dead (ENOTCONN). */
+  kill9(): Promise<void>;
+  /** Stops the daemon cleanly if it runs (keeping the data), then mounts again. */
+  restart(): Promise<void>;
+  /** The daemon's log so far (stdout and stderr). */
+  log(): string;
+  /**
+   * Runs `fn` under a watchdog on another thread: if it takes longer than `ms`, the daemon is
+   * SIGKILLed and the mount lazily unmounted, so calls blocked on the mount (even synchronous FFI
+   * calls) fail instead of hanging; the next {@link SlayerMount.guard} or `restart()` remounts.
+   */
+  guard<T>(ms: number, label: string, fn: () => Promise<T> | T): Promise<T>;
+}
+
+/** Runs a command and returns its exit code and output. */
+export async function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(cmd, {
+    args,
+    cwd: opts.cwd ?? REPO_ROOT,
+    env: opts.env ?? {},
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Runs `deno run -A cli.ts ARGS…` from the repository root. */
+export function runCli(
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return run(Deno.execPath(), ["run", "-A", CLI, ...args]);
+}
+
+function unescapeMountField(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** The mountpoints listed in /proc/mounts with their filesystem types. */
+export function listMounts(): { mnt: string; type: string }[] {
+  return Deno.readTextFileSync("/proc/mounts").split("\n").filter((l) => l !== "").map((l) => {
+    const f = l.split(" ");
+    return { mnt: unescapeMountField(f[1] ?? ""), type: f[2] ?? "" };
+  });
+}
+
+/** Whether `mnt` is a mountpoint in /proc/mounts. */
+export function isMounted(mnt: string): boolean {
+  return listMounts().some((m) => m.mnt === mnt);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // A zombie still has /proc/PID; it no longer serves.
+    return !/^\d+ \(.*\) Z /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+/** Lazily unmounts `mnt` (fusermount3 -u -z, then umount -l). Synchronous for unload handlers. */
+export function forceUnmountSync(mnt: string): void {
+  if (!isMounted(mnt)) return;
+  new Deno.Command("fusermount3", { args: ["-u", "-z", mnt], stdout: "null", stderr: "null" })
+    .outputSync();
+  if (isMounted(mnt)) {
+    new Deno.Command("umount", { args: ["-l", mnt], stdout: "null", stderr: "null" })
+      .outputSync();
+  }
+}
+
+const live = new Map<string, { pid: () => number | undefined; mnt: string }>();
+
+globalThis.addEventListener("unload", () => {
+  for (const { pid, mnt } of live.values()) {
+    const p = pid();
+    if (p !== undefined) {
+      try {
+        Deno.kill(p, "SIGKILL");
+      } catch { /* already gone */ }
+    }
+    try {
+      forceUnmountSync(mnt);
+    } catch { /* best effort */ }
+  }
+});
+
+/**
+ * Clears mounts left by earlier harness runs whose daemon is dead, and removes their temp dirs.
+ * Mounts of harness instances whose daemon still runs (parallel test files) are left alone.
+ */
+export async function cleanupStaleMounts(): Promise<string[]> {
+  const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
+  const cleaned: string[] = [];
+  for await (const e of Deno.readDir(tmp)) {
+    if (!e.isDirectory || !e.name.startsWith(TEMP_PREFIX)) continue;
+    const dir = `${tmp}/${e.name}`;
+    if (live.has(dir)) continue;
+    let pid: number | undefined;
+    try {
+      pid = JSON.parse(await Deno.readTextFile(`${dir}/harness.json`)).pid;
+    } catch { /* no record: treat as dead */ }
+    const owner = (() => {
+      try {
+        return JSON.parse(Deno.readTextFileSync(`${dir}/harness.json`)).owner as number;
+      } catch {
+        return undefined;
+      }
+    })();
+    if (pid !== undefined && processAlive(pid)) continue;
+    if (owner !== undefined && owner !== Deno.pid && processAlive(owner)) continue;
+    forceUnmountSync(`${dir}/mnt`);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    cleaned.push(dir);
+  }
+  return cleaned;
+}
+
+async function sleep(ms: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+function tail(text: string, lines = 40): string {
+  return text.split("\n").slice(-lines).join("\n");
+}
+
+/** The watchdog worker's code: after `ms`, SIGKILL the daemon and lazily unmount. */
+const WATCHDOG_SOURCE = `
+self.onmessage = (e) => {
+  const { pid, mnt, ms } = e.data;
+  setTimeout(() => {
+    try { Deno.kill(pid, "SIGKILL"); } catch {}
+    try {
+      new Deno.Command("fusermount3", { args: ["-u", "-z", mnt], stdout: "null", stderr: "null" }).outputSync();
+    } catch {}
+    self.postMessage("fired");
+  }, ms);
+};
+`;
+
+/** Formats a fresh volume in a temp dir and mounts it; see {@link SlayerMount}. */
+export async function startSlayer(opts: StartOptions = {}): Promise<SlayerMount> {
+  const tmp = Deno.env.get("TMPDIR") ?? "/tmp";
+  await cleanupStaleMounts().catch(() => {});
+  const dir = await Deno.makeTempDir({ dir: tmp, prefix: TEMP_PREFIX });
+  await Deno.chmod(dir, 0o755);
+  const mnt = `${dir}/mnt`;
+  const meta = `sqlite3://${dir}/meta.db`;
+  const storage = opts.storage === "mem" ? "mem://" : `file://${dir}/blocks`;
+  const logPath = `${dir}/daemon.log`;
+  let child: Deno.ChildProcess | undefined;
+  let exited: Promise<Deno.CommandStatus> | undefined;
+  let stopped = false;
+  let aborted = false;
+
+  const readLog = () => {
+    try {
+      return Deno.readTextFileSync(logPath);
+    } catch {
+      return "";
+    }
+  };
+  const alive = () => child !== undefined && processAlive(child.pid);
+
+  live.set(dir, { pid: () => (alive() ? child?.pid : undefined), mnt });
+
+  async function waitExit(ms: number): Promise<boolean> {
+    if (exited === undefined) return true;
+    const r = await Promise.race([exited.then(() => true), sleep(ms).then(() => false)]);
+    return r;
+  }
+
+  async function spawn(): Promise<void> {
+    aborted = false;
+    await Deno.mkdir(mnt, { recursive: true }).catch(() => {});
+    const args = [
+      "run",
+      "-A",
+      CLI,
+      "mount",
+      "--foreground",
+      ...(opts.extraArgs ?? []),
+      meta,
+      mnt,
+    ];
+    const quoted = [Deno.execPath(), ...args].map((a) => `'${a.replaceAll("'", `'\\''`)}'`);
+    const shell = `exec ${quoted.join(" ")} >>'${logPath}' 2>&1`;
+    child = new Deno.Command("sh", {
+      args: ["-c", shell],
+      cwd: REPO_ROOT,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    exited = child.status;
+    await Deno.writeTextFile(
+      `${dir}/harness.json`,
+      JSON.stringify({ pid: child.pid, owner: Deno.pid, mnt }),
+    );
+    const deadline = Date.now() + MOUNT_TIMEOUT_MS;
+    let exitedEarly: Deno.CommandStatus | undefined;
+    exited.then((s) => exitedEarly = s);
+    while (!isMounted(mnt)) {
+      if (exitedEarly !== undefined) {
+        throw new Error(
+          `SlayerFS mount exited with code ${exitedEarly.code} before mounting:\n${
+            tail(readLog())
+          }`,
+        );
+      }
+      if (Date.now() > deadline) {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+        await waitExit(5000);
+        forceUnmountSync(mnt);
+        throw new Error(
+          `SlayerFS did not mount ${mnt} within ${MOUNT_TIMEOUT_MS} ms:\n${tail(readLog())}`,
+        );
+      }
+      await sleep(50);
+    }
+  }
+
+  async function stopDaemon(): Promise<void> {
+    if (child !== undefined && exited !== undefined) {
+      if (alive()) {
+        try {
+          child.kill("SIGTERM");
+        } catch { /* gone */ }
+        if (!await waitExit(STOP_TIMEOUT_MS)) {
+          try {
+            child.kill("SIGKILL");
+          } catch { /* gone */ }
+          await waitExit(5000);
+        }
+      } else {
+        await waitExit(5000);
+      }
+    }
+    forceUnmountSync(mnt);
+  }
+
+  async function formatVolume(): Promise<void> {
+    const args = ["format", "--storage", storage, ...(opts.formatArgs ?? []), meta, "test"];
+    const r = await runCli(args);
+    if (r.code !== 0) {
+      throw new Error(`cli.ts ${args.join(" ")} failed (${r.code}):\n${r.stderr}${r.stdout}`);
+    }
+  }
+
+  const handle: SlayerMount = {
+    mnt,
+    dir,
+    meta,
+    storage,
+    get pid() {
+      return child?.pid ?? -1;
+    },
+    log: readLog,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      try {
+        await stopDaemon();
+      } finally {
+        forceUnmountSync(mnt);
+        live.delete(dir);
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+      }
+    },
+    async kill9() {
+      if (child === undefined) return;
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await waitExit(10_000);
+    },
+    async restart() {
+      await stopDaemon();
+      await spawn();
+    },
+    async guard<T>(ms: number, label: string, fn: () => Promise<T> | T): Promise<T> {
+      if (aborted || !isMounted(mnt) || !alive()) await handle.restart();
+      const worker = new Worker(
+        URL.createObjectURL(new Blob([WATCHDOG_SOURCE], { type: "application/javascript" })),
+        { type: "module" },
+      );
+      let fired = false;
+      worker.onmessage = () => {
+        fired = true;
+        aborted = true;
+      };
+      worker.postMessage({ pid: child?.pid, mnt, ms });
+      try {
+        const result = await fn();
+        if (fired) throw new Error(`${label} timed out after ${ms} ms (daemon killed)`);
+        return result;
+      } catch (e) {
+        await sleep(50);
+        if (fired || aborted) {
+          throw new Error(
+            `${label} timed out after ${ms} ms; the daemon was killed. Log:\n${tail(readLog())}`,
+            { cause: e },
+          );
+        }
+        throw e;
+      } finally {
+        worker.terminate();
+      }
+    },
+    async [Symbol.asyncDispose]() {
+      await handle.stop();
+    },
+  };
+
+  try {
+    await formatVolume();
+    await spawn();
+  } catch (e) {
+    await handle.stop();
+    throw e;
+  }
+  return handle;
+}
