@@ -55,7 +55,10 @@ export interface SlayerMount extends AsyncDisposable {
   stop(): Promise<void>;
   /** SIGKILLs the daemon and waits for it; the mount is left dead (ENOTCONN). */
   kill9(): Promise<void>;
-  /** Stops the daemon cleanly if it runs (keeping the data), then mounts again. */
+  /**
+   * Stops the daemon cleanly if it runs (keeping the data), then mounts again. After
+   * {@link SlayerMount.kill9} the dead mount is left in place for the CLI to clear.
+   */
   restart(): Promise<void>;
   /** The daemon's log so far (stdout and stderr). */
   log(): string;
@@ -103,6 +106,16 @@ export function listMounts(): { mnt: string; type: string }[] {
   });
 }
 
+/** The id of the topmost mount at `mnt` (from /proc/self/mountinfo), if any. */
+export function mountId(mnt: string): number | undefined {
+  let id: number | undefined;
+  for (const line of Deno.readTextFileSync("/proc/self/mountinfo").split("\n")) {
+    const f = line.split(" ");
+    if (f.length > 4 && unescapeMountField(f[4]!) === mnt) id = Number(f[0]);
+  }
+  return id;
+}
+
 /** Whether `mnt` is a mountpoint in /proc/mounts. */
 export function isMounted(mnt: string): boolean {
   return listMounts().some((m) => m.mnt === mnt);
@@ -120,12 +133,14 @@ function processAlive(pid: number): boolean {
 
 /** Lazily unmounts `mnt` (fusermount3 -u -z, then umount -l). Synchronous for unload handlers. */
 export function forceUnmountSync(mnt: string): void {
-  if (!isMounted(mnt)) return;
-  new Deno.Command("fusermount3", { args: ["-u", "-z", mnt], stdout: "null", stderr: "null" })
-    .outputSync();
-  if (isMounted(mnt)) {
-    new Deno.Command("umount", { args: ["-l", mnt], stdout: "null", stderr: "null" })
+  // Mounts may be stacked (a dead one under a live one): peel them all.
+  for (let i = 0; i < 8 && isMounted(mnt); i++) {
+    new Deno.Command("fusermount3", { args: ["-u", "-z", mnt], stdout: "null", stderr: "null" })
       .outputSync();
+    if (isMounted(mnt)) {
+      new Deno.Command("umount", { args: ["-l", mnt], stdout: "null", stderr: "null" })
+        .outputSync();
+    }
   }
 }
 
@@ -232,6 +247,9 @@ export async function startSlayer(opts: StartOptions = {}): Promise<SlayerMount>
 
   async function spawn(): Promise<void> {
     aborted = false;
+    // A dead mount left by a SIGKILL may still be there: the CLI must replace it, so wait for a
+    // mount with a different id.
+    const previous = mountId(mnt);
     await Deno.mkdir(mnt, { recursive: true }).catch(() => {});
     const args = [
       "run",
@@ -260,7 +278,7 @@ export async function startSlayer(opts: StartOptions = {}): Promise<SlayerMount>
     const deadline = Date.now() + MOUNT_TIMEOUT_MS;
     let exitedEarly: Deno.CommandStatus | undefined;
     exited.then((s) => exitedEarly = s);
-    while (!isMounted(mnt)) {
+    while (mountId(mnt) === undefined || mountId(mnt) === previous) {
       if (exitedEarly !== undefined) {
         throw new Error(
           `SlayerFS mount exited with code ${exitedEarly.code} before mounting:\n${
@@ -337,7 +355,8 @@ export async function startSlayer(opts: StartOptions = {}): Promise<SlayerMount>
       await waitExit(10_000);
     },
     async restart() {
-      await stopDaemon();
+      // After kill9() the dead mount stays: the next `mount` must clear it by itself.
+      if (alive()) await stopDaemon();
       await spawn();
     },
     async guard<T>(ms: number, label: string, fn: () => Promise<T> | T): Promise<T> {

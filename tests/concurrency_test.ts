@@ -1,0 +1,112 @@
+/**
+ * Several processes working on one SlayerFS mount at once: O_APPEND writers and renamers.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { startSlayer } from "./_mount.ts";
+
+/** Runs `code` (a Deno module body) in a child process with `ARG` in the environment. */
+async function child(code: string, arg: string): Promise<void> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", code],
+    env: { ARG: arg },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`Child failed (${out.code}): ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
+const APPENDER = `
+const [path, id, count] = Deno.env.get("ARG")!.split("|");
+const f = await Deno.open(path, { append: true, create: true });
+for (let i = 0; i < Number(count); i++) {
+  const rec = new TextEncoder().encode(
+    "P" + id + " " + String(i).padStart(6, "0") + " " + "x".repeat(100 + (i % 50)) + "\\n",
+  );
+  const n = await f.write(rec);
+  if (n !== rec.length) throw new Error("short write " + n);
+}
+f.close();
+`;
+
+Deno.test({
+  name: "SlayerFS keeps every O_APPEND record of two concurrent writers intact",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await using fs = await startSlayer();
+    const path = `${fs.mnt}/log`;
+    const count = 2000;
+    await fs.guard(180_000, "appenders", () =>
+      Promise.all([
+        child(APPENDER, `${path}|A|${count}`),
+        child(APPENDER, `${path}|B|${count}`),
+      ]));
+    const text = await Deno.readTextFile(path);
+    assert.ok(text.endsWith("\n"));
+    const lines = text.slice(0, -1).split("\n");
+    assert.equal(lines.length, 2 * count, "record count");
+    const next: Record<string, number> = { A: 0, B: 0 };
+    for (const [i, line] of lines.entries()) {
+      const m = /^P([AB]) (\d{6}) (x+)$/.exec(line);
+      assert.ok(m, `record ${i} is corrupt: ${JSON.stringify(line.slice(0, 80))}`);
+      const [, id, seq, pad] = m;
+      assert.equal(Number(seq), next[id!], `records of ${id} out of order at line ${i}`);
+      assert.equal(pad!.length, 100 + (Number(seq) % 50), `record ${i} has a torn payload`);
+      next[id!]!++;
+    }
+    assert.deepEqual(next, { A: count, B: count });
+  },
+});
+
+const RENAMER = `
+const [dir, id, rounds] = Deno.env.get("ARG")!.split("|");
+let moved = 0;
+for (let r = 0; r < Number(rounds); r++) {
+  const names = [];
+  for await (const e of Deno.readDir(dir)) names.push(e.name);
+  const name = names[Math.floor(Math.random() * names.length)];
+  if (name === undefined) continue;
+  const base = name.split(".")[0];
+  try {
+    await Deno.rename(dir + "/" + name, dir + "/" + base + "." + id + r);
+    moved++;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+if (moved === 0) throw new Error("no rename succeeded");
+`;
+
+Deno.test({
+  name: "SlayerFS loses and duplicates no file under concurrent renames from two processes",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await using fs = await startSlayer();
+    const dir = `${fs.mnt}/pool`;
+    await Deno.mkdir(dir);
+    const files = 50;
+    for (let i = 0; i < files; i++) await Deno.writeTextFile(`${dir}/f${i}`, `content ${i}`);
+    await fs.guard(180_000, "renamers", () =>
+      Promise.all([
+        child(RENAMER, `${dir}|a|400`),
+        child(RENAMER, `${dir}|b|400`),
+      ]));
+    const contents: string[] = [];
+    for await (const e of Deno.readDir(dir)) {
+      const text = await Deno.readTextFile(`${dir}/${e.name}`);
+      assert.equal(e.name.split(".")[0], `f${text.split(" ")[1]}`, `${e.name} holds ${text}`);
+      contents.push(text);
+    }
+    assert.equal(contents.length, files, "file count after the renames");
+    assert.deepEqual(
+      contents.sort(),
+      Array.from({ length: files }, (_, i) => `content ${i}`).sort(),
+    );
+  },
+});
