@@ -88,7 +88,7 @@ export class CacheIndex {
   readonly #evictBuf: number;
   readonly #maxEntries: number;
   readonly #maxBytes: number;
-  #buffer: ArrayBuffer;
+  #buffer: ArrayBufferLike;
   #u8: Uint8Array;
   #u16: Uint16Array;
   #u32: Uint32Array;
@@ -134,6 +134,7 @@ export class CacheIndex {
   }
 
   #slot(id: number): Slot {
+    this.#views();
     const r = this.#recBase + id * REC;
     const w = r >>> 2;
     return {

@@ -21,8 +21,9 @@ const LZ4_HASH_SIZE: u32 = 1 << LZ4_HASH_LOG;
 const LZ4_TABLE: usize = memory.data(LZ4_HASH_SIZE << 2, 16);
 let lz4Base: u32 = 1;
 
-function lz4Hash(v: u32): u32 {
-  return (v * 2654435761) >> (32 - LZ4_HASH_LOG);
+/** Hash of the 5 low bytes of `v` (5 rather than 4 bytes finds longer matches on text). */
+function lz4Hash(v: u64): u32 {
+  return <u32> (((v << 24) * 889523592379) >> (64 - LZ4_HASH_LOG));
 }
 
 /** Worst-case compressed size of `n` input bytes. */
@@ -86,14 +87,15 @@ export function lz4Compress(src: usize, len: u32, dst: usize, cap: u32): u32 {
     const ipLimit = end - MF_LIMIT; // last position where a match may start
     const matchLimit = end - LAST_LITERALS;
     let ip = src + 1;
-    store<u32>(LZ4_TABLE + (lz4Hash(load<u32>(src)) << 2), tableBase);
+    store<u32>(LZ4_TABLE + (lz4Hash(load<u64>(src)) << 2), tableBase);
     while (true) {
       // Find a match, stepping faster through data that does not match.
       let ref: usize = 0;
       let searches: u32 = 1 << SKIP_TRIGGER;
       while (ip <= ipLimit) {
-        const seq = load<u32>(ip);
-        const slot = LZ4_TABLE + (lz4Hash(seq) << 2);
+        const seq8 = load<u64>(ip);
+        const seq = <u32> seq8;
+        const slot = LZ4_TABLE + (lz4Hash(seq8) << 2);
         const cand = load<u32>(slot);
         store<u32>(slot, tableBase + <u32> (ip - src));
         if (cand >= tableBase) {
@@ -143,7 +145,7 @@ export function lz4Compress(src: usize, len: u32, dst: usize, cap: u32): u32 {
       anchor = ip;
       if (ip > ipLimit) break;
       // Index a position inside the match so that nearby repeats are found.
-      store<u32>(LZ4_TABLE + (lz4Hash(load<u32>(ip - 2)) << 2), tableBase + <u32> (ip - 2 - src));
+      store<u32>(LZ4_TABLE + (lz4Hash(load<u64>(ip - 2)) << 2), tableBase + <u32> (ip - 2 - src));
     }
   }
   // Last literals.
