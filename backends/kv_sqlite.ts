@@ -65,6 +65,9 @@ class Statements {
   readonly get: StatementSync;
   readonly put: StatementSync;
   readonly del: StatementSync;
+  readonly begin: StatementSync;
+  readonly commit: StatementSync;
+  readonly rollback: StatementSync;
   readonly #db: DatabaseSync;
   readonly #scans = new Map<number, StatementSync>();
 
@@ -75,6 +78,9 @@ class Statements {
       "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
     );
     this.del = db.prepare("DELETE FROM kv WHERE k = ?");
+    this.begin = db.prepare("BEGIN");
+    this.commit = db.prepare("COMMIT");
+    this.rollback = db.prepare("ROLLBACK");
   }
 
   /** The cached scan statement for a shape: with or without upper bound, keys only or not. */
@@ -282,24 +288,25 @@ export class SqliteKvEngine implements KvEngine {
     const readOnly = this.readOnly || options?.readOnly === true;
     return this.#mutex.run(async () => {
       const db = this.#db;
+      const st = this.#st;
       for (let attempt = 1;; attempt++) {
-        const tx = new SqliteTxn(this.#st, readOnly);
-        db.exec("BEGIN");
+        const tx = new SqliteTxn(st, readOnly);
+        st.begin.run();
         let result: T;
         try {
           result = await fn(tx);
         } catch (err) {
           tx.done = true;
-          if (db.isTransaction) db.exec("ROLLBACK");
+          if (db.isTransaction) st.rollback.run();
           throw err;
         }
         tx.done = true;
         try {
-          if (tx.pending.size > 0) tx.apply(this.#st);
-          db.exec("COMMIT");
+          if (tx.pending.size > 0) tx.apply(st);
+          st.commit.run();
           return result;
         } catch (err) {
-          if (db.isTransaction) db.exec("ROLLBACK");
+          if (db.isTransaction) st.rollback.run();
           if (!isBusy(err) || attempt >= MAX_ATTEMPTS) throw err;
         }
         // Another process committed since our snapshot: back off a little and run again.
