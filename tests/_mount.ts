@@ -247,9 +247,13 @@ export async function startSlayer(opts: StartOptions = {}): Promise<SlayerMount>
 
   async function spawn(): Promise<void> {
     aborted = false;
-    // A dead mount left by a SIGKILL may still be there: the CLI must replace it, so wait for a
-    // mount with a different id.
-    const previous = mountId(mnt);
+    // A dead mount left by a SIGKILL may still be there (ENOTCONN): the CLI must replace it, so
+    // wait for a mount that answers. (Mount ids are reused, so they cannot tell the two apart.)
+    const ready = async () => {
+      if (!isMounted(mnt)) return false;
+      const stat = Deno.stat(mnt).then(() => true, () => false);
+      return await Promise.race([stat, sleep(3000).then(() => false)]);
+    };
     await Deno.mkdir(mnt, { recursive: true }).catch(() => {});
     const args = [
       "run",
@@ -278,7 +282,7 @@ export async function startSlayer(opts: StartOptions = {}): Promise<SlayerMount>
     const deadline = Date.now() + MOUNT_TIMEOUT_MS;
     let exitedEarly: Deno.CommandStatus | undefined;
     exited.then((s) => exitedEarly = s);
-    while (mountId(mnt) === undefined || mountId(mnt) === previous) {
+    while (!await ready()) {
       if (exitedEarly !== undefined) {
         throw new Error(
           `SlayerFS mount exited with code ${exitedEarly.code} before mounting:\n${

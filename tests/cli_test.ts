@@ -1,0 +1,179 @@
+/**
+ * The command line: bad input gets one clear line on stderr and a non-zero exit; `umount`,
+ * `status` and `info` work on a real mount.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { forceUnmountSync, isMounted, mountId, runCli, startSlayer } from "./_mount.ts";
+
+/** The non-empty stderr lines, without Deno's own download/check chatter. */
+function errorLines(stderr: string): string[] {
+  const ansi = new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m", "g");
+  return stderr.split("\n").map((l) => l.replace(ansi, "").trim())
+    .filter((l) => l !== "" && !/^(Download|Check|Warning) /.test(l));
+}
+
+/** Asserts a failed run with exactly one clear error line matching `pattern`. */
+function assertOneLineError(
+  r: { code: number; stdout: string; stderr: string },
+  pattern: RegExp,
+  what: string,
+): void {
+  assert.notEqual(r.code, 0, `${what}: exit code`);
+  const lines = errorLines(r.stderr);
+  assert.equal(lines.length, 1, `${what}: expected one line on stderr, got:\n${r.stderr}`);
+  assert.doesNotMatch(lines[0]!, /^\s*at |Uncaught|stack/i, `${what}: no stack trace`);
+  assert.match(lines[0]!, pattern, `${what}: message`);
+}
+
+async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "slayerfs-cli-" });
+  try {
+    await fn(dir);
+  } finally {
+    forceUnmountSync(`${dir}/mnt`);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("cli rejects an unknown flag with one line", async () => {
+  await withTempDir(async (dir) => {
+    const r = await runCli(["format", "--bogus-flag", `sqlite3://${dir}/meta.db`, "v"]);
+    assertOneLineError(r, /bogus-flag/, "unknown flag");
+    const m = await runCli(["mount", "--nope", `sqlite3://${dir}/meta.db`, `${dir}/mnt`]);
+    assertOneLineError(m, /nope/, "unknown mount flag");
+  });
+});
+
+Deno.test("cli rejects an unknown command with one line", async () => {
+  const r = await runCli(["frobnicate"]);
+  assertOneLineError(r, /frobnicate/, "unknown command");
+});
+
+Deno.test("cli rejects unknown URL schemes with one line", async () => {
+  await withTempDir(async (dir) => {
+    const s = await runCli(["format", "--storage", "ftp://host/x", `sqlite3://${dir}/m.db`, "v"]);
+    assertOneLineError(s, /ftp/, "unknown storage scheme");
+    const m = await runCli(["format", "--storage", `file://${dir}/blocks`, "bogus://x", "v"]);
+    assertOneLineError(m, /bogus/, "unknown meta scheme");
+  });
+});
+
+Deno.test("cli refuses a missing or non-empty mountpoint", async () => {
+  await withTempDir(async (dir) => {
+    const meta = `sqlite3://${dir}/meta.db`;
+    const f = await runCli(["format", "--storage", `file://${dir}/blocks`, meta, "v"]);
+    assert.equal(f.code, 0, f.stderr);
+    const missing = await runCli(["mount", meta, `${dir}/does-not-exist`]);
+    assertOneLineError(missing, /does-not-exist/, "missing mountpoint");
+    await Deno.mkdir(`${dir}/mnt`);
+    await Deno.writeTextFile(`${dir}/mnt/occupied`, "x");
+    const busy = await runCli(["mount", meta, `${dir}/mnt`]);
+    assertOneLineError(busy, /empty/i, "non-empty mountpoint");
+    assert.ok(!isMounted(`${dir}/mnt`));
+  });
+});
+
+Deno.test({
+  name: "cli refuses to mount on a mountpoint that is already mounted",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await using fs = await startSlayer();
+    await Deno.writeTextFile(`${fs.mnt}/keep`, "kept");
+    const id = mountId(fs.mnt);
+    const r = await runCli(["mount", fs.meta, fs.mnt]);
+    assertOneLineError(r, /mounted|busy|in use/i, "already mounted");
+    assert.equal(mountId(fs.mnt), id, "the first mount is untouched");
+    assert.equal(await Deno.readTextFile(`${fs.mnt}/keep`), "kept");
+  },
+});
+
+Deno.test({
+  name: "cli refuses to reformat with other settings and keeps the data",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await using fs = await startSlayer({ formatArgs: ["--block-size", "4M"] });
+    await Deno.writeTextFile(`${fs.mnt}/precious`, "data");
+    await fs.restart();
+    const r = await runCli([
+      "format",
+      "--storage",
+      fs.storage,
+      "--block-size",
+      "1M",
+      fs.meta,
+      "test",
+    ]);
+    assertOneLineError(r, /block|format|exist/i, "format with another block size");
+    await fs.restart();
+    assert.equal(await Deno.readTextFile(`${fs.mnt}/precious`), "data");
+  },
+});
+
+Deno.test("cli refuses corrupt metadata with one line", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeFile(`${dir}/meta.db`, crypto.getRandomValues(new Uint8Array(8192)));
+    await Deno.mkdir(`${dir}/mnt`);
+    const r = await runCli(["mount", `sqlite3://${dir}/meta.db`, `${dir}/mnt`]);
+    assertOneLineError(r, /meta|corrupt|database|format/i, "corrupt metadata");
+    assert.ok(!isMounted(`${dir}/mnt`));
+    const s = await runCli(["status", `sqlite3://${dir}/meta.db`]);
+    assert.notEqual(s.code, 0, "status of corrupt metadata fails");
+  });
+});
+
+Deno.test("cli mounts in the background, reports status and info, and unmounts", async () => {
+  await withTempDir(async (dir) => {
+    const meta = `sqlite3://${dir}/meta.db`;
+    const mnt = `${dir}/mnt`;
+    const f = await runCli(["format", "--storage", `file://${dir}/blocks`, meta, "cli-vol"]);
+    assert.equal(f.code, 0, f.stderr);
+    await Deno.mkdir(mnt);
+    const m = await runCli(["mount", meta, mnt]);
+    assert.equal(m.code, 0, `background mount: ${m.stderr}`);
+    try {
+      assert.ok(isMounted(mnt), "mounted when `mount` returns");
+      await Deno.writeTextFile(`${mnt}/file`, "hello");
+      const st = await runCli(["status", mnt]);
+      assert.equal(st.code, 0, `status: ${st.stderr}`);
+      assert.match(st.stdout, /cli-vol/, "status names the volume");
+      const info = await runCli(["info", `${mnt}/file`]);
+      assert.equal(info.code, 0, `info: ${info.stderr}`);
+      assert.notEqual(info.stdout.trim(), "", "info prints something");
+      const u = await runCli(["umount", mnt]);
+      assert.equal(u.code, 0, `umount: ${u.stderr}`);
+      assert.ok(!isMounted(mnt), "unmounted when `umount` returns");
+      const again = await runCli(["umount", mnt]);
+      assertOneLineError(again, /not|mount/i, "umount of a directory that is not mounted");
+      const st2 = await runCli(["status", mnt]);
+      assert.notEqual(st2.code, 0, "status of an unmounted directory fails");
+      const info2 = await runCli(["info", "/"]);
+      assert.notEqual(info2.code, 0, "info outside SlayerFS fails");
+      // The data survived: mount again and read it.
+      const m2 = await runCli(["mount", meta, mnt]);
+      assert.equal(m2.code, 0, m2.stderr);
+      assert.equal(await Deno.readTextFile(`${mnt}/file`), "hello");
+      assert.equal((await runCli(["umount", mnt])).code, 0);
+    } finally {
+      forceUnmountSync(mnt);
+    }
+  });
+});
+
+Deno.test({
+  name: "cli mount clears a dead mount left by a SIGKILLed daemon",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await using fs = await startSlayer();
+    await Deno.writeTextFile(`${fs.mnt}/f`, "survives");
+    await fs.kill9();
+    assert.ok(isMounted(fs.mnt), "the dead mount is still listed");
+    await fs.restart();
+    assert.equal(await Deno.readTextFile(`${fs.mnt}/f`), "survives");
+  },
+});
