@@ -84,6 +84,7 @@ export class DataEngine {
   #inflight = new Map<string, Promise<Uint8Array>>();
   #segments = new Map<Ino, Map<number, SliceRecord[]>>();
   #segmentCount = 0;
+  #generation = 0;
 
   /** Creates the block layer of a volume. */
   constructor(store: BlockStore, meta: Meta, options: DataOptions = {}) {
@@ -175,7 +176,10 @@ export class DataEngine {
     let perIno = this.#segments.get(ino);
     const hit = perIno?.get(chunk);
     if (hit) return hit;
+    const gen = this.#generation;
     const segs = resolveSegments(await this.meta.readChunk(ino, chunk));
+    if (gen !== this.#generation) return segs; // changed meanwhile: do not cache
+    perIno = this.#segments.get(ino);
     if (this.#segmentCount > 65536) {
       this.#segments.clear();
       this.#segmentCount = 0;
@@ -188,6 +192,7 @@ export class DataEngine {
 
   /** Forgets cached slice lists of `ino` (after it changed). */
   invalidate(ino: Ino): void {
+    this.#generation++;
     const perIno = this.#segments.get(ino);
     if (perIno) {
       this.#segmentCount -= perIno.size;

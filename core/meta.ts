@@ -43,6 +43,16 @@ export interface FreedSlice {
   size: number;
 }
 
+/** The result of a change that may free slices. */
+export interface Freeing {
+  freed: FreedSlice[];
+}
+
+/** The result of a change to an inode that may free slices. */
+export interface WithAttr extends Freeing {
+  attr: Attr;
+}
+
 /** A directory listing entry. */
 export interface MetaEntry {
   name: Name;
@@ -397,7 +407,7 @@ export class Meta {
   }
 
   /** Removes a non-directory entry. */
-  unlink(parent: Ino, name: Name, isOpen: (ino: Ino) => boolean) {
+  unlink(parent: Ino, name: Name, isOpen: (ino: Ino) => boolean): Promise<WithAttr> {
     return this.kv.txn(async (tx) => {
       const freed: FreedSlice[] = [];
       const p = await this.#dirAttr(tx, parent);
@@ -459,7 +469,7 @@ export class Meta {
     newName: Name,
     flags: number,
     isOpen: (ino: Ino) => boolean,
-  ) {
+  ): Promise<Freeing> {
     if (flags & ~3 || flags === 3) return Promise.reject(new FsError(Errno.EINVAL));
     return this.kv.txn(async (tx) => {
       const freed: FreedSlice[] = [];
@@ -641,8 +651,10 @@ export class Meta {
   ): Promise<void> {
     const key = C.chunkKey(ino, chunk);
     const old = await tx.get(key);
-    const count = (old?.byteLength ?? 0) / 24 + recs.length;
-    if (count <= COMPACT_AT) {
+    const had = (old?.byteLength ?? 0) / 24;
+    const count = had + recs.length;
+    // Compact from time to time (amortised): drop records no longer visible.
+    if (count <= COMPACT_AT || Math.floor(count / 32) === Math.floor(had / 32)) {
       tx.set(key, concatBytes(old, encodeRecords(recs)));
       return;
     }
@@ -663,7 +675,7 @@ export class Meta {
     slices: readonly NewSlice[],
     length: number,
     mtime: Timespec | undefined,
-  ) {
+  ): Promise<WithAttr> {
     return this.kv.txn(async (tx) => {
       const freed: FreedSlice[] = [];
       const a = await this.#attr(tx, ino);
@@ -694,7 +706,7 @@ export class Meta {
    * Sets the length of a regular file. Shrinking drops whole chunks past the end and masks the
    * tail of the last one with zeros, so that growing again reads zeros.
    */
-  truncate(ino: Ino, size: number, t: Timespec) {
+  truncate(ino: Ino, size: number, t: Timespec): Promise<WithAttr> {
     return this.kv.txn(async (tx) => {
       const freed: FreedSlice[] = [];
       const a = await this.#attr(tx, ino);
@@ -755,7 +767,13 @@ export class Meta {
   }
 
   /** `fallocate`: punch a hole (zeros, size kept) or grow the file to cover a range. */
-  fallocate(ino: Ino, off: number, len: number, punch: boolean, keepSize: boolean) {
+  fallocate(
+    ino: Ino,
+    off: number,
+    len: number,
+    punch: boolean,
+    keepSize: boolean,
+  ): Promise<WithAttr> {
     return this.kv.txn(async (tx) => {
       const freed: FreedSlice[] = [];
       const a = await this.#attr(tx, ino);
@@ -778,7 +796,13 @@ export class Meta {
    * Copies `[offIn, offIn+len)` of `inoIn` to `offOut` of `inoOut` by sharing slices (only
    * metadata changes; no bytes move). Returns the bytes copied.
    */
-  copyRange(inoIn: Ino, offIn: number, inoOut: Ino, offOut: number, len: number) {
+  copyRange(
+    inoIn: Ino,
+    offIn: number,
+    inoOut: Ino,
+    offOut: number,
+    len: number,
+  ): Promise<WithAttr & { copied: number }> {
     return this.kv.txn(async (tx) => {
       const freed: FreedSlice[] = [];
       const src = await this.#attr(tx, inoIn);
@@ -860,7 +884,7 @@ export class Meta {
   }
 
   /** Deletes an unlinked inode whose last handle closed. */
-  deleteSustained(ino: Ino) {
+  deleteSustained(ino: Ino): Promise<Freeing> {
     return this.kv.txn(async (tx) => {
       const freed: FreedSlice[] = [];
       const raw = await tx.get(C.attrKey(ino));

@@ -11,12 +11,11 @@ import { DataEngine, type DataOptions } from "./data.ts";
 import { Errno, FsError } from "./errno.ts";
 import type { FsOps } from "./fs_ops.ts";
 import { LocalLocks, type LockManager } from "./locks.ts";
-import { type FreedSlice, Meta, now } from "./meta.ts";
+import { type FreedSlice, type Meta, now } from "./meta.ts";
 import {
   type Attr,
   type Ctx,
   type DirEntry,
-  F_UNLCK,
   FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_PUNCH_HOLE,
   type Fh,
@@ -287,8 +286,9 @@ export class Vfs implements FsOps {
     const end = Math.min(offset + size, fileSize);
     if (end <= offset) return new Uint8Array(0);
     const out = new Uint8Array(end - offset);
+    const pending = w?.dirty ? w.snapshot() : undefined;
     await this.data.readCommitted(ino, offset, end - offset, out);
-    if (w?.dirty) w.overlay(offset, out);
+    if (pending) w!.overlay(offset, out, pending);
     return out;
   }
 
@@ -535,8 +535,8 @@ export class Vfs implements FsOps {
         if (lo > pos) return pos; // pos is in a hole
         pos = hi; // inside data: the hole starts at its end at the earliest
       }
-      if (whence === SEEK_HOLE) return Math.min(pos, a.size);
-      pos = base + cs;
+      if (whence === SEEK_HOLE && pos < base + cs) return Math.min(pos, a.size);
+      pos = Math.max(pos, base + cs);
     }
     if (whence === SEEK_HOLE) return a.size;
     throw new FsError(Errno.ENXIO);

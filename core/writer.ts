@@ -213,12 +213,20 @@ export class FileWriter {
     if (this.#error) throw this.#fail();
   }
 
-  /** Copies pending (uncommitted) bytes that overlap `[off, off+out.length)` into `out`. */
-  overlay(off: number, out: Uint8Array): void {
+  /**
+   * The pending slices as of now. Take it before reading committed data, then pass it to
+   * {@linkcode overlay}: a slice that commits in between is then still overlaid.
+   */
+  snapshot(): readonly unknown[] {
+    return [...this.#slices];
+  }
+
+  /** Copies the bytes of `pending` (a snapshot) overlapping `[off, off+out.length)` into `out`. */
+  overlay(off: number, out: Uint8Array, pending: readonly unknown[]): void {
     const cs = this.#data.chunkSize;
     const bs = this.#data.blockSize;
     const end = off + out.byteLength;
-    for (const s of this.#slices) {
+    for (const s of pending as PendingSlice[]) {
       const sStart = s.chunk * cs + s.pos;
       const lo = Math.max(off, sStart);
       const hi = Math.min(end, sStart + s.len);
