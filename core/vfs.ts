@@ -602,7 +602,11 @@ export function applySetAttr(ctx: Ctx, a: Attr, set: SetAttr): Attr {
   const root = ctx.uid === 0;
   const owner = root || ctx.uid === a.uid;
   if (set.mode !== undefined) {
-    if (!owner) throw new FsError(Errno.EPERM, "Only the owner may change the mode");
+    // Anyone may drop setuid/setgid: the kernel does so for a writer that is not the owner.
+    const onlyKillsPriv = (a.mode & 0o7777 & ~(S_ISUID | S_ISGID)) === (set.mode & 0o7777);
+    if (!owner && !onlyKillsPriv) {
+      throw new FsError(Errno.EPERM, "Only the owner may change the mode");
+    }
     let mode = set.mode & 0o7777;
     if (!root && !inGroup(ctx, a.gid)) mode &= ~S_ISGID;
     a.mode = (a.mode & S_IFMT) | mode;
