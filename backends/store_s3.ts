@@ -39,6 +39,7 @@ import {
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { registerStoreScheme } from "./registry.ts";
 import {
   type BlockStore,
   type ListPage,
@@ -425,7 +426,12 @@ export class S3BlockStore implements BlockStore {
         if (range === undefined) return body;
         // Keep only the bytes asked for, whatever the server sent: some servers ignore the range
         // (200, whole object), and s3rver answers "bytes=0-0" with the whole object.
-        const sent = parseContentRange(res.ContentRange) ?? { start: 0 };
+        const sent = parseContentRange(res.ContentRange) ?? { start: 0, total: undefined };
+        if (sent.total !== undefined && offset >= sent.total) {
+          // Nothing to read; s3rver even promises a byte of an empty object it never sends.
+          (res.Body as { destroy?: () => void }).destroy?.();
+          return new Uint8Array(0);
+        }
         const end = length === undefined ? body.byteLength : offset + length - sent.start;
         if (sent.start === offset && body.byteLength <= end) return body;
         return body.slice(Math.max(0, offset - sent.start), Math.max(0, end));
@@ -686,10 +692,13 @@ function describe(err: unknown): { status: number | undefined; code: string | un
   return { status, code };
 }
 
-/** The first byte position of a `Content-Range: bytes S-E/T` header. */
-function parseContentRange(header: string | undefined): { start: number } | undefined {
-  const m = header === undefined ? null : /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(header.trim());
-  return m === null ? undefined : { start: Number(m[1]) };
+/** The first byte position and the total size from a `Content-Range: bytes S-E/T` header. */
+function parseContentRange(
+  header: string | undefined,
+): { start: number; total: number | undefined } | undefined {
+  const m = header === undefined ? null : /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(header.trim());
+  if (m === null) return undefined;
+  return { start: Number(m[1]), total: m[2] === "*" ? undefined : Number(m[2]) };
 }
 
 function positiveInt(n: number, name: string): number {
@@ -717,3 +726,6 @@ class Semaphore {
     };
   }
 }
+
+// `openBlockStore("s3://...")` opens and checks an S3 store once this module is loaded.
+registerStoreScheme("s3", (url) => openS3BlockStore(url.href));

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
-import { NotFoundError } from "../core/block_store.ts";
+import { type BlockStore, NotFoundError } from "../core/block_store.ts";
 import { type S3TestServer, startS3Server } from "../tests/_s3server.ts";
+import { openBlockStore } from "./registry.ts";
+import { storeConformance } from "./store_conformance.ts";
 import { openS3BlockStore, parseS3Url, S3BlockStore, type S3StoreOptions } from "./store_s3.ts";
 
 const MiB = 1024 * 1024;
@@ -37,6 +39,27 @@ function assertBytes(actual: Uint8Array, expected: Uint8Array, what = "bytes"): 
     }
   }
 }
+
+// The shared block-store conformance suite, each case on its own fresh s3rver and bucket.
+const servers = new WeakMap<BlockStore, S3TestServer>();
+storeConformance("S3BlockStore", async () => {
+  const server = await startS3Server();
+  try {
+    await server.createBucket("conformance");
+    const store = await openS3BlockStore(server.storeUrl("conformance", "blocks"), {
+      credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+    });
+    servers.set(store, server);
+    return store;
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+}, {
+  dispose: async (store) => {
+    await servers.get(store)?.stop();
+  },
+});
 
 function pattern(size: number, seed: number): Uint8Array {
   const out = new Uint8Array(size);
@@ -196,7 +219,7 @@ Deno.test("openS3BlockStore() reports refused credentials", async () => {
   );
 });
 
-Deno.test("S3BlockStore takes credentials from the environment", async () => {
+Deno.test("openBlockStore() opens s3:// URLs with credentials from the environment", async () => {
   await using server = await startS3Server();
   await server.createBucket("test");
   const saved = {
@@ -206,9 +229,14 @@ Deno.test("S3BlockStore takes credentials from the environment", async () => {
   Deno.env.set("AWS_ACCESS_KEY_ID", server.accessKeyId);
   Deno.env.set("AWS_SECRET_ACCESS_KEY", server.secretAccessKey);
   try {
-    await using store = await openS3BlockStore(server.storeUrl("test", "env"));
-    await store.put("x", new Uint8Array([9]));
-    assert.deepEqual(await store.get("x"), new Uint8Array([9]));
+    const store = await openBlockStore(server.storeUrl("test", "env"));
+    try {
+      assert.ok(store instanceof S3BlockStore);
+      await store.put("x", new Uint8Array([9]));
+      assert.deepEqual(await store.get("x"), new Uint8Array([9]));
+    } finally {
+      await store.close();
+    }
   } finally {
     if (saved.id === undefined) Deno.env.delete("AWS_ACCESS_KEY_ID");
     else Deno.env.set("AWS_ACCESS_KEY_ID", saved.id);

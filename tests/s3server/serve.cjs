@@ -5,6 +5,23 @@
 
 const S3rver = require("s3rver");
 const AWSAccount = require("s3rver/lib/models/account");
+const FilesystemStore = require("s3rver/lib/stores/filesystem");
+
+// s3rver walks its directory tree to list, so keys come out in directory order ("l/x" before
+// "l-x"), not in the byte order S3 promises. List everything that matches, then sort and page.
+const listObjects = FilesystemStore.prototype.listObjects;
+FilesystemStore.prototype.listObjects = async function (bucket, options) {
+  const { startAfter = "", maxKeys = Infinity } = options;
+  const all = await listObjects.call(this, bucket, { ...options, startAfter: "", maxKeys: Infinity });
+  const byBytes = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+  const after = (key) => byBytes(key, startAfter) > 0;
+  const objects = all.objects.filter((o) => after(o.key)).sort((a, b) => byBytes(a.key, b.key));
+  return {
+    objects: objects.slice(0, maxKeys),
+    commonPrefixes: all.commonPrefixes.filter(after).sort(byBytes),
+    isTruncated: objects.length > maxKeys,
+  };
+};
 
 const [directory, port, accessKeyId, secretAccessKey] = process.argv.slice(2);
 if (!directory || port === undefined || !accessKeyId || !secretAccessKey) {
@@ -15,6 +32,18 @@ if (!directory || port === undefined || !accessKeyId || !secretAccessKey) {
 // Replace the well-known default key pair with the one the harness chose.
 AWSAccount.DUMMY_ACCOUNT.revokeAccessKey("S3RVER");
 AWSAccount.DUMMY_ACCOUNT.createKeyPair(accessKeyId, secretAccessKey);
+
+// s3rver answers a range of an empty object with "206, Content-Length: 1" and no byte, so the
+// client waits until the connection drops. S3 answers 416 InvalidRange; so do we.
+const getObject = FilesystemStore.prototype.getObject;
+FilesystemStore.prototype.getObject = async function (bucket, key, options) {
+  const object = await getObject.call(this, bucket, key, options);
+  if (object && object.range && object.size === 0 && object.content) {
+    object.content.destroy();
+    object.content = null;
+  }
+  return object;
+};
 
 const server = new S3rver({
   address: "127.0.0.1",
