@@ -183,6 +183,34 @@ Deno.test("SqliteKvEngine keeps every committed txn and no partial one after SIG
   });
 });
 
+Deno.test("SqliteKvEngine: three processes incrementing one counter lose no update", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/meta.db`;
+    // Create the database first so the children do not race to make the schema.
+    await (await SqliteKvEngine.open(path)).close();
+    const script = new URL("./_sqlite_increment_child.ts", import.meta.url).pathname;
+    const children = Array.from({ length: 3 }, () =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", script, path, "1000"],
+        stdout: "inherit",
+        stderr: "inherit",
+      }).spawn());
+    const statuses = await Promise.all(children.map((c) => c.status));
+    assert.ok(statuses.every((s) => s.success));
+    const kv = await SqliteKvEngine.open(path);
+    try {
+      const v = (await kv.txn((tx) => tx.get("counter")))!;
+      assert.equal(new DataView(v.buffer, v.byteOffset).getUint32(0), 3000);
+      const seen = (await kv.txn((tx) => tx.scan("by/"))).map(([, v]) =>
+        new DataView(v.buffer, v.byteOffset).getUint32(0)
+      );
+      assert.deepEqual(seen.sort((a, b) => a - b), Array.from({ length: 3000 }, (_, i) => i + 1));
+    } finally {
+      await kv.close();
+    }
+  });
+});
+
 Deno.test("openKvEngine() shares mem:// engines by name and not without one", async () => {
   const a = await openKvEngine("mem://registry-share");
   await write(a, (tx) => tx.set("k", new Uint8Array([1])));
