@@ -5,7 +5,8 @@
  * Decisions: a scheme is a name mapped to a factory in a table, not a `switch`, so a backend
  * module registers itself ({@linkcode registerKvScheme}, {@linkcode registerStoreScheme}) and
  * nothing here changes when `s3://`, `redis://` or `postgres://` arrive. The built-in schemes
- * are registered by this module. `mem://NAME` URLs with the same name share one engine or store
+ * are registered by this module; `s3://` loads `store_s3.ts` on first use (keeping the AWS SDK
+ * out of runs that never touch S3). `mem://NAME` URLs with the same name share one engine or store
  * in this process (a new handle each time), so tests can close and reopen in-process.
  *
  * @module
@@ -53,6 +54,14 @@ export type StoreFactory = (url: URL, options: OpenStoreOptions) => Promise<Bloc
 
 const kvFactories = new Map<string, KvFactory>();
 const storeFactories = new Map<string, StoreFactory>();
+/**
+ * Schemes whose modules load on first use, so that importing this module does not pull in
+ * heavy clients (the AWS SDK) that most runs never need. Each module registers its scheme.
+ */
+const lazyKvModules = new Map<string, () => Promise<unknown>>();
+const lazyStoreModules = new Map<string, () => Promise<unknown>>([
+  ["s3", () => import("./store_s3.ts")],
+]);
 const memoryKv = new Map<string, MemoryKvEngine>();
 const memoryStores = new Map<string, MemoryBlockStore>();
 
@@ -85,21 +94,38 @@ export function registerStoreScheme(name: string, factory: StoreFactory): void {
   register(storeFactories, "storage", name, factory);
 }
 
-/** The registered metadata schemes, in registration order. */
+function names(table: Map<string, unknown>, lazy: Map<string, unknown>): string[] {
+  return [...new Set([...table.keys(), ...lazy.keys()])];
+}
+
+/** The known metadata schemes: the registered ones in order, then those loaded on demand. */
 export function kvSchemes(): string[] {
-  return [...kvFactories.keys()];
+  return names(kvFactories, lazyKvModules);
 }
 
-/** The registered storage schemes, in registration order. */
+/** The known storage schemes: the registered ones in order, then those loaded on demand. */
 export function storeSchemes(): string[] {
-  return [...storeFactories.keys()];
+  return names(storeFactories, lazyStoreModules);
 }
 
-function parse<F>(url: string, kind: string, table: Map<string, F>): { url: URL; factory: F } {
-  const known = [...table.keys()].join(", ");
+async function parse<F>(
+  url: string,
+  kind: string,
+  table: Map<string, F>,
+  lazy: Map<string, () => Promise<unknown>>,
+): Promise<{ url: URL; factory: F }> {
+  const known = names(table, lazy).join(", ");
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url)?.[1]?.toLowerCase();
   if (scheme === undefined) {
     throw new BackendError(url, `The ${kind} URL "${url}" has no scheme: expected one of ${known}`);
+  }
+  const load = lazy.get(scheme);
+  if (!table.has(scheme) && load !== undefined) {
+    try {
+      await load();
+    } catch (cause) {
+      throw new BackendError(url, `Cannot load the ${kind} backend for "${scheme}"`, { cause });
+    }
   }
   const factory = table.get(scheme);
   if (factory === undefined) {
@@ -131,19 +157,15 @@ function parse<F>(url: string, kind: string, table: Map<string, F>): { url: URL;
  * await b.close();
  * ```
  */
-export function openKvEngine(url: string, options: OpenKvOptions = {}): Promise<KvEngine> {
-  try {
-    const parsed = parse(url, "metadata", kvFactories);
-    return parsed.factory(parsed.url, options);
-  } catch (err) {
-    return Promise.reject(err);
-  }
+export async function openKvEngine(url: string, options: OpenKvOptions = {}): Promise<KvEngine> {
+  const parsed = await parse(url, "metadata", kvFactories, lazyKvModules);
+  return await parsed.factory(parsed.url, options);
 }
 
 /**
  * Opens the block store that `url` names: `file:///ABS/DIR` (created if missing; query
  * `?durable=1` allowed), `mem://` (a new store) or `mem://NAME` (shared by name in this
- * process), or any registered scheme. Throws {@linkcode BackendError} for a bad URL.
+ * process), `s3://BUCKET/PREFIX?...` (see `store_s3.ts`), or any registered scheme. Throws {@linkcode BackendError} for a bad URL.
  *
  * @example
  * ```ts
@@ -153,13 +175,12 @@ export function openKvEngine(url: string, options: OpenKvOptions = {}): Promise<
  * await store.close();
  * ```
  */
-export function openBlockStore(url: string, options: OpenStoreOptions = {}): Promise<BlockStore> {
-  try {
-    const parsed = parse(url, "storage", storeFactories);
-    return parsed.factory(parsed.url, options);
-  } catch (err) {
-    return Promise.reject(err);
-  }
+export async function openBlockStore(
+  url: string,
+  options: OpenStoreOptions = {},
+): Promise<BlockStore> {
+  const parsed = await parse(url, "storage", storeFactories, lazyStoreModules);
+  return await parsed.factory(parsed.url, options);
 }
 
 /** Forgets the named `mem://` engines and stores, so later opens start empty. */

@@ -116,6 +116,15 @@ Deno.test("openKvEngine() and openBlockStore() explain bad URLs", async () => {
   assert.deepEqual(kvSchemes().slice(0, 2), ["sqlite3", "mem"]);
 });
 
+Deno.test("openBlockStore() loads the s3:// backend on first use", async () => {
+  assert.ok(storeSchemes().includes("s3"));
+  // The S3 module itself judges the URL: the error is no longer "unknown scheme".
+  await assert.rejects(openBlockStore("s3://"), (err: Error) => {
+    assert.doesNotMatch(err.message, /Unknown storage scheme/);
+    return true;
+  });
+});
+
 Deno.test("registerStoreScheme() adds a scheme and refuses a duplicate", async () => {
   const seen: string[] = [];
   registerStoreScheme("test-store", (url) => {
