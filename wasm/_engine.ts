@@ -31,7 +31,7 @@ export interface EngineExports {
   cacheGet(key: bigint): number;
   /** Record id of `key`, or 0. */
   cachePeek(key: bigint): number;
-  /** Inserts or updates; the record id, or 0 when memory cannot grow. */
+  /** Inserts or updates, then evicts; the number evicted into the buffer, or -1 (no memory). */
   cacheInsert(key: bigint, location: number, size: number, tier: number): number;
   /** Evicts into the eviction buffer; the count written (call again while it is 256). */
   cacheEvict(): number;

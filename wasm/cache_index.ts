@@ -12,7 +12,7 @@ import { xxh3_64 } from "./xxh3.ts";
 export interface Slot {
   /** Storage tier (0..255), e.g. 0 = memory, 1 = local disk. */
   tier: number;
-  /** Location within the tier (an integer below 2^53, e.g. a byte offset or a slot number). */
+  /** Location within the tier (an integer below 2^40, e.g. a byte offset or a slot number). */
   location: number;
   /** Size in bytes (below 2^32); counts against `maxBytes`. */
   size: number;
@@ -34,10 +34,12 @@ export interface CacheIndexOptions {
   smallPercent?: number;
 }
 
-const REC = 32;
+const REC = 28;
+const MAX_LOCATION = 2 ** 40 - 1;
 const EVICT_CAP = 256;
 const EVICT_REC = 24;
 const F_LIVE = 8;
+const TWO_32 = 0x100000000;
 const MAX_ENTRIES = 2 ** 27;
 const NO_EVICTIONS: readonly Evicted[] = Object.freeze([]);
 const encoder = new TextEncoder();
@@ -59,8 +61,8 @@ export function blockKey(name: string): bigint {
 
 /**
  * A block cache index with O(1) get, insert and remove, held in its own Wasm memory
- * (about 43 bytes per entry at full size: a 32-byte record, 4-byte buckets at a load factor of at
- * most 3/4 and a 4-byte ghost slot per two entries).
+ * (about 34 bytes per entry at full size: a 28-byte record, 4-byte buckets at a load factor of at
+ * most 0.8 and a 2-byte ghost slot per two entries).
  *
  * Eviction is S3-FIFO: new keys go to a small FIFO; only keys accessed again before they leave it
  * reach the main FIFO, and main entries that are accessed get another round. A one-pass scan
@@ -90,7 +92,6 @@ export class CacheIndex {
   readonly #maxBytes: number;
   #buffer: ArrayBufferLike;
   #u8: Uint8Array;
-  #u16: Uint16Array;
   #u32: Uint32Array;
   #u64: BigUint64Array;
 
@@ -118,7 +119,6 @@ export class CacheIndex {
     this.#evictBuf = this.#ex.cacheEvictBuf();
     this.#buffer = this.#ex.memory.buffer;
     this.#u8 = new Uint8Array(this.#buffer);
-    this.#u16 = new Uint16Array(this.#buffer);
     this.#u32 = new Uint32Array(this.#buffer);
     this.#u64 = new BigUint64Array(this.#buffer);
   }
@@ -128,7 +128,6 @@ export class CacheIndex {
     if (buffer === this.#buffer) return;
     this.#buffer = buffer;
     this.#u8 = new Uint8Array(buffer);
-    this.#u16 = new Uint16Array(buffer);
     this.#u32 = new Uint32Array(buffer);
     this.#u64 = new BigUint64Array(buffer);
   }
@@ -136,11 +135,11 @@ export class CacheIndex {
   #slot(id: number): Slot {
     this.#views();
     const r = this.#recBase + id * REC;
-    const w = r >>> 2;
+    const u8 = this.#u8;
     return {
-      tier: this.#u8[r + 28]!,
-      location: this.#u32[w + 2]! + this.#u32[w + 3]! * 0x100000000,
-      size: this.#u32[w + 4]!,
+      tier: u8[r + 13]!,
+      location: this.#u32[(r + 8) >>> 2]! + u8[r + 12]! * TWO_32,
+      size: this.#u32[(r + 16) >>> 2]!,
     };
   }
 
@@ -171,17 +170,17 @@ export class CacheIndex {
     if (!Number.isInteger(tier) || tier < 0 || tier > 255) {
       throw new RangeError(`Slot tier must be an integer in 0..255, got "${tier}"`);
     }
-    if (!Number.isSafeInteger(location) || location < 0) {
-      throw new RangeError(`Slot location must be a non-negative safe integer, got "${location}"`);
+    if (!Number.isInteger(location) || location < 0 || location > MAX_LOCATION) {
+      throw new RangeError(`Slot location must be an integer in 0..2^40-1, got "${location}"`);
     }
     if (!Number.isInteger(size) || size < 0 || size > 0xffffffff || size > this.#maxBytes) {
       throw new RangeError(`Slot size must be an integer in 0..${this.#maxBytes}, got "${size}"`);
     }
-    if (this.#ex.cacheInsert(key, location, size, tier) === 0) {
+    let n = this.#ex.cacheInsert(key, location, size, tier);
+    if (n === 0) return NO_EVICTIONS;
+    if (n < 0) {
       throw new RangeError(`Cannot grow the cache index memory for entry ${this.size + 1}`);
     }
-    let n = this.#ex.cacheEvict();
-    if (n === 0) return NO_EVICTIONS;
     this.#views();
     const out: Evicted[] = [];
     while (true) {
@@ -191,7 +190,7 @@ export class CacheIndex {
         out.push({
           key: this.#u64[e >>> 3]!,
           tier: this.#u32[w + 5]!,
-          location: this.#u32[w + 2]! + this.#u32[w + 3]! * 0x100000000,
+          location: this.#u32[w + 2]! + this.#u32[w + 3]! * TWO_32,
           size: this.#u32[w + 4]!,
         });
       }
@@ -205,12 +204,12 @@ export class CacheIndex {
     return this.#ex.cacheRemove(key) !== 0;
   }
 
-  /** Accesses of `key` counted by {@linkcode get} since it was inserted (saturates at 65535). */
+  /** Accesses of `key` counted by {@linkcode get} since it was inserted (saturates at 255). */
   frequency(key: bigint): number {
     const id = this.#ex.cachePeek(key);
     if (id === 0) return 0;
     this.#views();
-    return this.#u16[(this.#recBase + id * REC + 30) >>> 1]!;
+    return this.#u8[this.#recBase + id * REC + 15]!;
   }
 
   /** Number of entries. */
@@ -244,8 +243,9 @@ export class CacheIndex {
     for (let id = 1; id < end; id++) {
       this.#views();
       const r = this.#recBase + id * REC;
-      if ((this.#u8[r + 29]! & F_LIVE) === 0) continue;
-      yield [this.#u64[r >>> 3]!, this.#slot(id)];
+      if ((this.#u8[r + 14]! & F_LIVE) === 0) continue;
+      const key = BigInt(this.#u32[r >>> 2]!) | (BigInt(this.#u32[(r >>> 2) + 1]!) << 32n);
+      yield [key, this.#slot(id)];
     }
   }
 

@@ -5,8 +5,8 @@ import { Rng } from "./_test_util.ts";
 Deno.test("CacheIndex get/peek/insert/remove/frequency keep their contracts", () => {
   const index = new CacheIndex({ maxEntries: 100, maxBytes: 1 << 30 });
   equal(index.get(1n), undefined);
-  deepEqual(index.insert(1n, { tier: 2, location: 2 ** 40 + 5, size: 4096 }), []);
-  deepEqual(index.peek(1n), { tier: 2, location: 2 ** 40 + 5, size: 4096 });
+  deepEqual(index.insert(1n, { tier: 2, location: 2 ** 39 + 5, size: 4096 }), []);
+  deepEqual(index.peek(1n), { tier: 2, location: 2 ** 39 + 5, size: 4096 });
   equal(index.frequency(1n), 0);
   index.get(1n);
   index.get(1n);
@@ -36,6 +36,7 @@ Deno.test("CacheIndex get/peek/insert/remove/frequency keep their contracts", ()
   equal(index.bytes, 10);
   throws(() => index.insert(3n, { tier: 256, location: 0, size: 1 }), RangeError);
   throws(() => index.insert(3n, { tier: 0, location: -1, size: 1 }), RangeError);
+  throws(() => index.insert(3n, { tier: 0, location: 2 ** 40, size: 1 }), RangeError);
   throws(() => new CacheIndex({ maxEntries: 0, maxBytes: 1 }), RangeError);
   equal(blockKey("a"), blockKey("a"));
   ok(blockKey("a") !== blockKey("b"));

@@ -4,12 +4,15 @@
 // The cache index: 64-bit block key -> slot (tier, location, size) with S3-FIFO eviction.
 //
 // Memory (one Wasm instance per index, laid out by cacheInit after the static data):
-//   buckets  u32[B]   open addressing, linear probing, record id (0 = empty); B = 2^k >= 4/3 max
-//   ghost    u32[G]   S3-FIFO ghost queue approximated by a direct-mapped table of fingerprints
-//   evicted  24 B * EVICT_CAP   records evicted by the last cacheEvict call, read by the caller
-//   records  32 B each, id >= 1, grown on demand up to maxEntries, freed ids on a free list:
-//     0 key u64 | 8 location u64 | 16 size u32 | 20 prev u32 | 24 next u32 | 28 tier u8 |
-//     29 flags u8 (bits 0-1 S3-FIFO frequency, bit 2 in main queue, bit 3 live) | 30 hits u16
+//   buckets  u32[B]   open addressing, linear probing, record id (0 = empty); B = 1.25 max + 1
+//   ghost    u16[G]   S3-FIFO ghost queue approximated by a direct-mapped table of fingerprints,
+//                     G = max / 2
+//   evicted  24 B * EVICT_CAP   records evicted by the last insert/evict call, read by the caller:
+//     0 key u64 | 8 location u64 | 16 size u32 | 20 tier u32
+//   records  28 B each, id >= 1, grown on demand up to maxEntries, freed ids on a free list:
+//     0 key u64 | 8 location (40 bits) | 13 tier u8 | 14 flags u8 | 15 hits u8 | 16 size u32 |
+//     20 prev u32 | 24 next u32
+//     flags: bits 0-1 S3-FIFO frequency, bit 2 in main queue, bit 3 live. hits saturates at 255.
 //
 // S3-FIFO: new keys enter the small FIFO (10% of capacity); a key evicted from the small FIFO
 // moves to the main FIFO if it was accessed since insertion, else it leaves and its fingerprint
@@ -17,15 +20,16 @@
 // FIFO reinserts entries with frequency > 0 (decrementing it) and evicts the first with 0. So a
 // one-pass scan only churns the small FIFO and never pushes hot blocks out of main.
 
-const REC: u32 = 32;
+const REC: u32 = 28;
 const O_KEY: u32 = 0;
 const O_LOC: u32 = 8;
+const O_TIER: u32 = 13;
+const O_FLAGS: u32 = 14;
+const O_HITS: u32 = 15;
 const O_SIZE: u32 = 16;
 const O_PREV: u32 = 20;
 const O_NEXT: u32 = 24;
-const O_TIER: u32 = 28;
-const O_FLAGS: u32 = 29;
-const O_HITS: u32 = 30;
+const LOC_MASK: u64 = 0xffffffffff;
 
 const F_FREQ: u32 = 3;
 const F_MAIN: u32 = 4;
@@ -40,10 +44,9 @@ let smallEntries: u32 = 0;
 let smallBytes: u64 = 0;
 
 let buckets: usize = 0;
-let bucketMask: u32 = 0;
-let bucketShift: u64 = 0;
+let nBuckets: u32 = 0;
 let ghost: usize = 0;
-let ghostMask: u32 = 0;
+let nGhost: u32 = 0;
 let evictBuf: usize = 0;
 let evictCount: u32 = 0;
 let recBase: usize = 0;
@@ -61,13 +64,12 @@ let mHead: u32 = 0;
 let mTail: u32 = 0;
 
 function rec(id: u32): usize {
-  return recBase + (<usize> id << 5);
+  return recBase + <usize> id * REC;
 }
 
-function pow2AtLeast(n: u64): u32 {
-  let p: u32 = 16;
-  while (<u64> p < n) p <<= 1;
-  return p;
+/** Maps 32 hash bits onto `[0, n)` without a division. */
+function reduce(h: u32, n: u32): u32 {
+  return <u32> ((<u64> h * <u64> n) >> 32);
 }
 
 /** Makes sure record ids below `ids` are backed by memory. Returns false if memory is exhausted. */
@@ -96,22 +98,24 @@ export function cacheInit(entries: u32, capacity: u64, smallPercent: u32): i32 {
   smallEntries = <u32> ((<u64> entries * smallPercent + 99) / 100);
   if (smallEntries == 0) smallEntries = 1;
   smallBytes = capacity / 100 * smallPercent + (capacity % 100) * smallPercent / 100;
-  const nb = pow2AtLeast(<u64> entries + <u64> entries / 3 + 1);
-  bucketMask = nb - 1;
-  bucketShift = 64 - <u64> ctz<u32>(nb);
-  const ng = pow2AtLeast(<u64> entries >> 1);
-  ghostMask = ng - 1;
+  nBuckets = entries + (entries >> 2) + 1;
+  nGhost = (entries >> 1) + 16;
   buckets = (__heap_base + 15) & ~15;
-  ghost = buckets + (<usize> nb << 2);
-  evictBuf = ghost + (<usize> ng << 2);
-  recBase = (evictBuf + EVICT_CAP * EVICT_REC + 31) & ~31;
+  ghost = buckets + (<usize> nBuckets << 2);
+  evictBuf = (ghost + (<usize> nGhost << 1) + 15) & ~15;
+  recBase = evictBuf + EVICT_CAP * EVICT_REC;
   recCapacity = 0;
   if (!reserve(1025)) return -1;
   return 0;
 }
 
 function home(key: u64): u32 {
-  return <u32> ((key * 0x9e3779b97f4a7c15) >> bucketShift);
+  return reduce(<u32> ((key * 0x9e3779b97f4a7c15) >> 32), nBuckets);
+}
+
+function nextBucket(i: u32): u32 {
+  i++;
+  return i == nBuckets ? 0 : i;
 }
 
 /** Bucket index holding `key`, or -1. */
@@ -121,7 +125,7 @@ function findSlot(key: u64): i32 {
     const id = load<u32>(buckets + (<usize> i << 2));
     if (id == 0) return -1;
     if (load<u64>(rec(id), O_KEY) == key) return <i32> i;
-    i = (i + 1) & bucketMask;
+    i = nextBucket(i);
   }
 }
 
@@ -131,7 +135,7 @@ function find(key: u64): u32 {
     const id = load<u32>(buckets + (<usize> i << 2));
     if (id == 0) return 0;
     if (load<u64>(rec(id), O_KEY) == key) return id;
-    i = (i + 1) & bucketMask;
+    i = nextBucket(i);
   }
 }
 
@@ -139,7 +143,7 @@ function find(key: u64): u32 {
 function deleteSlot(i: u32): void {
   let j = i;
   while (true) {
-    j = (j + 1) & bucketMask;
+    j = nextBucket(j);
     const id = load<u32>(buckets + (<usize> j << 2));
     if (id == 0) break;
     const k = home(load<u64>(rec(id), O_KEY));
@@ -152,21 +156,25 @@ function deleteSlot(i: u32): void {
   store<u32>(buckets + (<usize> i << 2), 0);
 }
 
-function ghostIndex(key: u64): u64 {
+function ghostMix(key: u64): u64 {
   return key * 0xc2b2ae3d27d4eb4f;
 }
 
+function ghostSlot(m: u64): usize {
+  return ghost + (<usize> reduce(<u32> (m >> 32), nGhost) << 1);
+}
+
 function ghostPut(key: u64): void {
-  const m = ghostIndex(key);
-  store<u32>(ghost + (<usize> (<u32> (m >> 32) & ghostMask) << 2), <u32> m | 1);
+  const m = ghostMix(key);
+  store<u16>(ghostSlot(m), <u16> m | 1);
 }
 
 /** True if `key` was recently evicted from the small FIFO (and forgets it). */
 function ghostTake(key: u64): bool {
-  const m = ghostIndex(key);
-  const p = ghost + (<usize> (<u32> (m >> 32) & ghostMask) << 2);
-  if (load<u32>(p) != (<u32> m | 1)) return false;
-  store<u32>(p, 0);
+  const m = ghostMix(key);
+  const p = ghostSlot(m);
+  if (load<u16>(p) != (<u16> m | 1)) return false;
+  store<u16>(p, 0);
   return true;
 }
 
@@ -222,7 +230,7 @@ function evictRec(id: u32): void {
   const size = load<u32>(r, O_SIZE);
   const e = evictBuf + evictCount * EVICT_REC;
   store<u64>(e, key, 0);
-  store<u64>(e, load<u64>(r, O_LOC), 8);
+  store<u64>(e, load<u64>(r, O_LOC) & LOC_MASK, 8);
   store<u32>(e, size, 16);
   store<u32>(e, load<u8>(r, O_TIER), 20);
   evictCount++;
@@ -280,11 +288,15 @@ function evictOne(): void {
  * of entries written to the buffer (call again while it equals the buffer capacity).
  */
 export function cacheEvict(): u32 {
+  return <u32> evictNow();
+}
+
+function evictNow(): i32 {
   evictCount = 0;
   while (evictCount < EVICT_CAP && (count > maxEntries || bytes > maxBytes) && count > 0) {
     evictOne();
   }
-  return evictCount;
+  return <i32> evictCount;
 }
 
 /** Record id of `key` counting an access, or 0. */
@@ -294,8 +306,8 @@ export function cacheGet(key: u64): u32 {
     const r = rec(id);
     const flags = <u32> load<u8>(r, O_FLAGS);
     if ((flags & F_FREQ) != F_FREQ) store<u8>(r, <u8> (flags + 1), O_FLAGS);
-    const hits = <u32> load<u16>(r, O_HITS);
-    if (hits != 0xffff) store<u16>(r, <u16> (hits + 1), O_HITS);
+    const hits = <u32> load<u8>(r, O_HITS);
+    if (hits != 0xff) store<u8>(r, <u8> (hits + 1), O_HITS);
   }
   return id;
 }
@@ -306,42 +318,51 @@ export function cachePeek(key: u64): u32 {
 }
 
 /**
- * Inserts or updates `key`. Returns its record id, or 0 if memory could not grow. Call cacheEvict
- * afterwards to get back within the limits.
+ * Inserts or updates `key` (location below 2^40), then evicts until the index is within its limits
+ * or the eviction buffer is full. Returns the number of evicted entries in the buffer (call
+ * cacheEvict while it is EVICT_CAP), or -1 if memory could not grow.
  */
-export function cacheInsert(key: u64, location: f64, size: u32, tier: u32): u32 {
+export function cacheInsert(key: u64, location: f64, size: u32, tier: u32): i32 {
   let id = find(key);
   if (id != 0) {
     const r = rec(id);
     const old = load<u32>(r, O_SIZE);
     bytes = bytes - old + size;
     if ((load<u8>(r, O_FLAGS) & F_MAIN) == 0) sBytes = sBytes - old + size;
-    store<u64>(r, <u64> location, O_LOC);
+    storeLocation(r, location);
     store<u32>(r, size, O_SIZE);
     store<u8>(r, <u8> tier, O_TIER);
-    return id;
+    return evictNow();
   }
   if (freeHead != 0) {
     id = freeHead;
     freeHead = load<u32>(rec(id), O_NEXT);
   } else {
-    if (!reserve(recNext + 1)) return 0;
+    if (!reserve(recNext + 1)) return -1;
     id = recNext++;
   }
   const r = rec(id);
   store<u64>(r, key, O_KEY);
-  store<u64>(r, <u64> location, O_LOC);
+  // location, tier, flags (live) and hits in one store
+  store<u64>(
+    r,
+    (<u64> location & LOC_MASK) | (<u64> (tier & 0xff) << 40) | (<u64> F_LIVE << 48),
+    O_LOC,
+  );
   store<u32>(r, size, O_SIZE);
-  store<u8>(r, <u8> tier, O_TIER);
-  store<u8>(r, <u8> F_LIVE, O_FLAGS);
-  store<u16>(r, 0, O_HITS);
   pushTail(id, ghostTake(key));
   let i = home(key);
-  while (load<u32>(buckets + (<usize> i << 2)) != 0) i = (i + 1) & bucketMask;
+  while (load<u32>(buckets + (<usize> i << 2)) != 0) i = nextBucket(i);
   store<u32>(buckets + (<usize> i << 2), id);
   count++;
   bytes += size;
-  return id;
+  return evictNow();
+}
+
+function storeLocation(r: usize, location: f64): void {
+  const loc = <u64> location;
+  store<u32>(r, <u32> loc, O_LOC);
+  store<u8>(r, <u8> (loc >> 32), O_LOC + 4);
 }
 
 /** Removes `key`. Returns 1 if it was present. */
@@ -367,7 +388,7 @@ export function cacheBytes(): u64 {
   return bytes;
 }
 
-/** Address of record 0 (record `id` is at `base + 32 * id`). */
+/** Address of record 0 (record `id` is at `base + 28 * id`). */
 export function cacheRecBase(): usize {
   return recBase;
 }
