@@ -2,10 +2,12 @@
  * Mounting an {@linkcode FsOps} through libfuse3: {@linkcode mountFs} returns a
  * {@linkcode FuseSession} that serves requests until it is unmounted.
  *
- * The default loop is driven from JS (see `README.md`, "Decisions"): the `/dev/fuse` fd is made
- * non-blocking, `fuse_session_receive_buf` + `fuse_session_process_buf` run on the JS thread, and
- * an off-thread `poll` is awaited when the device is empty. Callbacks therefore run on the JS
- * thread without thread hops, and replies are sent when each operation's promise settles.
+ * The default loop (chosen by measurement, see `README.md`, "Decisions") is libfuse's own
+ * `fuse_session_loop_mt`, run off the JS thread: its worker threads read `/dev/fuse` and call
+ * thread-safe callbacks, which run on the JS thread, copy the request, start the operation and
+ * return; the reply is sent from the JS thread when the operation's promise settles. The
+ * alternative `"js"` loop reads the non-blocking `/dev/fuse` fd from the JS thread and awaits an
+ * off-thread `poll` when it is empty.
  *
  * @module
  */
@@ -55,8 +57,8 @@ export interface MountOptions {
   /** Readahead in KiB written to the mount's bdi after mounting (default 1024; 0 leaves it). */
   readAheadKb?: number;
   /**
-   * The request loop: `"js"` (default; the JS thread reads /dev/fuse) or `"mt"`
-   * (`fuse_session_loop_mt` threads calling thread-safe callbacks). `"mt"` exists for comparison.
+   * The request loop: `"mt"` (default; `fuse_session_loop_mt` threads calling thread-safe
+   * callbacks) or `"js"` (the JS thread reads the non-blocking /dev/fuse fd and awaits `poll`).
    */
   loop?: "js" | "mt";
   /** Milliseconds `unmount` waits for the loop and for running requests (default 5000). */
@@ -363,7 +365,7 @@ export async function mountFs(
   const fuse = loadLibfuse();
   const libc = loadLibc();
   const target = resolveMountpoint(mountpoint);
-  const loop = options.loop ?? "js";
+  const loop = options.loop ?? "mt";
   let initialised = false;
   let initDone!: () => void;
   const init = new Promise<void>((r) => initDone = r);

@@ -39,7 +39,8 @@ import {
 
 interface Node {
   attr: Attr;
-  data: Uint8Array;
+  /** File data in {@linkcode CHUNK}-byte chunks; a missing chunk reads as zeros. */
+  chunks: (Uint8Array | undefined)[];
   target: Name;
   /** Children of a directory: name → [ino, cookie]. */
   children: Map<Name, { ino: Ino; cookie: number }>;
@@ -48,6 +49,9 @@ interface Node {
   /** flock holders: owner → exclusive. */
   flocks: Map<bigint, boolean>;
 }
+
+/** The chunk size of file data. */
+export const CHUNK = 1 << 20;
 
 function now(): Timespec {
   const ms = Date.now();
@@ -89,7 +93,7 @@ export class RamFs implements FsOps {
         ctime: t,
         parent: (mode & S_IFMT) === S_IFDIR ? parent : (0 as Ino),
       },
-      data: new Uint8Array(0),
+      chunks: [],
       target: "",
       children: new Map(),
       nextCookie: 3,
@@ -142,18 +146,14 @@ export class RamFs implements FsOps {
     return node;
   }
 
-  /** Grows a file's buffer geometrically so sequential writes stay linear. */
-  reserve(node: Node, size: number): void {
-    if (node.data.length >= size) return;
-    const grown = new Uint8Array(Math.max(size, node.data.length * 2, 4096));
-    grown.set(node.data.subarray(0, node.attr.size));
-    node.data = grown;
-  }
-
   /** Sets a file's size, zeroing what is cut off so a later extension reads zeros. */
   truncate(node: Node, size: number): void {
-    if (size > node.attr.size) this.reserve(node, size);
-    else node.data.fill(0, size, node.attr.size);
+    if (size < node.attr.size) {
+      const keep = Math.ceil(size / CHUNK);
+      node.chunks.length = Math.min(node.chunks.length, keep);
+      const last = node.chunks[keep - 1];
+      if (last !== undefined && size % CHUNK !== 0) last.fill(0, size % CHUNK);
+    }
     node.attr.size = size;
     node.attr.mtime = node.attr.ctime = now();
   }
@@ -293,14 +293,46 @@ export class RamFs implements FsOps {
   read(_ctx: Ctx, ino: Ino, _fh: Fh, offset: number, size: number): Promise<Uint8Array> {
     const node = this.get(ino);
     const end = Math.min(node.attr.size, offset + size);
-    return Promise.resolve(offset >= end ? new Uint8Array(0) : node.data.subarray(offset, end));
+    if (offset >= end) return Promise.resolve(new Uint8Array(0));
+    const first = Math.floor(offset / CHUNK);
+    if (Math.floor((end - 1) / CHUNK) === first) {
+      const chunk = node.chunks[first];
+      const from = offset - first * CHUNK;
+      return Promise.resolve(
+        chunk === undefined
+          ? new Uint8Array(end - offset)
+          : chunk.subarray(from, from + end - offset),
+      );
+    }
+    const out = new Uint8Array(end - offset);
+    for (let pos = offset; pos < end;) {
+      const i = Math.floor(pos / CHUNK);
+      const from = pos - i * CHUNK;
+      const n = Math.min(CHUNK - from, end - pos);
+      const chunk = node.chunks[i];
+      if (chunk !== undefined) out.set(chunk.subarray(from, from + n), pos - offset);
+      pos += n;
+    }
+    return Promise.resolve(out);
   }
 
   write(_ctx: Ctx, ino: Ino, _fh: Fh, offset: number, data: Uint8Array): Promise<number> {
     const node = this.get(ino);
     const end = offset + data.length;
-    this.reserve(node, end);
-    node.data.set(data, offset);
+    for (let pos = offset; pos < end;) {
+      const i = Math.floor(pos / CHUNK);
+      const from = pos - i * CHUNK;
+      const n = Math.min(CHUNK - from, end - pos);
+      const piece = data.subarray(pos - offset, pos - offset + n);
+      if (n === CHUNK) {
+        node.chunks[i] = piece; // `data` is ours once write is called: keep it without a copy
+      } else {
+        let chunk = node.chunks[i];
+        if (chunk === undefined) node.chunks[i] = chunk = new Uint8Array(CHUNK);
+        chunk.set(piece, from);
+      }
+      pos += n;
+    }
     if (end > node.attr.size) node.attr.size = end;
     node.attr.mtime = node.attr.ctime = now();
     return Promise.resolve(data.length);
@@ -443,10 +475,9 @@ export class RamFs implements FsOps {
     offOut: number,
     length: number,
   ): Promise<number> {
-    const src = this.get(inoIn);
-    const end = Math.min(src.attr.size, offIn + length);
-    const bytes = offIn >= end ? new Uint8Array(0) : src.data.slice(offIn, end);
-    return this.write(_ctx, inoOut, fhOut, offOut, bytes);
+    return this.read(_ctx, inoIn, _fhIn, offIn, length).then((bytes) =>
+      this.write(_ctx, inoOut, fhOut, offOut, bytes.slice())
+    );
   }
 
   lseek(_ctx: Ctx, ino: Ino, _fh: Fh, offset: number, whence: number): Promise<number> {
