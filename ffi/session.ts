@@ -151,13 +151,11 @@ async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
   }
 }
 
-/** Raises the readahead of the FUSE connection's bdi (best effort). */
-function raiseReadahead(mountpoint: string, kb: number): void {
-  if (kb <= 0) return;
-  const info = mountInfo(mountpoint).at(-1);
-  if (info === undefined) return;
+/** Raises the readahead of the FUSE connection's bdi `device` (best effort). */
+function raiseReadahead(device: string | undefined, kb: number): void {
+  if (kb <= 0 || device === undefined) return;
   try {
-    const path = `/sys/class/bdi/${info.device}/read_ahead_kb`;
+    const path = `/sys/class/bdi/${device}/read_ahead_kb`;
     const current = Number(Deno.readTextFileSync(path).trim());
     if (current < kb) Deno.writeTextFileSync(path, `${kb}\n`);
   } catch {
@@ -189,6 +187,8 @@ export class FuseSession implements AsyncDisposable {
   #resolveClosed!: () => void;
   #wakeRead = -1;
   #wakeWrite = -1;
+  /** The connection's `major:minor`, read from mountinfo right after mounting. */
+  device: string | undefined;
 
   /** @internal Use {@linkcode mountFs}. */
   constructor(
@@ -292,6 +292,17 @@ export class FuseSession implements AsyncDisposable {
     }
   }
 
+  /** Aborts the FUSE connection via `/sys/fs/fuse/connections/N/abort` (best effort). */
+  #abortConnection(): void {
+    const minor = this.device?.split(":")[1];
+    if (minor === undefined) return;
+    try {
+      Deno.writeTextFileSync(`/sys/fs/fuse/connections/${minor}/abort`, "1");
+    } catch {
+      // fusectl is not mounted or not writable: the bounded wait below decides.
+    }
+  }
+
   #wake(): void {
     if (this.#wakeWrite >= 0) this.#libc.write(this.#wakeWrite, new Uint8Array([1]), 1n);
   }
@@ -317,9 +328,14 @@ export class FuseSession implements AsyncDisposable {
       await within(this.#adapter.idle(), this.#timeoutMs);
       await fuse.fuse_session_unmount(se);
     } else {
-      // libfuse threads block in read(2): detaching the mount makes them return ENODEV.
+      // libfuse threads block in read(2): detaching the mount makes them return ENODEV, unless
+      // open files keep the connection alive; then abort it through fusectl (if mounted).
       await fuse.fuse_session_unmount(se);
-      loopDone = this.#loopEnded || await within(this.#loop, this.#timeoutMs);
+      loopDone = this.#loopEnded || await within(this.#loop, Math.min(500, this.#timeoutMs));
+      if (!loopDone) {
+        this.#abortConnection();
+        loopDone = await within(this.#loop, this.#timeoutMs);
+      }
       await within(this.#adapter.idle(), this.#timeoutMs);
     }
     if (loopDone) {
@@ -410,6 +426,7 @@ export async function mountFs(
     await session.unmount();
     throw new Error(`The kernel did not initialise the FUSE mount at "${target}"`);
   }
-  raiseReadahead(target, options.readAheadKb ?? 1024);
+  session.device = mountInfo(target).at(-1)?.device;
+  raiseReadahead(session.device, options.readAheadKb ?? 1024);
   return session;
 }
