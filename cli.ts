@@ -21,7 +21,8 @@ import type { KvEngine } from "./core/kv.ts";
 const USAGE = `SlayerFS: a POSIX filesystem on object storage
 
 Usage:
-  slayerfs format [--storage URL] [--block-size SIZE] [--capacity SIZE] META_URL NAME
+  slayerfs format [--storage URL] [--block-size SIZE] [--compress lz4|none] [--capacity SIZE]
+                  META_URL NAME
   slayerfs mount [--foreground] [-o OPTS] [--cache-size MIB] META_URL MOUNTPOINT
   slayerfs mount MOUNTPOINT            (the embedded default volume in $SLAYERFS_HOME)
   slayerfs umount [--lazy] MOUNTPOINT
@@ -129,7 +130,12 @@ async function cmdFormat(args: string[]): Promise<void> {
     "block-size": { type: "string" },
     capacity: { type: "string" },
     inodes: { type: "string" },
+    compress: { type: "string" },
   });
+  const compress = (values.compress as string | undefined) ?? "lz4";
+  if (compress !== "lz4" && compress !== "none") {
+    throw new CliError(`Invalid --compress "${compress}": expected lz4 or none`, 2);
+  }
   expectArgs(positionals, 2, "META_URL NAME");
   const [metaUrl, name] = positionals as [string, string];
   let storage = values.storage as string | undefined;
@@ -152,13 +158,14 @@ async function cmdFormat(args: string[]): Promise<void> {
     const f = await formatVolume(kv, {
       name,
       storage,
+      compression: compress,
       ...(blockSize ? { blockSize } : {}),
       ...(capacity ? { capacity } : {}),
       ...(values.inodes ? { inodes: Number(values.inodes) } : {}),
     });
     console.log(
       `Volume "${f.name}" (${f.uuid}): metadata ${metaUrl}, storage ${f.storage}, ` +
-        `block size ${f.blockSize >> 10} KiB`,
+        `block size ${f.blockSize >> 10} KiB, compression ${f.compression}`,
     );
   } catch (err) {
     if (err instanceof FsError) throw new CliError(err.message);

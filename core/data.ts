@@ -10,6 +10,7 @@ import { Errno, FsError } from "./errno.ts";
 import type { FreedSlice, Meta } from "./meta.ts";
 import { blockKey, resolveSegments, sliceBlocks, type SliceRecord } from "./slice.ts";
 import type { Ino, SliceId } from "./types.ts";
+import { type BlockRecord, CodecPool } from "./block_codec.ts";
 
 /** Options of the block layer. */
 export interface DataOptions {
@@ -17,6 +18,10 @@ export interface DataOptions {
   cacheBytes?: number;
   /** Uploads in flight per file (default: the store's concurrency). */
   uploadConcurrency?: number;
+  /** Codec workers (default: the number of cores; 0 codes on the calling thread). */
+  codecWorkers?: number;
+  /** Called with errors no request can report, e.g. a corrupt block. */
+  onError?: (err: unknown) => void;
 }
 
 /** A least-recently-used cache of whole blocks, bounded in bytes. */
@@ -84,6 +89,10 @@ export class DataEngine {
   #inflight = new Map<string, Promise<Uint8Array>>();
   #segments = new Map<Ino, Map<number, SliceRecord[]>>();
   #segmentCount = 0;
+  #records = new Map<SliceId, BlockRecord[]>();
+  readonly codec: CodecPool;
+  readonly compress: boolean;
+  readonly onError: (err: unknown) => void;
   #generation = 0;
 
   /** Creates the block layer of a volume. */
@@ -94,37 +103,70 @@ export class DataEngine {
     this.chunkSize = meta.format.chunkSize;
     this.cache = new BlockCache(options.cacheBytes ?? 128 << 20);
     this.uploadConcurrency = options.uploadConcurrency ?? Math.max(2, store.limits.concurrency);
+    this.codec = new CodecPool(options.codecWorkers);
+    this.compress = meta.format.compression === "lz4";
+    this.onError = options.onError ?? ((err) => console.error(`slayerfs: ${err}`));
   }
 
-  /** Stores block `index` of slice `id`. */
-  async putBlock(id: SliceId, index: number, data: Uint8Array): Promise<void> {
-    await this.store.put(blockKey(id, index, data.byteLength), data);
+  /** Stops the codec workers. */
+  close(): void {
+    this.codec.close();
   }
 
-  /** A whole block, from the cache or the store (concurrent misses share one fetch). */
+  /**
+   * Stores block `index` of slice `id` (compressed and checksummed as the volume says) and
+   * returns its record. `raw` stays the caller's.
+   */
+  async putBlock(id: SliceId, index: number, raw: Uint8Array): Promise<BlockRecord> {
+    const input = raw.byteLength >= 128 * 1024 ? raw.slice() : raw;
+    const enc = await this.codec.encode(input, this.compress, false);
+    await this.store.put(blockKey(id, index, raw.byteLength), enc.data);
+    return enc.record;
+  }
+
+  /** The block records of a committed slice (cached; they never change). */
+  async blockRecords(id: SliceId): Promise<BlockRecord[]> {
+    const hit = this.#records.get(id);
+    if (hit) return hit;
+    const recs = await this.meta.sliceBlockRecords(id);
+    if (this.#records.size > 100_000) this.#records.clear();
+    this.#records.set(id, recs);
+    return recs;
+  }
+
+  /** A whole raw block, from the cache or the store (concurrent misses share one fetch). */
   getBlock(id: SliceId, index: number, len: number): Promise<Uint8Array> {
     const key = blockKey(id, index, len);
     const hit = this.cache.get(key);
     if (hit) return Promise.resolve(hit);
     let p = this.#inflight.get(key);
     if (!p) {
-      p = this.store.get(key).then((data) => {
-        if (data.byteLength !== len) {
-          throw new FsError(Errno.EIO, `Block "${key}" has ${data.byteLength} bytes, not ${len}`);
+      p = (async () => {
+        const rec = (await this.blockRecords(id))[index];
+        if (!rec) throw new FsError(Errno.EIO, `No record of block "${key}"`);
+        let stored: Uint8Array;
+        try {
+          stored = await this.store.get(key);
+        } catch (err) {
+          throw new FsError(Errno.EIO, `Cannot read block "${key}": ${err}`, { cause: err });
         }
-        this.cache.put(key, data);
-        return data;
-      }, (err) => {
-        throw new FsError(Errno.EIO, `Cannot read block "${key}": ${err}`, { cause: err });
-      }).finally(() => this.#inflight.delete(key));
+        try {
+          const raw = await this.codec.decode(stored, rec, len, key);
+          this.cache.put(key, raw);
+          return raw;
+        } catch (err) {
+          this.onError(err);
+          throw err;
+        }
+      })().finally(() => this.#inflight.delete(key));
       this.#inflight.set(key, p);
     }
     return p;
   }
 
   /**
-   * Copies bytes `[off, off+len)` of slice `id` (of `size` bytes) into `dst` at `dstOff`.
-   * Small reads of uncached blocks fetch only the range; larger ones fetch whole blocks.
+   * Copies bytes `[off, off+len)` of slice `id` (of `size` bytes) into `dst` at `dstOff`. Blocks
+   * are fetched whole, so that their checksums can be verified, and cached.
    */
   async readSlice(
     id: SliceId,
@@ -147,18 +189,6 @@ export class DataEngine {
       const cached = this.cache.get(key);
       if (cached) {
         dst.set(cached.subarray(inBlock, inBlock + n), at);
-      } else if (n < bs / 4 && !this.#inflight.has(key)) {
-        tasks.push(
-          this.store.get(key, inBlock, n).then((part) => {
-            if (part.byteLength !== n) {
-              throw new FsError(Errno.EIO, `Block "${key}" is shorter than expected`);
-            }
-            dst.set(part, at);
-          }, (err) => {
-            if (err instanceof FsError) throw err;
-            throw new FsError(Errno.EIO, `Cannot read block "${key}": ${err}`, { cause: err });
-          }),
-        );
       } else {
         tasks.push(
           this.getBlock(id, index, blockLen).then((b) => {

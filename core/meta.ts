@@ -36,6 +36,7 @@ import {
   type SliceRecord,
 } from "./slice.ts";
 import type { VolumeFormat } from "./format.ts";
+import { type BlockRecord, decodeBlockRecords, encodeBlockRecords } from "./block_codec.ts";
 
 /** A slice whose blocks may be deleted once the transaction that freed it has committed. */
 export interface FreedSlice {
@@ -64,6 +65,8 @@ export interface MetaEntry {
 export interface NewSlice {
   chunk: number;
   record: SliceRecord;
+  /** How each block of the slice is stored. */
+  blocks: readonly BlockRecord[];
 }
 
 const NAME_MAX = 255;
@@ -680,17 +683,24 @@ export class Meta {
       const freed: FreedSlice[] = [];
       const a = await this.#attr(tx, ino);
       const byChunk = new Map<number, SliceRecord[]>();
-      const perSlice = new Map<number, { refs: number; size: number }>();
+      const perSlice = new Map<
+        number,
+        { refs: number; size: number; blocks: readonly BlockRecord[] }
+      >();
       for (const s of slices) {
         let l = byChunk.get(s.chunk);
         if (!l) byChunk.set(s.chunk, l = []);
         l.push(s.record);
-        const info = perSlice.get(s.record.id) ?? { refs: 0, size: s.record.size };
+        const info = perSlice.get(s.record.id) ??
+          { refs: 0, size: s.record.size, blocks: s.blocks };
         info.refs++;
         perSlice.set(s.record.id, info);
       }
       for (const [id, info] of perSlice) {
-        tx.set(C.sliceKey(id as SliceId), sliceInfo(info.refs, info.size));
+        tx.set(
+          C.sliceKey(id as SliceId),
+          concatBytes(sliceInfo(info.refs, info.size), encodeBlockRecords(info.blocks)),
+        );
       }
       for (const [chunk, recs] of byChunk) await this.#append(tx, ino, chunk, recs, freed);
       const oldSize = a.size;
@@ -881,6 +891,14 @@ export class Meta {
       await this.#bump(tx, C.keyUsedSpace, spaceOf(dst.size) - spaceOf(oldSize));
       return { copied: n, attr: dst, freed };
     });
+  }
+
+  /** How the blocks of a committed slice are stored (empty if the slice is unknown). */
+  sliceBlockRecords(id: SliceId): Promise<BlockRecord[]> {
+    return this.kv.txn(async (tx) => {
+      const raw = await tx.get(C.sliceKey(id));
+      return raw ? decodeBlockRecords(raw.subarray(8)) : [];
+    }, { readOnly: true });
   }
 
   /** Deletes an unlinked inode whose last handle closed. */

@@ -78,9 +78,9 @@ export class Vfs implements FsOps {
 
   private constructor(meta: Meta, store: BlockStore, options: VfsOptions) {
     this.meta = meta;
-    this.data = new DataEngine(store, meta, options);
-    this.locks = options.locks ?? new LocalLocks();
     this.#onError = options.onError ?? ((err) => console.error(`slayerfs: ${err}`));
+    this.data = new DataEngine(store, meta, { ...options, onError: this.#onError });
+    this.locks = options.locks ?? new LocalLocks();
   }
 
   /**
@@ -89,11 +89,16 @@ export class Vfs implements FsOps {
    */
   static async open(meta: Meta, store: BlockStore, options: VfsOptions = {}): Promise<Vfs> {
     const vfs = new Vfs(meta, store, options);
-    for (const ino of await meta.listSustained()) {
-      const { freed } = await meta.deleteSustained(ino);
-      await vfs.data.deleteSlices(freed);
+    try {
+      for (const ino of await meta.listSustained()) {
+        const { freed } = await meta.deleteSustained(ino);
+        await vfs.data.deleteSlices(freed);
+      }
+      await vfs.data.collectGarbage();
+    } catch (err) {
+      vfs.data.close();
+      throw err;
     }
-    await vfs.data.collectGarbage();
     return vfs;
   }
 
@@ -560,8 +565,12 @@ export class Vfs implements FsOps {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.flushAll();
-    await Promise.all([...this.#background]);
+    try {
+      await this.flushAll();
+      await Promise.all([...this.#background]);
+    } finally {
+      this.data.close();
+    }
   }
 
   /** How many files and handles are open (for status). */

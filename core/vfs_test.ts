@@ -356,3 +356,55 @@ Deno.test("Vfs compacts long slice lists and still reads the newest data", async
     await vol.close();
   }
 });
+
+Deno.test("Vfs stores compressible blocks with LZ4, incompressible ones raw, and reads both", async () => {
+  const { vol, store } = await memVolume(small);
+  try {
+    const text = te.encode("the quick brown fox jumps over the lazy dog\n".repeat(10_000));
+    await vol.writeFile("/text", text);
+    const noise = new Uint8Array(300_000);
+    for (let i = 0; i < noise.length; i += 65536) {
+      crypto.getRandomValues(noise.subarray(i, i + 65536));
+    }
+    await vol.writeFile("/random", noise);
+    let stored = 0;
+    for (let page = await store.list(""); page.objects.length;) {
+      for (const o of page.objects) stored += o.size;
+      if (!page.truncated) break;
+      page = await store.list("", { startAfter: page.objects.at(-1)!.key });
+    }
+    assert.ok(stored < text.length / 5 + 300_000 + 1000, `stored ${stored} bytes`);
+    assert.ok(stored >= 300_000, "random data is stored whole");
+    const a = await vol.resolve("/text");
+    assert.deepEqual(await vol.readFile("/text"), text);
+    assert.deepEqual(await vol.readFile("/random"), noise);
+    assert.equal(a.size, text.length);
+  } finally {
+    await vol.close();
+  }
+});
+
+Deno.test("Vfs returns EIO, never wrong bytes, for a corrupt block", async () => {
+  const { kv: kv0, store: store0, vol } = await memVolume(small);
+  const kv = kv0.share();
+  const store = store0.share();
+  await vol.writeFile("/c", rand(200_000, 3));
+  await vol.close();
+  // Flip one byte of every stored block.
+  const page = await store.list("chunks/");
+  assert.ok(page.objects.length > 0);
+  for (const o of page.objects) {
+    const data = await store.get(o.key);
+    data[data.length >> 1]! ^= 0x55;
+    await store.put(o.key, data);
+  }
+  const { Volume } = await import("./volume.ts");
+  const errors: unknown[] = [];
+  const vol2 = await Volume.openWith(kv, store, { onError: (e) => errors.push(e) });
+  try {
+    await assert.rejects(vol2.readFile("/c"), { code: "EIO" });
+    assert.match(String(errors[0]), /chunks\//, "the block key is logged");
+  } finally {
+    await vol2.close();
+  }
+});

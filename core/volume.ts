@@ -62,7 +62,7 @@ export async function formatVolume(kv: KvEngine, options: FormatOptions): Promis
     storage: options.storage,
     blockSize: options.blockSize ?? DEFAULT_BLOCK_SIZE,
     chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
-    compression: options.compression ?? "none",
+    compression: options.compression ?? "lz4",
     capacity: options.capacity ?? 2 ** 50,
     inodes: options.inodes ?? 2 ** 40,
     createdAt: new Date().toISOString(),

@@ -7,6 +7,7 @@
  */
 
 import type { DataEngine } from "./data.ts";
+import type { BlockRecord } from "./block_codec.ts";
 import { Errno, FsError } from "./errno.ts";
 import { type FreedSlice, now } from "./meta.ts";
 import type { Attr, Ino, SliceId, Timespec } from "./types.ts";
@@ -20,6 +21,7 @@ class PendingSlice {
   sealed = 0;
   frozen = false;
   readonly blocks: Uint8Array[] = [];
+  readonly records: BlockRecord[] = [];
   readonly uploads: Promise<void>[] = [];
 
   constructor(chunk: number, pos: number, id: SliceId) {
@@ -151,7 +153,9 @@ export class FileWriter {
     s.sealed += len;
     this.#inflight++;
     s.uploads.push(
-      this.#data.putBlock(s.id, bi, block).catch((err) => {
+      this.#data.putBlock(s.id, bi, block).then((rec) => {
+        s.records[bi] = rec;
+      }, (err) => {
         this.#error ??= err;
       }).finally(() => {
         this.#inflight--;
@@ -185,6 +189,7 @@ export class FileWriter {
         return {
           chunk: s.chunk,
           record: { pos: s.pos, id: s.id, size: s.len, off: 0, len: s.len },
+          blocks: s.records,
         };
       });
       const { attr, freed } = await this.#data.meta.commitSlices(

@@ -1,0 +1,249 @@
+/**
+ * How a block is stored: optionally LZ4-compressed, always with an XXH3-64 checksum of its raw
+ * bytes, and (with dedup) a BLAKE3 content hash. The work runs in the Wasm block engine, on a pool
+ * of workers for large blocks ({@linkcode CodecPool}) so the FUSE thread stays free.
+ *
+ * @module
+ */
+
+import { blake3, compressBlock, lz4DecompressInto, xxh3_64 } from "../wasm/mod.ts";
+import { Errno, FsError } from "./errno.ts";
+
+/** Block record flag: the stored bytes are an LZ4 block. */
+export const BLOCK_LZ4 = 1;
+/** Block record flag: the block is content-addressed (its BLAKE3 hash names a shared blob). */
+export const BLOCK_DEDUP = 2;
+
+/** What the metadata records about one stored block. */
+export interface BlockRecord {
+  flags: number;
+  /** Bytes of the stored object. */
+  storedLen: number;
+  /** XXH3-64 of the raw bytes. */
+  checksum: bigint;
+  /** BLAKE3 of the raw bytes (dedup blocks only). */
+  hash?: Uint8Array;
+}
+
+/** An encoded block ready to store. */
+export interface EncodedBlock {
+  data: Uint8Array;
+  record: BlockRecord;
+}
+
+/** Encodes a block: compress (if asked and it helps), checksum, hash (if dedup). */
+export function encodeBlock(raw: Uint8Array, compress: boolean, dedup: boolean): EncodedBlock {
+  const checksum = xxh3_64(raw);
+  let data = raw;
+  let flags = 0;
+  if (compress) {
+    const c = compressBlock(raw);
+    if (c.compressed) {
+      data = c.data;
+      flags |= BLOCK_LZ4;
+    }
+  }
+  const record: BlockRecord = { flags, storedLen: data.byteLength, checksum };
+  if (dedup) {
+    record.flags |= BLOCK_DEDUP;
+    record.hash = blake3(raw);
+  }
+  return { data, record };
+}
+
+/**
+ * Decodes a stored block to its `rawLen` raw bytes, verifying the checksum. Throws `EIO` (with
+ * the block's key) on any mismatch: never wrong bytes.
+ */
+export function decodeBlock(
+  stored: Uint8Array,
+  record: BlockRecord,
+  rawLen: number,
+  key: string,
+): Uint8Array {
+  if (stored.byteLength !== record.storedLen) {
+    throw new FsError(
+      Errno.EIO,
+      `Block "${key}" has ${stored.byteLength} bytes, expected ${record.storedLen}`,
+    );
+  }
+  let raw = stored;
+  if (record.flags & BLOCK_LZ4) {
+    raw = new Uint8Array(rawLen);
+    try {
+      lz4DecompressInto(stored, raw);
+    } catch (err) {
+      throw new FsError(Errno.EIO, `Block "${key}" does not decompress: ${err}`, { cause: err });
+    }
+  } else if (stored.byteLength !== rawLen) {
+    throw new FsError(Errno.EIO, `Block "${key}" has ${stored.byteLength} bytes, not ${rawLen}`);
+  }
+  if (xxh3_64(raw) !== record.checksum) {
+    throw new FsError(Errno.EIO, `Block "${key}" fails its checksum`);
+  }
+  return raw;
+}
+
+const RECORD_FIXED = 13;
+
+/** Encodes block records for the metadata (after the slice info header). */
+export function encodeBlockRecords(records: readonly BlockRecord[]): Uint8Array {
+  let size = 0;
+  for (const r of records) size += RECORD_FIXED + (r.hash ? 32 : 0);
+  const out = new Uint8Array(size);
+  const v = new DataView(out.buffer);
+  let o = 0;
+  for (const r of records) {
+    v.setUint8(o, r.flags);
+    v.setUint32(o + 1, r.storedLen);
+    v.setBigUint64(o + 5, r.checksum);
+    o += RECORD_FIXED;
+    if (r.flags & BLOCK_DEDUP) {
+      out.set(r.hash!, o);
+      o += 32;
+    }
+  }
+  return out;
+}
+
+/** Decodes block records written by {@linkcode encodeBlockRecords}. */
+export function decodeBlockRecords(buf: Uint8Array): BlockRecord[] {
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const out: BlockRecord[] = [];
+  let o = 0;
+  while (o + RECORD_FIXED <= buf.byteLength) {
+    const r: BlockRecord = {
+      flags: v.getUint8(o),
+      storedLen: v.getUint32(o + 1),
+      checksum: v.getBigUint64(o + 5),
+    };
+    o += RECORD_FIXED;
+    if (r.flags & BLOCK_DEDUP) {
+      r.hash = buf.slice(o, o + 32);
+      o += 32;
+    }
+    out.push(r);
+  }
+  return out;
+}
+
+/** Hex of bytes. */
+export function toHex(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += b.toString(16).padStart(2, "0");
+  return s;
+}
+
+type Job =
+  | { op: "encode"; raw: Uint8Array; compress: boolean; dedup: boolean }
+  | { op: "decode"; stored: Uint8Array; record: BlockRecord; rawLen: number; key: string };
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Blocks smaller than this are encoded and decoded inline (a worker round trip costs more). */
+const INLINE_BELOW = 128 * 1024;
+
+/**
+ * A pool of workers running the block codec, sized to the cores. Buffers passed in are transferred
+ * (the caller must not use them afterwards).
+ */
+export class CodecPool {
+  #workers: Worker[] = [];
+  #busy: number[] = [];
+  #pending = new Map<number, Pending & { worker: number }>();
+  #nextId = 1;
+  #closed = false;
+
+  /** Starts `size` workers (default: the number of cores). 0 runs everything inline. */
+  constructor(size = navigator.hardwareConcurrency ?? 2) {
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(new URL("./_codec_worker.ts", import.meta.url), { type: "module" });
+      w.onmessage = (ev: MessageEvent) => {
+        const { id, ok, value, error } = ev.data as {
+          id: number;
+          ok: boolean;
+          value: unknown;
+          error: { errno?: number; message: string };
+        };
+        const p = this.#pending.get(id);
+        if (!p) return;
+        this.#pending.delete(id);
+        this.#busy[p.worker]!--;
+        if (ok) p.resolve(value);
+        else {
+          p.reject(
+            error.errno ? new FsError(error.errno, error.message) : new Error(error.message),
+          );
+        }
+      };
+      w.onerror = (ev) => {
+        ev.preventDefault();
+        for (const [id, p] of this.#pending) {
+          if (p.worker !== i) continue;
+          this.#pending.delete(id);
+          p.reject(new FsError(Errno.EIO, `Codec worker failed: ${ev.message}`));
+        }
+      };
+      this.#workers.push(w);
+      this.#busy.push(0);
+    }
+  }
+
+  #run<T>(job: Job, transfer: ArrayBuffer[]): Promise<T> {
+    if (this.#closed) return Promise.reject(new FsError(Errno.EIO, "Codec pool is closed"));
+    let best = 0;
+    for (let i = 1; i < this.#busy.length; i++) if (this.#busy[i]! < this.#busy[best]!) best = i;
+    const id = this.#nextId++;
+    this.#busy[best]!++;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, worker: best });
+      this.#workers[best]!.postMessage({ id, job }, transfer);
+    });
+  }
+
+  /** Encodes a block (see {@linkcode encodeBlock}); `raw` is transferred for large blocks. */
+  encode(raw: Uint8Array, compress: boolean, dedup: boolean): Promise<EncodedBlock> {
+    if (this.#workers.length === 0 || raw.byteLength < INLINE_BELOW) {
+      try {
+        return Promise.resolve(encodeBlock(raw, compress, dedup));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return this.#run({ op: "encode", raw, compress, dedup }, [raw.buffer as ArrayBuffer]);
+  }
+
+  /** Decodes a block (see {@linkcode decodeBlock}); `stored` is transferred for large blocks. */
+  decode(
+    stored: Uint8Array,
+    record: BlockRecord,
+    rawLen: number,
+    key: string,
+  ): Promise<Uint8Array> {
+    if (this.#workers.length === 0 || rawLen < INLINE_BELOW) {
+      try {
+        return Promise.resolve(decodeBlock(stored, record, rawLen, key));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    const own = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength
+      ? stored
+      : stored.slice();
+    return this.#run({ op: "decode", stored: own, record, rawLen, key }, [
+      own.buffer as ArrayBuffer,
+    ]);
+  }
+
+  /** Stops the workers; idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const w of this.#workers) w.terminate();
+    for (const p of this.#pending.values()) p.reject(new FsError(Errno.EIO, "Codec pool closed"));
+    this.#pending.clear();
+  }
+}
