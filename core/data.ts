@@ -63,6 +63,11 @@ export class BlockCache {
     }
   }
 
+  /** Whether a block is cached (without refreshing it). */
+  has(key: string): boolean {
+    return this.#map.has(key);
+  }
+
   /** Drops a block. */
   delete(key: string): void {
     const v = this.#map.get(key);
@@ -90,6 +95,7 @@ export class DataEngine {
   #segments = new Map<Ino, Map<number, SliceRecord[]>>();
   #segmentCount = 0;
   #records = new Map<SliceId, BlockRecord[]>();
+  #prefetching = 0;
   readonly codec: CodecPool;
   readonly compress: boolean;
   readonly onError: (err: unknown) => void;
@@ -249,6 +255,41 @@ export class DataEngine {
       }
     }
     await Promise.all(tasks);
+  }
+
+  /**
+   * Starts fetching the blocks of `[off, off+len)` of `ino` into the cache without waiting
+   * (readahead). At most the store's concurrency of prefetches run at once; errors are ignored
+   * (the read that needs the block reports them).
+   */
+  prefetch(ino: Ino, off: number, len: number): void {
+    const cs = this.chunkSize;
+    const bs = this.blockSize;
+    const end = off + len;
+    (async () => {
+      for (let c = Math.floor(off / cs); c * cs < end; c++) {
+        const base = c * cs;
+        for (const s of await this.segments(ino, c)) {
+          if (s.id === 0) continue;
+          const lo = Math.max(off, base + s.pos);
+          const hi = Math.min(end, base + s.pos + s.len);
+          for (let p = lo; p < hi;) {
+            const inSlice = s.off + (p - base - s.pos);
+            const index = Math.floor(inSlice / bs);
+            const blockLen = Math.min(bs, s.size - index * bs);
+            const key = blockKey(s.id, index, blockLen);
+            if (!this.cache.has(key) && !this.#inflight.has(key)) {
+              if (this.#prefetching >= this.store.limits.concurrency) return;
+              this.#prefetching++;
+              this.getBlock(s.id, index, blockLen).catch(() => {}).finally(() => {
+                this.#prefetching--;
+              });
+            }
+            p += (index + 1) * bs - inSlice;
+          }
+        }
+      }
+    })().catch(() => {});
   }
 
   /** Deletes the blocks of freed slices, then forgets them in the metadata. */

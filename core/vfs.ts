@@ -59,6 +59,9 @@ interface OpenFile {
 interface Handle {
   ino: Ino;
   flags: number;
+  /** Where the last read ended, and the readahead window (bytes) it earned. */
+  lastEnd?: number;
+  window?: number;
   dir?: { entries: DirEntry[] | undefined };
 }
 
@@ -283,7 +286,7 @@ export class Vfs implements FsOps {
 
   /** @inheritdoc */
   async read(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Promise<Uint8Array> {
-    this.#handle(fh, ino);
+    const h = this.#handle(fh, ino);
     const of = this.#file(ino);
     if (!of) throw new FsError(Errno.EBADF);
     const w = of.writer;
@@ -292,9 +295,27 @@ export class Vfs implements FsOps {
     if (end <= offset) return new Uint8Array(0);
     const out = new Uint8Array(end - offset);
     const pending = w?.dirty ? w.snapshot() : undefined;
+    this.#readahead(h, ino, offset, end, fileSize);
     await this.data.readCommitted(ino, offset, end - offset, out);
     if (pending) w!.overlay(offset, out, pending);
     return out;
+  }
+
+  /**
+   * Sequential readahead: a handle reading where it stopped grows its window (doubling up to
+   * 16 blocks); a jump resets it. The window ahead of the read is fetched in the background.
+   */
+  #readahead(h: Handle, ino: Ino, offset: number, end: number, size: number): void {
+    const bs = this.data.blockSize;
+    if (h.lastEnd !== undefined && Math.abs(offset - h.lastEnd) <= 1 << 20) {
+      h.window = Math.min(Math.max(bs, (h.window ?? 0) * 2), 16 * bs);
+    } else {
+      h.window = 0;
+    }
+    h.lastEnd = Math.max(end, h.lastEnd ?? 0);
+    if (h.window && end < size) {
+      this.data.prefetch(ino, end, Math.min(h.window, size - end));
+    }
   }
 
   /** @inheritdoc */
