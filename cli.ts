@@ -21,7 +21,7 @@ import type { KvEngine } from "./core/kv.ts";
 const USAGE = `SlayerFS: a POSIX filesystem on object storage
 
 Usage:
-  slayerfs format [--storage URL] [--block-size SIZE] [--compress lz4|none] [--capacity SIZE]
+  slayerfs format [--storage URL] [--block-size SIZE] [--compress lz4|none] [--dedup] [--capacity SIZE]
                   META_URL NAME
   slayerfs mount [--foreground] [-o OPTS] [--cache-size MIB] META_URL MOUNTPOINT
   slayerfs mount MOUNTPOINT            (the embedded default volume in $SLAYERFS_HOME)
@@ -131,6 +131,7 @@ async function cmdFormat(args: string[]): Promise<void> {
     capacity: { type: "string" },
     inodes: { type: "string" },
     compress: { type: "string" },
+    dedup: { type: "boolean" },
   });
   const compress = (values.compress as string | undefined) ?? "lz4";
   if (compress !== "lz4" && compress !== "none") {
@@ -159,13 +160,15 @@ async function cmdFormat(args: string[]): Promise<void> {
       name,
       storage,
       compression: compress,
+      ...(values.dedup ? { dedup: true } : {}),
       ...(blockSize ? { blockSize } : {}),
       ...(capacity ? { capacity } : {}),
       ...(values.inodes ? { inodes: Number(values.inodes) } : {}),
     });
     console.log(
       `Volume "${f.name}" (${f.uuid}): metadata ${metaUrl}, storage ${f.storage}, ` +
-        `block size ${f.blockSize >> 10} KiB, compression ${f.compression}`,
+        `block size ${f.blockSize >> 10} KiB, compression ${f.compression}` +
+        (f.dedup ? ", dedup" : ""),
     );
   } catch (err) {
     if (err instanceof FsError) throw new CliError(err.message);

@@ -65,6 +65,7 @@ export const xattrKey = (ino: Ino, name: string): string => "A" + u64(ino) + "X"
 export const sliceKey = (id: SliceId): string => "K" + u64(id);
 export const garbagePrefix = "G";
 export const garbageKey = (id: SliceId): string => "G" + u64(id);
+export const blobKey = (hash: Uint8Array): string => "B" + String.fromCharCode(...hash);
 export const sustainedPrefix = "O";
 export const sustainedKey = (ino: Ino): string => "O" + u64(ino);
 

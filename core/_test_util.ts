@@ -9,7 +9,7 @@ import { formatVolume, Volume } from "./volume.ts";
 
 /** A formatted volume on a memory KV engine and a memory block store. */
 export async function memVolume(
-  options: { blockSize?: number; chunkSize?: number } = {},
+  options: { blockSize?: number; chunkSize?: number; dedup?: boolean } = {},
 ): Promise<{ vol: Volume; kv: MemoryKvEngine; store: MemoryBlockStore }> {
   const kv = new MemoryKvEngine();
   const store = new MemoryBlockStore();

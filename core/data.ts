@@ -10,7 +10,14 @@ import { Errno, FsError } from "./errno.ts";
 import type { FreedSlice, Meta } from "./meta.ts";
 import { blockKey, resolveSegments, sliceBlocks, type SliceRecord } from "./slice.ts";
 import type { Ino, SliceId } from "./types.ts";
-import { type BlockRecord, CodecPool } from "./block_codec.ts";
+import { type BlockRecord, CodecPool, toHex } from "./block_codec.ts";
+import { NotFoundError } from "./block_store.ts";
+
+/** A stored block: its record, and the blob key if this call uploaded a dedup blob. */
+export interface StoredBlock {
+  record: BlockRecord;
+  uploaded?: string;
+}
 
 /** Options of the block layer. */
 export interface DataOptions {
@@ -96,6 +103,8 @@ export class DataEngine {
   #segmentCount = 0;
   #records = new Map<SliceId, BlockRecord[]>();
   #prefetching = 0;
+  #blobs = new Map<string, string>();
+  readonly dedup: boolean;
   readonly codec: CodecPool;
   readonly compress: boolean;
   readonly onError: (err: unknown) => void;
@@ -111,6 +120,7 @@ export class DataEngine {
     this.uploadConcurrency = options.uploadConcurrency ?? Math.max(2, store.limits.concurrency);
     this.codec = new CodecPool(options.codecWorkers);
     this.compress = meta.format.compression === "lz4";
+    this.dedup = meta.format.dedup === true;
     this.onError = options.onError ?? ((err) => console.error(`slayerfs: ${err}`));
   }
 
@@ -123,11 +133,43 @@ export class DataEngine {
    * Stores block `index` of slice `id` (compressed and checksummed as the volume says) and
    * returns its record. `raw` stays the caller's.
    */
-  async putBlock(id: SliceId, index: number, raw: Uint8Array): Promise<BlockRecord> {
+  async putBlock(id: SliceId, index: number, raw: Uint8Array): Promise<StoredBlock> {
     const input = raw.byteLength >= 128 * 1024 ? raw.slice() : raw;
-    const enc = await this.codec.encode(input, this.compress, false);
-    await this.store.put(blockKey(id, index, raw.byteLength), enc.data);
-    return enc.record;
+    const enc = await this.codec.encode(input, this.compress, this.dedup);
+    if (!enc.record.hash) {
+      await this.store.put(blockKey(id, index, raw.byteLength), enc.data);
+      return { record: enc.record };
+    }
+    // Content-addressed: store the blob only if no referenced copy exists.
+    if (await this.#blobKey(enc.record.hash)) return { record: enc.record };
+    const key = this.#newBlobKey(enc.record.hash, id, index);
+    await this.store.put(key, enc.data);
+    return { record: enc.record, uploaded: key };
+  }
+
+  /** Uploads a dedup block under a key of its own (a commit found no stored copy). */
+  async putBlob(id: SliceId, index: number, raw: Uint8Array): Promise<string> {
+    const enc = await this.codec.encode(raw.slice(), this.compress, true);
+    const key = this.#newBlobKey(enc.record.hash!, id, index);
+    await this.store.put(key, enc.data);
+    return key;
+  }
+
+  #newBlobKey(hash: Uint8Array, id: SliceId, index: number): string {
+    const hex = toHex(hash);
+    return `blobs/${hex.slice(0, 2)}/${hex.slice(2, 4)}/${hex}_${id}_${index}`;
+  }
+
+  async #blobKey(hash: Uint8Array): Promise<string | undefined> {
+    const hex = toHex(hash);
+    const hit = this.#blobs.get(hex);
+    if (hit) return hit;
+    const key = await this.meta.blob(hash);
+    if (key) {
+      if (this.#blobs.size > 100_000) this.#blobs.clear();
+      this.#blobs.set(hex, key);
+    }
+    return key;
   }
 
   /** The block records of a committed slice (cached; they never change). */
@@ -151,13 +193,26 @@ export class DataEngine {
         const rec = (await this.blockRecords(id))[index];
         if (!rec) throw new FsError(Errno.EIO, `No record of block "${key}"`);
         let stored: Uint8Array;
+        let objectKey = key;
         try {
-          stored = await this.store.get(key);
+          if (rec.hash) {
+            objectKey = await this.#blobKey(rec.hash) ?? key;
+            stored = await this.store.get(objectKey).catch(async (err) => {
+              if (!(err instanceof NotFoundError)) throw err;
+              this.#blobs.delete(toHex(rec.hash!)); // replaced since we looked: look again
+              objectKey = await this.#blobKey(rec.hash!) ?? key;
+              return await this.store.get(objectKey);
+            });
+          } else {
+            stored = await this.store.get(key);
+          }
         } catch (err) {
-          throw new FsError(Errno.EIO, `Cannot read block "${key}": ${err}`, { cause: err });
+          throw new FsError(Errno.EIO, `Cannot read block "${objectKey}": ${err}`, {
+            cause: err,
+          });
         }
         try {
-          const raw = await this.codec.decode(stored, rec, len, key);
+          const raw = await this.codec.decode(stored, rec, len, objectKey);
           this.cache.put(key, raw);
           return raw;
         } catch (err) {
@@ -297,6 +352,7 @@ export class DataEngine {
     if (freed.length === 0) return;
     const keys: string[] = [];
     for (const f of freed) {
+      if (f.blobs) keys.push(...f.blobs);
       for (const [i, len] of sliceBlocks(f.size, this.blockSize)) {
         const key = blockKey(f.id, i, len);
         this.cache.delete(key);

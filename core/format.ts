@@ -18,6 +18,8 @@ export interface VolumeFormat {
   chunkSize: number;
   /** Block compression. */
   compression: "none" | "lz4";
+  /** Content-addressed blocks: identical blocks are stored once (BLAKE3 keys, refcounted). */
+  dedup?: boolean;
   /** Capacity reported by statfs, in bytes. */
   capacity: number;
   /** Inode limit reported by statfs. */

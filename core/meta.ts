@@ -42,6 +42,36 @@ import { type BlockRecord, decodeBlockRecords, encodeBlockRecords } from "./bloc
 export interface FreedSlice {
   id: SliceId;
   size: number;
+  /** Keys of shared (dedup) blobs whose last reference went with it. */
+  blobs?: string[];
+}
+
+/** A dedup block that a commit found no stored blob for: upload it and commit again. */
+export class NeedUploadError extends Error {
+  /** `[sliceId, blockIndex]` of each block to upload. */
+  readonly blocks: Array<[SliceId, number]>;
+  /** Creates the error. */
+  constructor(blocks: Array<[SliceId, number]>) {
+    super(`${blocks.length} deduplicated blocks need uploading`);
+    this.name = "NeedUploadError";
+    this.blocks = blocks;
+  }
+}
+
+/** The stored blob of a dedup block. */
+function encodeBlob(refs: number, key: string): Uint8Array {
+  const k = new TextEncoder().encode(key);
+  const b = new Uint8Array(4 + k.length);
+  new DataView(b.buffer).setUint32(0, refs);
+  b.set(k, 4);
+  return b;
+}
+
+function decodeBlob(b: Uint8Array): { refs: number; key: string } {
+  return {
+    refs: new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0),
+    key: new TextDecoder().decode(b.subarray(4)),
+  };
 }
 
 /** The result of a change that may free slices. */
@@ -67,6 +97,8 @@ export interface NewSlice {
   record: SliceRecord;
   /** How each block of the slice is stored. */
   blocks: readonly BlockRecord[];
+  /** For dedup blocks: the key this writer uploaded the blob under, if it did. */
+  uploaded?: readonly (string | undefined)[];
 }
 
 const NAME_MAX = 255;
@@ -128,8 +160,10 @@ export class Meta {
       const raw = await tx.get(C.keyFormat);
       if (raw) {
         const old = C.decodeJson<VolumeFormat>(raw);
-        for (const k of ["name", "blockSize", "chunkSize", "compression", "storage"] as const) {
-          if (old[k] !== format[k]) {
+        for (
+          const k of ["name", "blockSize", "chunkSize", "compression", "storage", "dedup"] as const
+        ) {
+          if ((old[k] ?? false) !== (format[k] ?? false)) {
             throw new FsError(
               Errno.EEXIST,
               `Volume "${old.name}" is already formatted with ${k} ${JSON.stringify(old[k])}, ` +
@@ -375,19 +409,49 @@ export class Meta {
     if (counts.size === 0) return;
     const ids = [...counts.keys()] as SliceId[];
     const raws = await tx.getMany(ids.map(C.sliceKey));
-    ids.forEach((id, i) => {
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
       const raw = raws[i];
-      if (!raw) return; // never committed or already freed: nothing to count
+      if (!raw) continue; // never committed or already freed: nothing to count
       const info = readSliceInfo(raw);
       const refs = info.refs + delta * counts.get(id)!;
       if (refs <= 0) {
         tx.delete(C.sliceKey(id));
-        tx.set(C.garbageKey(id), sliceInfo(0, info.size));
-        freed.push({ id, size: info.size });
+        const blobs: string[] = [];
+        for (const b of decodeBlockRecords(raw.subarray(8))) {
+          if (b.hash) {
+            const key = await this.#unrefBlob(tx, b.hash);
+            if (key) blobs.push(key);
+          }
+        }
+        tx.set(C.garbageKey(id), encodeGarbage(info.size, blobs));
+        freed.push(blobs.length ? { id, size: info.size, blobs } : { id, size: info.size });
       } else {
         tx.set(C.sliceKey(id), concatBytes(sliceInfo(refs, info.size), raw.subarray(8)));
       }
-    });
+    }
+  }
+
+  /** Drops one reference to a dedup blob; returns its object key if that was the last. */
+  async #unrefBlob(tx: KvTxn, hash: Uint8Array): Promise<string | undefined> {
+    const k = C.blobKey(hash);
+    const raw = await tx.get(k);
+    if (!raw) return undefined;
+    const b = decodeBlob(raw);
+    if (b.refs <= 1) {
+      tx.delete(k);
+      return b.key;
+    }
+    tx.set(k, encodeBlob(b.refs - 1, b.key));
+    return undefined;
+  }
+
+  /** The object key of the stored blob with content hash `hash`, if one is referenced. */
+  blob(hash: Uint8Array): Promise<string | undefined> {
+    return this.kv.txn(async (tx) => {
+      const raw = await tx.get(C.blobKey(hash));
+      return raw ? decodeBlob(raw).key : undefined;
+    }, { readOnly: true });
   }
 
   async #unlinkInode(
@@ -696,11 +760,39 @@ export class Meta {
         info.refs++;
         perSlice.set(s.record.id, info);
       }
+      const missing: Array<[SliceId, number]> = [];
+      const orphans: string[] = [];
+      for (const s of slices) {
+        if (!perSlice.has(s.record.id) || perSlice.get(s.record.id)!.blocks !== s.blocks) continue;
+        for (let bi = 0; bi < s.blocks.length; bi++) {
+          const hash = s.blocks[bi]!.hash;
+          if (!hash) continue;
+          const k = C.blobKey(hash);
+          const raw = await tx.get(k);
+          const mine = s.uploaded?.[bi];
+          if (raw) {
+            const b = decodeBlob(raw);
+            tx.set(k, encodeBlob(b.refs + 1, b.key));
+            if (mine && mine !== b.key) orphans.push(mine);
+          } else if (mine) {
+            tx.set(k, encodeBlob(1, mine));
+          } else {
+            missing.push([s.record.id, bi]);
+          }
+        }
+      }
+      if (missing.length) throw new NeedUploadError(missing);
       for (const [id, info] of perSlice) {
         tx.set(
           C.sliceKey(id as SliceId),
           concatBytes(sliceInfo(info.refs, info.size), encodeBlockRecords(info.blocks)),
         );
+      }
+      if (orphans.length) {
+        // Blobs uploaded twice by racing writers: the loser's copy is garbage.
+        const gid = (2 ** 52 + await this.#nextOrphan(tx)) as SliceId;
+        tx.set(C.garbageKey(gid), encodeGarbage(0, orphans));
+        freed.push({ id: gid, size: 0, blobs: orphans });
       }
       for (const [chunk, recs] of byChunk) await this.#append(tx, ino, chunk, recs, freed);
       const oldSize = a.size;
@@ -922,14 +1014,21 @@ export class Meta {
     }, { readOnly: true });
   }
 
+  async #nextOrphan(tx: KvTxn): Promise<number> {
+    const n = C.decodeNum(await tx.get("Norphan")) + 1;
+    tx.set("Norphan", C.encodeNum(n));
+    return n;
+  }
+
   /** Slices whose blocks await deletion. */
   listGarbage(limit = 1000): Promise<FreedSlice[]> {
     return this.kv.txn(async (tx) => {
       const pairs = await tx.scan(C.garbagePrefix, { limit });
-      return pairs.map(([k, v]) => ({
-        id: C.readU64(k, 1) as SliceId,
-        size: readSliceInfo(v).size,
-      }));
+      return pairs.map(([k, v]) => {
+        const g = decodeGarbage(v);
+        const id = C.readU64(k, 1) as SliceId;
+        return g.blobs.length ? { id, size: g.size, blobs: g.blobs } : { id, size: g.size };
+      });
     }, { readOnly: true });
   }
 
@@ -959,6 +1058,20 @@ export class Meta {
       }));
     }, { readOnly: true });
   }
+}
+
+/** A garbage entry: the slice size and the blob keys to delete with it. */
+function encodeGarbage(size: number, blobs: readonly string[]): Uint8Array {
+  const head = sliceInfo(0, size);
+  return blobs.length ? concatBytes(head, new TextEncoder().encode(JSON.stringify(blobs))) : head;
+}
+
+function decodeGarbage(v: Uint8Array): { size: number; blobs: string[] } {
+  const size = readSliceInfo(v).size;
+  const blobs = v.byteLength > 8
+    ? JSON.parse(new TextDecoder().decode(v.subarray(8))) as string[]
+    : [];
+  return { size, blobs };
 }
 
 function spaceOf(size: number): number {

@@ -408,3 +408,64 @@ Deno.test("Vfs returns EIO, never wrong bytes, for a corrupt block", async () =>
     await vol2.close();
   }
 });
+
+async function storedBytes(store: { list: MemoryStoreList }): Promise<number> {
+  let total = 0;
+  let page = await store.list("");
+  for (;;) {
+    for (const o of page.objects) total += o.size;
+    if (!page.truncated) return total;
+    page = await store.list("", { startAfter: page.objects.at(-1)!.key });
+  }
+}
+type MemoryStoreList = (
+  prefix: string,
+  o?: { startAfter?: string },
+) => Promise<{ objects: { key: string; size: number }[]; truncated: boolean }>;
+
+async function settle(cond: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 200 && !await cond(); i++) await new Promise((r) => setTimeout(r, 10));
+}
+
+Deno.test("Vfs dedup stores identical blocks once and frees them with the last reference", async () => {
+  const { vol, store } = await memVolume({ ...small, dedup: true });
+  try {
+    const noise = new Uint8Array(1 << 20);
+    for (let i = 0; i < noise.length; i += 65536) {
+      crypto.getRandomValues(noise.subarray(i, i + 65536));
+    }
+    await vol.writeFile("/one", noise);
+    const after1 = await storedBytes(store);
+    await vol.writeFile("/two", noise);
+    const after2 = await storedBytes(store);
+    assert.ok(after1 >= noise.length, `first copy stored (${after1})`);
+    assert.ok(after2 - after1 < 1024, `second copy adds ${after2 - after1} bytes`);
+    await vol.unlink("/one");
+    assert.deepEqual(await vol.readFile("/two"), noise);
+    await vol.unlink("/two");
+    await settle(async () => await storedBytes(store) === 0);
+    assert.equal(await storedBytes(store), 0);
+  } finally {
+    await vol.close();
+  }
+});
+
+Deno.test("Vfs dedup re-uploads a block whose shared copy vanished before the commit", async () => {
+  const { vol, store } = await memVolume({ ...small, dedup: true });
+  try {
+    const noise = new Uint8Array(4 * small.blockSize);
+    crypto.getRandomValues(noise.subarray(0, 65536));
+    for (let i = 65536; i < noise.length; i += 65536) noise.set(noise.subarray(0, 65536), i);
+    noise[noise.length - 1] = 1; // blocks differ from each other only at the end
+    await vol.writeFile("/a", noise);
+    await using b = await vol.open("/b", O_RDWR | O_CREAT);
+    await b.write(0, noise); // full blocks upload now; all are found shared and skipped
+    await vol.unlink("/a");
+    await settle(async () => await storedBytes(store) === 0);
+    await b.close(); // the commit finds the blobs gone and uploads them
+    assert.deepEqual(await vol.readFile("/b"), noise);
+    assert.ok(await storedBytes(store) > 0);
+  } finally {
+    await vol.close();
+  }
+});

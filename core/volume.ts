@@ -49,6 +49,7 @@ export interface FormatOptions {
   blockSize?: number;
   chunkSize?: number;
   compression?: "none" | "lz4";
+  dedup?: boolean;
   capacity?: number;
   inodes?: number;
 }
@@ -63,6 +64,7 @@ export async function formatVolume(kv: KvEngine, options: FormatOptions): Promis
     blockSize: options.blockSize ?? DEFAULT_BLOCK_SIZE,
     chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
     compression: options.compression ?? "lz4",
+    ...(options.dedup ? { dedup: true } : {}),
     capacity: options.capacity ?? 2 ** 50,
     inodes: options.inodes ?? 2 ** 40,
     createdAt: new Date().toISOString(),

@@ -9,7 +9,7 @@
 import type { DataEngine } from "./data.ts";
 import type { BlockRecord } from "./block_codec.ts";
 import { Errno, FsError } from "./errno.ts";
-import { type FreedSlice, now } from "./meta.ts";
+import { type FreedSlice, NeedUploadError, now } from "./meta.ts";
 import type { Attr, Ino, SliceId, Timespec } from "./types.ts";
 
 class PendingSlice {
@@ -22,6 +22,7 @@ class PendingSlice {
   frozen = false;
   readonly blocks: Uint8Array[] = [];
   readonly records: BlockRecord[] = [];
+  readonly uploaded: (string | undefined)[] = [];
   readonly uploads: Promise<void>[] = [];
 
   constructor(chunk: number, pos: number, id: SliceId) {
@@ -153,8 +154,9 @@ export class FileWriter {
     s.sealed += len;
     this.#inflight++;
     s.uploads.push(
-      this.#data.putBlock(s.id, bi, block).then((rec) => {
-        s.records[bi] = rec;
+      this.#data.putBlock(s.id, bi, block).then((stored) => {
+        s.records[bi] = stored.record;
+        s.uploaded[bi] = stored.uploaded;
       }, (err) => {
         this.#error ??= err;
       }).finally(() => {
@@ -190,14 +192,25 @@ export class FileWriter {
           chunk: s.chunk,
           record: { pos: s.pos, id: s.id, size: s.len, off: 0, len: s.len },
           blocks: s.records,
+          uploaded: s.uploaded,
         };
       });
-      const { attr, freed } = await this.#data.meta.commitSlices(
-        this.ino,
-        slices,
-        end,
-        this.mtime,
-      );
+      let result;
+      for (let attempt = 0;; attempt++) {
+        try {
+          result = await this.#data.meta.commitSlices(this.ino, slices, end, this.mtime);
+          break;
+        } catch (err) {
+          if (!(err instanceof NeedUploadError) || attempt > 5) throw err;
+          // A shared blob vanished since we skipped uploading it: store our own copy.
+          for (const [id, bi] of err.blocks) {
+            const s = todo.find((x) => x.id === id)!;
+            const len = Math.min(this.#data.blockSize, s.len - bi * this.#data.blockSize);
+            s.uploaded[bi] = await this.#data.putBlob(id, bi, s.blocks[bi]!.subarray(0, len));
+          }
+        }
+      }
+      const { attr, freed } = result;
       this.#slices = this.#slices.filter((s) => !todo.includes(s));
       this.#data.invalidate(this.ino);
       if (this.#slices.length === 0) this.pendingEnd = 0;
