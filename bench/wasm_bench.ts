@@ -3,17 +3,27 @@
  * liblz4 and libxxhash through FFI, and the `b3sum` CLI (single-threaded) for BLAKE3. The cache
  * index is compared with a JS Map-based LRU of the same capacity.
  *
- * Run: `deno run -A --v8-flags=--expose-gc bench/wasm_bench.ts [--quick]`
+ * Run: `deno run -A --v8-flags=--expose-gc bench/wasm_bench.ts [--quick] [--only=lz4,xxh3,blake3,cache]`
  *
  * @module
  */
 
-import { blake3, CacheIndex, lz4Compress, lz4Decompress, type Slot, xxh3_64 } from "../wasm/mod.ts";
+import {
+  blake3,
+  CacheIndex,
+  lz4Compress,
+  lz4Decompress,
+  lz4DecompressInto,
+  type Slot,
+  xxh3_64,
+} from "../wasm/mod.ts";
 import { align16, codec } from "../wasm/_engine.ts";
 import { NativeLz4, NativeXxhash } from "../wasm/_native.ts";
 import { Rng, textLike } from "../wasm/_test_util.ts";
 
 const QUICK = Deno.args.includes("--quick");
+const ONLY = Deno.args.find((a) => a.startsWith("--only="))?.slice(7).split(",");
+const section = (name: string) => ONLY === undefined || ONLY.includes(name);
 const MIN_MS = QUICK ? 150 : 400;
 const MB = 1e6;
 
@@ -49,6 +59,11 @@ function row(what: string, wasm: number, native: number, unit: string, target: s
   });
 }
 
+/** The 8 MiB text as 128 blocks of 64 KiB. */
+function blocks64(): Uint8Array[] {
+  return Array.from({ length: 128 }, (_, i) => text.subarray(i * 65536, (i + 1) * 65536));
+}
+
 const lz4 = new NativeLz4();
 const xxh = new NativeXxhash();
 const rng = new Rng(2024);
@@ -56,7 +71,7 @@ const text = textLike(8 << 20, rng);
 const noise = rng.bytes(8 << 20);
 
 // ---- LZ4 ----
-{
+if (section("lz4")) {
   const dst = new Uint8Array(lz4.bound(text.length));
   const ours = lz4Compress(text);
   const theirs = lz4.compress(text).slice();
@@ -96,7 +111,30 @@ const noise = rng.bytes(8 << 20);
     "MB/s",
     "",
   );
-  const blocks = Array.from({ length: 128 }, (_, i) => text.subarray(i * 65536, (i + 1) * 65536));
+  row(
+    "LZ4 decompress into a buffer, 8 MiB text",
+    rate(text.length, () => lz4DecompressInto(ours, back)),
+    rate(text.length, () => lz4.decompressInto(theirs, back)),
+    "MB/s",
+    ">= 50%",
+  );
+  const packed64 = blocks64().map((b) => [lz4Compress(b), lz4.compress(b).slice()] as const);
+  const out64 = new Uint8Array(65536);
+  row(
+    "LZ4 decompress, 64 KiB blocks (into a buffer)",
+    rate(8 << 20, () => packed64.forEach(([p]) => lz4DecompressInto(p, out64))),
+    rate(8 << 20, () => packed64.forEach(([, p]) => lz4.decompressInto(p, out64))),
+    "MB/s",
+    ">= 50%",
+  );
+  row(
+    "LZ4 decompress, 64 KiB blocks (new array)",
+    rate(8 << 20, () => packed64.forEach(([p]) => lz4Decompress(p, 65536))),
+    rate(8 << 20, () => packed64.forEach(([, p]) => lz4.decompressInto(p, out64))),
+    "MB/s",
+    ">= 50%",
+  );
+  const blocks = blocks64();
   const dst64 = new Uint8Array(lz4.bound(65536));
   row(
     "LZ4 compress, 64 KiB blocks",
@@ -115,7 +153,7 @@ const noise = rng.bytes(8 << 20);
 }
 
 // ---- XXH3 ----
-{
+if (section("xxh3")) {
   row(
     "XXH3-64, 8 MiB",
     rate(noise.length, () => xxh3_64(noise)),
@@ -151,7 +189,7 @@ const noise = rng.bytes(8 << 20);
 }
 
 // ---- BLAKE3 ----
-{
+if (section("blake3")) {
   const ours = rate(noise.length, () => blake3(noise));
   // b3sum single-threaded on a file in /dev/shm (or tmp), minus its start-up time on an empty file.
   const dir = await Deno.makeTempDir({ dir: (await exists("/dev/shm")) ? "/dev/shm" : undefined });
@@ -223,7 +261,7 @@ function heapUsed(): number {
   return Deno.memoryUsage().heapUsed;
 }
 
-{
+if (section("cache")) {
   // Callers derive keys at access time (blockKey(name) returns a fresh BigInt), so each operation
   // makes its key from a block number, for both contenders.
   const cap = QUICK ? 200_000 : 1_000_000;

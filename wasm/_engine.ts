@@ -23,6 +23,18 @@ export interface EngineExports {
   lz4Decompress(src: number, len: number, dst: number, cap: number): number;
   /** XXH3-64 (seed 0) as a signed 64-bit BigInt. */
   xxh3(ptr: number, len: number): bigint;
+  /** Starts a long XXH3 hash (inputs over 240 bytes). */
+  xxh3LongReset(): void;
+  /** Consumes full 1024-byte blocks, never the one holding the last byte. */
+  xxh3LongBlocks(ptr: number, blocks: number): void;
+  /** Finishes with `tail` (1..1024) bytes at `ptr`, the 64 bytes before `ptr` being input too. */
+  xxh3LongFinish(ptr: number, tail: number, total: number): bigint;
+  /** Starts a streamed BLAKE3 hash. */
+  blake3Reset(): void;
+  /** Consumes `count` full chunks; the last chunk must come in blake3Finish. */
+  blake3Update(ptr: number, count: number): void;
+  /** Consumes the rest of the input and writes the hash to `out`. */
+  blake3Finish(ptr: number, len: number, out: number): void;
   /** Writes the 32-byte BLAKE3 hash of `len` bytes at `ptr` to `out`. */
   blake3Hash(ptr: number, len: number, out: number): void;
   /** Lays out a cache index; 0 on success, -1 if memory cannot grow. */
@@ -111,6 +123,12 @@ export class Scratch {
     return at;
   }
 }
+
+/**
+ * Inputs above this size are hashed in pieces of this size, each copied into Wasm memory just
+ * before it is hashed, so the copy stays in cache and no input-sized buffer is needed.
+ */
+export const STREAM_PIECE = 64 * 1024;
 
 /** Rounds `n` up to a multiple of 16. */
 export function align16(n: number): number {

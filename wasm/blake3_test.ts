@@ -6,7 +6,7 @@ import { repetitive, Rng, textLike } from "./_test_util.ts";
 Deno.test("blake3() equals b3sum for small sizes, chunk boundaries and large inputs", async () => {
   const rng = new Rng(31337);
   const sizes = Array.from({ length: 301 }, (_, i) => i);
-  for (const chunks of [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 31, 32, 33, 64, 65]) {
+  for (const chunks of [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 31, 32, 33, 64, 65, 128, 129]) {
     for (const d of [-65, -64, -1, 0, 1, 64]) sizes.push(chunks * 1024 + d);
   }
   for (let i = 0; i < 10; i++) sizes.push(rng.int(8 << 20));

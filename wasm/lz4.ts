@@ -87,6 +87,34 @@ export function lz4Compress(src: Uint8Array): Uint8Array {
  * ```
  */
 export function lz4Decompress(src: Uint8Array, originalSize: number): Uint8Array {
+  const d = decompressRaw(src, originalSize);
+  return codec().u8.slice(d, d + originalSize);
+}
+
+/**
+ * Decompresses one LZ4 block into `dst`, which it must fill exactly (`dst.length` is the original
+ * size). Saves the allocation of {@linkcode lz4Decompress} when the caller has a buffer.
+ *
+ * @throws {Lz4Error} like {@linkcode lz4Decompress}; `dst` may then hold partial output.
+ *
+ * @example
+ * ```ts
+ * import { lz4Compress, lz4DecompressInto } from "./mod.ts";
+ * import { deepEqual } from "node:assert/strict";
+ *
+ * const data = new TextEncoder().encode("to be or not to be, to be or not to be");
+ * const out = new Uint8Array(data.length);
+ * lz4DecompressInto(lz4Compress(data), out);
+ * deepEqual(out, data);
+ * ```
+ */
+export function lz4DecompressInto(src: Uint8Array, dst: Uint8Array): void {
+  const d = decompressRaw(src, dst.length);
+  dst.set(codec().u8.subarray(d, d + dst.length));
+}
+
+/** Decompresses in Wasm memory; returns the output offset (valid until the next call). */
+function decompressRaw(src: Uint8Array, originalSize: number): number {
   checkSize(originalSize, "LZ4 original size");
   const c = codec();
   const s = c.input(src, originalSize + 32);
@@ -98,7 +126,7 @@ export function lz4Decompress(src: Uint8Array, originalSize: number): Uint8Array
   if (n !== originalSize) {
     throw new Lz4Error(`LZ4 block decoded to ${n} bytes, expected "${originalSize}"`, 0);
   }
-  return c.u8.slice(d, d + n);
+  return d;
 }
 
 /** The result of {@linkcode compressBlock}. */

@@ -23,6 +23,7 @@ export {
   LZ4_MAX_INPUT_SIZE,
   lz4Compress,
   lz4Decompress,
+  lz4DecompressInto,
   Lz4Error,
 } from "./lz4.ts";
 export { xxh3_64 } from "./xxh3.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { codec } from "./_engine.ts";
+import { codec, STREAM_PIECE } from "./_engine.ts";
 
 /**
  * The standard XXH3 64-bit hash of `data` with seed 0 and the default secret, as an unsigned
@@ -20,6 +20,25 @@ import { codec } from "./_engine.ts";
  */
 export function xxh3_64(data: Uint8Array): bigint {
   const c = codec();
-  const p = c.input(data, 0);
-  return BigInt.asUintN(64, c.ex.xxh3(p, data.length));
+  if (data.length <= STREAM_PIECE) {
+    const p = c.input(data, 0);
+    return BigInt.asUintN(64, c.ex.xxh3(p, data.length));
+  }
+  // Long input: 1024-byte blocks in pieces; the last block (1..1024 bytes) and the 64 bytes
+  // before it go to the finish call.
+  const len = data.length;
+  const blocks = Math.floor((len - 1) / 1024);
+  const at = c.base + 64;
+  c.reserve(at + STREAM_PIECE + 16);
+  const mem = c.u8;
+  c.ex.xxh3LongReset();
+  const perPiece = STREAM_PIECE / 1024;
+  for (let b = 0; b < blocks; b += perPiece) {
+    const n = Math.min(perPiece, blocks - b);
+    mem.set(data.subarray(b * 1024, (b + n) * 1024), at);
+    c.ex.xxh3LongBlocks(at, n);
+  }
+  const tail = len - blocks * 1024;
+  mem.set(data.subarray(len - tail - 64), at - 64);
+  return BigInt.asUintN(64, c.ex.xxh3LongFinish(at, tail, len));
 }

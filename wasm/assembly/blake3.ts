@@ -67,30 +67,48 @@ function hashChunk(p: usize, len: u32, counter: u64, rootIfLast: u32, out: usize
   }
 }
 
-/** Writes the 32-byte BLAKE3 hash of `len` bytes at `input` to `out`. */
-export function blake3Hash(input: usize, len: u32, out: usize): void {
+// Chunks consumed so far by the current hash.
+let chunkCounter: u64 = 0;
+
+function addChunks(input: usize, count: u32): void {
+  let c: u32 = 0;
+  for (; c + 4 <= count; c += 4) {
+    hash4Chunks(input + (c << 10), chunkCounter, FOUR);
+    pushChunkCv(FOUR, ++chunkCounter);
+    pushChunkCv(FOUR + 32, ++chunkCounter);
+    pushChunkCv(FOUR + 64, ++chunkCounter);
+    pushChunkCv(FOUR + 96, ++chunkCounter);
+  }
+  for (; c < count; c++) {
+    hashChunk(input + (c << 10), B3_CHUNK_LEN, chunkCounter, 0, CV);
+    pushChunkCv(CV, ++chunkCounter);
+  }
+}
+
+/** Starts a new hash. */
+export function blake3Reset(): void {
   if (!keyReady) initKey();
   sp = 0;
+  chunkCounter = 0;
+}
+
+/** Consumes `count` full chunks at `input`; more input (the last chunk) must follow. */
+export function blake3Update(input: usize, count: u32): void {
+  addChunks(input, count);
+}
+
+/** Consumes the rest of the input (`len` bytes at `input`) and writes the 32-byte hash to `out`. */
+export function blake3Finish(input: usize, len: u32, out: usize): void {
   const chunks: u32 = len == 0 ? 1 : (len + B3_CHUNK_LEN - 1) / B3_CHUNK_LEN;
   const full: u32 = chunks - 1; // chunks before the last one, all full and never the root
-  let c: u32 = 0;
-  for (; c + 4 <= full; c += 4) {
-    hash4Chunks(input + (c << 10), c, FOUR);
-    pushChunkCv(FOUR, <u64> c + 1);
-    pushChunkCv(FOUR + 32, <u64> c + 2);
-    pushChunkCv(FOUR + 64, <u64> c + 3);
-    pushChunkCv(FOUR + 96, <u64> c + 4);
-  }
-  for (; c < full; c++) {
-    hashChunk(input + (c << 10), B3_CHUNK_LEN, c, 0, CV);
-    pushChunkCv(CV, <u64> c + 1);
-  }
+  addChunks(input, full);
+  const last = input + (full << 10);
   const lastLen = len - (full << 10);
   if (sp == 0) {
-    hashChunk(input + (full << 10), lastLen, full, ROOT, out);
+    hashChunk(last, lastLen, chunkCounter, ROOT, out);
     return;
   }
-  hashChunk(input + (full << 10), lastLen, full, 0, CV);
+  hashChunk(last, lastLen, chunkCounter, 0, CV);
   memory.copy(STACK + (sp << 5), CV, 32);
   sp++;
   while (sp > 2) {
@@ -99,4 +117,10 @@ export function blake3Hash(input: usize, len: u32, out: usize): void {
     sp--;
   }
   compressBlock(KEY, STACK, 0, B3_BLOCK_LEN, PARENT | ROOT, out);
+}
+
+/** Writes the 32-byte BLAKE3 hash of `len` bytes at `input` to `out`. */
+export function blake3Hash(input: usize, len: u32, out: usize): void {
+  blake3Reset();
+  blake3Finish(input, len, out);
 }

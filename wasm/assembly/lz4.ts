@@ -178,8 +178,33 @@ export function lz4Decompress(src: usize, len: u32, dst: usize, cap: u32): i32 {
     if (ip >= iend) return -2;
     const token = <u32> load<u8>(ip);
     ip++;
-    // Literals.
     let lit = token >> 4;
+    // Fast path: both lengths fit in the token (literals <= 14, match <= 18 bytes) and both
+    // buffers have room for fixed-size copies (reads stay below iend, writes below oend).
+    if (lit < 15 && (token & 15) < 15 && <u32> (iend - ip) >= 32 && <u32> (oend - op) >= 48) {
+      v128.store(op, v128.load(ip));
+      ip += lit;
+      op += lit;
+      const offset = <u32> load<u16>(ip);
+      ip += 2;
+      if (offset >= 8 && offset <= <u32> (op - dst)) {
+        const ref = op - offset;
+        if (offset >= 16) {
+          v128.store(op, v128.load(ref));
+        } else {
+          store<u64>(op, load<u64>(ref));
+          store<u64>(op, load<u64>(ref, 8), 8);
+        }
+        store<u16>(op, load<u16>(ref, 16), 16);
+        op += (token & 15) + LZ4_MIN_MATCH;
+        continue;
+      }
+      // Short or invalid offsets: undo the match part and take the general path.
+      ip -= 2;
+      ip -= lit;
+      op -= lit;
+    }
+    // Literals.
     if (lit == 15) {
       let b: u32 = 255;
       while (b == 255) {
@@ -191,8 +216,8 @@ export function lz4Decompress(src: usize, len: u32, dst: usize, cap: u32): i32 {
       }
     }
     if (lit > <u32> (iend - ip) || lit > <u32> (oend - op)) return -5;
-    if (lit <= 16 && ip + 16 <= iend && op + 16 <= oend) {
-      v128.store(op, v128.load(ip));
+    if (ip + lit + 16 <= iend && op + lit + 16 <= oend) {
+      wildCopy(op, ip, lit);
     } else {
       memory.copy(op, ip, lit);
     }

@@ -375,12 +375,16 @@ function mergeAccs(start: u64): u64 {
   return avalanche(r);
 }
 
-function hashLong(p: usize, len: u32): u64 {
+/** Starts a long (> 240 bytes) hash. */
+export function xxh3LongReset(): void {
   a0 = i64x2.replace_lane(i64x2.splat(P32_3), 1, P64_1);
   a1 = i64x2.replace_lane(i64x2.splat(P64_2), 1, P64_3);
   a2 = i64x2.replace_lane(i64x2.splat(P64_4), 1, P32_2);
   a3 = i64x2.replace_lane(i64x2.splat(P64_5), 1, P32_1);
-  const blocks = (len - 1) / X3_BLOCK_LEN;
+}
+
+/** Consumes `blocks` full 1024-byte blocks at `p` (never the block holding the last byte). */
+export function xxh3LongBlocks(p: usize, blocks: u32): void {
   for (let n: u32 = 0; n < blocks; n++) {
     const b = p + n * X3_BLOCK_LEN;
     for (let s: u32 = 0; s < X3_STRIPES_PER_BLOCK; s++) {
@@ -388,11 +392,25 @@ function hashLong(p: usize, len: u32): u64 {
     }
     scramble(SECRET + X3_SECRET_SIZE - X3_STRIPE_LEN);
   }
-  const b = p + blocks * X3_BLOCK_LEN;
-  const stripes = ((len - 1) - blocks * X3_BLOCK_LEN) / X3_STRIPE_LEN;
-  for (let s: u32 = 0; s < stripes; s++) accumulate512(b + (s << 6), SECRET + (s << 3));
-  accumulate512(p + len - X3_STRIPE_LEN, SECRET + X3_SECRET_SIZE - X3_STRIPE_LEN - 7);
-  return mergeAccs(<u64> len * P64_1);
+}
+
+/**
+ * Finishes a long hash of `total` bytes: `tail` (1..1024) bytes at `p` follow the blocks already
+ * consumed, and the 64 bytes before `p` must hold the input bytes before them (the last stripe
+ * may reach back into them).
+ */
+export function xxh3LongFinish(p: usize, tail: u32, total: u32): u64 {
+  const stripes = (tail - 1) / X3_STRIPE_LEN;
+  for (let s: u32 = 0; s < stripes; s++) accumulate512(p + (s << 6), SECRET + (s << 3));
+  accumulate512(p + tail - X3_STRIPE_LEN, SECRET + X3_SECRET_SIZE - X3_STRIPE_LEN - 7);
+  return mergeAccs(<u64> total * P64_1);
+}
+
+function hashLong(p: usize, len: u32): u64 {
+  xxh3LongReset();
+  const blocks = (len - 1) / X3_BLOCK_LEN;
+  xxh3LongBlocks(p, blocks);
+  return xxh3LongFinish(p + blocks * X3_BLOCK_LEN, len - blocks * X3_BLOCK_LEN, len);
 }
 
 /** XXH3-64 (seed 0) of `len` bytes at `p`. */
