@@ -115,3 +115,17 @@ Deno.test("CacheIndex holds 10 million entries in well under 1 GiB", () => {
     `10M entries: ${(bytes / 2 ** 20).toFixed(0)} MiB, ${(bytes / n).toFixed(1)} B/entry`,
   );
 });
+
+Deno.test("CacheIndex works at tiny capacities", () => {
+  for (const maxEntries of [1, 2, 3, 5]) {
+    const index = new CacheIndex({ maxEntries, maxBytes: 100 });
+    const rng = new Rng(maxEntries);
+    for (let i = 0; i < 2000; i++) {
+      const key = BigInt(rng.int(20));
+      if (rng.int(2) === 0) index.insert(key, { tier: 0, location: i, size: rng.int(60) });
+      else index.get(key);
+      if (rng.int(10) === 0) index.remove(BigInt(rng.int(20)));
+      ok(index.size <= maxEntries && index.bytes <= 100);
+    }
+  }
+});

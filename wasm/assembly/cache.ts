@@ -4,7 +4,7 @@
 // The cache index: 64-bit block key -> slot (tier, location, size) with S3-FIFO eviction.
 //
 // Memory (one Wasm instance per index, laid out by cacheInit after the static data):
-//   buckets  u32[B]   open addressing, linear probing, record id (0 = empty); B = 1.25 max + 1
+//   buckets  u32[B]   open addressing, linear probing, record id (0 = empty); B = 1.25 max + 16
 //   ghost    u16[G]   S3-FIFO ghost queue approximated by a direct-mapped table of fingerprints,
 //                     G = max / 2
 //   evicted  24 B * EVICT_CAP   records evicted by the last insert/evict call, read by the caller:
@@ -98,7 +98,7 @@ export function cacheInit(entries: u32, capacity: u64, smallPercent: u32): i32 {
   smallEntries = <u32> ((<u64> entries * smallPercent + 99) / 100);
   if (smallEntries == 0) smallEntries = 1;
   smallBytes = capacity / 100 * smallPercent + (capacity % 100) * smallPercent / 100;
-  nBuckets = entries + (entries >> 2) + 1;
+  nBuckets = entries + (entries >> 2) + 16; // count may exceed entries by one before evicting
   nGhost = (entries >> 1) + 16;
   buckets = (__heap_base + 15) & ~15;
   ghost = buckets + (<usize> nBuckets << 2);
