@@ -31,8 +31,11 @@ const dec = new TextDecoder();
 
 /** Options for {@link startSlayer}. */
 export interface StartOptions {
-  /** The block storage: a `file://` directory in the temp dir (default) or `mem://`. */
-  storage?: "file" | "mem";
+  /**
+   * The block storage: a `file://` directory in the temp dir (default), `mem://`, or any storage
+   * URL (e.g. an `s3://` URL of a test server; credentials come from the environment).
+   */
+  storage?: "file" | "mem" | string;
   /** Extra arguments for `cli.ts mount`, placed before the positional arguments. */
   extraArgs?: string[];
   /** Extra arguments for `cli.ts format`, placed before the positional arguments. */
@@ -221,7 +224,11 @@ export async function startSlayer(opts: StartOptions = {}): Promise<SlayerMount>
   await Deno.chmod(dir, 0o755);
   const mnt = `${dir}/mnt`;
   const meta = `sqlite3://${dir}/meta.db`;
-  const storage = opts.storage === "mem" ? "mem://" : `file://${dir}/blocks`;
+  const storage = opts.storage === "mem"
+    ? "mem://"
+    : opts.storage && opts.storage !== "file"
+    ? opts.storage
+    : `file://${dir}/blocks`;
   const logPath = `${dir}/daemon.log`;
   let child: Deno.ChildProcess | undefined;
   let exited: Promise<Deno.CommandStatus> | undefined;
