@@ -347,6 +347,33 @@ export class DataEngine {
     })().catch(() => {});
   }
 
+  /** Fetches the blocks of `[off, off+len)` of `ino` into the cache; returns how many it fetched. */
+  async warm(ino: Ino, off: number, len: number): Promise<number> {
+    const cs = this.chunkSize;
+    const bs = this.blockSize;
+    const end = off + len;
+    const tasks: Promise<unknown>[] = [];
+    for (let c = Math.floor(off / cs); c * cs < end; c++) {
+      const base = c * cs;
+      for (const s of await this.segments(ino, c)) {
+        if (s.id === 0) continue;
+        const lo = Math.max(off, base + s.pos);
+        const hi = Math.min(end, base + s.pos + s.len);
+        for (let p = lo; p < hi;) {
+          const inSlice = s.off + (p - base - s.pos);
+          const index = Math.floor(inSlice / bs);
+          const blockLen = Math.min(bs, s.size - index * bs);
+          if (!this.cache.has(blockKey(s.id, index, blockLen))) {
+            tasks.push(this.getBlock(s.id, index, blockLen));
+          }
+          p += (index + 1) * bs - inSlice;
+        }
+      }
+    }
+    await Promise.all(tasks);
+    return tasks.length;
+  }
+
   /** Deletes the blocks of freed slices, then forgets them in the metadata. */
   async deleteSlices(freed: readonly FreedSlice[]): Promise<void> {
     if (freed.length === 0) return;

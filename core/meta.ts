@@ -36,6 +36,7 @@ import {
   type SliceRecord,
 } from "./slice.ts";
 import type { VolumeFormat } from "./format.ts";
+import type { PatternEntry } from "./predict.ts";
 import { type BlockRecord, decodeBlockRecords, encodeBlockRecords } from "./block_codec.ts";
 
 /** A slice whose blocks may be deleted once the transaction that freed it has committed. */
@@ -379,6 +380,7 @@ export class Meta {
     tx.delete(C.attrKey(ino));
     tx.delete(C.symlinkKey(ino));
     tx.delete(C.sustainedKey(ino));
+    tx.delete("P" + C.u64(ino));
     for (const [k] of await tx.scan(C.xattrPrefix(ino), { keysOnly: true })) tx.delete(k);
     if ((a.mode & S_IFMT) === S_IFREG) {
       const chunks = await tx.scan(C.chunkPrefix(ino));
@@ -991,6 +993,22 @@ export class Meta {
       const raw = await tx.get(C.sliceKey(id));
       return raw ? decodeBlockRecords(raw.subarray(8)) : [];
     }, { readOnly: true });
+  }
+
+  /** The access pattern recorded after opening `ino` (see `predict.ts`). */
+  getPattern(ino: Ino): Promise<PatternEntry[] | undefined> {
+    return this.kv.txn(async (tx) => {
+      const raw = await tx.get("P" + C.u64(ino));
+      return raw ? C.decodeJson<PatternEntry[]>(raw) : undefined;
+    }, { readOnly: true });
+  }
+
+  /** Saves the access pattern that follows an open of `ino`. */
+  setPattern(ino: Ino, pattern: readonly PatternEntry[]): Promise<void> {
+    return this.kv.txn((tx) => {
+      tx.set("P" + C.u64(ino), C.encodeJson(pattern));
+      return Promise.resolve();
+    });
   }
 
   /** Deletes an unlinked inode whose last handle closed. */

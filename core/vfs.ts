@@ -40,6 +40,7 @@ import {
   type Timespec,
 } from "./types.ts";
 import { FileWriter } from "./writer.ts";
+import { Predictor, type PredictorOptions } from "./predict.ts";
 
 /** Options of a {@linkcode Vfs}. */
 export interface VfsOptions extends DataOptions {
@@ -47,6 +48,8 @@ export interface VfsOptions extends DataOptions {
   locks?: LockManager;
   /** Called with errors that no request can report (background deletion). */
   onError?: (err: unknown) => void;
+  /** Predictive prefetch settings, or `false` to turn it off. */
+  predict?: PredictorOptions | false;
 }
 
 interface OpenFile {
@@ -72,6 +75,7 @@ export class Vfs implements FsOps {
   readonly meta: Meta;
   readonly data: DataEngine;
   readonly locks: LockManager;
+  readonly predictor: Predictor | undefined;
   #files = new Map<Ino, OpenFile>();
   #handles = new Map<number, Handle>();
   #nextFh = 1;
@@ -84,6 +88,9 @@ export class Vfs implements FsOps {
     this.#onError = options.onError ?? ((err) => console.error(`slayerfs: ${err}`));
     this.data = new DataEngine(store, meta, { ...options, onError: this.#onError });
     this.locks = options.locks ?? new LocalLocks();
+    this.predictor = options.predict === false
+      ? undefined
+      : new Predictor(meta, this.data, options.predict ?? {});
   }
 
   /**
@@ -269,6 +276,7 @@ export class Vfs implements FsOps {
         this.#free(r.freed);
       }
     }
+    if ((a.mode & S_IFMT) === S_IFREG && (flags & O_ACCMODE) !== 1) this.predictor?.onOpen(ino);
     return this.#openHandle(ino, flags, a.size);
   }
 
@@ -296,6 +304,7 @@ export class Vfs implements FsOps {
     const out = new Uint8Array(end - offset);
     const pending = w?.dirty ? w.snapshot() : undefined;
     this.#readahead(h, ino, offset, end, fileSize);
+    this.predictor?.onRead(ino, offset, end - offset);
     await this.data.readCommitted(ino, offset, end - offset, out);
     if (pending) w!.overlay(offset, out, pending);
     return out;
@@ -587,6 +596,7 @@ export class Vfs implements FsOps {
     if (this.#closed) return;
     this.#closed = true;
     try {
+      await this.predictor?.close();
       await this.flushAll();
       await Promise.all([...this.#background]);
     } finally {
@@ -595,11 +605,17 @@ export class Vfs implements FsOps {
   }
 
   /** How many files and handles are open (for status). */
-  stats(): { openFiles: number; handles: number; cacheBytes: number } {
+  stats(): {
+    openFiles: number;
+    handles: number;
+    cacheBytes: number;
+    predictor?: { recorded: number; replays: number; prefetchedBlocks: number };
+  } {
     return {
       openFiles: this.#files.size,
       handles: this.#handles.size,
       cacheBytes: this.data.cache.bytes,
+      ...(this.predictor ? { predictor: { ...this.predictor.stats } } : {}),
     };
   }
 }

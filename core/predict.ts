@@ -1,0 +1,156 @@
+/**
+ * Predictive prefetch: learn which files and blocks are read after a file is opened, and fetch
+ * them in parallel the next time that file is opened.
+ *
+ * When a file is opened while nothing is being recorded, it becomes a trigger and a recording
+ * starts: every read, in any file, adds the blocks it touches, in first-touch order, until reads
+ * stop for `idleMs`. The pattern is saved in the metadata engine (so it survives remounts and is
+ * shared by every mount of the volume). The next open of the trigger replays the pattern: its blocks
+ * are fetched into the cache with bounded parallelism, ahead of the reads that will follow — a
+ * container start or a training epoch then reads from the cache instead of waiting on S3 one
+ * request at a time.
+ *
+ * @module
+ */
+
+import type { DataEngine } from "./data.ts";
+import type { Meta } from "./meta.ts";
+import type { Ino } from "./types.ts";
+
+/** One file of a pattern and the blocks read from it (block = offset / block size). */
+export interface PatternEntry {
+  ino: Ino;
+  blocks: number[];
+}
+
+/** Options of the {@linkcode Predictor}. */
+export interface PredictorOptions {
+  /** A recording ends after this long without reads (ms, default 2000). */
+  idleMs?: number;
+  /** The most blocks a pattern keeps (default 65,536). */
+  maxBlocks?: number;
+  /** Parallel fetches while replaying (default: the store's concurrency). */
+  concurrency?: number;
+}
+
+interface Recording {
+  trigger: Ino;
+  entries: Map<Ino, Set<number>>;
+  blocks: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** Counters for `slayerfs status`. */
+export interface PredictorStats {
+  recorded: number;
+  replays: number;
+  prefetchedBlocks: number;
+}
+
+/** Records access patterns and replays them. */
+export class Predictor {
+  readonly #meta: Meta;
+  readonly #data: DataEngine;
+  readonly #idleMs: number;
+  readonly #maxBlocks: number;
+  readonly #concurrency: number;
+  #rec: Recording | undefined;
+  #replaying = new Set<Ino>();
+  #closed = false;
+  #saves = new Set<Promise<void>>();
+  readonly stats: PredictorStats = { recorded: 0, replays: 0, prefetchedBlocks: 0 };
+
+  /** Creates a predictor over a volume's metadata and block layer. */
+  constructor(meta: Meta, data: DataEngine, options: PredictorOptions = {}) {
+    this.#meta = meta;
+    this.#data = data;
+    this.#idleMs = options.idleMs ?? 2000;
+    this.#maxBlocks = options.maxBlocks ?? 65536;
+    this.#concurrency = options.concurrency ?? data.store.limits.concurrency;
+  }
+
+  /** A file was opened for reading. */
+  onOpen(ino: Ino): void {
+    if (this.#closed) return;
+    if (!this.#rec) {
+      this.#rec = { trigger: ino, entries: new Map(), blocks: 0, timer: undefined };
+      this.#arm();
+      this.#replay(ino).catch(() => {});
+    }
+  }
+
+  /** Bytes `[off, off+len)` of `ino` were read. */
+  onRead(ino: Ino, off: number, len: number): void {
+    const rec = this.#rec;
+    if (!rec || len <= 0) return;
+    const bs = this.#data.blockSize;
+    let set = rec.entries.get(ino);
+    if (!set) rec.entries.set(ino, set = new Set());
+    for (let b = Math.floor(off / bs); b * bs < off + len; b++) {
+      if (rec.blocks >= this.#maxBlocks) break;
+      if (!set.has(b)) {
+        set.add(b);
+        rec.blocks++;
+      }
+    }
+    this.#arm();
+  }
+
+  #arm(): void {
+    const rec = this.#rec!;
+    if (rec.timer !== undefined) clearTimeout(rec.timer);
+    const timer = setTimeout(() => this.#finish(), this.#idleMs);
+    Deno.unrefTimer(timer);
+    rec.timer = timer;
+  }
+
+  #finish(): void {
+    const rec = this.#rec;
+    this.#rec = undefined;
+    if (!rec || rec.blocks < 2) return;
+    const pattern: PatternEntry[] = [...rec.entries].map(([ino, blocks]) => ({
+      ino,
+      blocks: [...blocks],
+    }));
+    const p = this.#meta.setPattern(rec.trigger, pattern).then(() => {
+      this.stats.recorded++;
+    }).catch(() => {}).finally(() => this.#saves.delete(p));
+    this.#saves.add(p);
+  }
+
+  async #replay(trigger: Ino): Promise<void> {
+    if (this.#replaying.has(trigger)) return;
+    const pattern = await this.#meta.getPattern(trigger);
+    if (!pattern?.length) return;
+    this.#replaying.add(trigger);
+    this.stats.replays++;
+    try {
+      const bs = this.#data.blockSize;
+      const jobs: Array<[Ino, number]> = [];
+      for (const e of pattern) for (const b of e.blocks) jobs.push([e.ino, b]);
+      let next = 0;
+      const worker = async () => {
+        while (next < jobs.length && !this.#closed) {
+          const [ino, b] = jobs[next++]!;
+          try {
+            const n = await this.#data.warm(ino, b * bs, bs);
+            this.stats.prefetchedBlocks += n;
+          } catch {
+            // A file removed since: skip it.
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: this.#concurrency }, worker));
+    } finally {
+      this.#replaying.delete(trigger);
+    }
+  }
+
+  /** Ends the current recording (saving it) and stops replays. */
+  async close(): Promise<void> {
+    if (this.#rec?.timer !== undefined) clearTimeout(this.#rec.timer);
+    this.#finish();
+    this.#closed = true;
+    await Promise.all([...this.#saves]);
+  }
+}
