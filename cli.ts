@@ -28,6 +28,7 @@ Usage:
   slayerfs umount [--lazy] MOUNTPOINT
   slayerfs status MOUNTPOINT|META_URL
   slayerfs info PATH
+  slayerfs warmup [--threads N] [--quiet] PATH...   (fetch files into the cache)
 
 Metadata URLs: sqlite3:///abs/path/meta.db, mem://[name]
 Storage URLs:  file:///abs/dir, mem://[name]
@@ -73,6 +74,7 @@ interface MountState {
   cacheBytes?: number;
   cacheHits?: number;
   cacheMisses?: number;
+  predictor?: { recorded: number; replays: number; prefetchedBlocks: number };
 }
 
 function parse(
@@ -464,6 +466,7 @@ async function serve(metaUrl: string, mnt: string, opts: MountOpts): Promise<voi
       cacheBytes: s.cacheBytes,
       cacheHits: vol.vfs.data.cache.hits,
       cacheMisses: vol.vfs.data.cache.misses,
+      ...(s.predictor ? { predictor: s.predictor } : {}),
     });
     await writeState(state).catch(() => {});
   };
@@ -613,6 +616,77 @@ async function cmdInfo(args: string[]): Promise<void> {
   }
 }
 
+async function cmdWarmup(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, {
+    threads: { type: "string" },
+    quiet: { type: "boolean", short: "q" },
+  });
+  if (positionals.length === 0) throw new CliError("Expected PATH... (see slayerfs --help)", 2);
+  const threads = Number(values.threads ?? 8);
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new CliError(`Invalid --threads "${values.threads}"`, 2);
+  }
+  const files: Array<{ path: string; size: number }> = [];
+  const walk = async (path: string) => {
+    const st = await Deno.lstat(path);
+    if (st.isFile) files.push({ path, size: st.size });
+    else if (st.isDirectory) {
+      for await (const e of Deno.readDir(path)) await walk(`${path}/${e.name}`);
+    }
+  };
+  for (const p of positionals) {
+    try {
+      await walk(resolve(p));
+    } catch (err) {
+      throw new CliError(`Cannot read "${p}": ${describe(err)}`);
+    }
+  }
+  const total = files.reduce((n, f) => n + f.size, 0);
+  let done = 0;
+  let doneFiles = 0;
+  const started = Date.now();
+  const tty = !values.quiet && Deno.stderr.isTerminal();
+  const enc = new TextEncoder();
+  const draw = (final = false) => {
+    if (values.quiet) return;
+    const frac = total ? done / total : 1;
+    const bar = "#".repeat(Math.round(frac * 30)).padEnd(30, " ");
+    const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+    const rate = done / 2 ** 20 / Math.max(0.001, (Date.now() - started) / 1000);
+    const line =
+      `[${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${mib(done)}/${mib(total)} MiB ` +
+      `${doneFiles}/${files.length} files ${rate.toFixed(1)} MiB/s`;
+    if (tty) Deno.stderr.writeSync(enc.encode(`\r${line}${final ? "\n" : ""}`));
+    else if (final) console.error(line);
+  };
+  const timer = setInterval(draw, 200);
+  let next = 0;
+  const failures: string[] = [];
+  const buf = () => new Uint8Array(1 << 20);
+  await Promise.all(Array.from({ length: threads }, async () => {
+    const b = buf();
+    while (next < files.length) {
+      const f = files[next++]!;
+      try {
+        using file = await Deno.open(f.path, { read: true });
+        for (;;) {
+          const n = await file.read(b);
+          if (n === null) break;
+          done += n;
+        }
+      } catch (err) {
+        failures.push(`${f.path}: ${describe(err)}`);
+      }
+      doneFiles++;
+    }
+  }));
+  clearInterval(timer);
+  draw(true);
+  if (failures.length) {
+    throw new CliError(`${failures.length} files could not be read, first: ${failures[0]}`);
+  }
+}
+
 /** Runs the CLI with `args`; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
@@ -633,6 +707,9 @@ export async function main(args: string[]): Promise<number> {
         return 0;
       case "info":
         await cmdInfo(rest);
+        return 0;
+      case "warmup":
+        await cmdWarmup(rest);
         return 0;
       case undefined:
       case "help":
