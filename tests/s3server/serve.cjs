@@ -12,7 +12,11 @@ const FilesystemStore = require("s3rver/lib/stores/filesystem");
 const listObjects = FilesystemStore.prototype.listObjects;
 FilesystemStore.prototype.listObjects = async function (bucket, options) {
   const { startAfter = "", maxKeys = Infinity } = options;
-  const all = await listObjects.call(this, bucket, { ...options, startAfter: "", maxKeys: Infinity });
+  const all = await listObjects.call(this, bucket, {
+    ...options,
+    startAfter: "",
+    maxKeys: Infinity,
+  });
   const byBytes = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b));
   const after = (key) => byBytes(key, startAfter) > 0;
   const objects = all.objects.filter((o) => after(o.key)).sort((a, b) => byBytes(a.key, b.key));
