@@ -25,7 +25,9 @@
  *   While the inner store is down, reads of staged objects and new puts keep working from the
  *   staging directory; uploads resume on their next retry once it is back
  *   ({@linkcode WritebackBlockStore.flush} retries at once). Reads of objects that are only in
- *   the inner store, `list` and `delete` fail as the inner store fails.
+ *   the inner store, `list` and `delete` fail as the inner store fails. A staged file removed
+ *   by someone else is reported to `onError` as `EIO` and forgotten (retrying cannot bring it
+ *   back).
  * - **Kill -9.** Nothing is kept only in memory: on {@linkcode WritebackBlockStore.open} the
  *   staging directory is scanned, leftover temporary files (puts that never resolved) are
  *   removed, and every staged object is queued for upload. An object uploaded just before the
@@ -472,8 +474,10 @@ export class WritebackBlockStore implements BlockStore {
   }
 
   /**
-   * Stops the uploader (waiting for uploads in flight) and closes the inner store. Staged
-   * objects stay on disk for the next {@linkcode WritebackBlockStore.open}. Idempotent.
+   * Stops the uploader and closes the inner store (which may abort uploads in flight), then
+   * waits for pending puts and uploads to settle. Staged objects stay on disk for the next
+   * {@linkcode WritebackBlockStore.open}; call {@linkcode WritebackBlockStore.flush} first to
+   * upload them now. Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -481,10 +485,12 @@ export class WritebackBlockStore implements BlockStore {
       this.#onClose();
       for (const wake of [...this.#sleepers]) wake();
       this.#notifySpace();
-      await Promise.allSettled([...this.#puts]);
-      await Promise.allSettled([...this.#tasks]);
+      // Closing the inner store first aborts uploads in flight (S3 requests) instead of waiting
+      // out their timeouts; their objects stay staged.
+      const inner = this.#inner.close();
+      await Promise.allSettled([...this.#puts, ...this.#tasks]);
       this.#dirFile.close();
-      await this.#inner.close();
+      await inner;
     })();
     return this.#closing;
   }
@@ -613,8 +619,27 @@ export class WritebackBlockStore implements BlockStore {
         try {
           data = await Deno.readFile(entry.path);
         } catch (err) {
-          if (err instanceof Deno.errors.NotFound && !current()) return; // deleted meanwhile
-          throw err;
+          if (!(err instanceof Deno.errors.NotFound)) throw err;
+          if (!current()) return; // deleted meanwhile
+          // Removed behind our back (the file of a current entry is only removed with it): the
+          // bytes are gone, so retrying cannot help. Report it and stop tracking the entry.
+          await this.#withKey(entry.key, () => {
+            if (this.#entries.get(entry.key) !== entry || entry.version !== version) {
+              return Promise.resolve();
+            }
+            this.#entries.delete(entry.key);
+            this.#stagedBytes -= entry.size;
+            entry.settle();
+            this.#notifySpace();
+            this.#onError(
+              new FsError(Errno.EIO, `Staged object "${entry.key}" vanished from "${entry.path}"`, {
+                cause: err,
+              }),
+              entry.key,
+            );
+            return Promise.resolve();
+          });
+          continue;
         }
         if (!current()) return; // checked in the same step as starting the put (see delete)
         this.#uploading++;
@@ -627,6 +652,7 @@ export class WritebackBlockStore implements BlockStore {
           entry.attempt = undefined;
         }
       } catch (err) {
+        if (this.#closed) return; // aborted by close(); the object stays staged
         failed++;
         this.#failures++;
         this.#lastError = describe(err);

@@ -394,6 +394,7 @@ Deno.test("objects acknowledged by a SIGKILLed process reach the inner store on 
     const store = await openOver(inner, dir);
     try {
       assert.ok(!(await stagedNames(dir)).some((n) => n.startsWith(WRITEBACK_TEMP_PREFIX)));
+      assert.ok(store.stats().stagedObjects > 0, "the child left staged objects");
       await store.flush();
       for (const [i, size] of acked) {
         const key = `chunks/${i! % 4}/${i}_0_${size}`;
@@ -418,6 +419,28 @@ Deno.test("flush() rejects when its signal aborts or the store closes; close() k
     await assert.rejects(pending, FsError);
     await assert.rejects(store.put("x", pattern(1, 1)), FsError);
     assert.deepEqual(await stagedNames(dir), ["kept"]);
+  });
+});
+
+Deno.test("a staged file removed behind the store's back is reported, not retried forever", async () => {
+  await withDir(async (dir) => {
+    const inner = new FaultyBlockStore(new MemoryBlockStore());
+    const heal = inner.failWhen(isPut);
+    const errors: unknown[] = [];
+    const store = await openOver(inner, dir, { onError: (e) => errors.push(e) });
+    try {
+      await store.put("gone", pattern(10, 1));
+      await store.put("kept", pattern(10, 2));
+      await Deno.remove(`${dir}/gone`);
+      heal();
+      await store.flush();
+      assert.ok(errors.some((e) => e instanceof FsError && e.errno === Errno.EIO));
+      assert.equal(store.stats().stagedBytes, 0);
+      assertBytes(await store.get("kept"), pattern(10, 2));
+      await assert.rejects(store.get("gone"), NotFoundError);
+    } finally {
+      await store.close();
+    }
   });
 });
 
