@@ -323,21 +323,33 @@ let a1: v128 = i64x2.splat(0);
 let a2: v128 = i64x2.splat(0);
 let a3: v128 = i64x2.splat(0);
 
-function accLane(acc: v128, data: v128, key: v128): v128 {
-  const dk = v128.xor(data, key);
-  const lo = i32x4.shuffle(dk, dk, 0, 2, 0, 2);
-  const hi = i32x4.shuffle(dk, dk, 1, 3, 1, 3);
-  const product = i64x2.extmul_low_i32x4_u(lo, hi);
-  const swapped = i64x2.shuffle(data, data, 1, 0);
-  return i64x2.add(i64x2.add(acc, product), swapped);
+/**
+ * Two 16-byte lanes of a stripe: acc[i ^ 1] += data[i]; acc[i] += lo32(dk[i]) * hi32(dk[i]) with
+ * dk = data ^ key. The low and high halves of both lanes are gathered with one shuffle each, so
+ * one extmul_low and one extmul_high produce the four products.
+ */
+function accPair(p: usize, s: usize, off: usize): void {
+  const dA = v128.load(p + off);
+  const dB = v128.load(p + off + 16);
+  const kA = v128.xor(dA, v128.load(s + off));
+  const kB = v128.xor(dB, v128.load(s + off + 16));
+  const lo = i32x4.shuffle(kA, kB, 0, 2, 4, 6);
+  const hi = i32x4.shuffle(kA, kB, 1, 3, 5, 7);
+  const pA = i64x2.add(i64x2.extmul_low_i32x4_u(lo, hi), i64x2.shuffle(dA, dA, 1, 0));
+  const pB = i64x2.add(i64x2.extmul_high_i32x4_u(lo, hi), i64x2.shuffle(dB, dB, 1, 0));
+  if (off == 0) {
+    a0 = i64x2.add(a0, pA);
+    a1 = i64x2.add(a1, pB);
+  } else {
+    a2 = i64x2.add(a2, pA);
+    a3 = i64x2.add(a3, pB);
+  }
 }
 
-/** One 64-byte stripe: acc[i ^ 1] += data[i]; acc[i] += lo32(data ^ key) * hi32(data ^ key). */
+/** One 64-byte stripe at `p` with the secret at `s`. */
 function accumulate512(p: usize, s: usize): void {
-  a0 = accLane(a0, v128.load(p), v128.load(s));
-  a1 = accLane(a1, v128.load(p, 16), v128.load(s, 16));
-  a2 = accLane(a2, v128.load(p, 32), v128.load(s, 32));
-  a3 = accLane(a3, v128.load(p, 48), v128.load(s, 48));
+  accPair(p, s, 0);
+  accPair(p, s, 32);
 }
 
 function scrambleLane(acc: v128, key: v128): v128 {
