@@ -444,6 +444,48 @@ Deno.test("a staged file removed behind the store's back is reported, not retrie
   });
 });
 
+Deno.test("random puts, overwrites and deletes racing uploads and upload failures match a model", async () => {
+  await withDir(async (dir) => {
+    let seed = 12345;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    const mem = new MemoryBlockStore();
+    const inner = new FaultyBlockStore(mem.share(), { latencyMs: 1 });
+    inner.failWhen((call) => call.op === "put" && rand(4) === 0); // a quarter of uploads fail
+    const store = await openOver(inner, dir, { uploadConcurrency: 4 });
+    const model = new Map<string, number>(); // key -> seed of its data
+    const size = (s: number) => 1 + (s * 37) % 3000;
+    try {
+      for (let step = 0; step < 300; step++) {
+        const key = `r/${rand(8)}`;
+        if (rand(3) === 0) {
+          await store.delete([key]);
+          model.delete(key);
+        } else {
+          const s = step + 1;
+          await store.put(key, pattern(size(s), s));
+          model.set(key, s);
+        }
+        if (rand(4) === 0) await new Promise((r) => setTimeout(r, rand(5)));
+        const probe = `r/${rand(8)}`;
+        const want = model.get(probe);
+        if (want === undefined) assert.equal(await store.head(probe), undefined, probe);
+        else assertBytes(await store.get(probe), pattern(size(want), want), `${probe}@${step}`);
+      }
+      inner.clearFaults();
+      await store.flush();
+      assert.deepEqual(await stagedNames(dir), []);
+      const keys = (await mem.list("r/")).objects.map((o) => o.key);
+      assert.deepEqual(keys, [...model.keys()].sort());
+      for (const [key, s] of model) assertBytes(await mem.get(key), pattern(size(s), s), key);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 Deno.test("put() of a key too long for a file name writes through to the inner store", async () => {
   await withDir(async (dir) => {
     const mem = new MemoryBlockStore();
