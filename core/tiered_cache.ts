@@ -346,8 +346,9 @@ export class TieredCache {
     }
     const toMemory = this.#mem !== undefined && raw.byteLength <= this.#memoryBytes &&
       !(opts?.fromWrite && this.#dirs.length > 0);
-    if (toMemory && e.mem === undefined) this.#memInsert(e, raw);
+    // Queue first: the memory index may evict the newcomer at once (S3-FIFO probation).
     if (e.disk === undefined && e.pending === undefined) this.#enqueue(e, raw);
+    if (toMemory && e.mem === undefined) this.#memInsert(e, raw);
     this.#gc(e);
   }
 
@@ -594,7 +595,7 @@ export class TieredCache {
     }
     for (const dir of this.#placement(e.hash)) {
       if (size > dir.capacity || !(await this.#makeRoom(dir, size))) continue;
-      if (e.pending !== data) return; // deleted meanwhile
+      if (e.pending !== data || this.#entries.get(e.key) !== e) return; // deleted meanwhile
       const evicted = dir.index.insert(e.hash, { tier: dir.tier, location: 0, size });
       e.disk = dir;
       e.diskSize = size;
