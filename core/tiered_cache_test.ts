@@ -161,7 +161,10 @@ Deno.test("TieredCache keeps a hot working set through a one-pass scan", async (
 Deno.test("TieredCache keeps disk-cached blocks across a restart", async () => {
   await withTempDir(async (dir) => {
     const keys = Array.from({ length: 10 }, (_, i) => `chunks/0/${i}/${i}_0_5000`);
-    const opts = { memoryBytes: 1 << 20, dirs: [{ path: dir, capacityBytes: 1 << 20 }] };
+    const opts = {
+      memoryBytes: 1 << 20,
+      dirs: [{ path: dir, capacityBytes: 1 << 20, minFreeRatio: 0 }],
+    };
     const first = await TieredCache.open(opts);
     for (const k of keys) first.put(k, block(k, 5000));
     await first.close();
@@ -189,7 +192,7 @@ Deno.test("TieredCache drops a corrupt cached block and reports a miss", async (
     const errors: Error[] = [];
     const opts = {
       memoryBytes: 0,
-      dirs: [{ path: dir, capacityBytes: 1 << 20 }],
+      dirs: [{ path: dir, capacityBytes: 1 << 20, minFreeRatio: 0 }],
       onError: (e: Error) => void errors.push(e),
     };
     const key = "chunks/0/1/42_0_3000";
@@ -221,7 +224,7 @@ Deno.test("TieredCache drops a corrupt cached block and reports a miss", async (
 
 Deno.test("TieredCache drops truncated files when it opens", async () => {
   await withTempDir(async (dir) => {
-    const opts = { memoryBytes: 0, dirs: [{ path: dir, capacityBytes: 1 << 20 }] };
+    const opts = { memoryBytes: 0, dirs: [{ path: dir, capacityBytes: 1 << 20, minFreeRatio: 0 }] };
     {
       await using cache = await TieredCache.open(opts);
       cache.put("k", block("k", 3000));
