@@ -236,7 +236,7 @@ async function cmdMount(args: string[]): Promise<void> {
   const opts: MountOpts = {
     foreground: !!values.foreground || !!values.d,
     options,
-    cacheMiB: values["cache-size"] ? Number(values["cache-size"]) : 128,
+    cacheMiB: values["cache-size"] ? Number(values["cache-size"]) : 64,
     log: (values.log as string | undefined) ?? `${home()}/slayerfs.log`,
   };
   if (!Number.isFinite(opts.cacheMiB) || opts.cacheMiB < 0) {
@@ -381,6 +381,8 @@ async function daemonize(args: string[], mnt: string, log: string): Promise<void
   ];
   const cmd = new Deno.Command("setsid", {
     args: ["sh", "-c", 'log="$1"; shift; exec "$@" >>"$log" 2>&1 </dev/null', "sh", log, ...inner],
+    // Fewer malloc arenas: the I/O threads otherwise each keep freed block buffers resident.
+    env: { MALLOC_ARENA_MAX: Deno.env.get("MALLOC_ARENA_MAX") ?? "2" },
     stdin: "null",
     stdout: "null",
     stderr: "null",

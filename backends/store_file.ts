@@ -141,6 +141,15 @@ export class FileBlockStore implements BlockStore {
   /** Reads the range (the whole object by default); throws {@linkcode NotFoundError}. */
   async get(key: string, offset = 0, length?: number): Promise<Uint8Array> {
     const path = this.#path(key);
+    if (offset === 0 && length === undefined) {
+      // The common case (a whole block) in one call.
+      try {
+        return await Deno.readFile(path);
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) throw new NotFoundError(key, { cause: err });
+        throw err;
+      }
+    }
     let file: Deno.FsFile;
     try {
       file = await Deno.open(path, { read: true });
@@ -149,12 +158,10 @@ export class FileBlockStore implements BlockStore {
       throw err;
     }
     try {
-      const size = (await file.stat()).size;
-      const start = Math.min(offset, size);
-      const end = length === undefined ? size : Math.min(size, offset + length);
-      const out = new Uint8Array(Math.max(0, end - start));
+      const want = length ?? (await file.stat()).size - offset;
+      const out = new Uint8Array(Math.max(0, want));
       if (out.length === 0) return out;
-      if (start > 0) await file.seek(start, Deno.SeekMode.Start);
+      if (offset > 0) await file.seek(offset, Deno.SeekMode.Start);
       let done = 0;
       while (done < out.length) {
         const n = await file.read(out.subarray(done));

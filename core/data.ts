@@ -21,7 +21,7 @@ export interface StoredBlock {
 
 /** Options of the block layer. */
 export interface DataOptions {
-  /** Bytes of whole blocks kept in memory (default 128 MiB). */
+  /** Bytes of whole blocks kept in memory (default 64 MiB). */
   cacheBytes?: number;
   /** Uploads in flight per file (default: the store's concurrency). */
   uploadConcurrency?: number;
@@ -116,8 +116,9 @@ export class DataEngine {
     this.meta = meta;
     this.blockSize = meta.format.blockSize;
     this.chunkSize = meta.format.chunkSize;
-    this.cache = new BlockCache(options.cacheBytes ?? 128 << 20);
-    this.uploadConcurrency = options.uploadConcurrency ?? Math.max(2, store.limits.concurrency);
+    this.cache = new BlockCache(options.cacheBytes ?? 64 << 20);
+    this.uploadConcurrency = options.uploadConcurrency ??
+      Math.max(2, Math.min(8, store.limits.concurrency));
     this.codec = new CodecPool(options.codecWorkers);
     this.compress = meta.format.compression === "lz4";
     this.dedup = meta.format.dedup === true;
@@ -314,7 +315,7 @@ export class DataEngine {
 
   /**
    * Starts fetching the blocks of `[off, off+len)` of `ino` into the cache without waiting
-   * (readahead). At most the store's concurrency of prefetches run at once; errors are ignored
+   * (readahead). At most 4 prefetches (fewer if the store wants) run at once; errors are ignored
    * (the read that needs the block reports them).
    */
   prefetch(ino: Ino, off: number, len: number): void {
@@ -334,7 +335,7 @@ export class DataEngine {
             const blockLen = Math.min(bs, s.size - index * bs);
             const key = blockKey(s.id, index, blockLen);
             if (!this.cache.has(key) && !this.#inflight.has(key)) {
-              if (this.#prefetching >= this.store.limits.concurrency) return;
+              if (this.#prefetching >= Math.min(4, this.store.limits.concurrency)) return;
               this.#prefetching++;
               this.getBlock(s.id, index, blockLen).catch(() => {}).finally(() => {
                 this.#prefetching--;

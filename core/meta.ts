@@ -538,7 +538,7 @@ export class Meta {
     newName: Name,
     flags: number,
     isOpen: (ino: Ino) => boolean,
-  ): Promise<Freeing> {
+  ): Promise<Freeing & { replaced?: Ino }> {
     if (flags & ~3 || flags === 3) return Promise.reject(new FsError(Errno.EINVAL));
     return this.kv.txn(async (tx) => {
       const freed: FreedSlice[] = [];
@@ -580,6 +580,7 @@ export class Meta {
           }
         }
       }
+      let replaced: Ino | undefined;
       // Write the new entries.
       tx.set(C.entryKey(newParent, newName), C.encodeEntry(src.mode & S_IFMT, src.ino));
       if (exchange && dst) {
@@ -607,6 +608,7 @@ export class Meta {
           await this.#dropInode(tx, dst, freed);
         } else {
           await this.#unlinkInode(tx, dst, isOpen, freed, t);
+          replaced = dst.ino;
         }
       }
       this.#put(tx, src);
@@ -616,7 +618,7 @@ export class Meta {
         dp.mtime = dp.ctime = t;
         this.#put(tx, dp);
       }
-      return { freed };
+      return replaced === undefined ? { freed } : { freed, replaced };
     });
   }
 

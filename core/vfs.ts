@@ -78,9 +78,13 @@ export class Vfs implements FsOps {
   readonly predictor: Predictor | undefined;
   #files = new Map<Ino, OpenFile>();
   #handles = new Map<number, Handle>();
+  /** Inodes whose last link went while open: delete them at their last close. */
+  #maybeSustained = new Set<Ino>();
   #nextFh = 1;
   #onError: (err: unknown) => void;
   #background = new Set<Promise<void>>();
+  #freeQueue: FreedSlice[] = [];
+  #freeing: Promise<void> | undefined;
   #closed = false;
 
   private constructor(meta: Meta, store: BlockStore, options: VfsOptions) {
@@ -114,11 +118,23 @@ export class Vfs implements FsOps {
 
   // ---- helpers ----
 
+  /** Deletes freed slices in the background, batched (one metadata commit per batch). */
   #free(freed: FreedSlice[]): void {
     if (freed.length === 0) return;
-    const p = this.data.deleteSlices(freed).catch(this.#onError);
+    this.#freeQueue.push(...freed);
+    if (this.#freeing) return;
+    const p = (async () => {
+      while (this.#freeQueue.length) {
+        await new Promise((r) => setTimeout(r, 5));
+        const batch = this.#freeQueue.splice(0, 1000);
+        await this.data.deleteSlices(batch).catch(this.#onError);
+      }
+    })().finally(() => {
+      this.#freeing = undefined;
+      this.#background.delete(p);
+    });
+    this.#freeing = p;
     this.#background.add(p);
-    p.finally(() => this.#background.delete(p));
   }
 
   #file(ino: Ino): OpenFile | undefined {
@@ -219,6 +235,7 @@ export class Vfs implements FsOps {
   /** @inheritdoc */
   async unlink(_ctx: Ctx, parent: Ino, name: Name): Promise<void> {
     const { attr, freed } = await this.meta.unlink(parent, name, this.#isOpen);
+    if (attr.nlink === 0) this.#maybeSustained.add(attr.ino);
     this.data.invalidate(attr.ino);
     this.#free(freed);
   }
@@ -244,7 +261,15 @@ export class Vfs implements FsOps {
     newName: Name,
     flags: number,
   ): Promise<void> {
-    const { freed } = await this.meta.rename(parent, name, newParent, newName, flags, this.#isOpen);
+    const { freed, replaced } = await this.meta.rename(
+      parent,
+      name,
+      newParent,
+      newName,
+      flags,
+      this.#isOpen,
+    );
+    if (replaced !== undefined) this.#maybeSustained.add(replaced);
     this.#free(freed);
   }
 
@@ -312,12 +337,12 @@ export class Vfs implements FsOps {
 
   /**
    * Sequential readahead: a handle reading where it stopped grows its window (doubling up to
-   * 16 blocks); a jump resets it. The window ahead of the read is fetched in the background.
+   * 8 blocks); a jump resets it. The window ahead of the read is fetched in the background.
    */
   #readahead(h: Handle, ino: Ino, offset: number, end: number, size: number): void {
     const bs = this.data.blockSize;
     if (h.lastEnd !== undefined && Math.abs(offset - h.lastEnd) <= 1 << 20) {
-      h.window = Math.min(Math.max(bs, (h.window ?? 0) * 2), 16 * bs);
+      h.window = Math.min(Math.max(bs, (h.window ?? 0) * 2), 8 * bs);
     } else {
       h.window = 0;
     }
@@ -364,9 +389,11 @@ export class Vfs implements FsOps {
     } finally {
       if (--of.opens <= 0 && !of.writer?.dirty) {
         this.#files.delete(ino);
-        const { freed } = await this.meta.deleteSustained(ino);
-        this.data.invalidate(ino);
-        this.#free(freed);
+        if (this.#maybeSustained.delete(ino)) {
+          const { freed } = await this.meta.deleteSustained(ino);
+          this.data.invalidate(ino);
+          this.#free(freed);
+        }
       }
     }
   }
