@@ -23,7 +23,9 @@ const USAGE = `SlayerFS: a POSIX filesystem on object storage
 Usage:
   slayerfs format [--storage URL] [--block-size SIZE] [--compress lz4|none] [--dedup] [--capacity SIZE]
                   META_URL NAME
-  slayerfs mount [--foreground] [-o OPTS] [--cache-size MIB] META_URL MOUNTPOINT
+  slayerfs mount [--foreground] [-o OPTS] [--cache-size MIB] [--cache-dir DIR]...
+                 [--cache-dir-size MIB] [--writeback [--writeback-dir DIR]
+                 [--writeback-size MIB]] META_URL MOUNTPOINT
   slayerfs mount MOUNTPOINT            (the embedded default volume in $SLAYERFS_HOME)
   slayerfs umount [--lazy] MOUNTPOINT
   slayerfs status MOUNTPOINT|META_URL
@@ -75,6 +77,9 @@ interface MountState {
   cacheHits?: number;
   cacheMisses?: number;
   predictor?: { recorded: number; replays: number; prefetchedBlocks: number };
+  cache?: unknown;
+  hottestFiles?: unknown;
+  writeback?: unknown;
 }
 
 function parse(
@@ -193,6 +198,11 @@ interface MountOpts {
   foreground: boolean;
   options: Map<string, string>;
   cacheMiB: number;
+  cacheDirs: string[];
+  cacheDirMiB: number;
+  writeback: boolean;
+  writebackDir: string | undefined;
+  writebackMiB: number;
   log: string;
 }
 
@@ -214,6 +224,11 @@ async function cmdMount(args: string[]): Promise<void> {
     d: { type: "boolean" },
     o: { type: "string", multiple: true } as never,
     "cache-size": { type: "string" },
+    "cache-dir": { type: "string", multiple: true } as never,
+    "cache-dir-size": { type: "string" },
+    writeback: { type: "boolean" },
+    "writeback-dir": { type: "string" },
+    "writeback-size": { type: "string" },
     log: { type: "string" },
   });
   let metaUrl: string;
@@ -233,15 +248,28 @@ async function cmdMount(args: string[]): Promise<void> {
     if (!KNOWN_O.has(k)) throw new CliError(`Unknown mount option "${k}" (see slayerfs --help)`, 2);
     options.set(k, v);
   }
+  const mib = (name: string, def: number): number => {
+    const v = values[name];
+    if (v === undefined) return def;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) {
+      throw new CliError(`Invalid --${name} "${v}": expected MiB`, 2);
+    }
+    return n;
+  };
   const opts: MountOpts = {
     foreground: !!values.foreground || !!values.d,
     options,
-    cacheMiB: values["cache-size"] ? Number(values["cache-size"]) : 64,
+    cacheMiB: mib("cache-size", 64),
+    cacheDirs: ((values["cache-dir"] as unknown as string[] | undefined) ?? []).map((d) =>
+      resolve(d)
+    ),
+    cacheDirMiB: mib("cache-dir-size", 10240),
+    writeback: !!values.writeback,
+    writebackDir: values["writeback-dir"] ? resolve(values["writeback-dir"] as string) : undefined,
+    writebackMiB: mib("writeback-size", 10240),
     log: (values.log as string | undefined) ?? `${home()}/slayerfs.log`,
   };
-  if (!Number.isFinite(opts.cacheMiB) || opts.cacheMiB < 0) {
-    throw new CliError(`Invalid --cache-size "${values["cache-size"]}": expected MiB`, 2);
-  }
   mnt = resolve(mnt);
   // Validate the scheme before anything else touches the system.
   if (!/^(sqlite3|mem):\/\//.test(metaUrl)) {
@@ -422,14 +450,37 @@ async function serve(metaUrl: string, mnt: string, opts: MountOpts): Promise<voi
     throw err instanceof CliError ? err : new CliError(describe(err));
   }
   let vol: Volume;
+  let writeback:
+    | { stats(): unknown; flush(o?: { signal?: AbortSignal }): Promise<void> }
+    | undefined;
   try {
     let format = await Meta.readFormat(kv);
     if (!format && metaUrl.startsWith("mem://")) {
       format = await formatVolume(kv, { name: "mem", storage: "mem://" });
     }
     if (!format) throw new CliError(`No volume in "${metaUrl}": run slayerfs format first`);
-    const store = await openBlockStore(format.storage);
-    vol = await Volume.openWith(kv, store, { cacheBytes: opts.cacheMiB << 20 });
+    let store = await openBlockStore(format.storage);
+    if (opts.writeback) {
+      const { WritebackBlockStore } = await import("./backends/store_writeback.ts");
+      const staged = await WritebackBlockStore.open(store, {
+        dir: opts.writebackDir ?? `${home()}/writeback/${format.uuid}`,
+        capacityBytes: opts.writebackMiB * 2 ** 20,
+        onError: (err, key) => console.error(`slayerfs: upload of "${key}": ${describe(err)}`),
+      });
+      writeback = staged;
+      store = staged;
+    }
+    vol = await Volume.openWith(kv, store, {
+      cacheBytes: opts.cacheMiB * 2 ** 20,
+      ...(opts.cacheDirs.length
+        ? {
+          cacheDirs: opts.cacheDirs.map((path) => ({
+            path,
+            capacityBytes: opts.cacheDirMiB * 2 ** 20,
+          })),
+        }
+        : {}),
+    });
   } catch (err) {
     await kv.close();
     throw err instanceof CliError ? err : new CliError(describe(err));
@@ -469,6 +520,8 @@ async function serve(metaUrl: string, mnt: string, opts: MountOpts): Promise<voi
       cacheHits: vol.vfs.data.cache.hits,
       cacheMisses: vol.vfs.data.cache.misses,
       ...(s.predictor ? { predictor: s.predictor } : {}),
+      ...(s.cache ? { cache: s.cache, hottestFiles: s.hottestFiles } : {}),
+      ...(writeback ? { writeback: writeback.stats() } : {}),
     });
     await writeState(state).catch(() => {});
   };
@@ -486,6 +539,10 @@ async function serve(metaUrl: string, mnt: string, opts: MountOpts): Promise<voi
         console.error(`slayerfs: unmount: ${describe(err)}`);
       }
       try {
+        // Give staged uploads a bounded chance to finish; what remains uploads at the next mount.
+        await writeback?.flush({ signal: AbortSignal.timeout(30_000) }).catch((err) => {
+          console.error(`slayerfs: staged blocks remain for the next mount: ${describe(err)}`);
+        });
         await vol.close();
       } catch (err) {
         console.error(`slayerfs: flushing on exit failed: ${describe(err)}`);

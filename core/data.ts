@@ -25,6 +25,10 @@ export interface DataOptions {
   cacheBytes?: number;
   /** Uploads in flight per file (default: the store's concurrency). */
   uploadConcurrency?: number;
+  /** The cache to use (default: a {@linkcode BlockCache} of `cacheBytes`). */
+  cache?: BlockCacheLike;
+  /** Whether written blocks go into the cache too (default: only with a disk tier). */
+  cacheWrites?: boolean;
   /** Codec workers (default: the number of cores; 0 codes on the calling thread). */
   codecWorkers?: number;
   /** Called with errors no request can report, e.g. a corrupt block. */
@@ -44,8 +48,13 @@ export class BlockCache {
     this.capacity = capacity;
   }
 
+  /** The memory tier has nothing slower behind it: a miss is a miss. */
+  get(_key: string): Promise<Uint8Array | undefined> {
+    return Promise.resolve(undefined);
+  }
+
   /** The cached block, refreshed as most recently used. */
-  get(key: string): Uint8Array | undefined {
+  getSync(key: string): Uint8Array | undefined {
     const v = this.#map.get(key);
     if (v) {
       this.#map.delete(key);
@@ -90,13 +99,30 @@ export class BlockCache {
   }
 }
 
+/** What the block layer needs of a cache: {@linkcode BlockCache} or a `TieredCache`. */
+export interface BlockCacheLike {
+  /** A block in memory, or `undefined`. */
+  getSync(key: string): Uint8Array | undefined;
+  /** A block from a slower tier (disk), or `undefined`. */
+  get(key: string): Promise<Uint8Array | undefined>;
+  put(key: string, raw: Uint8Array, opts?: { fromWrite?: boolean }): void;
+  has(key: string): boolean;
+  delete(key: string): void | Promise<void>;
+  readonly bytes: number;
+  readonly hits: number;
+  readonly misses: number;
+  close?(): Promise<void>;
+}
+
 /** Reads and writes file data as slices of blocks. */
 export class DataEngine {
   readonly store: BlockStore;
   readonly meta: Meta;
   readonly blockSize: number;
   readonly chunkSize: number;
-  readonly cache: BlockCache;
+  readonly cache: BlockCacheLike;
+  readonly cacheWrites: boolean;
+  #owners = new Map<SliceId, Ino>();
   readonly uploadConcurrency: number;
   #inflight = new Map<string, Promise<Uint8Array>>();
   #segments = new Map<Ino, Map<number, SliceRecord[]>>();
@@ -116,7 +142,8 @@ export class DataEngine {
     this.meta = meta;
     this.blockSize = meta.format.blockSize;
     this.chunkSize = meta.format.chunkSize;
-    this.cache = new BlockCache(options.cacheBytes ?? 64 << 20);
+    this.cache = options.cache ?? new BlockCache(options.cacheBytes ?? 64 << 20);
+    this.cacheWrites = options.cacheWrites ?? options.cache !== undefined;
     this.uploadConcurrency = options.uploadConcurrency ??
       Math.max(2, Math.min(8, store.limits.concurrency));
     this.codec = new CodecPool(options.codecWorkers);
@@ -125,9 +152,15 @@ export class DataEngine {
     this.onError = options.onError ?? ((err) => console.error(`slayerfs: ${err}`));
   }
 
-  /** Stops the codec workers. */
-  close(): void {
+  /** Stops the codec workers and closes the cache. */
+  async close(): Promise<void> {
     this.codec.close();
+    await this.cache.close?.();
+  }
+
+  /** The inode a slice was last read through (for naming hot blocks), if known. */
+  ownerOf(id: SliceId): Ino | undefined {
+    return this.#owners.get(id);
   }
 
   /**
@@ -138,7 +171,9 @@ export class DataEngine {
     const input = raw.byteLength >= 128 * 1024 ? raw.slice() : raw;
     const enc = await this.codec.encode(input, this.compress, this.dedup);
     if (!enc.record.hash) {
-      await this.store.put(blockKey(id, index, raw.byteLength), enc.data);
+      const key = blockKey(id, index, raw.byteLength);
+      await this.store.put(key, enc.data);
+      if (this.cacheWrites) this.cache.put(key, raw, { fromWrite: true });
       return { record: enc.record };
     }
     // Content-addressed: store the blob only if no referenced copy exists.
@@ -186,11 +221,13 @@ export class DataEngine {
   /** A whole raw block, from the cache or the store (concurrent misses share one fetch). */
   getBlock(id: SliceId, index: number, len: number): Promise<Uint8Array> {
     const key = blockKey(id, index, len);
-    const hit = this.cache.get(key);
+    const hit = this.cache.getSync(key);
     if (hit) return Promise.resolve(hit);
     let p = this.#inflight.get(key);
     if (!p) {
       p = (async () => {
+        const cached = await this.cache.get(key);
+        if (cached) return cached;
         const rec = (await this.blockRecords(id))[index];
         if (!rec) throw new FsError(Errno.EIO, `No record of block "${key}"`);
         let stored: Uint8Array;
@@ -248,7 +285,7 @@ export class DataEngine {
       const n = Math.min(off + len - pos, blockLen - inBlock);
       const at = dstOff + (pos - off);
       const key = blockKey(id, index, blockLen);
-      const cached = this.cache.get(key);
+      const cached = this.cache.getSync(key);
       if (cached) {
         dst.set(cached.subarray(inBlock, inBlock + n), at);
       } else {
@@ -270,6 +307,8 @@ export class DataEngine {
     if (hit) return hit;
     const gen = this.#generation;
     const segs = resolveSegments(await this.meta.readChunk(ino, chunk));
+    if (this.#owners.size > 200_000) this.#owners.clear();
+    for (const sg of segs) if (sg.id !== 0) this.#owners.set(sg.id, ino);
     if (gen !== this.#generation) return segs; // changed meanwhile: do not cache
     perIno = this.#segments.get(ino);
     if (this.#segmentCount > 65536) {
@@ -383,9 +422,10 @@ export class DataEngine {
       if (f.blobs) keys.push(...f.blobs);
       for (const [i, len] of sliceBlocks(f.size, this.blockSize)) {
         const key = blockKey(f.id, i, len);
-        this.cache.delete(key);
+        await this.cache.delete(key);
         keys.push(key);
       }
+      this.#owners.delete(f.id);
     }
     for (let i = 0; i < keys.length; i += 1000) await this.store.delete(keys.slice(i, i + 1000));
     await this.meta.clearGarbage(freed.map((f) => f.id));

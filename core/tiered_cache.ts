@@ -245,7 +245,12 @@ export class TieredCache {
     }
     this.#memoryBytes = memoryBytes;
     this.#mem = memoryBytes > 0
-      ? new CacheIndex({ maxEntries: indexEntries(memoryBytes, 4096), maxBytes: memoryBytes })
+      ? new CacheIndex({
+        maxEntries: indexEntries(memoryBytes, 4096),
+        maxBytes: memoryBytes,
+        // A large probation queue, so blocks fetched by readahead live until they are read.
+        smallPercent: 50,
+      })
       : undefined;
     const seen = new Set<string>();
     this.#dirs = dirs.map((d, i) => {

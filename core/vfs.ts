@@ -36,10 +36,12 @@ import {
   SEEK_DATA,
   SEEK_HOLE,
   type SetAttr,
+  type SliceId,
   type StatFs,
   type Timespec,
 } from "./types.ts";
 import { FileWriter } from "./writer.ts";
+import { type CacheStats, TieredCache } from "./tiered_cache.ts";
 import { Predictor, type PredictorOptions } from "./predict.ts";
 
 /** Options of a {@linkcode Vfs}. */
@@ -50,6 +52,8 @@ export interface VfsOptions extends DataOptions {
   onError?: (err: unknown) => void;
   /** Predictive prefetch settings, or `false` to turn it off. */
   predict?: PredictorOptions | false;
+  /** Local disk cache directories; with any, the cache is a memory + disk `TieredCache`. */
+  cacheDirs?: Array<{ path: string; capacityBytes: number; minFreeRatio?: number }>;
 }
 
 interface OpenFile {
@@ -102,6 +106,14 @@ export class Vfs implements FsOps {
    * inodes that were unlinked while open and blocks of freed slices.
    */
   static async open(meta: Meta, store: BlockStore, options: VfsOptions = {}): Promise<Vfs> {
+    if (options.cacheDirs?.length && !options.cache) {
+      const cache = await TieredCache.open({
+        memoryBytes: options.cacheBytes ?? 64 << 20,
+        dirs: options.cacheDirs,
+        ...(options.onError ? { onError: options.onError } : {}),
+      });
+      options = { ...options, cache };
+    }
     const vfs = new Vfs(meta, store, options);
     try {
       for (const ino of await meta.listSustained()) {
@@ -110,7 +122,7 @@ export class Vfs implements FsOps {
       }
       await vfs.data.collectGarbage();
     } catch (err) {
-      vfs.data.close();
+      await vfs.data.close();
       throw err;
     }
     return vfs;
@@ -627,7 +639,7 @@ export class Vfs implements FsOps {
       await this.flushAll();
       await Promise.all([...this.#background]);
     } finally {
-      this.data.close();
+      await this.data.close();
     }
   }
 
@@ -637,13 +649,29 @@ export class Vfs implements FsOps {
     handles: number;
     cacheBytes: number;
     predictor?: { recorded: number; replays: number; prefetchedBlocks: number };
+    cache?: CacheStats;
+    hottestFiles?: Array<{ ino: Ino; frequency: number }>;
   } {
-    return {
+    const out: ReturnType<Vfs["stats"]> = {
       openFiles: this.#files.size,
       handles: this.#handles.size,
       cacheBytes: this.data.cache.bytes,
       ...(this.predictor ? { predictor: { ...this.predictor.stats } } : {}),
     };
+    const cache = this.data.cache;
+    if (cache instanceof TieredCache) {
+      out.cache = cache.stats();
+      // Hot blocks → their files (by the slice id in the block key).
+      const byIno = new Map<Ino, number>();
+      for (const { key, frequency } of cache.hottest(200)) {
+        const id = Number(/\/(\d+)_\d+_\d+$/.exec(key)?.[1]);
+        const ino = this.data.ownerOf(id as SliceId);
+        if (ino !== undefined) byIno.set(ino, (byIno.get(ino) ?? 0) + frequency);
+      }
+      out.hottestFiles = [...byIno].sort((a, b) => b[1] - a[1]).slice(0, 10)
+        .map(([ino, frequency]) => ({ ino, frequency }));
+    }
+    return out;
   }
 }
 
