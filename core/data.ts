@@ -352,47 +352,15 @@ export class DataEngine {
     await Promise.all(tasks);
   }
 
-  /**
-   * Starts fetching the blocks of `[off, off+len)` of `ino` into the cache without waiting
-   * (readahead). At most 4 prefetches (fewer if the store wants) run at once; errors are ignored
-   * (the read that needs the block reports them).
-   */
-  prefetch(ino: Ino, off: number, len: number): void {
+  /** The stored blocks holding bytes `[off, off+len)` of `ino`, in file order. */
+  async *#blocksOf(
+    ino: Ino,
+    off: number,
+    len: number,
+  ): AsyncGenerator<{ id: SliceId; index: number; blockLen: number; key: string }> {
     const cs = this.chunkSize;
     const bs = this.blockSize;
     const end = off + len;
-    (async () => {
-      for (let c = Math.floor(off / cs); c * cs < end; c++) {
-        const base = c * cs;
-        for (const s of await this.segments(ino, c)) {
-          if (s.id === 0) continue;
-          const lo = Math.max(off, base + s.pos);
-          const hi = Math.min(end, base + s.pos + s.len);
-          for (let p = lo; p < hi;) {
-            const inSlice = s.off + (p - base - s.pos);
-            const index = Math.floor(inSlice / bs);
-            const blockLen = Math.min(bs, s.size - index * bs);
-            const key = blockKey(s.id, index, blockLen);
-            if (!this.cache.has(key) && !this.#inflight.has(key)) {
-              if (this.#prefetching >= Math.min(4, this.store.limits.concurrency)) return;
-              this.#prefetching++;
-              this.getBlock(s.id, index, blockLen).catch(() => {}).finally(() => {
-                this.#prefetching--;
-              });
-            }
-            p += (index + 1) * bs - inSlice;
-          }
-        }
-      }
-    })().catch(() => {});
-  }
-
-  /** Fetches the blocks of `[off, off+len)` of `ino` into the cache; returns how many it fetched. */
-  async warm(ino: Ino, off: number, len: number): Promise<number> {
-    const cs = this.chunkSize;
-    const bs = this.blockSize;
-    const end = off + len;
-    const tasks: Promise<unknown>[] = [];
     for (let c = Math.floor(off / cs); c * cs < end; c++) {
       const base = c * cs;
       for (const s of await this.segments(ino, c)) {
@@ -403,12 +371,37 @@ export class DataEngine {
           const inSlice = s.off + (p - base - s.pos);
           const index = Math.floor(inSlice / bs);
           const blockLen = Math.min(bs, s.size - index * bs);
-          if (!this.cache.has(blockKey(s.id, index, blockLen))) {
-            tasks.push(this.getBlock(s.id, index, blockLen));
-          }
+          yield { id: s.id, index, blockLen, key: blockKey(s.id, index, blockLen) };
           p += (index + 1) * bs - inSlice;
         }
       }
+    }
+  }
+
+  /**
+   * Starts fetching the blocks of `[off, off+len)` of `ino` into the cache without waiting
+   * (readahead). At most 4 prefetches (fewer if the store wants) run at once; errors are ignored
+   * (the read that needs the block reports them).
+   */
+  prefetch(ino: Ino, off: number, len: number): void {
+    const limit = Math.min(4, this.store.limits.concurrency);
+    (async () => {
+      for await (const b of this.#blocksOf(ino, off, len)) {
+        if (this.cache.has(b.key) || this.#inflight.has(b.key)) continue;
+        if (this.#prefetching >= limit) return;
+        this.#prefetching++;
+        this.getBlock(b.id, b.index, b.blockLen).catch(() => {}).finally(() => {
+          this.#prefetching--;
+        });
+      }
+    })().catch(() => {});
+  }
+
+  /** Fetches the blocks of `[off, off+len)` of `ino` into the cache; returns how many it fetched. */
+  async warm(ino: Ino, off: number, len: number): Promise<number> {
+    const tasks: Promise<unknown>[] = [];
+    for await (const b of this.#blocksOf(ino, off, len)) {
+      if (!this.cache.has(b.key)) tasks.push(this.getBlock(b.id, b.index, b.blockLen));
     }
     await Promise.all(tasks);
     return tasks.length;
