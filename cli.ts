@@ -35,7 +35,7 @@ Usage:
 Metadata URLs: sqlite3:///abs/path/meta.db, mem://[name]
 Storage URLs:  file:///abs/dir, mem://[name]
 Mount options (-o, comma separated): allow_other, ro, debug, nonempty, writeback_cache,
-  attr_timeout=SEC, entry_timeout=SEC
+  fs_flock, attr_timeout=SEC, entry_timeout=SEC
 `;
 
 /** An error that ends the command with one line and an exit code. */
@@ -216,6 +216,7 @@ const KNOWN_O = new Set([
   "entry_timeout",
   "negative_timeout",
   "default_permissions",
+  "fs_flock",
 ]);
 
 async function cmdMount(args: string[]): Promise<void> {
@@ -494,6 +495,7 @@ async function serve(metaUrl: string, mnt: string, opts: MountOpts): Promise<voi
     readOnly: o.has("ro"),
     debug: o.has("debug"),
     writebackCache: o.has("writeback_cache"),
+    flockLocks: o.has("fs_flock"),
     ...(num("attr_timeout") !== undefined ? { attrTimeout: num("attr_timeout")! } : {}),
     ...(num("entry_timeout") !== undefined ? { entryTimeout: num("entry_timeout")! } : {}),
     ...(num("negative_timeout") !== undefined ? { negativeTimeout: num("negative_timeout")! } : {}),

@@ -56,6 +56,13 @@ export interface AdapterOptions {
   negativeTimeout?: number;
   /** Ask for `FUSE_CAP_WRITEBACK_CACHE` (default false). */
   writebackCache?: boolean;
+  /**
+   * Send `flock(2)` to the filesystem (`FUSE_CAP_FLOCK_LOCKS`; needed for locks shared between
+   * hosts). Default false: the kernel keeps flocks itself. With it, the kernel drops a flock only
+   * in the RELEASE it sends after `close(2)` has returned, so a flock can outlive its close for a
+   * moment — the kernel's own flocks are released inside `close(2)`.
+   */
+  flockLocks?: boolean;
   /** The `-o max_read=` value, if one was given (init must repeat it). */
   maxRead?: number;
   /** Make thread-safe callbacks (needed when libfuse threads call them). */
@@ -233,6 +240,7 @@ export class FuseAdapter {
   readonly #entryTimeout: number;
   readonly #negativeTimeout: number;
   readonly #writeback: boolean;
+  readonly #flockLocks: boolean;
   readonly #maxRead: number | undefined;
   readonly #onInit: (() => void) | undefined;
   readonly #callbacks: Deno.UnsafeCallback[] = [];
@@ -261,6 +269,7 @@ export class FuseAdapter {
     this.#entryTimeout = options.entryTimeout ?? 1;
     this.#negativeTimeout = options.negativeTimeout ?? this.#entryTimeout;
     this.#writeback = options.writebackCache ?? false;
+    this.#flockLocks = options.flockLocks ?? false;
     this.#maxRead = options.maxRead;
     this.#onInit = options.onInit;
     const table = libc.calloc(1n, BigInt(OPS_SIZE));
@@ -538,7 +547,7 @@ export class FuseAdapter {
         want = on ? want | cap : want & ~cap;
       };
       toggle(FUSE_CAP.POSIX_LOCKS, ops.getlk !== undefined && ops.setlk !== undefined);
-      toggle(FUSE_CAP.FLOCK_LOCKS, ops.flock !== undefined);
+      toggle(FUSE_CAP.FLOCK_LOCKS, this.#flockLocks && ops.flock !== undefined);
       toggle(FUSE_CAP.WRITEBACK_CACHE, this.#writeback);
       // The kernel clears set-user/group-ID bits itself (by a setattr) when we do not claim this.
       toggle(FUSE_CAP.HANDLE_KILLPRIV, false);

@@ -48,6 +48,8 @@ export interface MountOptions {
   maxRead?: number;
   /** Ask for the kernel's writeback cache (default false). */
   writebackCache?: boolean;
+  /** Send flock(2) to the filesystem instead of keeping it in the kernel (see the adapter). */
+  flockLocks?: boolean;
   /** `-o ro`. */
   readOnly?: boolean;
   /** libfuse's request trace on stderr. */
@@ -390,6 +392,7 @@ export async function mountFs(
     entryTimeout: options.entryTimeout ?? 1,
     negativeTimeout: options.negativeTimeout ?? options.entryTimeout ?? 1,
     writebackCache: options.writebackCache ?? false,
+    flockLocks: options.flockLocks ?? false,
     ...(options.maxRead !== undefined ? { maxRead: options.maxRead } : {}),
     threadSafe: loop === "mt",
     onInit: () => {

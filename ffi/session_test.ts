@@ -164,7 +164,7 @@ Deno.test("flock and POSIX locks reach the filesystem", async () => {
         `os.close(a)\nos.close(b)`,
     );
     assert.equal(out, "busy 11\nok\nposix");
-  });
+  }, { flockLocks: true }); // flock through the filesystem, not the kernel
 });
 
 Deno.test("errors: ENOENT, negative entries, EIO from a throwing op, ENOSYS from a missing op", async () => {
