@@ -36,7 +36,7 @@ export function encodeBlock(raw: Uint8Array, compress: boolean, dedup: boolean):
   const checksum = xxh3_64(raw);
   let data = raw;
   let flags = 0;
-  if (compress) {
+  if (compress && looksCompressible(raw)) {
     const c = compressBlock(raw);
     if (c.compressed) {
       data = c.data;
@@ -49,6 +49,19 @@ export function encodeBlock(raw: Uint8Array, compress: boolean, dedup: boolean):
     record.hash = blake3(raw);
   }
   return { data, record };
+}
+
+const SAMPLE = 64 * 1024;
+
+/**
+ * Whether a block is worth compressing: large blocks are judged by a 64 KiB sample from their
+ * middle, so incompressible data (media, model weights, encrypted files) costs one sample, not a
+ * whole compression pass.
+ */
+function looksCompressible(raw: Uint8Array): boolean {
+  if (raw.byteLength < 4 * SAMPLE) return true;
+  const at = Math.floor((raw.byteLength - SAMPLE) / 2);
+  return compressBlock(raw.subarray(at, at + SAMPLE)).data.byteLength < SAMPLE * 0.9;
 }
 
 /**
