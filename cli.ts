@@ -24,7 +24,7 @@ Usage:
   slayerfs format [--storage URL] [--block-size SIZE] [--compress lz4|none] [--dedup] [--capacity SIZE]
                   META_URL NAME
   slayerfs mount [--foreground] [-o OPTS] [--cache-size MIB] [--cache-dir DIR]...
-                 [--cache-dir-size MIB] [--writeback [--writeback-dir DIR]
+                 [--cache-dir-size MIB] [--no-cache-dir] [--writeback [--writeback-dir DIR]
                  [--writeback-size MIB]] META_URL MOUNTPOINT
   slayerfs mount MOUNTPOINT            (the embedded default volume in $SLAYERFS_HOME)
   slayerfs umount [--lazy] MOUNTPOINT
@@ -199,6 +199,7 @@ interface MountOpts {
   options: Map<string, string>;
   cacheMiB: number;
   cacheDirs: string[];
+  noCacheDir: boolean;
   cacheDirMiB: number;
   writeback: boolean;
   writebackDir: string | undefined;
@@ -227,6 +228,7 @@ async function cmdMount(args: string[]): Promise<void> {
     "cache-size": { type: "string" },
     "cache-dir": { type: "string", multiple: true } as never,
     "cache-dir-size": { type: "string" },
+    "no-cache-dir": { type: "boolean" },
     writeback: { type: "boolean" },
     "writeback-dir": { type: "string" },
     "writeback-size": { type: "string" },
@@ -265,6 +267,7 @@ async function cmdMount(args: string[]): Promise<void> {
     cacheDirs: ((values["cache-dir"] as unknown as string[] | undefined) ?? []).map((d) =>
       resolve(d)
     ),
+    noCacheDir: !!values["no-cache-dir"],
     cacheDirMiB: mib("cache-dir-size", 10240),
     writeback: !!values.writeback,
     writebackDir: values["writeback-dir"] ? resolve(values["writeback-dir"] as string) : undefined,
@@ -470,6 +473,10 @@ async function serve(metaUrl: string, mnt: string, opts: MountOpts): Promise<voi
       });
       writeback = staged;
       store = staged;
+    }
+    // Remote storage gets a disk cache by default, as JuiceFS does; local storage needs none.
+    if (!opts.cacheDirs.length && !opts.noCacheDir && !/^(file|mem):/.test(format.storage)) {
+      opts.cacheDirs.push(`${home()}/cache/${format.uuid}`);
     }
     vol = await Volume.openWith(kv, store, {
       cacheBytes: opts.cacheMiB * 2 ** 20,

@@ -25,6 +25,15 @@ export const CLI: string = Deno.env.get("SLAYERFS_CLI") ?? `${REPO_ROOT}/cli.ts`
 /** The prefix of every temporary directory the harness creates. */
 export const TEMP_PREFIX = "slayerfs-mnt-";
 
+/**
+ * Every daemon and CLI call of this test process keeps its state (run files, logs, default cache
+ * directories) in a private `SLAYERFS_HOME`, removed when the process ends.
+ */
+const OWN_HOME = Deno.env.get("SLAYERFS_HOME") === undefined;
+if (OWN_HOME) {
+  Deno.env.set("SLAYERFS_HOME", Deno.makeTempDirSync({ prefix: "slayerfs-home-" }));
+}
+
 const MOUNT_TIMEOUT_MS = 45_000;
 const STOP_TIMEOUT_MS = 20_000;
 const dec = new TextDecoder();
@@ -159,6 +168,11 @@ globalThis.addEventListener("unload", () => {
     }
     try {
       forceUnmountSync(mnt);
+    } catch { /* best effort */ }
+  }
+  if (OWN_HOME) {
+    try {
+      Deno.removeSync(Deno.env.get("SLAYERFS_HOME")!, { recursive: true });
     } catch { /* best effort */ }
   }
 });
