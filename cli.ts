@@ -445,7 +445,27 @@ async function daemonize(args: string[], mnt: string, log: string): Promise<void
   throw new CliError(lines.at(-1)?.replace(/^slayerfs: /, "") ?? `The daemon failed (see ${log})`);
 }
 
+/**
+ * Keeps the daemon's memory from creeping up while it streams: large block buffers always come
+ * from mmap (and go back to the kernel when freed) and I/O threads share two malloc arenas.
+ */
+function tuneMalloc(): void {
+  try {
+    const libc = Deno.dlopen("libc.so.6", {
+      mallopt: { parameters: ["i32", "i32"], result: "i32" }, // int mallopt(int param, int value)
+    });
+    const M_MMAP_THRESHOLD = -3;
+    const M_ARENA_MAX = -8;
+    libc.symbols.mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    libc.symbols.mallopt(M_ARENA_MAX, 2);
+    libc.close();
+  } catch {
+    // Not glibc: nothing to tune.
+  }
+}
+
 async function serve(metaUrl: string, mnt: string, opts: MountOpts): Promise<void> {
+  tuneMalloc();
   const { mountFs } = await import("./ffi/mod.ts");
   let kv: KvEngine;
   try {
