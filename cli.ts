@@ -218,6 +218,7 @@ const KNOWN_O = new Set([
   "negative_timeout",
   "default_permissions",
   "fs_flock",
+  "loop",
 ]);
 
 async function cmdMount(args: string[]): Promise<void> {
@@ -523,6 +524,7 @@ async function serve(metaUrl: string, mnt: string, opts: MountOpts): Promise<voi
     debug: o.has("debug"),
     writebackCache: o.has("writeback_cache"),
     flockLocks: o.has("fs_flock"),
+    ...(o.has("loop") ? { loop: o.get("loop") === "js" ? "js" as const : "mt" as const } : {}),
     ...(num("attr_timeout") !== undefined ? { attrTimeout: num("attr_timeout")! } : {}),
     ...(num("entry_timeout") !== undefined ? { entryTimeout: num("entry_timeout")! } : {}),
     ...(num("negative_timeout") !== undefined ? { negativeTimeout: num("negative_timeout")! } : {}),
