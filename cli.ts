@@ -35,7 +35,7 @@ Usage:
 Metadata URLs: sqlite3:///abs/path/meta.db, mem://[name]
 Storage URLs:  file:///abs/dir, mem://[name]
 Mount options (-o, comma separated): allow_other, ro, debug, nonempty, writeback_cache,
-  fs_flock, attr_timeout=SEC, entry_timeout=SEC
+  fs_flock, loop=mt|js, attr_timeout=SEC, entry_timeout=SEC
 `;
 
 /** An error that ends the command with one line and an exit code. */
