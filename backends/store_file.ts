@@ -61,7 +61,7 @@ export class FileBlockStore implements BlockStore {
   /** `file://` plus the directory. */
   readonly url: string;
   /** 16 requests in flight. */
-  readonly limits: StoreLimits = { concurrency: 16 };
+  readonly limits: StoreLimits = { concurrency: 8 };
   /** The directory holding the objects. */
   readonly root: string;
   readonly #durable: boolean;

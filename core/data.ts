@@ -145,7 +145,7 @@ export class DataEngine {
     this.cache = options.cache ?? new BlockCache(options.cacheBytes ?? 64 << 20);
     this.cacheWrites = options.cacheWrites ?? options.cache !== undefined;
     this.uploadConcurrency = options.uploadConcurrency ??
-      Math.max(2, Math.min(8, store.limits.concurrency));
+      Math.max(2, Math.min(16, store.limits.concurrency));
     this.codec = new CodecPool(options.codecWorkers);
     this.compress = meta.format.compression === "lz4";
     this.dedup = meta.format.dedup === true;
