@@ -21,7 +21,7 @@ import type { KvEngine } from "./core/kv.ts";
 const USAGE = `SlayerFS: a POSIX filesystem on object storage
 
 Usage:
-  slayerfs format [--storage URL] [--block-size SIZE] [--compress lz4|none] [--dedup] [--capacity SIZE]
+  slayerfs format [--storage URL] [--block-size SIZE] [--compress lz4|none] [--dedup] [--inline-max SIZE] [--capacity SIZE]
                   META_URL NAME
   slayerfs mount [--foreground] [-o OPTS] [--cache-size MIB] [--cache-dir DIR]...
                  [--cache-dir-size MIB] [--no-cache-dir] [--writeback [--writeback-dir DIR]
@@ -139,6 +139,7 @@ async function cmdFormat(args: string[]): Promise<void> {
     inodes: { type: "string" },
     compress: { type: "string" },
     dedup: { type: "boolean" },
+    "inline-max": { type: "string" },
   });
   const compress = (values.compress as string | undefined) ?? "lz4";
   if (compress !== "lz4" && compress !== "none") {
@@ -168,6 +169,9 @@ async function cmdFormat(args: string[]): Promise<void> {
       storage,
       compression: compress,
       ...(values.dedup ? { dedup: true } : {}),
+      ...(values["inline-max"] !== undefined
+        ? { inlineMax: sizeArg(values["inline-max"] as string) }
+        : {}),
       ...(blockSize ? { blockSize } : {}),
       ...(capacity ? { capacity } : {}),
       ...(values.inodes ? { inodes: Number(values.inodes) } : {}),

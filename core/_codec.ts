@@ -66,6 +66,8 @@ export const sliceKey = (id: SliceId): string => "K" + u64(id);
 export const garbagePrefix = "G";
 export const garbageKey = (id: SliceId): string => "G" + u64(id);
 export const blobKey = (hash: Uint8Array): string => "B" + String.fromCharCode(...hash);
+export const inlinePrefix = (id: SliceId): string => "I" + u64(id);
+export const inlineKey = (id: SliceId, index: number): string => "I" + u64(id) + u32(index);
 export const sustainedPrefix = "O";
 export const sustainedKey = (ino: Ino): string => "O" + u64(ino);
 

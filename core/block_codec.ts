@@ -13,6 +13,8 @@ import { Errno, FsError } from "./errno.ts";
 export const BLOCK_LZ4 = 1;
 /** Block record flag: the block is content-addressed (its BLAKE3 hash names a shared blob). */
 export const BLOCK_DEDUP = 2;
+/** Block record flag: the stored bytes live in the metadata engine, not the block store. */
+export const BLOCK_INLINE = 4;
 
 /** What the metadata records about one stored block. */
 export interface BlockRecord {
@@ -23,6 +25,8 @@ export interface BlockRecord {
   checksum: bigint;
   /** BLAKE3 of the raw bytes (dedup blocks only). */
   hash?: Uint8Array;
+  /** The stored bytes of an inline block, until they are committed to the metadata. */
+  inline?: Uint8Array;
 }
 
 /** An encoded block ready to store. */

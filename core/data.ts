@@ -10,7 +10,7 @@ import { Errno, FsError } from "./errno.ts";
 import type { FreedSlice, Meta } from "./meta.ts";
 import { blockKey, resolveSegments, sliceBlocks, type SliceRecord } from "./slice.ts";
 import type { Ino, SliceId } from "./types.ts";
-import { type BlockRecord, CodecPool, toHex } from "./block_codec.ts";
+import { BLOCK_INLINE, type BlockRecord, CodecPool, toHex } from "./block_codec.ts";
 import { NotFoundError } from "./block_store.ts";
 
 /** A stored block: its record, and the blob key if this call uploaded a dedup blob. */
@@ -131,6 +131,7 @@ export class DataEngine {
   #prefetching = 0;
   #blobs = new Map<string, string>();
   readonly dedup: boolean;
+  readonly inlineMax: number;
   readonly codec: CodecPool;
   readonly compress: boolean;
   readonly onError: (err: unknown) => void;
@@ -149,6 +150,7 @@ export class DataEngine {
     this.codec = new CodecPool(options.codecWorkers);
     this.compress = meta.format.compression === "lz4";
     this.dedup = meta.format.dedup === true;
+    this.inlineMax = meta.format.inlineMax ?? 0;
     this.onError = options.onError ?? ((err) => console.error(`slayerfs: ${err}`));
   }
 
@@ -169,6 +171,13 @@ export class DataEngine {
    */
   async putBlock(id: SliceId, index: number, raw: Uint8Array): Promise<StoredBlock> {
     const input = raw.byteLength >= 128 * 1024 ? raw.slice() : raw;
+    if (raw.byteLength <= this.inlineMax) {
+      // Small: committed into the metadata with the slice, no object in the store.
+      const enc = await this.codec.encode(input, this.compress, false);
+      enc.record.flags |= BLOCK_INLINE;
+      enc.record.inline = enc.data === raw ? raw.slice() : enc.data;
+      return { record: enc.record };
+    }
     const enc = await this.codec.encode(input, this.compress, this.dedup);
     if (!enc.record.hash) {
       const key = blockKey(id, index, raw.byteLength);
@@ -233,7 +242,11 @@ export class DataEngine {
         let stored: Uint8Array;
         let objectKey = key;
         try {
-          if (rec.hash) {
+          if (rec.flags & BLOCK_INLINE) {
+            const inline = await this.meta.inlineBlock(id, index);
+            if (!inline) throw new FsError(Errno.EIO, `Inline block "${key}" is missing`);
+            stored = inline;
+          } else if (rec.hash) {
             objectKey = await this.#blobKey(rec.hash) ?? key;
             stored = await this.store.get(objectKey).catch(async (err) => {
               if (!(err instanceof NotFoundError)) throw err;

@@ -20,6 +20,11 @@ export interface VolumeFormat {
   compression: "none" | "lz4";
   /** Content-addressed blocks: identical blocks are stored once (BLAKE3 keys, refcounted). */
   dedup?: boolean;
+  /**
+   * Blocks of at most this many bytes (small files, tails) are kept in the metadata engine
+   * instead of the block store: one transaction instead of an object per small file.
+   */
+  inlineMax?: number;
   /** Capacity reported by statfs, in bytes. */
   capacity: number;
   /** Inode limit reported by statfs. */
@@ -29,6 +34,8 @@ export interface VolumeFormat {
 
 /** Default block size: 4 MiB. */
 export const DEFAULT_BLOCK_SIZE = 4 << 20;
+/** Default largest inline block: 16 KiB. */
+export const DEFAULT_INLINE_MAX = 16 * 1024;
 /** Default chunk size: 64 MiB. */
 export const DEFAULT_CHUNK_SIZE = 64 << 20;
 
@@ -49,6 +56,10 @@ export function validateFormat(f: VolumeFormat): void {
   const bs = f.blockSize;
   if (!Number.isInteger(bs) || bs < 64 * 1024 || bs > 16 << 20 || (bs & (bs - 1)) !== 0) {
     throw new Error(`Invalid block size ${bs}: expected a power of two from 64K to 16M`);
+  }
+  const im = f.inlineMax ?? 0;
+  if (!Number.isInteger(im) || im < 0 || im > Math.min(bs, 65536)) {
+    throw new Error(`Invalid inline size ${im}: expected 0 to 64K (and at most the block size)`);
   }
   if (f.chunkSize % bs !== 0 || f.chunkSize > 2 ** 31) {
     throw new Error(`Invalid chunk size ${f.chunkSize}: expected a multiple of the block size`);

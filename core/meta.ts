@@ -37,7 +37,12 @@ import {
 } from "./slice.ts";
 import type { VolumeFormat } from "./format.ts";
 import type { PatternEntry } from "./predict.ts";
-import { type BlockRecord, decodeBlockRecords, encodeBlockRecords } from "./block_codec.ts";
+import {
+  BLOCK_INLINE,
+  type BlockRecord,
+  decodeBlockRecords,
+  encodeBlockRecords,
+} from "./block_codec.ts";
 
 /** A slice whose blocks may be deleted once the transaction that freed it has committed. */
 export interface FreedSlice {
@@ -162,7 +167,15 @@ export class Meta {
       if (raw) {
         const old = C.decodeJson<VolumeFormat>(raw);
         for (
-          const k of ["name", "blockSize", "chunkSize", "compression", "storage", "dedup"] as const
+          const k of [
+            "name",
+            "blockSize",
+            "chunkSize",
+            "compression",
+            "storage",
+            "dedup",
+            "inlineMax",
+          ] as const
         ) {
           if ((old[k] ?? false) !== (format[k] ?? false)) {
             throw new FsError(
@@ -420,14 +433,19 @@ export class Meta {
       if (refs <= 0) {
         tx.delete(C.sliceKey(id));
         const blobs: string[] = [];
-        for (const b of decodeBlockRecords(raw.subarray(8))) {
+        const records = decodeBlockRecords(raw.subarray(8));
+        for (let bi = 0; bi < records.length; bi++) {
+          const b = records[bi]!;
+          if (b.flags & BLOCK_INLINE) tx.delete(C.inlineKey(id, bi));
           if (b.hash) {
             const key = await this.#unrefBlob(tx, b.hash);
             if (key) blobs.push(key);
           }
         }
-        tx.set(C.garbageKey(id), encodeGarbage(info.size, blobs));
-        freed.push(blobs.length ? { id, size: info.size, blobs } : { id, size: info.size });
+        // A slice whose blocks all lived in the metadata leaves nothing in the store.
+        const size = records.length && records.every((b) => b.flags & BLOCK_INLINE) ? 0 : info.size;
+        tx.set(C.garbageKey(id), encodeGarbage(size, blobs));
+        freed.push(blobs.length ? { id, size, blobs } : { id, size });
       } else {
         tx.set(C.sliceKey(id), concatBytes(sliceInfo(refs, info.size), raw.subarray(8)));
       }
@@ -791,6 +809,9 @@ export class Meta {
           C.sliceKey(id as SliceId),
           concatBytes(sliceInfo(info.refs, info.size), encodeBlockRecords(info.blocks)),
         );
+        info.blocks.forEach((b, bi) => {
+          if (b.inline) tx.set(C.inlineKey(id as SliceId, bi), b.inline);
+        });
       }
       if (orphans.length) {
         // Blobs uploaded twice by racing writers: the loser's copy is garbage.
@@ -987,6 +1008,11 @@ export class Meta {
       await this.#bump(tx, C.keyUsedSpace, spaceOf(dst.size) - spaceOf(oldSize));
       return { copied: n, attr: dst, freed };
     });
+  }
+
+  /** The stored bytes of an inline block, or `undefined`. */
+  inlineBlock(id: SliceId, index: number): Promise<Uint8Array | undefined> {
+    return this.kv.txn((tx) => tx.get(C.inlineKey(id, index)), { readOnly: true });
   }
 
   /** How the blocks of a committed slice are stored (empty if the slice is unknown). */

@@ -469,3 +469,28 @@ Deno.test("Vfs dedup re-uploads a block whose shared copy vanished before the co
     await vol.close();
   }
 });
+
+Deno.test("Vfs keeps small files in the metadata engine, not the block store", async () => {
+  const { vol, store } = await memVolume(small);
+  try {
+    const data = te.encode("a small file\n".repeat(100));
+    await vol.writeFile("/small", data);
+    assert.equal(store.size, 0, "no object for a small file");
+    assert.deepEqual(await vol.readFile("/small"), data);
+    const big = rand(100_000, 4);
+    await vol.writeFile("/big", big); // one 64K block in the store, the 34,464-byte tail too
+    assert.ok(store.size >= 1);
+    await using f = await vol.open("/small", O_RDWR);
+    await f.write(5, te.encode("MIDDLE"));
+    await f.close();
+    const expect = data.slice();
+    expect.set(te.encode("MIDDLE"), 5);
+    assert.deepEqual(await vol.readFile("/small"), expect);
+    await vol.unlink("/small");
+    await vol.unlink("/big");
+    await settle(async () => store.size === 0);
+    assert.equal(store.size, 0);
+  } finally {
+    await vol.close();
+  }
+});

@@ -11,6 +11,7 @@ import { Errno, FsError } from "./errno.ts";
 import {
   DEFAULT_BLOCK_SIZE,
   DEFAULT_CHUNK_SIZE,
+  DEFAULT_INLINE_MAX,
   validateFormat,
   type VolumeFormat,
 } from "./format.ts";
@@ -50,6 +51,8 @@ export interface FormatOptions {
   chunkSize?: number;
   compression?: "none" | "lz4";
   dedup?: boolean;
+  /** Largest block kept in the metadata engine (default 16 KiB; 0 turns inlining off). */
+  inlineMax?: number;
   capacity?: number;
   inodes?: number;
 }
@@ -65,6 +68,7 @@ export async function formatVolume(kv: KvEngine, options: FormatOptions): Promis
     chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
     compression: options.compression ?? "lz4",
     ...(options.dedup ? { dedup: true } : {}),
+    inlineMax: options.inlineMax ?? DEFAULT_INLINE_MAX,
     capacity: options.capacity ?? 2 ** 50,
     inodes: options.inodes ?? 2 ** 40,
     createdAt: new Date().toISOString(),
