@@ -488,7 +488,7 @@ Deno.test("Vfs keeps small files in the metadata engine, not the block store", a
     assert.deepEqual(await vol.readFile("/small"), expect);
     await vol.unlink("/small");
     await vol.unlink("/big");
-    await settle(async () => store.size === 0);
+    await settle(() => Promise.resolve(store.size === 0));
     assert.equal(store.size, 0);
   } finally {
     await vol.close();
