@@ -10,7 +10,8 @@ import { Errno, FsError } from "./errno.ts";
 import type { FreedSlice, Meta } from "./meta.ts";
 import { blockKey, resolveSegments, sliceBlocks, type SliceRecord } from "./slice.ts";
 import type { Ino, SliceId } from "./types.ts";
-import { BLOCK_INLINE, type BlockRecord, CodecPool, toHex } from "./block_codec.ts";
+import { BLOCK_INLINE, type BlockRecord, CodecPool, decodeBlock, toHex } from "./block_codec.ts";
+import { inlineKey } from "./_codec.ts";
 import { NotFoundError } from "./block_store.ts";
 
 /** A stored block: its record, and the blob key if this call uploaded a dedup blob. */
@@ -319,7 +320,26 @@ export class DataEngine {
     const hit = perIno?.get(chunk);
     if (hit) return hit;
     const gen = this.#generation;
-    const segs = resolveSegments(await this.meta.readChunk(ino, chunk));
+    const full = await this.meta.readChunkFull(ino, chunk);
+    const segs = resolveSegments(full.records);
+    // Block records never change; inline blocks are small: keep both for the reads to come.
+    if (this.#records.size > 100_000) this.#records.clear();
+    for (const [id, recs] of full.blocks) {
+      this.#records.set(id, recs);
+      recs.forEach((rec, index) => {
+        const bytes = full.inline.get(inlineKey(id, index));
+        const size = full.records.find((r) => r.id === id)?.size;
+        if (!bytes || size === undefined) return;
+        const len = Math.min(this.blockSize, size - index * this.blockSize);
+        const key = blockKey(id, index, len);
+        if (this.cache.has(key)) return;
+        try {
+          this.cache.put(key, decodeBlock(bytes, rec, len, key));
+        } catch {
+          // Left for getBlock, which reports it.
+        }
+      });
+    }
     if (this.#owners.size > 200_000) this.#owners.clear();
     for (const sg of segs) if (sg.id !== 0) this.#owners.set(sg.id, ino);
     if (gen !== this.#generation) return segs; // changed meanwhile: do not cache

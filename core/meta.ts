@@ -730,6 +730,42 @@ export class Meta {
     });
   }
 
+  /**
+   * One chunk's slice list together with the block records of the slices still visible in it
+   * and the bytes of their inline blocks: everything a read of the chunk needs, in one
+   * transaction.
+   */
+  readChunkFull(ino: Ino, index: number): Promise<{
+    records: SliceRecord[];
+    blocks: Map<SliceId, BlockRecord[]>;
+    inline: Map<string, Uint8Array>;
+  }> {
+    return this.kv.txn(async (tx) => {
+      const records = decodeRecords(await tx.get(C.chunkKey(ino, index)));
+      const ids = [...new Set(resolveSegments(records).map((r) => r.id))]
+        .filter((id) => id !== 0);
+      const raws = await tx.getMany(ids.map(C.sliceKey));
+      const blocks = new Map<SliceId, BlockRecord[]>();
+      const wanted: string[] = [];
+      ids.forEach((id, i) => {
+        const raw = raws[i];
+        if (!raw) return;
+        const recs = decodeBlockRecords(raw.subarray(8));
+        blocks.set(id, recs);
+        recs.forEach((b, bi) => {
+          if (b.flags & BLOCK_INLINE) wanted.push(C.inlineKey(id, bi));
+        });
+      });
+      const inline = new Map<string, Uint8Array>();
+      const values = await tx.getMany(wanted);
+      wanted.forEach((k, i) => {
+        const v = values[i];
+        if (v) inline.set(k, v);
+      });
+      return { records, blocks, inline };
+    }, { readOnly: true });
+  }
+
   /** Appends records to a chunk, compacting the list when it grows long. */
   async #append(
     tx: KvTxn,
