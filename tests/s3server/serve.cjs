@@ -19,7 +19,9 @@ FilesystemStore.prototype.listObjects = async function (bucket, options) {
   });
   const byBytes = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b));
   const after = (key) => byBytes(key, startAfter) > 0;
-  const objects = all.objects.filter((o) => after(o.key)).sort((a, b) => byBytes(a.key, b.key));
+  const objects = all.objects.filter((o) => after(o.key)).sort((a, b) =>
+    byBytes(a.key, b.key)
+  );
   return {
     objects: objects.slice(0, maxKeys),
     commonPrefixes: all.commonPrefixes.filter(after).sort(byBytes),
@@ -27,9 +29,28 @@ FilesystemStore.prototype.listObjects = async function (bucket, options) {
   };
 };
 
+// s3rver streams a PUT straight into the object's file, so two PUTs of one key interleave into an
+// object neither wrote. S3 keeps one of them whole: serialize PUTs per key to get the same.
+const putObject = FilesystemStore.prototype.putObject;
+const putChains = new Map();
+FilesystemStore.prototype.putObject = function (object) {
+  const id = `${object.bucket}/${object.key}`;
+  const run = (putChains.get(id) || Promise.resolve()).then(() =>
+    putObject.call(this, object)
+  );
+  const tail = run.catch(() => {});
+  putChains.set(id, tail);
+  tail.then(() => {
+    if (putChains.get(id) === tail) putChains.delete(id);
+  });
+  return run;
+};
+
 const [directory, port, accessKeyId, secretAccessKey] = process.argv.slice(2);
 if (!directory || port === undefined || !accessKeyId || !secretAccessKey) {
-  console.error("usage: serve.cjs DIRECTORY PORT ACCESS_KEY_ID SECRET_ACCESS_KEY");
+  console.error(
+    "usage: serve.cjs DIRECTORY PORT ACCESS_KEY_ID SECRET_ACCESS_KEY",
+  );
   process.exit(2);
 }
 
@@ -58,7 +79,8 @@ const server = new S3rver({
 });
 
 server.run().then(
-  (address) => process.stdout.write(JSON.stringify({ port: address.port }) + "\n"),
+  (address) =>
+    process.stdout.write(JSON.stringify({ port: address.port }) + "\n"),
   (err) => {
     console.error(`s3rver failed to start: ${err && err.stack || err}`);
     process.exit(1);
