@@ -22,7 +22,7 @@ export interface StoredBlock {
 
 /** Options of the block layer. */
 export interface DataOptions {
-  /** Bytes of whole blocks kept in memory (default 64 MiB). */
+  /** Bytes of whole blocks kept in memory (default 32 MiB). */
   cacheBytes?: number;
   /** Uploads in flight per file (default: the store's concurrency). */
   uploadConcurrency?: number;
@@ -144,7 +144,7 @@ export class DataEngine {
     this.meta = meta;
     this.blockSize = meta.format.blockSize;
     this.chunkSize = meta.format.chunkSize;
-    this.cache = options.cache ?? new BlockCache(options.cacheBytes ?? 64 << 20);
+    this.cache = options.cache ?? new BlockCache(options.cacheBytes ?? 32 << 20);
     this.cacheWrites = options.cacheWrites ?? options.cache !== undefined;
     this.uploadConcurrency = options.uploadConcurrency ??
       Math.max(2, Math.min(16, store.limits.concurrency));

@@ -108,7 +108,7 @@ export class Vfs implements FsOps {
   static async open(meta: Meta, store: BlockStore, options: VfsOptions = {}): Promise<Vfs> {
     if (options.cacheDirs?.length && !options.cache) {
       const cache = await TieredCache.open({
-        memoryBytes: options.cacheBytes ?? 64 << 20,
+        memoryBytes: options.cacheBytes ?? 32 << 20,
         dirs: options.cacheDirs,
         ...(options.onError ? { onError: options.onError } : {}),
       });

@@ -12,6 +12,9 @@ import { Errno, FsError } from "./errno.ts";
 import { type FreedSlice, NeedUploadError, now } from "./meta.ts";
 import type { Attr, Ino, SliceId, Timespec } from "./types.ts";
 
+/** Blocks a streaming slice grows to before it is committed. */
+const SLICE_BLOCKS = 4;
+
 class PendingSlice {
   readonly chunk: number;
   readonly pos: number;
@@ -128,7 +131,9 @@ export class FileWriter {
       done += n;
     }
     s.len = Math.max(s.len, at + src.byteLength);
-    if (s.pos + s.len >= this.#data.chunkSize) s.frozen = true;
+    // A slice ends at its chunk's end, or after a few blocks so that a long stream commits
+    // (and frees its buffers) as it goes.
+    if (s.pos + s.len >= this.#data.chunkSize || s.len >= SLICE_BLOCKS * bs) s.frozen = true;
     // Upload blocks that are full.
     while (s.len - s.sealed >= bs) this.#upload(s, bs);
     if (s.frozen) this.#commitFrozen();
