@@ -19,9 +19,7 @@ FilesystemStore.prototype.listObjects = async function (bucket, options) {
   });
   const byBytes = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b));
   const after = (key) => byBytes(key, startAfter) > 0;
-  const objects = all.objects.filter((o) => after(o.key)).sort((a, b) =>
-    byBytes(a.key, b.key)
-  );
+  const objects = all.objects.filter((o) => after(o.key)).sort((a, b) => byBytes(a.key, b.key));
   return {
     objects: objects.slice(0, maxKeys),
     commonPrefixes: all.commonPrefixes.filter(after).sort(byBytes),
@@ -35,9 +33,7 @@ const putObject = FilesystemStore.prototype.putObject;
 const putChains = new Map();
 FilesystemStore.prototype.putObject = function (object) {
   const id = `${object.bucket}/${object.key}`;
-  const run = (putChains.get(id) || Promise.resolve()).then(() =>
-    putObject.call(this, object)
-  );
+  const run = (putChains.get(id) || Promise.resolve()).then(() => putObject.call(this, object));
   const tail = run.catch(() => {});
   putChains.set(id, tail);
   tail.then(() => {
@@ -79,8 +75,7 @@ const server = new S3rver({
 });
 
 server.run().then(
-  (address) =>
-    process.stdout.write(JSON.stringify({ port: address.port }) + "\n"),
+  (address) => process.stdout.write(JSON.stringify({ port: address.port }) + "\n"),
   (err) => {
     console.error(`s3rver failed to start: ${err && err.stack || err}`);
     process.exit(1);
