@@ -16,6 +16,7 @@
  * @module
  */
 
+import { readRange } from "./_file_range.ts";
 import {
   type BlockStore,
   type ListPage,
@@ -150,27 +151,11 @@ export class FileBlockStore implements BlockStore {
         throw err;
       }
     }
-    let file: Deno.FsFile;
     try {
-      file = await Deno.open(path, { read: true });
+      return await readRange(path, offset, length);
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) throw new NotFoundError(key, { cause: err });
       throw err;
-    }
-    try {
-      const want = length ?? (await file.stat()).size - offset;
-      const out = new Uint8Array(Math.max(0, want));
-      if (out.length === 0) return out;
-      if (offset > 0) await file.seek(offset, Deno.SeekMode.Start);
-      let done = 0;
-      while (done < out.length) {
-        const n = await file.read(out.subarray(done));
-        if (n === null) break;
-        done += n;
-      }
-      return done === out.length ? out : out.subarray(0, done);
-    } finally {
-      file.close();
     }
   }
 

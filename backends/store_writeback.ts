@@ -47,6 +47,7 @@
  * @module
  */
 
+import { readRange } from "./_file_range.ts";
 import type { BlockStore, ListPage, ObjectInfo, StoreLimits } from "../core/block_store.ts";
 import { Errno, FsError } from "../core/errno.ts";
 import { DEFAULT_LIST_LIMIT } from "./store_memory.ts";
@@ -157,24 +158,6 @@ function isDiskFull(err: unknown): boolean {
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-/** Reads `length` bytes at `offset` (to the end by default) from a file. */
-async function readRange(path: string, offset: number, length?: number): Promise<Uint8Array> {
-  using file = await Deno.open(path, { read: true });
-  const size = (await file.stat()).size;
-  const start = Math.min(offset, size);
-  const end = length === undefined ? size : Math.min(size, offset + length);
-  const out = new Uint8Array(Math.max(0, end - start));
-  if (out.length === 0) return out;
-  if (start > 0) await file.seek(start, Deno.SeekMode.Start);
-  let done = 0;
-  while (done < out.length) {
-    const n = await file.read(out.subarray(done));
-    if (n === null) break;
-    done += n;
-  }
-  return done === out.length ? out : out.subarray(0, done);
 }
 
 /**
