@@ -393,8 +393,8 @@ async function readState(mnt: string): Promise<MountState | undefined> {
   }
 }
 
+/** Writes the daemon's state file; the run directory must exist (made once at mount). */
 async function writeState(s: MountState): Promise<void> {
-  await Deno.mkdir(runDir(), { recursive: true });
   const path = stateFile(s.mountpoint);
   await Deno.writeTextFile(path + ".tmp", JSON.stringify(s, null, 2));
   await Deno.rename(path + ".tmp", path);
@@ -567,6 +567,7 @@ async function serve(metaUrl: string, mnt: string, opts: MountOpts): Promise<voi
     });
     await writeState(state).catch(() => {});
   };
+  await Deno.mkdir(runDir(), { recursive: true });
   await refresh();
   const timer = setInterval(refresh, 2000);
   console.error(`slayerfs: serving "${vol.format.name}" at ${mnt} (pid ${Deno.pid})`);
