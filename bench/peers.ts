@@ -33,7 +33,16 @@ export const METRICS: Record<string, Metric> = {
 
 const FS_COLUMNS = ["tmpfs", "bindfs", "slayerfs"] as const;
 
-async function smallFiles(dir: string, count: number): Promise<void> {
+/**
+ * Times create, list+stat, read and delete of `count` 1 KiB files in `dir`, printing
+ * `metric\tms` lines. `afterCreate` runs inside the create timing (e.g. to wait until a lazy
+ * uploader has the files in S3).
+ */
+export async function smallFiles(
+  dir: string,
+  count: number,
+  afterCreate?: () => Promise<void>,
+): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   const payload = new Uint8Array(1024).fill(0x61);
   const name = (i: number) => `${dir}/f${i}`;
@@ -44,6 +53,7 @@ async function smallFiles(dir: string, count: number): Promise<void> {
   };
   await time("small-create", async () => {
     for (let i = 0; i < count; i++) await Deno.writeFile(name(i), payload);
+    await afterCreate?.();
   });
   await time("small-list", async () => {
     let n = 0;
@@ -84,7 +94,8 @@ async function makeTree(dir: string, count: number): Promise<void> {
   }
 }
 
-function fmt(v: number): string {
+/** A number with 3 significant-ish digits for the table. */
+export function fmt(v: number): string {
   if (v >= 100) return v.toFixed(0);
   if (v >= 10) return v.toFixed(1);
   return v.toFixed(2);

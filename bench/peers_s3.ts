@@ -22,6 +22,7 @@
 
 import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { benchClient } from "./s3_client_bench.ts";
+import { fmt, smallFiles } from "./peers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -113,49 +114,25 @@ async function pollUntil(
   }
 }
 
-async function smallFiles(dir: string, count: number, bucket?: string, prefix?: string) {
-  await Deno.mkdir(dir, { recursive: true });
-  const payload = new Uint8Array(1024).fill(0x61);
-  const name = (i: number) => `${dir}/f${i}`;
-  const time = async (metric: string, fn: () => Promise<void>) => {
-    const t0 = performance.now();
-    await fn();
-    console.log(`${metric}\t${(performance.now() - t0).toFixed(1)}`);
-  };
+async function smallFilesS3(dir: string, count: number, bucket?: string, prefix?: string) {
   const client = bucket !== undefined ? benchClient(4) : undefined;
   try {
-    await time("small-create", async () => {
-      for (let i = 0; i < count; i++) await Deno.writeFile(name(i), payload);
-      if (client !== undefined) {
-        await pollUntil(
-          `${count} objects in ${bucket}/${prefix}`,
-          600,
-          200,
-          async () => await countObjects(client, bucket!, prefix ?? "") >= count,
-        );
-      }
-    });
+    // For a lazy uploader, creation ends when every file is an object in S3.
+    await smallFiles(
+      dir,
+      count,
+      client &&
+        (() =>
+          pollUntil(
+            `${count} objects in ${bucket}/${prefix}`,
+            600,
+            200,
+            async () => await countObjects(client, bucket!, prefix ?? "") >= count,
+          ).then(() => {})),
+    );
   } finally {
     client?.destroy();
   }
-  await time("small-list", async () => {
-    let n = 0;
-    for await (const e of Deno.readDir(dir)) {
-      await Deno.lstat(`${dir}/${e.name}`);
-      n++;
-    }
-    if (n !== count) throw new Error(`Listed ${n} files, expected ${count}`);
-  });
-  await time("small-read", async () => {
-    for (let i = 0; i < count; i++) {
-      const data = await Deno.readFile(name(i));
-      if (data.length !== payload.length) throw new Error(`Short read of "${name(i)}"`);
-    }
-  });
-  await time("small-delete", async () => {
-    for (let i = 0; i < count; i++) await Deno.remove(name(i));
-  });
-  await Deno.remove(dir);
 }
 
 interface Metric {
@@ -199,12 +176,6 @@ const METRICS: Record<string, Metric> = {
   "tar-x": { label: "tar -x tree", unit: "ms", higherIsBetter: false },
   "find": { label: "find over tree (cold)", unit: "ms", higherIsBetter: false },
 };
-
-function fmt(v: number): string {
-  if (v >= 100) return v.toFixed(0);
-  if (v >= 10) return v.toFixed(1);
-  return v.toFixed(2);
-}
 
 /** `a` relative to `b` as "how many times better", oriented so that > 1 is always better. */
 function ratio(s: number | undefined, b: number | undefined, higherIsBetter: boolean): string {
@@ -335,7 +306,7 @@ if (import.meta.main) {
       break;
     }
     case "smallfiles":
-      await smallFiles(a[0]!, Number(a[1] ?? 2000), a[2], a[3]);
+      await smallFilesS3(a[0]!, Number(a[1] ?? 2000), a[2], a[3]);
       break;
     case "table":
       table(a[0]!);
