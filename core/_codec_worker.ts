@@ -6,20 +6,16 @@
 
 /// <reference lib="deno.worker" />
 
-import { decodeBlock, encodeBlock } from "./block_codec.ts";
-import type { BlockRecord } from "./block_codec.ts";
+import { decodeBlock, encodeBlock, segmentSums } from "./block_codec.ts";
+import type { CodecJob } from "./block_codec.ts";
 import { FsError } from "./errno.ts";
 
 self.onmessage = (ev: MessageEvent) => {
-  const { id, job } = ev.data as {
-    id: number;
-    job:
-      | { op: "encode"; raw: Uint8Array; compress: boolean; dedup: boolean }
-      | { op: "decode"; stored: Uint8Array; record: BlockRecord; rawLen: number; key: string };
-  };
+  const { id, job } = ev.data as { id: number; job: CodecJob };
   try {
     if (job.op === "encode") {
       const enc = encodeBlock(job.raw, job.compress, job.dedup);
+      if (job.sums) enc.sums = segmentSums(job.raw);
       // The data may be the raw input itself (incompressible): transfer whichever it is.
       self.postMessage({ id, ok: true, value: enc }, [enc.data.buffer as ArrayBuffer]);
     } else {
@@ -27,7 +23,8 @@ self.onmessage = (ev: MessageEvent) => {
       const own = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength
         ? raw
         : raw.slice();
-      self.postMessage({ id, ok: true, value: own }, [own.buffer as ArrayBuffer]);
+      const value = job.sums ? { raw: own, sums: segmentSums(own) } : own;
+      self.postMessage({ id, ok: true, value }, [own.buffer as ArrayBuffer]);
     }
   } catch (err) {
     self.postMessage({
@@ -37,3 +34,6 @@ self.onmessage = (ev: MessageEvent) => {
     });
   }
 };
+
+// The pool holds jobs back until this arrives (see CodecPool).
+self.postMessage({ ready: true });

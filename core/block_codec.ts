@@ -33,6 +33,22 @@ export interface BlockRecord {
 export interface EncodedBlock {
   data: Uint8Array;
   record: BlockRecord;
+  /** {@linkcode segmentSums} of the raw block, when asked for. */
+  sums?: Uint8Array;
+}
+
+/** The segments a disk cache tier checksums one by one, so that it can read ranges (64 KiB). */
+export const CACHE_SEGMENT = 1 << 16;
+
+/** XXH3-64 of each {@linkcode CACHE_SEGMENT} of `data` (the last may be short), u64 LE each. */
+export function segmentSums(data: Uint8Array): Uint8Array {
+  const n = Math.ceil(data.byteLength / CACHE_SEGMENT);
+  const out = new Uint8Array(8 * n);
+  const v = new DataView(out.buffer);
+  for (let i = 0; i < n; i++) {
+    v.setBigUint64(8 * i, xxh3_64(data.subarray(i * CACHE_SEGMENT, (i + 1) * CACHE_SEGMENT)), true);
+  }
+  return out;
 }
 
 /** Encodes a block: compress (if asked and it helps), checksum, hash (if dedup). */
@@ -151,9 +167,17 @@ export function toHex(bytes: Uint8Array): string {
   return s;
 }
 
-type Job =
-  | { op: "encode"; raw: Uint8Array; compress: boolean; dedup: boolean }
-  | { op: "decode"; stored: Uint8Array; record: BlockRecord; rawLen: number; key: string };
+/** A job for a codec worker (`_codec_worker.ts`). */
+export type CodecJob =
+  | { op: "encode"; raw: Uint8Array; compress: boolean; dedup: boolean; sums?: boolean }
+  | {
+    op: "decode";
+    stored: Uint8Array;
+    record: BlockRecord;
+    rawLen: number;
+    key: string;
+    sums?: boolean;
+  };
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -170,6 +194,8 @@ const INLINE_BELOW = 128 * 1024;
 export class CodecPool {
   #workers: Worker[] = [];
   #busy: number[] = [];
+  /** Messages for each worker held back until it says it is ready (null once it has). */
+  #waiting: ({ msg: unknown; transfer: ArrayBuffer[] }[] | null)[] = [];
   #pending = new Map<number, Pending & { worker: number }>();
   #nextId = 1;
   #closed = false;
@@ -179,6 +205,13 @@ export class CodecPool {
     for (let i = 0; i < size; i++) {
       const w = new Worker(new URL("./_codec_worker.ts", import.meta.url), { type: "module" });
       w.onmessage = (ev: MessageEvent) => {
+        if ((ev.data as { ready?: boolean }).ready) {
+          // A message posted before the worker's module has set its handler can be lost (seen
+          // when the module is type-checked as it loads), so jobs wait for this hello.
+          for (const m of this.#waiting[i] ?? []) w.postMessage(m.msg, m.transfer);
+          this.#waiting[i] = null;
+          return;
+        }
         const { id, ok, value, error } = ev.data as {
           id: number;
           ok: boolean;
@@ -198,6 +231,9 @@ export class CodecPool {
       };
       w.onerror = (ev) => {
         ev.preventDefault();
+        // The worker is gone (it catches every job's errors itself): never pick it again.
+        this.#busy[i] = Infinity;
+        this.#waiting[i] = null;
         for (const [id, p] of this.#pending) {
           if (p.worker !== i) continue;
           this.#pending.delete(id);
@@ -206,31 +242,42 @@ export class CodecPool {
       };
       this.#workers.push(w);
       this.#busy.push(0);
+      this.#waiting.push([]);
     }
   }
 
-  #run<T>(job: Job, transfer: ArrayBuffer[]): Promise<T> {
+  #run<T>(job: CodecJob, transfer: ArrayBuffer[]): Promise<T> {
     if (this.#closed) return Promise.reject(new FsError(Errno.EIO, "Codec pool is closed"));
     let best = 0;
     for (let i = 1; i < this.#busy.length; i++) if (this.#busy[i]! < this.#busy[best]!) best = i;
+    if (this.#busy[best] === Infinity) {
+      return Promise.reject(new FsError(Errno.EIO, "Every codec worker has failed"));
+    }
     const id = this.#nextId++;
     this.#busy[best]!++;
     return new Promise<T>((resolve, reject) => {
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, worker: best });
-      this.#workers[best]!.postMessage({ id, job }, transfer);
+      const waiting = this.#waiting[best];
+      if (waiting) waiting.push({ msg: { id, job }, transfer });
+      else this.#workers[best]!.postMessage({ id, job }, transfer);
     });
   }
 
-  /** Encodes a block (see {@linkcode encodeBlock}); `raw` is transferred for large blocks. */
-  encode(raw: Uint8Array, compress: boolean, dedup: boolean): Promise<EncodedBlock> {
+  /**
+   * Encodes a block (see {@linkcode encodeBlock}); `raw` is transferred for large blocks. With
+   * `sums`, the result also carries the raw block's {@linkcode segmentSums} (for a disk cache).
+   */
+  encode(raw: Uint8Array, compress: boolean, dedup: boolean, sums = false): Promise<EncodedBlock> {
     if (this.#workers.length === 0 || raw.byteLength < INLINE_BELOW) {
       try {
-        return Promise.resolve(encodeBlock(raw, compress, dedup));
+        const enc = encodeBlock(raw, compress, dedup);
+        if (sums) enc.sums = segmentSums(raw);
+        return Promise.resolve(enc);
       } catch (err) {
         return Promise.reject(err);
       }
     }
-    return this.#run({ op: "encode", raw, compress, dedup }, [raw.buffer as ArrayBuffer]);
+    return this.#run({ op: "encode", raw, compress, dedup, sums }, [raw.buffer as ArrayBuffer]);
   }
 
   /** Decodes a block (see {@linkcode decodeBlock}); `stored` is transferred for large blocks. */
@@ -251,6 +298,25 @@ export class CodecPool {
       ? stored
       : stored.slice();
     return this.#run({ op: "decode", stored: own, record, rawLen, key }, [
+      own.buffer as ArrayBuffer,
+    ]);
+  }
+
+  /** {@linkcode decode}, also returning the raw block's {@linkcode segmentSums}. */
+  async decodeWithSums(
+    stored: Uint8Array,
+    record: BlockRecord,
+    rawLen: number,
+    key: string,
+  ): Promise<{ raw: Uint8Array; sums: Uint8Array }> {
+    if (this.#workers.length === 0 || rawLen < INLINE_BELOW) {
+      const raw = decodeBlock(stored, record, rawLen, key);
+      return { raw, sums: segmentSums(raw) };
+    }
+    const own = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength
+      ? stored
+      : stored.slice();
+    return await this.#run({ op: "decode", stored: own, record, rawLen, key, sums: true }, [
       own.buffer as ArrayBuffer,
     ]);
   }
