@@ -106,8 +106,29 @@ export interface BlockCacheLike {
   getSync(key: string): Uint8Array | undefined;
   /** A block from a slower tier (disk), or `undefined`. */
   get(key: string): Promise<Uint8Array | undefined>;
-  put(key: string, raw: Uint8Array, opts?: { fromWrite?: boolean }): void;
+  /**
+   * Caches a block. `fromWrite`: just written to the store. `memoryOnly`: never worth a disk copy
+   * (an inline block, which lives in the metadata engine). `segmentSums`: see
+   * {@linkcode wantsSegmentSums}.
+   */
+  put(
+    key: string,
+    raw: Uint8Array,
+    opts?: { fromWrite?: boolean; memoryOnly?: boolean; segmentSums?: Uint8Array },
+  ): void;
+  /**
+   * Whether blocks may go to a tier that checksums 64 KiB segments: `put` then takes their
+   * `segmentSums`, computed by the codec workers next to the block checksum.
+   */
+  readonly wantsSegmentSums?: boolean;
   has(key: string): boolean;
+  /**
+   * Bytes `[offset, offset+length)` of a cached block, read (and verified) without loading the
+   * whole block from a slower tier; `undefined` on a miss. Optional.
+   */
+  getRange?(key: string, offset: number, length: number): Promise<Uint8Array | undefined>;
+  /** Resolves when caching `bytes` more will not be dropped for lack of room. Optional. */
+  room?(bytes: number): Promise<void>;
   delete(key: string): void | Promise<void>;
   readonly bytes: number;
   readonly hits: number;
@@ -179,11 +200,17 @@ export class DataEngine {
       enc.record.inline = enc.data === raw ? raw.slice() : enc.data;
       return { record: enc.record };
     }
-    const enc = await this.codec.encode(input, this.compress, this.dedup);
+    const sums = this.cacheWrites && this.cache.wantsSegmentSums === true && !this.dedup;
+    const enc = await this.codec.encode(input, this.compress, this.dedup, sums);
     if (!enc.record.hash) {
       const key = blockKey(id, index, raw.byteLength);
       await this.store.put(key, enc.data);
-      if (this.cacheWrites) this.cache.put(key, raw, { fromWrite: true });
+      if (this.cacheWrites) {
+        this.cache.put(key, raw, {
+          fromWrite: true,
+          ...(enc.sums ? { segmentSums: enc.sums } : {}),
+        });
+      }
       return { record: enc.record };
     }
     // Content-addressed: store the blob only if no referenced copy exists.
@@ -264,6 +291,16 @@ export class DataEngine {
           });
         }
         try {
+          if ((rec.flags & BLOCK_INLINE) !== 0) {
+            const raw = await this.codec.decode(stored, rec, len, objectKey);
+            this.cache.put(key, raw, { memoryOnly: true });
+            return raw;
+          }
+          if (this.cache.wantsSegmentSums) {
+            const { raw, sums } = await this.codec.decodeWithSums(stored, rec, len, objectKey);
+            this.cache.put(key, raw, { segmentSums: sums });
+            return raw;
+          }
           const raw = await this.codec.decode(stored, rec, len, objectKey);
           this.cache.put(key, raw);
           return raw;
@@ -279,7 +316,8 @@ export class DataEngine {
 
   /**
    * Copies bytes `[off, off+len)` of slice `id` (of `size` bytes) into `dst` at `dstOff`. Blocks
-   * are fetched whole, so that their checksums can be verified, and cached.
+   * are fetched from the store whole, so that their checksums can be verified, and cached; a block
+   * cached on disk is read only in the range needed (the disk tier checksums its segments).
    */
   async readSlice(
     id: SliceId,
@@ -298,17 +336,9 @@ export class DataEngine {
       const inBlock = pos - index * bs;
       const n = Math.min(off + len - pos, blockLen - inBlock);
       const at = dstOff + (pos - off);
-      const key = blockKey(id, index, blockLen);
-      const cached = this.cache.getSync(key);
-      if (cached) {
-        dst.set(cached.subarray(inBlock, inBlock + n), at);
-      } else {
-        tasks.push(
-          this.getBlock(id, index, blockLen).then((b) => {
-            dst.set(b.subarray(inBlock, inBlock + n), at);
-          }),
-        );
-      }
+      const bytes = this.#blockRange(id, index, blockLen, inBlock, n);
+      if (bytes instanceof Uint8Array) dst.set(bytes, at);
+      else tasks.push(bytes.then((b) => dst.set(b, at)));
       pos += n;
     }
     await Promise.all(tasks);
@@ -334,7 +364,7 @@ export class DataEngine {
         const key = blockKey(id, index, len);
         if (this.cache.has(key)) return;
         try {
-          this.cache.put(key, decodeBlock(bytes, rec, len, key));
+          this.cache.put(key, decodeBlock(bytes, rec, len, key), { memoryOnly: true });
         } catch {
           // Left for getBlock, which reports it.
         }
@@ -362,6 +392,56 @@ export class DataEngine {
       this.#segmentCount -= perIno.size;
       this.#segments.delete(ino);
     }
+  }
+
+  /**
+   * Bytes `[inBlock, inBlock+n)` of block `index` (of `blockLen` bytes) of slice `id`: a view of
+   * the block when it is in memory (returned at once), the range alone when a slower tier holds
+   * the block (it checksums its segments), else the block fetched whole and verified. A range
+   * read that misses (evicted, corrupt) fetches the block too.
+   */
+  #blockRange(
+    id: SliceId,
+    index: number,
+    blockLen: number,
+    inBlock: number,
+    n: number,
+  ): Uint8Array | Promise<Uint8Array> {
+    const key = blockKey(id, index, blockLen);
+    const hit = this.cache.getSync(key);
+    if (hit) return hit.subarray(inBlock, inBlock + n);
+    const whole = async () =>
+      (await this.getBlock(id, index, blockLen)).subarray(inBlock, inBlock + n);
+    if (this.cache.getRange && n < blockLen && this.cache.has(key) && !this.#inflight.has(key)) {
+      return this.cache.getRange(key, inBlock, n).then((part) => part ?? whole());
+    }
+    return whole();
+  }
+
+  /**
+   * Bytes `[off, off+len)` of `ino` without copying them, when they lie in one block of one slice:
+   * a view of the cached block (which never changes), or the range read from the disk tier.
+   * `undefined` otherwise (holes, several slices or blocks): use {@linkcode readCommitted}.
+   */
+  async readView(ino: Ino, off: number, len: number): Promise<Uint8Array | undefined> {
+    const cs = this.chunkSize;
+    const c = Math.floor(off / cs);
+    if (len <= 0 || Math.floor((off + len - 1) / cs) !== c) return undefined;
+    const base = c * cs;
+    let seg: SliceRecord | undefined;
+    for (const s of await this.segments(ino, c)) {
+      if (base + s.pos + s.len <= off || base + s.pos >= off + len) continue;
+      if (seg !== undefined) return undefined; // more than one segment
+      seg = s;
+    }
+    if (seg === undefined || seg.id === 0) return undefined;
+    if (off < base + seg.pos || off + len > base + seg.pos + seg.len) return undefined;
+    const bs = this.blockSize;
+    const inSlice = seg.off + (off - base - seg.pos);
+    const index = Math.floor(inSlice / bs);
+    const inBlock = inSlice - index * bs;
+    if (inBlock + len > bs) return undefined;
+    return await this.#blockRange(seg.id, index, Math.min(bs, seg.size - index * bs), inBlock, len);
   }
 
   /** Reads committed data of `ino` in `[off, off+len)` into `out` (zeros for holes). */
@@ -422,6 +502,9 @@ export class DataEngine {
       for await (const b of this.#blocksOf(ino, off, len)) {
         if (this.cache.has(b.key) || this.#inflight.has(b.key)) continue;
         if (this.#prefetching >= limit) return;
+        await this.cache.room?.(b.blockLen);
+        if (this.cache.has(b.key) || this.#inflight.has(b.key)) continue;
+        if (this.#prefetching >= limit) return;
         this.#prefetching++;
         this.getBlock(b.id, b.index, b.blockLen).catch(() => {}).finally(() => {
           this.#prefetching--;
@@ -434,6 +517,10 @@ export class DataEngine {
   async warm(ino: Ino, off: number, len: number): Promise<number> {
     const tasks: Promise<unknown>[] = [];
     for await (const b of this.#blocksOf(ino, off, len)) {
+      if (this.cache.has(b.key)) continue;
+      // Background fetches wait for room in the cache's write-behind queue, so that they are
+      // kept rather than dropped and fetched again when the reader gets there.
+      await this.cache.room?.(b.blockLen);
       if (!this.cache.has(b.key)) tasks.push(this.getBlock(b.id, b.index, b.blockLen));
     }
     await Promise.all(tasks);

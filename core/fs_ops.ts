@@ -24,6 +24,11 @@ import type {
 
 /** The POSIX operations of a mounted filesystem. */
 export interface FsOps {
+  /**
+   * True if `write` copies what it keeps of `data` before its first `await`: the FUSE adapter then
+   * passes a view of libfuse's request buffer instead of a copy of it.
+   */
+  readonly copiesWriteData?: boolean;
   /** The kernel dropped `nlookup` references to `ino`. */
   forget?(ino: Ino, nlookup: number): void;
   lookup(ctx: Ctx, parent: Ino, name: Name): Promise<Attr>;
@@ -52,8 +57,15 @@ export interface FsOps {
     mode: number,
     flags: number,
   ): Promise<{ attr: Attr; opened: Opened }>;
+  /**
+   * Reads up to `size` bytes. The result may be a view into the callee's memory, but it must not
+   * change afterwards: large replies are sent from another thread after the promise settles.
+   */
   read(ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Promise<Uint8Array>;
-  /** Writes `data` (owned by the callee once called) and returns the bytes written. */
+  /**
+   * Writes `data` and returns the bytes written. `data` is the callee's to keep, unless
+   * {@linkcode copiesWriteData} is true: then it is valid only until `write` first awaits.
+   */
   write(ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Uint8Array): Promise<number>;
   flush(ctx: Ctx, ino: Ino, fh: Fh, lockOwner: bigint): Promise<void>;
   release(ctx: Ctx, ino: Ino, fh: Fh, lockOwner: bigint, flockRelease: boolean): Promise<void>;

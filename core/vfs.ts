@@ -73,6 +73,8 @@ interface Handle {
 }
 
 const isDir = (a: Attr) => (a.mode & S_IFMT) === S_IFDIR;
+/** How long a missing xattr is remembered (ms), as long as the kernel's default attr timeout. */
+const XATTR_MISS_TTL_MS = 1000;
 
 /** The filesystem of one mounted volume. */
 export class Vfs implements FsOps {
@@ -84,6 +86,9 @@ export class Vfs implements FsOps {
   #handles = new Map<number, Handle>();
   /** Inodes whose last link went while open: delete them at their last close. */
   #maybeSustained = new Set<Ino>();
+  /** Inodes known to have no xattrs, and xattr names known to be missing: until (ms). */
+  readonly #noXattrs = new Map<Ino, number>();
+  readonly #missingXattrs = new Map<string, number>();
   #nextFh = 1;
   #onError: (err: unknown) => void;
   #background = new Set<Promise<void>>();
@@ -326,6 +331,8 @@ export class Vfs implements FsOps {
     flags: number,
   ): Promise<{ attr: Attr; opened: Opened }> {
     const attr = await this.meta.mknod(ctx, parent, name, S_IFREG | (mode & 0o7777), 0);
+    if (this.#noXattrs.size >= 65536) this.#noXattrs.clear();
+    this.#noXattrs.set(attr.ino, performance.now() + XATTR_MISS_TTL_MS); // a new file has none
     return { attr, opened: this.#openHandle(attr.ino, flags, 0) };
   }
 
@@ -338,10 +345,15 @@ export class Vfs implements FsOps {
     const fileSize = Math.max(of.size, w?.dirty ? w.pendingEnd : 0);
     const end = Math.min(offset + size, fileSize);
     if (end <= offset) return new Uint8Array(0);
-    const out = new Uint8Array(end - offset);
     const pending = w?.dirty ? w.snapshot() : undefined;
     this.#readahead(h, ino, offset, end, fileSize);
     this.predictor?.onRead(ino, offset, end - offset);
+    if (!pending) {
+      // Within one cached block: reply straight from it, no copy (the block never changes).
+      const view = await this.data.readView(ino, offset, end - offset);
+      if (view) return view;
+    }
+    const out = new Uint8Array(end - offset);
     await this.data.readCommitted(ino, offset, end - offset, out);
     if (pending) w!.overlay(offset, out, pending);
     return out;
@@ -363,6 +375,9 @@ export class Vfs implements FsOps {
       this.data.prefetch(ino, end, Math.min(h.window, size - end));
     }
   }
+
+  /** `write` copies the data into its pending slices before it awaits anything. */
+  readonly copiesWriteData = true;
 
   /** @inheritdoc */
   async write(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Uint8Array): Promise<number> {
@@ -490,12 +505,34 @@ export class Vfs implements FsOps {
   /** @inheritdoc */
   setxattr(_ctx: Ctx, ino: Ino, name: Name, value: Uint8Array, flags: number): Promise<void> {
     if (name.startsWith("system.")) return Promise.reject(new FsError(Errno.ENOTSUP));
+    this.#noXattrs.delete(ino);
+    this.#missingXattrs.delete(`${ino}/${name}`);
     return this.meta.setxattr(ino, name, value, flags);
   }
 
-  /** @inheritdoc */
-  getxattr(_ctx: Ctx, ino: Ino, name: Name): Promise<Uint8Array> {
-    return this.meta.getxattr(ino, name);
+  /**
+   * @inheritdoc
+   *
+   * Misses are remembered for {@linkcode XATTR_MISS_TTL_MS} (and a file created here starts with
+   * none): the kernel asks for `security.capability` before every write to a file, and nearly
+   * always gets ENODATA. A `setxattr` through this mount forgets them at once; another host's
+   * would be seen within the TTL, as the kernel's own attribute cache allows.
+   */
+  async getxattr(_ctx: Ctx, ino: Ino, name: Name): Promise<Uint8Array> {
+    const now = performance.now();
+    const key = `${ino}/${name}`;
+    if ((this.#noXattrs.get(ino) ?? 0) > now || (this.#missingXattrs.get(key) ?? 0) > now) {
+      throw new FsError(Errno.ENODATA);
+    }
+    try {
+      return await this.meta.getxattr(ino, name);
+    } catch (err) {
+      if (err instanceof FsError && err.errno === Errno.ENODATA) {
+        if (this.#missingXattrs.size >= 65536) this.#missingXattrs.clear();
+        this.#missingXattrs.set(key, performance.now() + XATTR_MISS_TTL_MS);
+      }
+      throw err;
+    }
   }
 
   /** @inheritdoc */

@@ -205,6 +205,25 @@ Deno.test("Vfs xattrs honour XATTR_CREATE and XATTR_REPLACE", async () => {
   });
 });
 
+Deno.test("Vfs remembers missing xattrs for a second, never past its own setxattr", async () => {
+  await withVol(async (vol) => {
+    const v = vol.vfs;
+    const { attr } = await v.create(ROOT_CTX, 1 as Ino, nameFromText("new"), 0o644, O_RDWR);
+    const cap = nameFromText("security.capability");
+    // A file created here has no xattrs: answered without the metadata engine.
+    await assert.rejects(v.getxattr(ROOT_CTX, attr.ino, cap), { code: "ENODATA" });
+    await v.setxattr(ROOT_CTX, attr.ino, cap, te.encode("c"), 0);
+    assert.deepEqual(await v.getxattr(ROOT_CTX, attr.ino, cap), te.encode("c"));
+    // Another writer of the same metadata (another host, later) is seen once the miss expires.
+    const other = nameFromText("user.other");
+    await assert.rejects(v.getxattr(ROOT_CTX, attr.ino, other), { code: "ENODATA" });
+    await v.meta.setxattr(attr.ino, other, te.encode("o"), 0);
+    await assert.rejects(v.getxattr(ROOT_CTX, attr.ino, other), { code: "ENODATA" });
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.deepEqual(await v.getxattr(ROOT_CTX, attr.ino, other), te.encode("o"));
+  });
+});
+
 Deno.test("Vfs fallocate punches holes and lseek finds data and holes", async () => {
   await withVol(async (vol) => {
     await vol.writeFile("/s", rand(300_000));

@@ -65,18 +65,28 @@ export class FileWriter {
     return this.#slices.length > 0;
   }
 
-  /** Writes `data` at file offset `off`. */
+  /**
+   * Writes `data` at file offset `off`. `data` is copied before the first `await` (it may be a
+   * view of a buffer the caller reuses).
+   */
   async write(off: number, data: Uint8Array): Promise<void> {
     if (this.#error) throw this.#fail();
     const cs = this.#data.chunkSize;
     let done = 0;
+    let copied = false;
     while (done < data.byteLength) {
       const pos = off + done;
       const chunk = Math.floor(pos / cs);
       const inChunk = pos - chunk * cs;
       const n = Math.min(data.byteLength - done, cs - inChunk);
-      const s = this.#target(chunk, inChunk, n) ??
-        await this.#newSlice(chunk, inChunk);
+      let s = this.#target(chunk, inChunk, n);
+      if (s === undefined) {
+        if (!copied) {
+          data = data.slice(); // about to await: keep our own copy
+          copied = true;
+        }
+        s = await this.#newSlice(chunk, inChunk);
+      }
       this.#copyIn(s, inChunk - s.pos, data.subarray(done, done + n));
       done += n;
     }
