@@ -79,6 +79,8 @@ const MAX_READAHEAD = 1 << 20;
 const MAX_BACKGROUND = 64;
 const CONGESTION_THRESHOLD = 48;
 const BLKSIZE = 4096;
+/** Read replies of at least this many bytes are sent from a worker thread. */
+const ASYNC_REPLY_BYTES = 256 * 1024;
 
 /** Callback signatures, one per `fuse_lowlevel_ops` slot SlayerFS fills. */
 const DEFS = {
@@ -222,6 +224,13 @@ class RequestCtx implements Ctx {
   }
 }
 
+/** Counters of one FUSE operation (see {@linkcode FuseAdapter.opStats}). */
+export interface OpStat {
+  count: number;
+  errors: number;
+  totalUs: number;
+}
+
 /**
  * Owns the `fuse_lowlevel_ops` table and its callbacks for one session.
  *
@@ -247,6 +256,7 @@ export class FuseAdapter {
   readonly #logged = new Set<string>();
   #closed = false;
   #pending = 0;
+  readonly #opStats = new Map<string, OpStat>();
   #idleWaiters: (() => void)[] = [];
 
   // Scratch memory for replies: C copies it during each (synchronous) reply call.
@@ -281,6 +291,22 @@ export class FuseAdapter {
   /** Requests started and not yet answered. */
   get pending(): number {
     return this.#pending;
+  }
+
+  /**
+   * Per operation: requests answered, errors among them, and the summed time from the request's
+   * arrival on the JS thread to its reply, in microseconds (for `slayerfs status`).
+   */
+  opStats(): Record<string, OpStat> {
+    return Object.fromEntries([...this.#opStats].map(([k, v]) => [k, { ...v }]));
+  }
+
+  #record(op: string, t0: number, error: boolean): void {
+    let st = this.#opStats.get(op);
+    if (st === undefined) this.#opStats.set(op, st = { count: 0, errors: 0, totalUs: 0 });
+    st.count++;
+    if (error) st.errors++;
+    st.totalUs += Math.round((performance.now() - t0) * 1000);
   }
 
   /** Resolves when no request is pending (or at once if none is). */
@@ -421,10 +447,12 @@ export class FuseAdapter {
       this.#enosys(req, op);
       return;
     }
+    const t0 = performance.now();
     let promise: Promise<T>;
     try {
       promise = call();
     } catch (err) {
+      this.#record(op, t0, true);
       this.#fail(req, op, err);
       return;
     }
@@ -433,6 +461,7 @@ export class FuseAdapter {
       (value) => {
         this.#settled();
         if (this.#closed) return;
+        this.#record(op, t0, false);
         try {
           reply(value);
         } catch (err) {
@@ -442,6 +471,7 @@ export class FuseAdapter {
       (err) => {
         this.#settled();
         if (this.#closed) return;
+        this.#record(op, t0, true);
         if (onError !== undefined && onError(toErrno(err))) return;
         this.#fail(req, op, err);
       },
@@ -876,7 +906,17 @@ export class FuseAdapter {
         ops.read ? () => ops.read(ctx, i, fh, o, n) : null,
         (data) => {
           const out = data.length > n ? data.subarray(0, n) : data;
-          this.#fuse.fuse_reply_buf(req, out, BigInt(out.length));
+          if (out.length < ASYNC_REPLY_BYTES) {
+            this.#fuse.fuse_reply_buf(req, out, BigInt(out.length));
+            return;
+          }
+          // Large: the kernel's copy runs on a worker thread. Counted as pending so that the
+          // session is not torn down under it; `out` stays referenced until the call ends.
+          this.#pending++;
+          this.#fuse.fuse_reply_buf_async(req, out, BigInt(out.length)).finally(() => {
+            void out;
+            this.#settled();
+          });
         },
       );
     } catch (err) {
@@ -899,8 +939,14 @@ export class FuseAdapter {
       const n = Number(size);
       const o = Number(off);
       const fh = this.#fhOf(fi);
-      const data = new Uint8Array(n);
-      if (n > 0 && buf !== null) Deno.UnsafePointerView.copyInto(buf, data);
+      let data: Uint8Array;
+      if (n > 0 && buf !== null && ops.copiesWriteData === true) {
+        // A view of libfuse's buffer, valid during this call: `write` copies before it awaits.
+        data = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(buf, n));
+      } else {
+        data = new Uint8Array(n);
+        if (n > 0 && buf !== null) Deno.UnsafePointerView.copyInto(buf, data);
+      }
       this.#run(
         req,
         "write",

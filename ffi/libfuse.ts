@@ -68,6 +68,16 @@ export const FUSE_SYMBOLS = {
   fuse_reply_write: { parameters: ["pointer", "usize"], result: "i32" },
   /** int fuse_reply_buf(fuse_req_t req, const char *buf, size_t size); — JS bytes, copied during the call */
   fuse_reply_buf: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
+  /**
+   * int fuse_reply_buf(fuse_req_t req, const char *buf, size_t size); — JS bytes, sent from a
+   * worker thread (the kernel's copy of a large read leaves the JS thread free)
+   */
+  fuse_reply_buf_async: {
+    name: "fuse_reply_buf",
+    parameters: ["pointer", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
   /** int fuse_reply_buf(fuse_req_t req, const char *buf, size_t size); — libc memory */
   fuse_reply_buf_ptr: {
     name: "fuse_reply_buf",

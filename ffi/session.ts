@@ -2,18 +2,20 @@
  * Mounting an {@linkcode FsOps} through libfuse3: {@linkcode mountFs} returns a
  * {@linkcode FuseSession} that serves requests until it is unmounted.
  *
- * The default loop (chosen by measurement, see `README.md`, "Decisions") is libfuse's own
+ * Two loops (see `README.md`, "Decisions"). `"mt"`, the library default, is libfuse's own
  * `fuse_session_loop_mt`, run off the JS thread: its worker threads read `/dev/fuse` and call
- * thread-safe callbacks, which run on the JS thread, copy the request, start the operation and
- * return; the reply is sent from the JS thread when the operation's promise settles. The
- * alternative `"js"` loop reads the non-blocking `/dev/fuse` fd from the JS thread and awaits an
- * off-thread `poll` when it is empty.
+ * thread-safe callbacks, which run on the JS thread, start the operation and return. `"js"`, the
+ * CLI daemon's default, reads the non-blocking `/dev/fuse` fd on the JS thread and dispatches each
+ * request itself; when the fd is empty it keeps looking for up to `spinUs` (while every request in
+ * hand is answered) and then awaits an off-thread `poll`. That wait runs on Deno's blocking thread
+ * pool, so a process that serves with `"js"` must not also fill that pool with calls into its own
+ * mount. Either way the reply is sent from the JS thread when the operation's promise settles.
  *
  * @module
  */
 
 import type { FsOps } from "../core/fs_ops.ts";
-import { FuseAdapter } from "./adapter.ts";
+import { FuseAdapter, type OpStat } from "./adapter.ts";
 import {
   FUSE_ARGS,
   FUSE_BUF,
@@ -60,9 +62,17 @@ export interface MountOptions {
   readAheadKb?: number;
   /**
    * The request loop: `"mt"` (default; `fuse_session_loop_mt` threads calling thread-safe
-   * callbacks) or `"js"` (the JS thread reads the non-blocking /dev/fuse fd and awaits `poll`).
+   * callbacks) or `"js"` (the JS thread reads the non-blocking /dev/fuse fd, spins, awaits `poll`:
+   * fewer thread switches per request, but see the module notes before using it in a process that
+   * also calls into its own mount).
    */
   loop?: "js" | "mt";
+  /**
+   * `"js"` loop: microseconds to keep looking for the next request once the fd is empty, before
+   * parking in `poll` (default 500; 0 parks at once). A client's next request usually comes
+   * within that time, and parking costs two thread switches per request.
+   */
+  spinUs?: number;
   /** Milliseconds `unmount` waits for the loop and for running requests (default 5000). */
   unmountTimeoutMs?: number;
 }
@@ -181,6 +191,7 @@ export class FuseSession implements AsyncDisposable {
   readonly #adapter: FuseAdapter;
   readonly #ops: FsOps;
   readonly #loopKind: "js" | "mt";
+  readonly #spinUs: number;
   readonly #timeoutMs: number;
   #loop: Promise<void> = Promise.resolve();
   #loopEnded = false;
@@ -202,6 +213,7 @@ export class FuseSession implements AsyncDisposable {
     mountpoint: string,
     loop: "js" | "mt",
     timeoutMs: number,
+    spinUs: number,
   ) {
     this.#fuse = fuse;
     this.#libc = libc;
@@ -211,7 +223,13 @@ export class FuseSession implements AsyncDisposable {
     this.mountpoint = mountpoint;
     this.#loopKind = loop;
     this.#timeoutMs = timeoutMs;
+    this.#spinUs = spinUs;
     this.closed = new Promise((r) => this.#resolveClosed = r);
+  }
+
+  /** Per-operation request counts and latency (see `FuseAdapter.opStats`). */
+  opStats(): Record<string, OpStat> {
+    return this.#adapter.opStats();
   }
 
   /** Requests currently being served. */
@@ -255,16 +273,36 @@ export class FuseSession implements AsyncDisposable {
     pdv.setInt32(8, this.#wakeRead, true);
     pdv.setInt16(12, LIBC.POLLIN, true);
     const BURST = 32;
+    const spinMs = this.#spinUs / 1000;
     try {
       outer: while (!this.#stopping) {
+        let spinUntil = 0;
+        let busyTurns = 0;
         for (let n = 0; n < BURST; n++) {
           const res = fuse.fuse_session_receive_buf(se, fbuf);
           if (res > 0) {
             fuse.fuse_session_process_buf(se, fbuf);
+            spinUntil = 0;
+            busyTurns = 0;
             continue;
           }
           if (res === -LIBC.EINTR) continue;
-          if (res === -LIBC.EAGAIN) break;
+          if (res === -LIBC.EAGAIN) {
+            // A client usually sends its next request right after our reply (a create is a
+            // LOOKUP, CREATE, WRITE, FLUSH, RELEASE in a row): let the replies go out, then look
+            // again for a few microseconds before parking in poll, which costs two thread
+            // switches per request.
+            // Only while the requests in hand get answered from memory (a few microtask turns):
+            // one waiting on I/O needs the event loop, so then park at once.
+            const t = performance.now();
+            if (spinUntil === 0) spinUntil = t + spinMs;
+            if (t < spinUntil && (this.#adapter.pending === 0 || busyTurns++ < 16)) {
+              await new Promise<void>((r) => queueMicrotask(r));
+              n--;
+              continue;
+            }
+            break;
+          }
           if (res < 0) console.error(`slayerfs: reading /dev/fuse failed (errno ${-res})`);
           break outer; // 0: the session exited (unmounted or aborted)
         }
@@ -384,6 +422,10 @@ export async function mountFs(
   const libc = loadLibc();
   const target = resolveMountpoint(mountpoint);
   const loop = options.loop ?? "mt";
+  const spinUs = options.spinUs ?? 500;
+  if (!Number.isFinite(spinUs) || spinUs < 0) {
+    throw new TypeError(`spinUs must be a number of microseconds >= 0, got ${spinUs}`);
+  }
   let initialised = false;
   let initDone!: () => void;
   const init = new Promise<void>((r) => initDone = r);
@@ -422,6 +464,7 @@ export async function mountFs(
     target,
     loop,
     options.unmountTimeoutMs ?? 5000,
+    spinUs,
   );
   session.start();
   await within(Promise.race([init, session.closed]), INIT_TIMEOUT_MS);

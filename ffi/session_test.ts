@@ -100,6 +100,10 @@ Deno.test("mountFs() with the JS-driven loop serves the same operations", async 
   await withMount(basicRoundTrip, { loop: "js" });
 });
 
+Deno.test("mountFs() with the JS loop and no spinning serves the same operations", async () => {
+  await withMount(basicRoundTrip, { loop: "js", spinUs: 0 });
+});
+
 Deno.test("readdir lists a directory of 3000 entries", async () => {
   await withMount(async (mp) => {
     await py(
