@@ -62,6 +62,11 @@ export interface S3Location {
   region: string;
   /** Address the bucket in the path (`host/bucket/key`) rather than in the host name. */
   pathStyle: boolean;
+  /**
+   * Sign each request's body with SHA-256 too (`sign_payload=true`). Default false: the body is
+   * sent as `UNSIGNED-PAYLOAD`, since every block carries its own checksum, verified on each read.
+   */
+  signPayload: boolean;
 }
 
 /** Tuning and credentials for {@linkcode S3BlockStore}; every field has a sensible default. */
@@ -88,7 +93,7 @@ export interface S3StoreOptions {
   partConcurrency?: number;
 }
 
-const QUERY_PARAMS = new Set(["endpoint", "region", "path_style"]);
+const QUERY_PARAMS = new Set(["endpoint", "region", "path_style", "sign_payload"]);
 
 /**
  * Parses `s3://BUCKET/PREFIX?endpoint=URL&region=R&path_style=true|false`.
@@ -132,7 +137,7 @@ export function parseS3Url(url: string): S3Location {
   for (const name of u.searchParams.keys()) {
     if (!QUERY_PARAMS.has(name)) {
       throw new TypeError(
-        `Unknown S3 storage URL parameter "${name}": expected endpoint, region or path_style`,
+        `Unknown S3 storage URL parameter "${name}": expected endpoint, region, path_style or sign_payload`,
       );
     }
   }
@@ -162,16 +167,16 @@ export function parseS3Url(url: string): S3Location {
   }
   const region = u.searchParams.get("region") || envRegion() || "us-east-1";
   if (!/^[a-z0-9-]+$/.test(region)) throw new TypeError(`Invalid S3 region "${region}"`);
-  const rawPathStyle = u.searchParams.get("path_style");
-  let pathStyle = endpoint !== undefined;
-  if (rawPathStyle !== null) {
-    if (rawPathStyle === "true" || rawPathStyle === "1") pathStyle = true;
-    else if (rawPathStyle === "false" || rawPathStyle === "0") pathStyle = false;
-    else {
-      throw new TypeError(`Invalid path_style "${rawPathStyle}": expected true or false`);
-    }
-  }
-  return { bucket, prefix, endpoint, region, pathStyle };
+  const flag = (name: string, fallback: boolean): boolean => {
+    const raw = u.searchParams.get(name);
+    if (raw === null) return fallback;
+    if (raw === "true" || raw === "1") return true;
+    if (raw === "false" || raw === "0") return false;
+    throw new TypeError(`Invalid ${name} "${raw}": expected true or false`);
+  };
+  const pathStyle = flag("path_style", endpoint !== undefined);
+  const signPayload = flag("sign_payload", false);
+  return { bucket, prefix, endpoint, region, pathStyle, signPayload };
 }
 
 /** Formats a location back into its canonical storage URL (never with credentials). */
@@ -180,6 +185,7 @@ export function formatS3Url(loc: S3Location): string {
   if (loc.endpoint !== undefined) params.push(`endpoint=${loc.endpoint}`);
   params.push(`region=${loc.region}`);
   params.push(`path_style=${loc.pathStyle}`);
+  if (loc.signPayload) params.push("sign_payload=true");
   return `s3://${loc.bucket}/${loc.prefix}?${params.join("&")}`;
 }
 
@@ -266,6 +272,20 @@ export class S3BlockStore implements BlockStore {
     if (this.location.endpoint !== undefined) config.endpoint = this.location.endpoint;
     if (options.credentials !== undefined) config.credentials = options.credentials;
     this.#client = new S3Client(config);
+    if (!this.location.signPayload) {
+      // SigV4 uses a body hash given in this header instead of computing one (a SHA-256 pass
+      // over every block uploaded).
+      this.#client.middlewareStack.add(
+        (next) => (args) => {
+          const request = args.request as { headers?: Record<string, string> };
+          if (request.headers !== undefined) {
+            request.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
+          }
+          return next(args);
+        },
+        { step: "build", name: "slayerfsUnsignedPayload" },
+      );
+    }
   }
 
   /**
