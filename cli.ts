@@ -35,7 +35,7 @@ Usage:
 Metadata URLs: sqlite3:///abs/path/meta.db, mem://[name]
 Storage URLs:  file:///abs/dir, mem://[name]
 Mount options (-o, comma separated): allow_other, ro, debug, nonempty, writeback_cache,
-  fs_flock, loop=mt|js, attr_timeout=SEC, entry_timeout=SEC
+  fs_flock, loop=js|mt, loop_spin_us=N, attr_timeout=SEC, entry_timeout=SEC
 `;
 
 /** An error that ends the command with one line and an exit code. */
@@ -75,6 +75,8 @@ interface MountState {
   handles?: number;
   cacheBytes?: number;
   cacheHits?: number;
+  /** FUSE requests answered per operation, with errors and mean latency in microseconds. */
+  ops?: Record<string, { count: number; errors: number; meanUs: number }>;
   cacheMisses?: number;
   predictor?: { recorded: number; replays: number; prefetchedBlocks: number };
   cache?: unknown;
@@ -223,6 +225,7 @@ const KNOWN_O = new Set([
   "default_permissions",
   "fs_flock",
   "loop",
+  "loop_spin_us",
 ]);
 
 async function cmdMount(args: string[]): Promise<void> {
@@ -255,6 +258,15 @@ async function cmdMount(args: string[]): Promise<void> {
     const [k, v = ""] = o.split("=", 2) as [string, string?];
     if (!KNOWN_O.has(k)) throw new CliError(`Unknown mount option "${k}" (see slayerfs --help)`, 2);
     options.set(k, v);
+  }
+  if (options.has("loop") && options.get("loop") !== "js" && options.get("loop") !== "mt") {
+    throw new CliError(`Invalid mount option loop=${options.get("loop")}: expected js or mt`, 2);
+  }
+  for (const k of ["attr_timeout", "entry_timeout", "negative_timeout", "loop_spin_us"]) {
+    const v = options.get(k);
+    if (v !== undefined && !(v !== "" && Number(v) >= 0)) {
+      throw new CliError(`Invalid mount option ${k}=${v}: expected a number >= 0`, 2);
+    }
   }
   const mib = (name: string, def: number): number => {
     const v = values[name];
@@ -535,7 +547,9 @@ async function serve(metaUrl: string, mnt: string, opts: MountOpts): Promise<voi
     debug: o.has("debug"),
     writebackCache: o.has("writeback_cache"),
     flockLocks: o.has("fs_flock"),
-    ...(o.has("loop") ? { loop: o.get("loop") === "js" ? "js" as const : "mt" as const } : {}),
+    // The daemon serves no calls into its own mount, so it can use the JS loop (see ffi/README.md).
+    loop: o.get("loop") === "mt" ? "mt" as const : "js" as const,
+    ...(num("loop_spin_us") !== undefined ? { spinUs: num("loop_spin_us")! } : {}),
     ...(num("attr_timeout") !== undefined ? { attrTimeout: num("attr_timeout")! } : {}),
     ...(num("entry_timeout") !== undefined ? { entryTimeout: num("entry_timeout")! } : {}),
     ...(num("negative_timeout") !== undefined ? { negativeTimeout: num("negative_timeout")! } : {}),
@@ -564,6 +578,15 @@ async function serve(metaUrl: string, mnt: string, opts: MountOpts): Promise<voi
       ...(s.predictor ? { predictor: s.predictor } : {}),
       ...(s.cache ? { cache: s.cache, hottestFiles: s.hottestFiles } : {}),
       ...(writeback ? { writeback: writeback.stats() } : {}),
+      ops: Object.fromEntries(
+        Object.entries(session.opStats()).sort(([a], [b]) => a < b ? -1 : 1).map((
+          [op, st],
+        ) => [op, {
+          count: st.count,
+          errors: st.errors,
+          meanUs: st.count ? Math.round(st.totalUs / st.count) : 0,
+        }]),
+      ),
     });
     await writeState(state).catch(() => {});
   };

@@ -44,6 +44,16 @@ Deno.test("cli rejects an unknown flag with one line", async () => {
     assertOneLineError(r, /bogus-flag/, "unknown flag");
     const m = await runCli(["mount", "--nope", `sqlite3://${dir}/meta.db`, `${dir}/mnt`]);
     assertOneLineError(m, /nope/, "unknown mount flag");
+    const meta = `sqlite3://${dir}/meta.db`;
+    for (
+      const [o, re] of [["frob", /frob/], ["loop=fast", /loop=fast/], ["attr_timeout=x", /attr/]]
+    ) {
+      const r2 = await runCli(["mount", "-o", o as string, meta, `${dir}/mnt`]);
+      assertOneLineError(r2, re as RegExp, `mount -o ${o}`);
+      assert.equal(r2.code, 2, `mount -o ${o} is a usage error`);
+    }
+    const spin = await runCli(["mount", "-o", "loop_spin_us=-1", meta, `${dir}/mnt`]);
+    assertOneLineError(spin, /loop_spin_us/, "negative spin");
   });
 });
 
@@ -141,6 +151,14 @@ Deno.test("cli mounts in the background, reports status and info, and unmounts",
       const st = await runCli(["status", mnt]);
       assert.equal(st.code, 0, `status: ${st.stderr}`);
       assert.match(st.stdout, /cli-vol/, "status names the volume");
+      // The state is refreshed every 2 s: wait for the create and write to be counted.
+      let ops: Record<string, { count: number; errors: number; meanUs: number }> = {};
+      for (let i = 0; i < 50 && !(ops.create?.count && ops.write?.count); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        ops = JSON.parse((await runCli(["status", mnt])).stdout).ops ?? {};
+      }
+      assert.equal(ops.create?.count, 1, `status counts the create: ${JSON.stringify(ops)}`);
+      assert.ok(ops.write!.count >= 1 && ops.write!.errors === 0, "status counts the write");
       const info = await runCli(["info", `${mnt}/file`]);
       assert.equal(info.code, 0, `info: ${info.stderr}`);
       assert.notEqual(info.stdout.trim(), "", "info prints something");
