@@ -37,6 +37,11 @@ export interface S3ServerOptions {
   port?: number;
   /** Region reported in {@linkcode S3TestServer.storeUrl}; s3rver accepts any. */
   region?: string;
+  /**
+   * Milliseconds each GET waits before it answers (default 0), to stand for the first-byte
+   * latency of a remote S3 service (tens of milliseconds) in benchmarks.
+   */
+  getLatencyMs?: number;
 }
 
 /** A running s3rver; stop it with {@linkcode S3TestServer.stop} or `await using`. */
@@ -83,9 +88,10 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Te
   const accessKeyId = `TEST${randomHex(8).toUpperCase()}`;
   const secretAccessKey = randomHex(20);
   const region = options.region ?? "us-east-1";
+  const latency = options.getLatencyMs ?? 0;
   let proc: RunningServer | undefined;
   try {
-    proc = await spawnServer(directory, options.port ?? 0, accessKeyId, secretAccessKey);
+    proc = await spawnServer(directory, options.port ?? 0, accessKeyId, secretAccessKey, latency);
   } catch (err) {
     await Deno.remove(directory, { recursive: true }).catch(() => {});
     throw err;
@@ -138,7 +144,7 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Te
     async start() {
       if (stopped) throw new Error("The S3 test server was stopped");
       if (proc !== undefined) return;
-      proc = await spawnServer(directory, port, accessKeyId, secretAccessKey);
+      proc = await spawnServer(directory, port, accessKeyId, secretAccessKey, latency);
     },
     async restart() {
       await killCurrent();
@@ -182,8 +188,10 @@ async function spawnServer(
   port: number,
   accessKeyId: string,
   secretAccessKey: string,
+  getLatencyMs: number,
 ): Promise<RunningServer> {
   const child = new Deno.Command("node", {
+    env: { S3RVER_GET_LATENCY_MS: String(getLatencyMs) },
     args: [
       "--openssl-legacy-provider",
       SERVER_SCRIPT.pathname,

@@ -56,8 +56,11 @@ AWSAccount.DUMMY_ACCOUNT.createKeyPair(accessKeyId, secretAccessKey);
 
 // s3rver answers a range of an empty object with "206, Content-Length: 1" and no byte, so the
 // client waits until the connection drops. S3 answers 416 InvalidRange; so do we.
+// S3RVER_GET_LATENCY_MS (benchmarks): each GET waits this long first, as a remote service would.
+const getLatencyMs = Number(process.env.S3RVER_GET_LATENCY_MS || 0);
 const getObject = FilesystemStore.prototype.getObject;
 FilesystemStore.prototype.getObject = async function (bucket, key, options) {
+  if (getLatencyMs > 0) await new Promise((resolve) => setTimeout(resolve, getLatencyMs));
   const object = await getObject.call(this, bucket, key, options);
   if (object && object.range && object.size === 0 && object.content) {
     object.content.destroy();
