@@ -10,7 +10,8 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
-DENO="${DENO:-$(command -v deno)}"
+DENO="${DENO:-$(command -v deno || echo "$REPO/.tools/node_modules/.bin/deno")}"
+[ -x "$DENO" ] || { echo "${0##*/}: no deno: run ./dev test once (it installs Deno) or set DENO" >&2; exit 1; }
 export FIO_SIZE="${FIO_SIZE:-1G}"
 export FIO_RUNTIME="${FIO_RUNTIME:-15}"
 SMALL_FILES="${SMALL_FILES:-2000}"
@@ -30,7 +31,8 @@ SLAYER_PID=""
 
 log() { echo "[peers] $*" >&2; }
 
-is_mounted() { awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/mounts; }
+# shellcheck source=bench/_lib.sh
+. "$HERE/_lib.sh"
 
 cleanup() {
   set +e
@@ -47,25 +49,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-drop_caches() {
-  sync
-  echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || log "cannot drop caches; reads may be warm"
-}
 
-record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
 
-now_ms() { date +%s%3N; }
-
-# fio JOB FS TARGET METRIC FIELD: runs bench/fio/JOB.fio on TARGET/fio.dat, records FIELD.
-run_fio() {
-  local job="$1" fs="$2" target="$3" metric="$4" field="$5" out
-  out="$(FIO_FILE="$target/fio.dat" fio --output-format=json "$HERE/fio/$job.fio")"
-  if [ "$field" = "bw" ]; then
-    record "$metric" "$fs" "$(jq '[.jobs[] | (.read.bw_bytes + .write.bw_bytes)] | add / 1048576' <<<"$out")"
-  else
-    record "$metric" "$fs" "$(jq '[.jobs[] | (.read.iops + .write.iops)] | add' <<<"$out")"
-  fi
-}
 
 bench_fs() {
   local fs="$1" target="$2" t0

@@ -101,18 +101,34 @@ export function fmt(v: number): string {
   return v.toFixed(2);
 }
 
-function table(resultsPath: string): void {
+/**
+ * Reads a results file of `metric\tfs\tvalue` lines: values keyed `metric/fs`, and the
+ * `note\tfs\ttext` lines as `fs: text`.
+ */
+export function readResults(path: string): { results: Map<string, number>; notes: string[] } {
   const results = new Map<string, number>();
-  const extras: string[] = [];
-  for (const line of Deno.readTextFileSync(resultsPath).split("\n")) {
+  const notes: string[] = [];
+  for (const line of Deno.readTextFileSync(path).split("\n")) {
     if (line.trim() === "") continue;
     const [metric, fs, value] = line.split("\t");
-    if (metric === "note") {
-      extras.push(`${fs}: ${value}`);
-      continue;
-    }
-    results.set(`${metric}/${fs}`, Number(value));
+    if (metric === "note") notes.push(`${fs}: ${value}`);
+    else results.set(`${metric}/${fs}`, Number(value));
   }
+  return { results, notes };
+}
+
+/** Prints rows (the first is the header) as aligned columns: two left-aligned, then right. */
+export function printTable(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => [...r[i]!].length)));
+  const line = (r: string[]) =>
+    r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  console.log(line(rows[0]!));
+  console.log(widths.map((w) => "-".repeat(w)).join("  "));
+  for (const r of rows.slice(1)) console.log(line(r));
+}
+
+function table(resultsPath: string): void {
+  const { results, notes: extras } = readResults(resultsPath);
   const header = ["metric", "unit", ...FS_COLUMNS, "slayerfs/bindfs"];
   const rows: string[][] = [header];
   for (const [key, m] of Object.entries(METRICS)) {
@@ -132,12 +148,7 @@ function table(resultsPath: string): void {
       ratio,
     ]);
   }
-  const widths = header.map((_, i) => Math.max(...rows.map((r) => [...r[i]!].length)));
-  const line = (r: string[]) =>
-    r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-  console.log(line(rows[0]!));
-  console.log(widths.map((w) => "-".repeat(w)).join("  "));
-  for (const r of rows.slice(1)) console.log(line(r));
+  printTable(rows);
   for (const e of extras) console.log(e);
 }
 

@@ -9,8 +9,8 @@
 #   seq write    fio 1 MiB writes + fsync; the clock stops when the data is durable in S3: when fio
 #                returns for SlayerFS (close/fsync return after upload), and when HEAD shows the
 #                whole object for s3fs and rclone (rclone uploads after close, --vfs-write-back 0s).
-#   cold         a fresh mount (daemon restarted; rclone's VFS cache dir emptied) and dropped
-#                kernel caches. SlayerFS's metadata is local SQLite, so only its data is cold.
+#   cold         a fresh mount (daemon restarted; rclone's VFS cache dir and SlayerFS's disk cache
+#                dir emptied) and dropped kernel caches. SlayerFS's metadata is local SQLite, so only its data is cold.
 #   warm         read again right after the cold sequential read.
 #   small files  create includes, for rclone, the wait until every file is an object in S3.
 #   tar -x       tar + sync; for rclone also until every file is an object in S3.
@@ -28,7 +28,8 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
-DENO="${DENO:-$(command -v deno)}"
+DENO="${DENO:-$(command -v deno || echo "$REPO/.tools/node_modules/.bin/deno")}"
+[ -x "$DENO" ] || { echo "${0##*/}: no deno: run ./dev test once (it installs Deno) or set DENO" >&2; exit 1; }
 SIZE="${SIZE:-1G}"
 export FIO_SIZE="$SIZE"
 export FIO_RUNTIME="${FIO_RUNTIME:-15}"
@@ -53,7 +54,8 @@ BINDFS_MNT="$WORK/mnt-bindfs"
 
 log() { echo "[peers-s3 $(date +%T)] $*" >&2; }
 
-is_mounted() { awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/mounts; }
+# shellcheck source=bench/_lib.sh
+. "$HERE/_lib.sh"
 
 helper() { (cd "$REPO" && "$DENO" run -A "$HERE/peers_s3.ts" "$@"); }
 
@@ -96,28 +98,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-drop_caches() {
-  sync
-  echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || log "cannot drop caches; reads may be warm"
-}
 
-record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; }
-note() { printf 'note\t%s\t%s\n' "$1" "$2" >>"$RESULTS"; }
-
-now_ms() { date +%s%3N; }
 
 mibps() { awk -v b="$1" -v ms="$2" 'BEGIN { printf "%.1f", b / 1048576 / (ms / 1000) }'; }
 
-# fio JOB FS TARGET METRIC FIELD: runs bench/fio/JOB.fio on TARGET/fio.dat, records FIELD.
-run_fio() {
-  local job="$1" fs="$2" target="$3" metric="$4" field="$5" out
-  out="$(FIO_FILE="$target/fio.dat" fio --output-format=json "$HERE/fio/$job.fio")"
-  if [ "$field" = "bw" ]; then
-    record "$metric" "$fs" "$(jq '[.jobs[] | (.read.bw_bytes + .write.bw_bytes)] | add / 1048576' <<<"$out")"
-  else
-    record "$metric" "$fs" "$(jq '[.jobs[] | (.read.iops + .write.iops)] | add' <<<"$out")"
-  fi
-}
 
 wait_mounted() {
   local mnt="$1" what="$2" pid="${3:-}" logf="${4:-}"
@@ -136,7 +120,8 @@ mount_fs() {
   mkdir -p "$mnt"
   case "$fs" in
     slayerfs)
-      (cd "$REPO" && exec "$DENO" run -A --v8-flags=--max-old-space-size=1024 cli.ts mount \
+      (cd "$REPO" && SLAYERFS_HOME="$WORK/slayer-home" exec "$DENO" run -A \
+        --v8-flags=--max-old-space-size=1024 cli.ts mount \
         --foreground "sqlite3://$WORK/slayer/meta.db" "$mnt" >>"$logf" 2>&1) &
       ;;
     s3fs)
@@ -160,41 +145,55 @@ umount_fs() {
   PID[$fs]=""
 }
 
-# A cold start: fresh daemon, empty rclone VFS cache, dropped kernel caches.
+# A cold start: fresh daemon, empty rclone VFS cache and SlayerFS disk cache, dropped kernel caches.
 remount_cold() {
   local fs="$1"
   umount_fs "$fs"
   [ "$fs" = rclone ] && rm -rf "$WORK/rclone-cache"
+  [ "$fs" = slayerfs ] && rm -rf "$WORK/slayer-home/cache"
   drop_caches
   mount_fs "$fs"
 }
 
+# watch_start KIND ARGS...: starts `peers_s3.ts watch-KIND ARGS...`, which reports when S3 holds
+# the data once the clock has stopped (for filesystems that upload after returning).
+WATCHER=""
+watch_start() {
+  rm -f "$WORK/go"
+  helper "watch-$1" "${@:2}" 900 "$WORK/go" >"$WORK/watch.out" &
+  WATCHER=$!
+  sleep 2 # let the watcher start before the clock does
+}
+
+# watch_end FS WHAT: after the caller's clock stopped (its t0 and t1), waits for the watcher, if
+# any, and moves t1 to the time S3 held everything.
+watch_end() {
+  local tw
+  touch "$WORK/go"
+  [ -n "$WATCHER" ] || return 0
+  wait "$WATCHER"
+  WATCHER=""
+  tw="$(cat "$WORK/watch.out")"
+  if [ "$tw" -gt "$t1" ]; then
+    note "$1" "$2: returned after $((t1 - t0)) ms, all in S3 after $((tw - t0)) ms"
+    t1="$tw"
+  fi
+}
+
 # Timed sequential write until durable in S3 (see the header).
 seq_write_durable() {
-  local fs="$1" mnt="${MNT[$1]}" t0 t1 tw watcher="" go="$WORK/go"
-  rm -f "$mnt/fio.dat" "$go"
-  if [ "$fs" != slayerfs ]; then
-    helper watch-object "${BUCKET[$fs]}" fio.dat "$SIZE_BYTES" 900 "$go" >"$WORK/watch.out" &
-    watcher=$!
-    sleep 2 # let the watcher start before the clock does
-  fi
+  local fs="$1" mnt="${MNT[$1]}" t0 t1
+  rm -f "$mnt/fio.dat"
+  if [ "$fs" != slayerfs ]; then watch_start object "${BUCKET[$fs]}" fio.dat "$SIZE_BYTES"; fi
   t0=$(now_ms)
   FIO_FILE="$mnt/fio.dat" fio --output-format=json "$HERE/fio/seq-write.fio" >/dev/null
   t1=$(now_ms)
-  touch "$go"
-  if [ -n "$watcher" ]; then
-    wait "$watcher"
-    tw="$(cat "$WORK/watch.out")"
-    if [ "$tw" -gt "$t1" ]; then
-      note "$fs" "seq write: fio returned after $((t1 - t0)) ms, durable in S3 after $((tw - t0)) ms"
-      t1="$tw"
-    fi
-  fi
+  watch_end "$fs" "seq write"
   record seq-write "$fs" "$(mibps "$SIZE_BYTES" $((t1 - t0)))"
 }
 
 bench_fs() {
-  local fs="$1" mnt="${MNT[$1]}" t0 t1 tw watcher="" go="$WORK/go"
+  local fs="$1" mnt="${MNT[$1]}" t0 t1
   log "$fs: sequential write $SIZE (durable)"
   seq_write_durable "$fs"
   remount_cold "$fs"
@@ -217,25 +216,12 @@ bench_fs() {
   log "$fs: tar -x and find over $TREE_FILES files"
   mkdir -p "$mnt/tree"
   sync
-  rm -f "$go"
-  if [ "$fs" = rclone ]; then
-    helper watch-count "${BUCKET[$fs]}" tree/ "$TREE_FILES" 900 "$go" >"$WORK/watch.out" &
-    watcher=$!
-    sleep 2
-  fi
+  if [ "$fs" = rclone ]; then watch_start count "${BUCKET[$fs]}" tree/ "$TREE_FILES"; fi
   t0=$(now_ms)
   tar -xf "$WORK/tree.tar" -C "$mnt/tree"
   sync
   t1=$(now_ms)
-  touch "$go"
-  if [ -n "$watcher" ]; then
-    wait "$watcher"
-    tw="$(cat "$WORK/watch.out")"
-    if [ "$tw" -gt "$t1" ]; then
-      note "$fs" "tar -x: returned after $((t1 - t0)) ms, all files in S3 after $((tw - t0)) ms"
-      t1="$tw"
-    fi
-  fi
+  watch_end "$fs" "tar -x"
   record tar-x "$fs" $((t1 - t0))
   if [ "$fs" = rclone ]; then
     # Untimed workaround for an s3rver bug (see `markers` in peers_s3.ts): without directory
@@ -318,7 +304,7 @@ for fs in slayerfs s3fs rclone; do
   [[ " $ONLY " == *" $fs "* ]] || continue
   if [ "$fs" = slayerfs ]; then
     mkdir -p "$WORK/slayer"
-    (cd "$REPO" && "$DENO" run -A cli.ts format \
+    (cd "$REPO" && SLAYERFS_HOME="$WORK/slayer-home" "$DENO" run -A cli.ts format \
       --storage "s3://${BUCKET[slayerfs]}/vol?endpoint=$S3_ENDPOINT&region=$AWS_REGION&path_style=true" \
       "sqlite3://$WORK/slayer/meta.db" peers) >/dev/null
   fi

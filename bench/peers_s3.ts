@@ -22,7 +22,7 @@
 
 import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { benchClient } from "./s3_client_bench.ts";
-import { fmt, smallFiles } from "./peers.ts";
+import { fmt, printTable, readResults, smallFiles } from "./peers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -185,17 +185,7 @@ function ratio(s: number | undefined, b: number | undefined, higherIsBetter: boo
 }
 
 function table(resultsPath: string): void {
-  const results = new Map<string, number>();
-  const notes: string[] = [];
-  for (const line of Deno.readTextFileSync(resultsPath).split("\n")) {
-    if (line.trim() === "") continue;
-    const [metric, fs, value] = line.split("\t");
-    if (metric === "note") {
-      notes.push(`${fs}: ${value}`);
-      continue;
-    }
-    results.set(`${metric}/${fs}`, Number(value));
-  }
+  const { results, notes } = readResults(resultsPath);
   const get = (metric: string, fs: string) => {
     const v = results.get(`${metric}/${fs}`);
     return v === undefined || !Number.isFinite(v) ? undefined : v;
@@ -233,12 +223,7 @@ function table(resultsPath: string): void {
       ratio(s, r, m.higherIsBetter),
     ]);
   }
-  const widths = header.map((_, i) => Math.max(...rows.map((r) => [...r[i]!].length)));
-  const line = (r: string[]) =>
-    r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-  console.log(line(rows[0]!));
-  console.log(widths.map((w) => "-".repeat(w)).join("  "));
-  for (const r of rows.slice(1)) console.log(line(r));
+  printTable(rows);
   console.log(
     "ratios: >1x means SlayerFS is better (time rows are inverted); slayer/ref compares with the " +
       "plain S3 client (PUT for writes, GET for cold reads) or with bindfs (warm reads).",
