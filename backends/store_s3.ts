@@ -39,6 +39,7 @@ import {
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { fetchedBody, FetchHandler, type SdkHandler } from "./_s3_fetch.ts";
 import { registerStoreScheme } from "./registry.ts";
 import {
   type BlockStore,
@@ -67,6 +68,11 @@ export interface S3Location {
    * sent as `UNSIGNED-PAYLOAD`, since every block carries its own checksum, verified on each read.
    */
   signPayload: boolean;
+  /**
+   * How requests travel (`http=fetch|node`). Default `fetch`: Deno's native HTTP client, which
+   * reads each body in one call; `node` is the SDK's `node:http` handler.
+   */
+  http: "fetch" | "node";
 }
 
 /** Tuning and credentials for {@linkcode S3BlockStore}; every field has a sensible default. */
@@ -93,7 +99,7 @@ export interface S3StoreOptions {
   partConcurrency?: number;
 }
 
-const QUERY_PARAMS = new Set(["endpoint", "region", "path_style", "sign_payload"]);
+const QUERY_PARAMS = new Set(["endpoint", "region", "path_style", "sign_payload", "http"]);
 
 /**
  * Parses `s3://BUCKET/PREFIX?endpoint=URL&region=R&path_style=true|false`.
@@ -137,7 +143,7 @@ export function parseS3Url(url: string): S3Location {
   for (const name of u.searchParams.keys()) {
     if (!QUERY_PARAMS.has(name)) {
       throw new TypeError(
-        `Unknown S3 storage URL parameter "${name}": expected endpoint, region, path_style or sign_payload`,
+        `Unknown S3 storage URL parameter "${name}": expected endpoint, region, path_style, sign_payload or http`,
       );
     }
   }
@@ -176,7 +182,11 @@ export function parseS3Url(url: string): S3Location {
   };
   const pathStyle = flag("path_style", endpoint !== undefined);
   const signPayload = flag("sign_payload", false);
-  return { bucket, prefix, endpoint, region, pathStyle, signPayload };
+  const http = u.searchParams.get("http") ?? "fetch";
+  if (http !== "fetch" && http !== "node") {
+    throw new TypeError(`Invalid http "${http}": expected fetch or node`);
+  }
+  return { bucket, prefix, endpoint, region, pathStyle, signPayload, http };
 }
 
 /** Formats a location back into its canonical storage URL (never with credentials). */
@@ -186,6 +196,7 @@ export function formatS3Url(loc: S3Location): string {
   params.push(`region=${loc.region}`);
   params.push(`path_style=${loc.pathStyle}`);
   if (loc.signPayload) params.push("sign_payload=true");
+  if (loc.http !== "fetch") params.push(`http=${loc.http}`);
   return `s3://${loc.bucket}/${loc.prefix}?${params.join("&")}`;
 }
 
@@ -258,16 +269,19 @@ export class S3BlockStore implements BlockStore {
       this.location.endpoint.startsWith("https:");
     const agentOptions = { keepAlive: true, maxSockets: maxConnections };
     this.#agent = https ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+    const nodeHandler = new NodeHttpHandler({
+      ...(https ? { httpsAgent: this.#agent } : { httpAgent: this.#agent }),
+      connectionTimeout: Math.min(this.#timeoutMs, 10_000),
+    });
     const config: S3ClientConfig = {
       region: this.location.region,
       forcePathStyle: this.location.pathStyle,
       maxAttempts: 1, // retries are ours: they cover reading the body too
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
-      requestHandler: new NodeHttpHandler({
-        ...(https ? { httpsAgent: this.#agent } : { httpAgent: this.#agent }),
-        connectionTimeout: Math.min(this.#timeoutMs, 10_000),
-      }),
+      requestHandler: this.location.http === "fetch"
+        ? new FetchHandler(nodeHandler as unknown as SdkHandler) as unknown as NodeHttpHandler
+        : nodeHandler,
     };
     if (this.location.endpoint !== undefined) config.endpoint = this.location.endpoint;
     if (options.credentials !== undefined) config.credentials = options.credentials;
@@ -440,9 +454,8 @@ export class S3BlockStore implements BlockStore {
           }),
           { abortSignal: signal },
         );
-        const body = res.Body === undefined
-          ? new Uint8Array(0)
-          : await res.Body.transformToByteArray();
+        const body = fetchedBody(res.Body) ??
+          (res.Body === undefined ? new Uint8Array(0) : await res.Body.transformToByteArray());
         if (range === undefined) return body;
         // Keep only the bytes asked for, whatever the server sent: some servers ignore the range
         // (200, whole object), and s3rver answers "bytes=0-0" with the whole object.

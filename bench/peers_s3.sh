@@ -23,6 +23,7 @@
 # Tunables (environment):
 #   SIZE=1G  FIO_RUNTIME=15  SMALL_FILES=2000  TREE_FILES=2000  RSS_MB=4096  CLIENT_CONC=16
 #   ONLY="slayerfs s3fs rclone"  (which filesystems)   BINDFS=1 (0 skips the warm-read reference)
+#   SLAYER_S3_PARAMS="&http=node"  (appended to SlayerFS's storage URL, for A/B runs)
 # Usage: bash bench/peers_s3.sh
 set -euo pipefail
 
@@ -38,6 +39,7 @@ TREE_FILES="${TREE_FILES:-2000}"
 RSS_MB="${RSS_MB:-4096}"
 CLIENT_CONC="${CLIENT_CONC:-16}"
 ONLY="${ONLY:-slayerfs s3fs rclone}"
+SLAYER_S3_PARAMS="${SLAYER_S3_PARAMS:-}"
 BINDFS="${BINDFS:-1}"
 SIZE_BYTES="$(numfmt --from=iec "$SIZE")"
 
@@ -305,7 +307,7 @@ for fs in slayerfs s3fs rclone; do
   if [ "$fs" = slayerfs ]; then
     mkdir -p "$WORK/slayer"
     (cd "$REPO" && SLAYERFS_HOME="$WORK/slayer-home" "$DENO" run -A cli.ts format \
-      --storage "s3://${BUCKET[slayerfs]}/vol?endpoint=$S3_ENDPOINT&region=$AWS_REGION&path_style=true" \
+      --storage "s3://${BUCKET[slayerfs]}/vol?endpoint=$S3_ENDPOINT&region=$AWS_REGION&path_style=true$SLAYER_S3_PARAMS" \
       "sqlite3://$WORK/slayer/meta.db" peers) >/dev/null
   fi
   mount_fs "$fs"
