@@ -163,7 +163,10 @@ export class FileBlockStore implements BlockStore {
   async head(key: string): Promise<ObjectInfo | undefined> {
     try {
       const info = await Deno.stat(this.#path(key));
-      return info.isFile ? { key, size: info.size } : undefined;
+      if (!info.isFile) return undefined;
+      return info.mtime
+        ? { key, size: info.size, mtime: info.mtime.getTime() }
+        : { key, size: info.size };
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) return undefined;
       throw err;

@@ -39,6 +39,7 @@ export class MemoryBlockStore implements BlockStore {
   /** 64 requests in flight. */
   readonly limits: StoreLimits = { concurrency: 64 };
   #objects = new Map<string, Uint8Array>();
+  #mtimes = new Map<string, number>();
 
   /** Creates an empty store; `name` only appears in {@linkcode MemoryBlockStore.url}. */
   constructor(name = "") {
@@ -49,6 +50,7 @@ export class MemoryBlockStore implements BlockStore {
   share(): MemoryBlockStore {
     const other = new MemoryBlockStore(this.url.slice("mem://".length));
     other.#objects = this.#objects;
+    other.#mtimes = this.#mtimes;
     return other;
   }
 
@@ -60,6 +62,7 @@ export class MemoryBlockStore implements BlockStore {
   /** Stores a copy of `data` under `key`. */
   put(key: string, data: Uint8Array): Promise<void> {
     this.#objects.set(key, data.slice());
+    this.#mtimes.set(key, Date.now());
     return Promise.resolve();
   }
 
@@ -74,12 +77,17 @@ export class MemoryBlockStore implements BlockStore {
   /** The object's size, or `undefined`. */
   head(key: string): Promise<ObjectInfo | undefined> {
     const data = this.#objects.get(key);
-    return Promise.resolve(data === undefined ? undefined : { key, size: data.length });
+    return Promise.resolve(
+      data === undefined ? undefined : { key, size: data.length, mtime: this.#mtimes.get(key)! },
+    );
   }
 
   /** Deletes keys; missing ones are ignored. */
   delete(keys: readonly string[]): Promise<void> {
-    for (const key of keys) this.#objects.delete(key);
+    for (const key of keys) {
+      this.#objects.delete(key);
+      this.#mtimes.delete(key);
+    }
     return Promise.resolve();
   }
 
@@ -95,6 +103,7 @@ export class MemoryBlockStore implements BlockStore {
     const objects = keys.slice(0, limit).map((key) => ({
       key,
       size: this.#objects.get(key)!.length,
+      mtime: this.#mtimes.get(key)!,
     }));
     return Promise.resolve({ objects, truncated: keys.length > limit });
   }

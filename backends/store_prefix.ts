@@ -65,7 +65,7 @@ export class PrefixBlockStore implements BlockStore {
   /** The object's size, or `undefined`. */
   async head(key: string): Promise<ObjectInfo | undefined> {
     const info = await this.#inner.head(this.prefix + key);
-    return info === undefined ? undefined : { key, size: info.size };
+    return info === undefined ? undefined : { ...info, key };
   }
 
   /** Deletes the prefixed keys. */
@@ -81,7 +81,7 @@ export class PrefixBlockStore implements BlockStore {
     const page = await this.#inner.list(this.prefix + prefix, inner);
     const cut = this.prefix.length;
     return {
-      objects: page.objects.map((o) => ({ key: o.key.slice(cut), size: o.size })),
+      objects: page.objects.map((o) => ({ ...o, key: o.key.slice(cut) })),
       truncated: page.truncated,
     };
   }

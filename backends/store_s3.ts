@@ -489,7 +489,9 @@ export class S3BlockStore implements BlockStore {
             abortSignal: signal,
           }),
       );
-      return { key, size: res.ContentLength ?? 0 };
+      const info: ObjectInfo = { key, size: res.ContentLength ?? 0 };
+      if (res.LastModified !== undefined) info.mtime = res.LastModified.getTime();
+      return info;
     } catch (err) {
       const { status, code } = describe(err instanceof S3StoreError ? err.cause : err);
       if (status === 404 || code === "NotFound" || code === "NoSuchKey") return undefined;
@@ -563,7 +565,9 @@ export class S3BlockStore implements BlockStore {
       const contents = res.Contents ?? [];
       for (const o of contents) {
         if (o.Key === undefined) continue;
-        objects.push({ key: o.Key.slice(base.length), size: o.Size ?? 0 });
+        const info: ObjectInfo = { key: o.Key.slice(base.length), size: o.Size ?? 0 };
+        if (o.LastModified !== undefined) info.mtime = o.LastModified.getTime();
+        objects.push(info);
       }
       const truncated = res.IsTruncated === true;
       const last = contents.at(-1)?.Key;

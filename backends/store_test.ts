@@ -15,6 +15,9 @@ import {
   storeSchemes,
 } from "./registry.ts";
 
+/** An object's key and size, without the time it was written. */
+const keySize = (o: { key: string; size: number } | undefined) => o && { key: o.key, size: o.size };
+
 storeConformance("MemoryBlockStore", () => Promise.resolve(new MemoryBlockStore()));
 
 const fileDirs = new Map<BlockStore, string>();
@@ -62,7 +65,7 @@ Deno.test("FileBlockStore lays keys out as files and skips temporary files in li
     assert.deepEqual(await Deno.readFile(`${dir}/a/b/c`), new Uint8Array([1, 2]));
     // A leftover of a crashed put is invisible.
     await Deno.writeFile(`${dir}/a/b/${FILE_STORE_TEMP_PREFIX}123`, new Uint8Array(5));
-    assert.deepEqual((await store.list("")).objects, [{ key: "a/b/c", size: 2 }]);
+    assert.deepEqual((await store.list("")).objects.map(keySize), [{ key: "a/b/c", size: 2 }]);
     // The directory removed behind the store's back is made again.
     await Deno.remove(`${dir}/a`, { recursive: true });
     await store.put("a/b/d", new Uint8Array([3]));
@@ -149,8 +152,8 @@ Deno.test("PrefixBlockStore maps keys, listings and NotFoundError", async () => 
   const store = new PrefixBlockStore(inner, "p/");
   assert.equal(store.url, "mem://x/p/");
   await store.put("a", new Uint8Array([1]));
-  assert.deepEqual((await inner.list("")).objects, [{ key: "p/a", size: 1 }]);
-  assert.deepEqual(await store.head("a"), { key: "a", size: 1 });
+  assert.deepEqual((await inner.list("")).objects.map(keySize), [{ key: "p/a", size: 1 }]);
+  assert.deepEqual(keySize(await store.head("a")), { key: "a", size: 1 });
   await assert.rejects(store.get("b"), (err) => err instanceof NotFoundError && err.key === "b");
 });
 

@@ -102,6 +102,8 @@ interface Entry {
   readonly key: string;
   readonly path: string;
   size: number;
+  /** When this version was staged (ms since the epoch). */
+  mtime: number;
   version: number;
   /** The inner `put` in flight for this entry (never rejects). */
   attempt: Promise<void> | undefined;
@@ -269,7 +271,7 @@ export class WritebackBlockStore implements BlockStore {
     const dirFile = await Deno.open(dir, { read: true });
     const store = new WritebackBlockStore(inner, dir, dirFile, opts);
     for (const f of found) {
-      const entry = store.#newEntry(f.key, `${dir}/${f.name}`, f.size);
+      const entry = store.#newEntry(f.key, `${dir}/${f.name}`, f.size, f.mtime);
       store.#stagedBytes += f.size;
       store.#queue.push(entry);
     }
@@ -328,6 +330,7 @@ export class WritebackBlockStore implements BlockStore {
         if (entry !== undefined) {
           this.#stagedBytes += size - entry.size;
           entry.size = size;
+          entry.mtime = Date.now();
           entry.version++; // its uploader (queued, uploading or sleeping) uploads this version
         } else {
           this.#stagedBytes += size;
@@ -367,7 +370,7 @@ export class WritebackBlockStore implements BlockStore {
   /** The staged object's size if staged, else the inner store's answer. */
   async head(key: string): Promise<ObjectInfo | undefined> {
     const entry = this.#entries.get(key);
-    if (entry !== undefined) return { key, size: entry.size };
+    if (entry !== undefined) return { key, size: entry.size, mtime: entry.mtime };
     return await this.#inner.head(key);
   }
 
@@ -410,19 +413,19 @@ export class WritebackBlockStore implements BlockStore {
     const staged: ObjectInfo[] = [];
     for (const e of this.#entries.values()) {
       if (e.key.startsWith(prefix) && (startAfter === undefined || e.key > startAfter)) {
-        staged.push({ key: e.key, size: e.size });
+        staged.push({ key: e.key, size: e.size, mtime: e.mtime });
       }
     }
     const page = await this.#inner.list(prefix, options);
     if (staged.length === 0) return page;
     // Past the last key of a truncated inner page lie inner keys we have not seen.
     const last = page.truncated ? page.objects.at(-1)?.key : undefined;
-    const merged = new Map<string, number>();
-    for (const o of page.objects) merged.set(o.key, o.size);
-    for (const o of staged) if (last === undefined || o.key <= last) merged.set(o.key, o.size);
+    const merged = new Map<string, ObjectInfo>();
+    for (const o of page.objects) merged.set(o.key, o);
+    for (const o of staged) if (last === undefined || o.key <= last) merged.set(o.key, o);
     const keys = [...merged.keys()].sort((a, b) => a < b ? -1 : a > b ? 1 : 0);
     return {
-      objects: keys.slice(0, limit).map((key) => ({ key, size: merged.get(key)! })),
+      objects: keys.slice(0, limit).map((key) => merged.get(key)!),
       truncated: page.truncated || keys.length > limit,
     };
   }
@@ -487,13 +490,14 @@ export class WritebackBlockStore implements BlockStore {
     return new FsError(Errno.EIO, `Writeback store "${this.dir}" is closed`);
   }
 
-  #newEntry(key: string, path: string, size: number): Entry {
+  #newEntry(key: string, path: string, size: number, mtime = Date.now()): Entry {
     let settle!: () => void;
     const settled = new Promise<void>((resolve) => settle = resolve);
     const entry: Entry = {
       key,
       path,
       size,
+      mtime,
       version: 0,
       attempt: undefined,
       wake: undefined,

@@ -25,6 +25,11 @@ export class NotFoundError extends Error {
 export interface ObjectInfo {
   key: string;
   size: number;
+  /**
+   * When the object was last written, in milliseconds since the epoch, if the store knows (S3's
+   * `LastModified`, a file's mtime). `slayerfs gc` leaves objects of unknown age alone.
+   */
+  mtime?: number;
 }
 
 /** One page of a listing. */

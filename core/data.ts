@@ -8,7 +8,7 @@
 import type { BlockStore } from "./block_store.ts";
 import { Errno, FsError } from "./errno.ts";
 import type { FreedSlice, Meta } from "./meta.ts";
-import { blockKey, resolveSegments, sliceBlocks, type SliceRecord } from "./slice.ts";
+import { blockKey, freedSliceKeys, resolveSegments, type SliceRecord } from "./slice.ts";
 import type { Ino, SliceId } from "./types.ts";
 import { BLOCK_INLINE, type BlockRecord, CodecPool, decodeBlock, toHex } from "./block_codec.ts";
 import { inlineKey } from "./_codec.ts";
@@ -532,10 +532,8 @@ export class DataEngine {
     if (freed.length === 0) return;
     const keys: string[] = [];
     for (const f of freed) {
-      if (f.blobs) keys.push(...f.blobs);
-      for (const [i, len] of sliceBlocks(f.size, this.blockSize)) {
-        const key = blockKey(f.id, i, len);
-        await this.cache.delete(key);
+      for (const key of freedSliceKeys(f, this.blockSize)) {
+        if (key.startsWith("chunks/")) await this.cache.delete(key);
         keys.push(key);
       }
       this.#owners.delete(f.id);

@@ -1114,6 +1114,14 @@ export class Meta {
     }, { readOnly: true });
   }
 
+  /** For each id, whether a committed slice has it (in one read-only transaction). */
+  slicesExist(ids: readonly SliceId[]): Promise<boolean[]> {
+    return this.kv.txn(async (tx) => {
+      const raws = await tx.getMany(ids.map(C.sliceKey));
+      return raws.map((r) => r !== undefined);
+    }, { readOnly: true });
+  }
+
   /** Forgets garbage entries whose blocks are deleted. */
   clearGarbage(ids: readonly SliceId[]): Promise<void> {
     return this.kv.txn((tx) => {

@@ -120,6 +120,16 @@ export function blockKey(id: SliceId, index: number, len: number): string {
   return `chunks/${Math.floor(id / 1_000_000)}/${Math.floor(id / 1000)}/${id}_${index}_${len}`;
 }
 
+/** The object keys a freed slice leaves in the store: its blocks' and its blobs'. */
+export function freedSliceKeys(
+  freed: { id: SliceId; size: number; blobs?: readonly string[] },
+  blockSize: number,
+): string[] {
+  const keys = freed.blobs ? [...freed.blobs] : [];
+  for (const [i, len] of sliceBlocks(freed.size, blockSize)) keys.push(blockKey(freed.id, i, len));
+  return keys;
+}
+
 /** The blocks a slice of `size` bytes is stored as: `[index, length]` pairs. */
 export function sliceBlocks(size: number, blockSize: number): Array<[number, number]> {
   const out: Array<[number, number]> = [];
