@@ -12,6 +12,7 @@ import { dirname, resolve } from "node:path";
 import { BackendError, openBlockStore, openKvEngine } from "./backends/mod.ts";
 import { formatVolume, Volume } from "./core/volume.ts";
 import { Meta } from "./core/meta.ts";
+import { collectVolumeGarbage } from "./core/gc.ts";
 import { parseSize, type VolumeFormat } from "./core/format.ts";
 import { FsError } from "./core/errno.ts";
 import type { Ino } from "./core/types.ts";
@@ -31,6 +32,9 @@ Usage:
   slayerfs status MOUNTPOINT|META_URL
   slayerfs info PATH
   slayerfs warmup [--threads N] [--quiet] PATH...   (fetch files into the cache)
+  slayerfs gc [--delete] [--min-age SECONDS] META_URL
+                 (report, or delete, objects no file refers to: pending deletes and leaked
+                 uploads older than --min-age, default 3600; safe while mounted)
 
 Metadata URLs: sqlite3:///abs/path/meta.db, mem://[name]
 Storage URLs:  file:///abs/dir, mem://[name]
@@ -742,6 +746,49 @@ async function cmdInfo(args: string[]): Promise<void> {
   }
 }
 
+async function cmdGc(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, {
+    delete: { type: "boolean" },
+    "min-age": { type: "string" },
+  });
+  expectArgs(positionals, 1, "META_URL");
+  const rawAge = values["min-age"] as string | undefined;
+  const minAge = rawAge === undefined ? 3600 : Number(rawAge);
+  if (rawAge === "" || !Number.isFinite(minAge) || minAge < 0) {
+    throw new CliError(`Invalid --min-age "${rawAge}": expected seconds >= 0`, 2);
+  }
+  const remove = values.delete === true;
+  const kv = await openMeta(positionals[0]!, !remove);
+  try {
+    const meta = await Meta.open(kv);
+    const store = await openBlockStore(meta.format.storage);
+    try {
+      const r = await collectVolumeGarbage(meta, store, {
+        delete: remove,
+        minAgeMs: minAge * 1000,
+      });
+      const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+      const done = remove ? "deleted" : "run with --delete to delete them";
+      console.log(`objects: ${r.objects} (${mib(r.bytes)}) in ${store.url}`);
+      console.log(`referenced: ${r.referenced}`);
+      console.log(
+        `pending deletes: ${r.pendingSlices} freed slices, ${r.pendingObjects} objects` +
+          (r.pendingSlices ? ` (${done})` : ""),
+      );
+      console.log(`leaked: ${r.leaked} (${mib(r.leakedBytes)})` + (r.leaked ? ` (${done})` : ""));
+      for (const key of r.examples) console.log(`  ${key}`);
+      if (r.leaked > r.examples.length) console.log(`  ...`);
+      console.log(`not referenced yet, younger than ${minAge} s (may be in flight): ${r.young}`);
+      if (r.foreign) console.log(`other keys under chunks/ and blobs/, left alone: ${r.foreign}`);
+      if (remove) console.log(`deleted: ${r.deleted} objects`);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await kv.close();
+  }
+}
+
 async function cmdWarmup(args: string[]): Promise<void> {
   const { values, positionals } = parse(args, {
     threads: { type: "string" },
@@ -836,6 +883,9 @@ export async function main(args: string[]): Promise<number> {
         return 0;
       case "warmup":
         await cmdWarmup(rest);
+        return 0;
+      case "gc":
+        await cmdGc(rest);
         return 0;
       case undefined:
       case "help":

@@ -195,3 +195,60 @@ Deno.test({
     assert.equal(await Deno.readTextFile(`${fs.mnt}/f`), "survives");
   },
 });
+
+Deno.test("cli gc reports and deletes leaked uploads next to a live mount, and keeps every file", async () => {
+  await withTempDir(async (dir) => {
+    const meta = `sqlite3://${dir}/meta.db`;
+    const mnt = `${dir}/mnt`;
+    const f = await runCli(["format", "--storage", `file://${dir}/blocks`, meta, "gc-vol"]);
+    assert.equal(f.code, 0, f.stderr);
+    await Deno.mkdir(mnt);
+    assert.equal((await runCli(["mount", meta, mnt])).code, 0);
+    try {
+      const big = Uint8Array.from({ length: 5 << 20 }, (_, i) => (i * 7 + (i >> 12)) & 0xff);
+      const small = Uint8Array.from({ length: 300_000 }, (_, i) => (i * 13) & 0xff);
+      await Deno.writeFile(`${mnt}/big`, big);
+      await Deno.writeFile(`${mnt}/small`, small);
+      // What a writer that died between upload and commit leaves: a block of slice 999999 that
+      // no file has, two hours old; and one of slice 999998 uploaded just now.
+      const leaked = "chunks/0/999/999999_0_4096";
+      const young = "chunks/0/999/999998_0_10";
+      await Deno.mkdir(`${dir}/blocks/chunks/0/999`, { recursive: true });
+      await Deno.writeFile(`${dir}/blocks/${leaked}`, new Uint8Array(4096));
+      const old = new Date(Date.now() - 7_200_000);
+      await Deno.utime(`${dir}/blocks/${leaked}`, old, old);
+      await Deno.writeFile(`${dir}/blocks/${young}`, new Uint8Array(10));
+
+      const dry = await runCli(["gc", meta]);
+      assert.equal(dry.code, 0, dry.stderr);
+      assert.match(dry.stdout, /^leaked: 1 \(0\.0 MiB\) \(run with --delete/m, dry.stdout);
+      assert.match(dry.stdout, new RegExp(`^  ${leaked}$`, "m"));
+      assert.match(dry.stdout, /may be in flight\): 1$/m);
+      await Deno.stat(`${dir}/blocks/${leaked}`); // still there
+
+      const del = await runCli(["gc", "--delete", meta]);
+      assert.equal(del.code, 0, del.stderr);
+      assert.match(del.stdout, /^leaked: 1 .*\(deleted\)$/m, del.stdout);
+      await assert.rejects(Deno.stat(`${dir}/blocks/${leaked}`), Deno.errors.NotFound);
+      await Deno.stat(`${dir}/blocks/${young}`);
+      assert.match((await runCli(["gc", meta])).stdout, /^leaked: 0 /m);
+
+      assert.deepEqual(await Deno.readFile(`${mnt}/big`), big);
+      assert.deepEqual(await Deno.readFile(`${mnt}/small`), small);
+      assert.equal((await runCli(["umount", mnt])).code, 0);
+      assert.equal((await runCli(["mount", meta, mnt])).code, 0);
+      assert.deepEqual(await Deno.readFile(`${mnt}/big`), big, "after a remount");
+      assert.equal((await runCli(["umount", mnt])).code, 0);
+
+      assertOneLineError(await runCli(["gc", "--min-age", "-5", meta]), /min-age/, "bad age");
+      assertOneLineError(await runCli(["gc"]), /META_URL/, "no url");
+      assertOneLineError(
+        await runCli(["gc", `sqlite3://${dir}/none.db`]),
+        /does not exist/,
+        "missing metadata",
+      );
+    } finally {
+      forceUnmountSync(mnt);
+    }
+  });
+});
