@@ -38,6 +38,16 @@ async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
+/** Formats a volume with file storage in `dir` and makes its mountpoint `dir/mnt`. */
+async function formatIn(dir: string, name: string): Promise<{ meta: string; mnt: string }> {
+  const meta = `sqlite3://${dir}/meta.db`;
+  const mnt = `${dir}/mnt`;
+  const f = await runCli(["format", "--storage", `file://${dir}/blocks`, meta, name]);
+  assert.equal(f.code, 0, f.stderr);
+  await Deno.mkdir(mnt);
+  return { meta, mnt };
+}
+
 Deno.test("cli rejects an unknown flag with one line", async () => {
   await withTempDir(async (dir) => {
     const r = await runCli(["format", "--bogus-flag", `sqlite3://${dir}/meta.db`, "v"]);
@@ -138,11 +148,7 @@ Deno.test("cli refuses corrupt metadata with one line", async () => {
 
 Deno.test("cli mounts in the background, reports status and info, and unmounts", async () => {
   await withTempDir(async (dir) => {
-    const meta = `sqlite3://${dir}/meta.db`;
-    const mnt = `${dir}/mnt`;
-    const f = await runCli(["format", "--storage", `file://${dir}/blocks`, meta, "cli-vol"]);
-    assert.equal(f.code, 0, f.stderr);
-    await Deno.mkdir(mnt);
+    const { meta, mnt } = await formatIn(dir, "cli-vol");
     const m = await runCli(["mount", meta, mnt]);
     assert.equal(m.code, 0, `background mount: ${m.stderr}`);
     try {
@@ -198,11 +204,7 @@ Deno.test({
 
 Deno.test("cli gc reports and deletes leaked uploads next to a live mount, and keeps every file", async () => {
   await withTempDir(async (dir) => {
-    const meta = `sqlite3://${dir}/meta.db`;
-    const mnt = `${dir}/mnt`;
-    const f = await runCli(["format", "--storage", `file://${dir}/blocks`, meta, "gc-vol"]);
-    assert.equal(f.code, 0, f.stderr);
-    await Deno.mkdir(mnt);
+    const { meta, mnt } = await formatIn(dir, "gc-vol");
     assert.equal((await runCli(["mount", meta, mnt])).code, 0);
     try {
       const big = Uint8Array.from({ length: 5 << 20 }, (_, i) => (i * 7 + (i >> 12)) & 0xff);
