@@ -79,7 +79,10 @@ export interface S3Location {
 export interface S3StoreOptions {
   /** Static credentials; by default the AWS SDK's provider chain finds them. */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  /** Requests in flight at most, which is also the size of the connection pool. Default 32. */
+  /**
+   * Requests in flight at most. Default 32. Each of the two connection pools (`fetch` for GET and
+   * HEAD, `node:http` for requests with bodies) then holds at most this many connections.
+   */
   maxConnections?: number;
   /** The concurrency the core should use, reported in `limits`. Default 16. */
   concurrency?: number;
