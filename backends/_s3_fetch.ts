@@ -124,7 +124,7 @@ export class FetchHandler implements SdkHandler {
     options: { abortSignal?: AbortSignal } = {},
   ): Promise<{ response: SdkResponse }> {
     const { body, method } = request;
-    if (body != null && !(typeof body === "string" && body === "")) {
+    if (body != null && body !== "") {
       return await this.#fallback.handle(request, options);
     }
     const signal = options.abortSignal;

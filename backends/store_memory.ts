@@ -38,8 +38,8 @@ export class MemoryBlockStore implements BlockStore {
   readonly url: string;
   /** 64 requests in flight. */
   readonly limits: StoreLimits = { concurrency: 64 };
-  #objects = new Map<string, Uint8Array>();
-  #mtimes = new Map<string, number>();
+  /** Each object's bytes and when it was put. */
+  #objects = new Map<string, { data: Uint8Array; mtime: number }>();
 
   /** Creates an empty store; `name` only appears in {@linkcode MemoryBlockStore.url}. */
   constructor(name = "") {
@@ -50,7 +50,6 @@ export class MemoryBlockStore implements BlockStore {
   share(): MemoryBlockStore {
     const other = new MemoryBlockStore(this.url.slice("mem://".length));
     other.#objects = this.#objects;
-    other.#mtimes = this.#mtimes;
     return other;
   }
 
@@ -61,14 +60,13 @@ export class MemoryBlockStore implements BlockStore {
 
   /** Stores a copy of `data` under `key`. */
   put(key: string, data: Uint8Array): Promise<void> {
-    this.#objects.set(key, data.slice());
-    this.#mtimes.set(key, Date.now());
+    this.#objects.set(key, { data: data.slice(), mtime: Date.now() });
     return Promise.resolve();
   }
 
   /** Reads a copy of the range; throws {@linkcode NotFoundError} for a missing key. */
   get(key: string, offset = 0, length?: number): Promise<Uint8Array> {
-    const data = this.#objects.get(key);
+    const data = this.#objects.get(key)?.data;
     if (data === undefined) return Promise.reject(new NotFoundError(key));
     const end = length === undefined ? data.length : Math.min(data.length, offset + length);
     return Promise.resolve(data.slice(Math.min(offset, data.length), Math.max(offset, end)));
@@ -76,18 +74,13 @@ export class MemoryBlockStore implements BlockStore {
 
   /** The object's size, or `undefined`. */
   head(key: string): Promise<ObjectInfo | undefined> {
-    const data = this.#objects.get(key);
-    return Promise.resolve(
-      data === undefined ? undefined : { key, size: data.length, mtime: this.#mtimes.get(key)! },
-    );
+    const o = this.#objects.get(key);
+    return Promise.resolve(o && { key, size: o.data.length, mtime: o.mtime });
   }
 
   /** Deletes keys; missing ones are ignored. */
   delete(keys: readonly string[]): Promise<void> {
-    for (const key of keys) {
-      this.#objects.delete(key);
-      this.#mtimes.delete(key);
-    }
+    for (const key of keys) this.#objects.delete(key);
     return Promise.resolve();
   }
 
@@ -100,11 +93,10 @@ export class MemoryBlockStore implements BlockStore {
       if (key.startsWith(prefix) && (startAfter === undefined || key > startAfter)) keys.push(key);
     }
     keys.sort(compareKeys);
-    const objects = keys.slice(0, limit).map((key) => ({
-      key,
-      size: this.#objects.get(key)!.length,
-      mtime: this.#mtimes.get(key)!,
-    }));
+    const objects = keys.slice(0, limit).map((key) => {
+      const o = this.#objects.get(key)!;
+      return { key, size: o.data.length, mtime: o.mtime };
+    });
     return Promise.resolve({ objects, truncated: keys.length > limit });
   }
 

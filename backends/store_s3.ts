@@ -203,6 +203,13 @@ export function formatS3Url(loc: S3Location): string {
   return `s3://${loc.bucket}/${loc.prefix}?${params.join("&")}`;
 }
 
+/** An {@linkcode ObjectInfo} from what S3 says of an object. */
+function objectInfo(key: string, size?: number, lastModified?: Date): ObjectInfo {
+  const info: ObjectInfo = { key, size: size ?? 0 };
+  if (lastModified !== undefined) info.mtime = lastModified.getTime();
+  return info;
+}
+
 function envRegion(): string | undefined {
   try {
     return Deno.env.get("AWS_REGION") || Deno.env.get("AWS_DEFAULT_REGION") || undefined;
@@ -492,9 +499,7 @@ export class S3BlockStore implements BlockStore {
             abortSignal: signal,
           }),
       );
-      const info: ObjectInfo = { key, size: res.ContentLength ?? 0 };
-      if (res.LastModified !== undefined) info.mtime = res.LastModified.getTime();
-      return info;
+      return objectInfo(key, res.ContentLength, res.LastModified);
     } catch (err) {
       const { status, code } = describe(err instanceof S3StoreError ? err.cause : err);
       if (status === 404 || code === "NotFound" || code === "NoSuchKey") return undefined;
@@ -568,9 +573,7 @@ export class S3BlockStore implements BlockStore {
       const contents = res.Contents ?? [];
       for (const o of contents) {
         if (o.Key === undefined) continue;
-        const info: ObjectInfo = { key: o.Key.slice(base.length), size: o.Size ?? 0 };
-        if (o.LastModified !== undefined) info.mtime = o.LastModified.getTime();
-        objects.push(info);
+        objects.push(objectInfo(o.Key.slice(base.length), o.Size, o.LastModified));
       }
       const truncated = res.IsTruncated === true;
       const last = contents.at(-1)?.Key;

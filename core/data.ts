@@ -503,6 +503,7 @@ export class DataEngine {
         if (this.cache.has(b.key) || this.#inflight.has(b.key)) continue;
         if (this.#prefetching >= limit) return;
         await this.cache.room?.(b.blockLen);
+        // Again: the wait may have been long.
         if (this.cache.has(b.key) || this.#inflight.has(b.key)) continue;
         if (this.#prefetching >= limit) return;
         this.#prefetching++;

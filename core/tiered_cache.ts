@@ -18,9 +18,9 @@
  *   `promoteThreshold` accesses (default 2); after a ranged read the whole block is read and
  *   verified in the background, the range itself is served from disk. Those background reads run
  *   one at a time and copy at most the memory tier's size per 10 s, so a working set larger than
- *   memory is served by ranged reads instead of thrashing whole blocks through memory. A block evicted from memory
- *   that is not on disk is written to disk (demoted) if it was hit more than once, otherwise
- *   dropped. Blocks evicted from a directory are deleted.
+ *   memory is served by ranged reads instead of thrashing whole blocks through memory. A block
+ *   evicted from memory that is not on disk is written to disk (demoted) if it was hit more than
+ *   once, otherwise dropped. Blocks evicted from a directory are deleted.
  * - **Caps.** Memory bytes and directory bytes (file sizes, headers included) are the indexes'
  *   `maxBytes`; a disk block is entered in its index, and whatever that evicts deleted, before its
  *   file is written, so the directory never holds more than its cap. Before each disk write the
