@@ -167,6 +167,13 @@ export function toHex(bytes: Uint8Array): string {
   return s;
 }
 
+/** The bytes of a lowercase or uppercase hex string of even length ({@linkcode toHex} reversed). */
+export function fromHex(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length >> 1);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
 /** A job for a codec worker (`_codec_worker.ts`). */
 export type CodecJob =
   | { op: "encode"; raw: Uint8Array; compress: boolean; dedup: boolean; sums?: boolean }
@@ -206,8 +213,8 @@ export class CodecPool {
       const w = new Worker(new URL("./_codec_worker.ts", import.meta.url), { type: "module" });
       w.onmessage = (ev: MessageEvent) => {
         if ((ev.data as { ready?: boolean }).ready) {
-          // A message posted before the worker's module has set its handler can be lost (seen
-          // when the module is type-checked as it loads), so jobs wait for this hello.
+          // A message posted while the worker's module still loads (the engine's top-level
+          // await; longer when Deno type-checks it first) can be lost: jobs wait for this hello.
           for (const m of this.#waiting[i] ?? []) w.postMessage(m.msg, m.transfer);
           this.#waiting[i] = null;
           return;
@@ -294,12 +301,7 @@ export class CodecPool {
         return Promise.reject(err);
       }
     }
-    const own = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength
-      ? stored
-      : stored.slice();
-    return this.#run({ op: "decode", stored: own, record, rawLen, key }, [
-      own.buffer as ArrayBuffer,
-    ]);
+    return this.#decodeInWorker(stored, record, rawLen, key, false);
   }
 
   /** {@linkcode decode}, also returning the raw block's {@linkcode segmentSums}. */
@@ -313,10 +315,21 @@ export class CodecPool {
       const raw = decodeBlock(stored, record, rawLen, key);
       return { raw, sums: segmentSums(raw) };
     }
+    return await this.#decodeInWorker(stored, record, rawLen, key, true);
+  }
+
+  /** A decode job; `stored` is transferred (copied first if it is a view of a larger buffer). */
+  #decodeInWorker<T>(
+    stored: Uint8Array,
+    record: BlockRecord,
+    rawLen: number,
+    key: string,
+    sums: boolean,
+  ): Promise<T> {
     const own = stored.byteOffset === 0 && stored.byteLength === stored.buffer.byteLength
       ? stored
       : stored.slice();
-    return await this.#run({ op: "decode", stored: own, record, rawLen, key, sums: true }, [
+    return this.#run({ op: "decode", stored: own, record, rawLen, key, sums }, [
       own.buffer as ArrayBuffer,
     ]);
   }

@@ -20,6 +20,7 @@
 
 import type { BlockStore, ObjectInfo } from "./block_store.ts";
 import type { Meta } from "./meta.ts";
+import { fromHex } from "./block_codec.ts";
 import { freedSliceKeys } from "./slice.ts";
 import type { SliceId } from "./types.ts";
 
@@ -52,21 +53,11 @@ export interface GcOptions {
   delete?: boolean;
   /** Unreferenced objects younger than this may still be committed (default one hour). */
   minAgeMs?: number;
-  /** The current time, for tests (default `Date.now()`). */
-  now?: number;
-  /** Called after each page of the listing with the objects seen so far. */
-  onProgress?: (listed: number) => void;
 }
 
 const CHUNK_KEY = /^chunks\/\d+\/\d+\/(\d+)_(\d+)_(\d+)$/;
 const BLOB_KEY = /^blobs\/[0-9a-f]{2}\/[0-9a-f]{2}\/([0-9a-f]{64})_\d+_\d+$/;
 const BATCH = 1000;
-
-function fromHex(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
 
 /**
  * Finds pending and leaked objects of the volume whose metadata is `meta` and whose blocks are
@@ -119,7 +110,7 @@ export async function collectVolumeGarbage(
     report.pendingObjects = pendingKeys.size;
   }
 
-  const now = options.now ?? Date.now();
+  const now = Date.now();
   const classify = async (page: ObjectInfo[], kind: "chunks" | "blobs") => {
     const unknown: { o: ObjectInfo; id?: SliceId; hash?: string }[] = [];
     for (const o of page) {
@@ -137,9 +128,8 @@ export async function collectVolumeGarbage(
     if (kind === "chunks") {
       refs = await meta.slicesExist(unknown.map((u) => u.id!));
     } else {
-      refs = await Promise.all(
-        unknown.map(async (u) => (await meta.blob(fromHex(u.hash!))) === u.o.key),
-      );
+      const named = await meta.blobs(unknown.map((u) => fromHex(u.hash!)));
+      refs = unknown.map((u, i) => named[i] === u.o.key);
     }
     const leaked: string[] = [];
     unknown.forEach((u, i) => {
@@ -165,7 +155,6 @@ export async function collectVolumeGarbage(
         startAfter === undefined ? { limit: BATCH } : { limit: BATCH, startAfter },
       );
       await classify(page.objects, kind);
-      options.onProgress?.(report.objects);
       if (!page.truncated || page.objects.length === 0) break;
       startAfter = page.objects.at(-1)!.key;
     }

@@ -467,10 +467,15 @@ export class Meta {
   }
 
   /** The object key of the stored blob with content hash `hash`, if one is referenced. */
-  blob(hash: Uint8Array): Promise<string | undefined> {
+  async blob(hash: Uint8Array): Promise<string | undefined> {
+    return (await this.blobs([hash]))[0];
+  }
+
+  /** {@linkcode blob} of each hash, in one read-only transaction. */
+  blobs(hashes: readonly Uint8Array[]): Promise<(string | undefined)[]> {
     return this.kv.txn(async (tx) => {
-      const raw = await tx.get(C.blobKey(hash));
-      return raw ? decodeBlob(raw).key : undefined;
+      const raws = await tx.getMany(hashes.map(C.blobKey));
+      return raws.map((raw) => raw ? decodeBlob(raw).key : undefined);
     }, { readOnly: true });
   }
 
