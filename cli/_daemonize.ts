@@ -1,0 +1,72 @@
+/**
+ * Background mounts: `slayerfs mount` starts `mount --foreground` as a detached daemon logging to
+ * a file, waits until it serves, and otherwise reports the daemon's last `slayerfs:` log line.
+ *
+ * @module
+ */
+
+import { dirname } from "node:path";
+import { CliError } from "./_errors.ts";
+import { readState } from "./_state.ts";
+
+/** The top-level entry point the daemon runs (`cli.ts`, beside this folder). */
+const ENTRY = new URL("../cli.ts", import.meta.url).pathname;
+
+/**
+ * Why a daemon failed, from the text it logged: its last line starting with `slayerfs:`, without
+ * that prefix, and without the `[level] category: ` of a LogTape record (`core/log.ts`). Logger
+ * categories are lowercase words; messages are in sentence case, so a plain error line keeps its
+ * first word.
+ */
+export function failureReason(log: string): string | undefined {
+  const last = log.trim().split("\n").findLast((l) => l.startsWith("slayerfs:"));
+  return last?.replace(/^slayerfs: (?:\[\w+\] )?(?:[a-z][\w.-]*: )?/, "");
+}
+
+/** Starts `mount --foreground` as a detached daemon and returns once it serves. */
+export async function daemonize(args: string[], mnt: string, log: string): Promise<void> {
+  await Deno.mkdir(dirname(log), { recursive: true });
+  const self = Deno.execPath();
+  const compiled = !/deno$/.test(self);
+  const inner = compiled ? [self, "mount", "--foreground", ...args] : [
+    self,
+    "run",
+    "-A",
+    "--v8-flags=--max-old-space-size=1024",
+    ENTRY,
+    "mount",
+    "--foreground",
+    ...args,
+  ];
+  const cmd = new Deno.Command("setsid", {
+    args: ["sh", "-c", 'log="$1"; shift; exec "$@" >>"$log" 2>&1 </dev/null', "sh", log, ...inner],
+    // Fewer malloc arenas: the I/O threads otherwise each keep freed block buffers resident.
+    env: { MALLOC_ARENA_MAX: Deno.env.get("MALLOC_ARENA_MAX") ?? "2" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  });
+  const child = cmd.spawn();
+  let exited = false;
+  child.status.then(() => exited = true);
+  const { isMounted } = await import("../ffi/mounts.ts");
+  const started = Date.now();
+  const logStart = await Deno.stat(log).then((s) => s.size).catch(() => 0);
+  while (Date.now() - started < 60_000) {
+    await new Promise((r) => setTimeout(r, 50));
+    if (exited) break;
+    if (isMounted(mnt) && (await readState(mnt))?.pid === child.pid) {
+      child.unref();
+      console.log(`SlayerFS mounted at ${mnt} (pid ${child.pid}, log ${log})`);
+      return;
+    }
+  }
+  if (!exited) {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* gone */ }
+    throw new CliError(`The mount at "${mnt}" did not become ready in 60 s (see ${log})`);
+  }
+  const text = await Deno.readTextFile(log).catch(() => "");
+  throw new CliError(failureReason(text.slice(logStart)) ?? `The daemon failed (see ${log})`);
+}

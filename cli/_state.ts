@@ -1,0 +1,86 @@
+/**
+ * Where the CLI keeps things (`$SLAYERFS_HOME`, `~/.slayerfs` by default) and the state file each
+ * running daemon writes about its mount (`run/<mountpoint>.json`), which `status`, `info`,
+ * `umount` and the next `mount` read.
+ *
+ * @module
+ */
+
+/** The CLI's home: `$SLAYERFS_HOME`, else `~/.slayerfs`. */
+export function home(): string {
+  return Deno.env.get("SLAYERFS_HOME") ?? `${Deno.env.get("HOME") ?? "/root"}/.slayerfs`;
+}
+
+/** The folder of the daemons' state files. */
+export function runDir(): string {
+  return `${home()}/run`;
+}
+
+/** The state file of the daemon serving `mountpoint`. */
+export function stateFile(mountpoint: string): string {
+  return `${runDir()}/${encodeURIComponent(mountpoint)}.json`;
+}
+
+/** What a running daemon records about its mount. */
+export interface MountState {
+  /** The daemon's process id. */
+  pid: number;
+  /** The metadata URL it serves. */
+  meta: string;
+  /** The absolute mountpoint. */
+  mountpoint: string;
+  /** The volume's name. */
+  volume: string;
+  /** The volume's block-store URL. */
+  storage: string;
+  /** When it mounted (ISO 8601). */
+  started: string;
+  /** When it last wrote this state (every 2 s). */
+  updated: string;
+  /** Files open through the mount. */
+  openFiles?: number;
+  /** Open file and directory handles. */
+  handles?: number;
+  /** Bytes in the memory block cache. */
+  cacheBytes?: number;
+  /** Block reads the cache answered. */
+  cacheHits?: number;
+  /** FUSE requests answered per operation, with errors and mean latency in microseconds. */
+  ops?: Record<string, { count: number; errors: number; meanUs: number }>;
+  /** Block reads that went to the store. */
+  cacheMisses?: number;
+  /** The read-pattern predictor's counters. */
+  predictor?: { recorded: number; replays: number; prefetchedBlocks: number };
+  /** The tiered cache's statistics, when there is one. */
+  cache?: unknown;
+  /** The files with the most cached blocks, with the tiered cache. */
+  hottestFiles?: unknown;
+  /** The writeback staging's counters, with `--writeback`. */
+  writeback?: unknown;
+}
+
+/** Whether process `pid` runs (a zombie, killed and not yet reaped, does not). */
+export function processAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !/^\d+ \(.*\) [ZX]/s.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+/** The state of the daemon serving `mnt`, if there is a readable one. */
+export async function readState(mnt: string): Promise<MountState | undefined> {
+  try {
+    return JSON.parse(await Deno.readTextFile(stateFile(mnt))) as MountState;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes the daemon's state file; the run directory must exist (made once at mount). */
+export async function writeState(s: MountState): Promise<void> {
+  const path = stateFile(s.mountpoint);
+  await Deno.writeTextFile(path + ".tmp", JSON.stringify(s, null, 2));
+  await Deno.rename(path + ".tmp", path);
+}

@@ -1,0 +1,210 @@
+/**
+ * The daemon: `slayerfs mount --foreground` opens the volume, mounts it, keeps its state file
+ * fresh for `status`, and unmounts cleanly after flushing on SIGINT/SIGTERM or an external
+ * unmount. Its log lines go through LogTape (`slayerfs: [level] daemon: ...` on stderr, which a
+ * background mount sends to its log file).
+ *
+ * @module
+ */
+
+import { openBlockStore } from "../backends/mod.ts";
+import { tryLoadLibc } from "../core/libc.ts";
+import { configureLogging, getLog } from "../core/log.ts";
+import { Meta } from "../core/meta.ts";
+import type { KvEngine } from "../core/kv.ts";
+import { formatVolume, Volume } from "../core/volume.ts";
+import { CliError, describe } from "./_errors.ts";
+import { openMeta } from "./_meta.ts";
+import { home, type MountState, runDir, stateFile, writeState } from "./_state.ts";
+import { cacheCounters } from "./status.ts";
+
+const log = getLog("daemon");
+
+/** How `slayerfs mount` was asked to serve. */
+export interface MountOpts {
+  /** Serve in this process instead of a detached daemon. */
+  foreground: boolean;
+  /** The `-o` mount options, by name (`""` for a flag). */
+  options: Map<string, string>;
+  /** The memory cache, in MiB. */
+  cacheMiB: number;
+  /** Disk cache folders (a remote store gets one under the home by default). */
+  cacheDirs: string[];
+  /** No disk cache even for a remote store. */
+  noCacheDir: boolean;
+  /** The size of each disk cache folder, in MiB. */
+  cacheDirMiB: number;
+  /** Stage writes on disk and upload them in the background. */
+  writeback: boolean;
+  /** The staging folder (under the home by default). */
+  writebackDir: string | undefined;
+  /** The staging capacity, in MiB. */
+  writebackMiB: number;
+  /** The background daemon's log file. */
+  log: string;
+}
+
+/**
+ * Keeps the daemon's memory from creeping up while it streams: the I/O threads share two malloc
+ * arenas instead of one each, and every second the freed block buffers go back to the kernel
+ * (`malloc_trim`). (A fixed mmap threshold kept RSS low too, but the page faults of a fresh mapping
+ * per block halved sequential throughput.) Returns a function that stops the trimming.
+ */
+function tuneMalloc(): () => void {
+  if (Deno.env.get("SLAYERFS_MALLOPT") === "0") return () => {};
+  const libc = tryLoadLibc();
+  const mallopt = libc?.mallopt;
+  const mallocTrim = libc?.malloc_trim;
+  if (!mallopt || !mallocTrim) return () => {}; // Not glibc: nothing to tune.
+  const M_ARENA_MAX = -8;
+  mallopt(M_ARENA_MAX, 2);
+  const timer = setInterval(() => mallocTrim(0n), 1000);
+  Deno.unrefTimer(timer);
+  return () => clearInterval(timer);
+}
+
+/** Serves the volume of `metaUrl` at `mnt` until it is unmounted; then exits the process. */
+export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Promise<void> {
+  configureLogging({ level: opts.options.has("debug") ? "debug" : "info" });
+  const stopTrimming = tuneMalloc();
+  const { mountFs } = await import("../ffi/mod.ts");
+  let kv: KvEngine;
+  try {
+    kv = await openMeta(metaUrl);
+  } catch (err) {
+    throw err instanceof CliError ? err : new CliError(describe(err));
+  }
+  let vol: Volume;
+  let writeback:
+    | { stats(): unknown; flush(o?: { signal?: AbortSignal }): Promise<void> }
+    | undefined;
+  try {
+    let format = await Meta.readFormat(kv);
+    if (!format && metaUrl.startsWith("mem://")) {
+      format = await formatVolume(kv, { name: "mem", storage: "mem://" });
+    }
+    if (!format) throw new CliError(`No volume in "${metaUrl}": run slayerfs format first`);
+    let store = await openBlockStore(format.storage);
+    if (opts.writeback) {
+      const { WritebackBlockStore } = await import("../backends/store_writeback.ts");
+      const staged = await WritebackBlockStore.open(store, {
+        dir: opts.writebackDir ?? `${home()}/writeback/${format.uuid}`,
+        capacityBytes: opts.writebackMiB * 2 ** 20,
+        // The block stays staged and is uploaded again later.
+        onError: (error, key) =>
+          log.warn('Upload of "{key}" failed: {reason}', { key, reason: describe(error), error }),
+      });
+      writeback = staged;
+      store = staged;
+    }
+    // Remote storage gets a disk cache by default, as JuiceFS does; local storage needs none.
+    if (!opts.cacheDirs.length && !opts.noCacheDir && !/^(file|mem):/.test(format.storage)) {
+      opts.cacheDirs.push(`${home()}/cache/${format.uuid}`);
+    }
+    vol = await Volume.openWith(kv, store, {
+      cacheBytes: opts.cacheMiB * 2 ** 20,
+      ...(opts.cacheDirs.length
+        ? {
+          cacheDirs: opts.cacheDirs.map((path) => ({
+            path,
+            capacityBytes: opts.cacheDirMiB * 2 ** 20,
+          })),
+        }
+        : {}),
+    });
+  } catch (err) {
+    await kv.close();
+    throw err instanceof CliError ? err : new CliError(describe(err));
+  }
+  const o = opts.options;
+  const num = (k: string) => o.has(k) ? Number(o.get(k)) : undefined;
+  const session = await mountFs(vol.vfs, mnt, {
+    fsname: `slayerfs:${vol.format.name}`,
+    subtype: "slayerfs",
+    allowOther: o.has("allow_other"),
+    readOnly: o.has("ro"),
+    debug: o.has("debug"),
+    writebackCache: o.has("writeback_cache"),
+    flockLocks: o.has("fs_flock"),
+    // The daemon serves no calls into its own mount, so it can use the JS loop (see ffi/README.md).
+    loop: o.get("loop") === "mt" ? "mt" as const : "js" as const,
+    ...(num("loop_spin_us") !== undefined ? { spinUs: num("loop_spin_us")! } : {}),
+    ...(num("attr_timeout") !== undefined ? { attrTimeout: num("attr_timeout")! } : {}),
+    ...(num("entry_timeout") !== undefined ? { entryTimeout: num("entry_timeout")! } : {}),
+    ...(num("negative_timeout") !== undefined ? { negativeTimeout: num("negative_timeout")! } : {}),
+  }).catch(async (err) => {
+    await vol.close();
+    throw new CliError(describe(err));
+  });
+  const state: MountState = {
+    pid: Deno.pid,
+    meta: metaUrl,
+    mountpoint: mnt,
+    volume: vol.format.name,
+    storage: vol.format.storage,
+    started: new Date().toISOString(),
+    updated: new Date().toISOString(),
+  };
+  const refresh = async () => {
+    const s = vol.vfs.stats();
+    Object.assign(state, {
+      updated: new Date().toISOString(),
+      openFiles: s.openFiles,
+      handles: s.handles,
+      cacheBytes: s.cacheBytes,
+      ...cacheCounters(vol.vfs),
+      ...(s.predictor ? { predictor: s.predictor } : {}),
+      ...(s.cache ? { cache: s.cache, hottestFiles: s.hottestFiles } : {}),
+      ...(writeback ? { writeback: writeback.stats() } : {}),
+      ops: Object.fromEntries(
+        Object.entries(session.opStats()).sort(([a], [b]) => a < b ? -1 : 1).map((
+          [op, st],
+        ) => [op, {
+          count: st.count,
+          errors: st.errors,
+          meanUs: st.count ? Math.round(st.totalUs / st.count) : 0,
+        }]),
+      ),
+    });
+    await writeState(state).catch(() => {});
+  };
+  await Deno.mkdir(runDir(), { recursive: true });
+  await refresh();
+  const timer = setInterval(refresh, 2000);
+  log.info('Serving "{volume}" at {mountpoint} (pid {pid})', {
+    volume: vol.format.name,
+    mountpoint: mnt,
+    pid: Deno.pid,
+  });
+  let stopping: Promise<void> | undefined;
+  const stop = (why: string) =>
+    stopping ??= (async () => {
+      log.info("Unmounting {mountpoint} ({why})", { mountpoint: mnt, why });
+      clearInterval(timer);
+      stopTrimming();
+      try {
+        await session.unmount();
+      } catch (error) {
+        log.error("Unmount failed: {reason}", { reason: describe(error), error });
+      }
+      try {
+        // Give staged uploads a bounded chance to finish; what remains uploads at the next mount.
+        await writeback?.flush({ signal: AbortSignal.timeout(30_000) }).catch((error) => {
+          log.warn("Staged blocks remain for the next mount: {reason}", {
+            reason: describe(error),
+            error,
+          });
+        });
+        await vol.close();
+      } catch (error) {
+        log.error("Flushing on exit failed: {reason}", { reason: describe(error), error });
+      }
+      await Deno.remove(stateFile(mnt)).catch(() => {});
+      log.info("Stopped");
+    })();
+  Deno.addSignalListener("SIGINT", () => stop("SIGINT").then(() => Deno.exit(0)));
+  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM").then(() => Deno.exit(0)));
+  await session.closed;
+  await stop("unmounted");
+  Deno.exit(0);
+}

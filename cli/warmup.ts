@@ -1,0 +1,84 @@
+/**
+ * `slayerfs warmup [--threads N] [--quiet] PATH...`: reads files (folders recursively) through the
+ * mount so that their blocks land in the cache, with a progress bar on a terminal.
+ *
+ * @module
+ */
+
+import { resolve } from "node:path";
+import pLimit from "p-limit";
+import { mib, parse } from "./_args.ts";
+import { CliError, describe } from "./_errors.ts";
+
+/** The read buffer of each file being read. */
+const BUFFER_BYTES = 1 << 20;
+
+/** Runs `slayerfs warmup` with the arguments after the command name. */
+export async function cmdWarmup(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, {
+    threads: { type: "string" },
+    quiet: { type: "boolean", short: "q" },
+  });
+  if (positionals.length === 0) throw new CliError("Expected PATH... (see slayerfs --help)", 2);
+  const threads = Number(values.threads ?? 8);
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new CliError(`Invalid --threads "${values.threads}"`, 2);
+  }
+  const files: Array<{ path: string; size: number }> = [];
+  const walk = async (path: string) => {
+    const st = await Deno.lstat(path);
+    if (st.isFile) files.push({ path, size: st.size });
+    else if (st.isDirectory) {
+      for await (const e of Deno.readDir(path)) await walk(`${path}/${e.name}`);
+    }
+  };
+  for (const p of positionals) {
+    try {
+      await walk(resolve(p));
+    } catch (err) {
+      throw new CliError(`Cannot read "${p}": ${describe(err)}`);
+    }
+  }
+  const total = files.reduce((n, f) => n + f.size, 0);
+  let done = 0;
+  let doneFiles = 0;
+  const started = Date.now();
+  const tty = !values.quiet && Deno.stderr.isTerminal();
+  const enc = new TextEncoder();
+  const draw = (final = false) => {
+    if (values.quiet) return;
+    const frac = total ? done / total : 1;
+    const bar = "#".repeat(Math.round(frac * 30)).padEnd(30, " ");
+    const rate = done / 2 ** 20 / Math.max(0.001, (Date.now() - started) / 1000);
+    const line =
+      `[${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${mib(done)}/${mib(total)} MiB ` +
+      `${doneFiles}/${files.length} files ${rate.toFixed(1)} MiB/s`;
+    if (tty) Deno.stderr.writeSync(enc.encode(`\r${line}${final ? "\n" : ""}`));
+    else if (final) console.error(line);
+  };
+  const timer = setInterval(draw, 200);
+  const failures: string[] = [];
+  // One buffer per file being read, reused: at most `threads` of them.
+  const spare: Uint8Array[] = [];
+  await pLimit(threads).map(files, async (f) => {
+    const b = spare.pop() ?? new Uint8Array(BUFFER_BYTES);
+    try {
+      using file = await Deno.open(f.path, { read: true });
+      for (;;) {
+        const n = await file.read(b);
+        if (n === null) break;
+        done += n;
+      }
+    } catch (err) {
+      failures.push(`${f.path}: ${describe(err)}`);
+    } finally {
+      spare.push(b);
+    }
+    doneFiles++;
+  });
+  clearInterval(timer);
+  draw(true);
+  if (failures.length) {
+    throw new CliError(`${failures.length} files could not be read, first: ${failures[0]}`);
+  }
+}
