@@ -54,42 +54,30 @@ Mount options (-o, comma separated): allow_other, ro, debug, nonempty, writeback
 `;
 }
 
+/** The commands by name, each run with the arguments after its name. */
+const COMMANDS = new Map<string, (args: string[]) => Promise<void>>([
+  ["format", cmdFormat],
+  ["mount", cmdMount],
+  ["umount", cmdUmount],
+  ["unmount", cmdUmount],
+  ["status", cmdStatus],
+  ["info", cmdInfo],
+  ["warmup", cmdWarmup],
+  ["gc", cmdGc],
+]);
+
 /** Runs the CLI with `args`; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
   try {
-    switch (cmd) {
-      case "format":
-        await cmdFormat(rest);
-        return 0;
-      case "mount":
-        await cmdMount(rest);
-        return 0;
-      case "umount":
-      case "unmount":
-        await cmdUmount(rest);
-        return 0;
-      case "status":
-        await cmdStatus(rest);
-        return 0;
-      case "info":
-        await cmdInfo(rest);
-        return 0;
-      case "warmup":
-        await cmdWarmup(rest);
-        return 0;
-      case "gc":
-        await cmdGc(rest);
-        return 0;
-      case undefined:
-      case "help":
-      case "--help":
-      case "-h":
-        console.log(usage());
-        return cmd === undefined ? 2 : 0;
-      default:
-        throw new CliError(`Unknown command "${cmd}" (see slayerfs --help)`, 2);
+    if (cmd === undefined || cmd === "help" || cmd === "--help" || cmd === "-h") {
+      console.log(usage());
+      return cmd === undefined ? 2 : 0;
     }
+    const run = COMMANDS.get(cmd);
+    if (!run) throw new CliError(`Unknown command "${cmd}" (see slayerfs --help)`, 2);
+    await run(rest);
+    return 0;
   } catch (err) {
     console.error(`slayerfs: ${describe(err)}`);
     if (err instanceof CliError) return err.exitCode;

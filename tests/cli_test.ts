@@ -78,6 +78,10 @@ Deno.test("cli rejects unknown URL schemes with one line", async () => {
     assertOneLineError(s, /ftp/, "unknown storage scheme");
     const m = await runCli(["format", "--storage", `file://${dir}/blocks`, "bogus://x", "v"]);
     assertOneLineError(m, /bogus/, "unknown meta scheme");
+    await Deno.mkdir(`${dir}/mnt`);
+    const mm = await runCli(["mount", "bogus://x", `${dir}/mnt`]);
+    assertOneLineError(mm, /"bogus".*sqlite3, mem/, "mount: unknown meta scheme");
+    assert.equal(mm.code, 2, "an unknown scheme is a usage error");
   });
 });
 
@@ -149,7 +153,8 @@ Deno.test("cli refuses corrupt metadata with one line", async () => {
 Deno.test("cli mounts in the background, reports status and info, and unmounts", async () => {
   await withTempDir(async (dir) => {
     const { meta, mnt } = await formatIn(dir, "cli-vol");
-    const m = await runCli(["mount", meta, mnt]);
+    const log = `${dir}/daemon.log`;
+    const m = await runCli(["mount", "--log", log, meta, mnt]);
     assert.equal(m.code, 0, `background mount: ${m.stderr}`);
     try {
       assert.ok(isMounted(mnt), "mounted when `mount` returns");
@@ -171,6 +176,9 @@ Deno.test("cli mounts in the background, reports status and info, and unmounts",
       const u = await runCli(["umount", mnt]);
       assert.equal(u.code, 0, `umount: ${u.stderr}`);
       assert.ok(!isMounted(mnt), "unmounted when `umount` returns");
+      const logged = await Deno.readTextFile(log);
+      assert.match(logged, /^slayerfs: daemon: Serving "cli-vol" at /m, logged);
+      assert.match(logged, /^slayerfs: daemon: Stopped$/m, logged);
       const again = await runCli(["umount", mnt]);
       assertOneLineError(again, /not|mount/i, "umount of a directory that is not mounted");
       const st2 = await runCli(["status", mnt]);
