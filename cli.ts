@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { dirname, resolve } from "node:path";
 import { BackendError, openBlockStore, openKvEngine } from "./backends/mod.ts";
 import { formatVolume, Volume } from "./core/volume.ts";
-import { Meta } from "./core/meta.ts";
+import { Meta } from "./core/meta/mod.ts";
 import { collectVolumeGarbage } from "./core/gc.ts";
 import { parseSize, type VolumeFormat } from "./core/format.ts";
 import { FsError } from "./core/errno.ts";

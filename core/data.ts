@@ -7,16 +7,22 @@
 
 import type { BlockStore } from "./block_store.ts";
 import { Errno, FsError } from "./errno.ts";
-import type { FreedSlice, Meta } from "./meta.ts";
+import type { FreedSlice, FullChunk } from "./meta/mod.ts";
 import { blockKey, freedSliceKeys, resolveSegments, type SliceRecord } from "./slice.ts";
 import type { Ino, SliceId } from "./types.ts";
 import { BLOCK_INLINE, type BlockRecord, CodecPool, decodeBlock, toHex } from "./block_codec.ts";
-import { inlineKey } from "./_codec.ts";
+import { inlineKey } from "./meta/keys.ts";
 import { NotFoundError } from "./block_store.ts";
+import type { VolumeFormat } from "./format.ts";
+import { getLog } from "./log.ts";
+
+const log = getLog("data");
 
 /** A stored block: its record, and the blob key if this call uploaded a dedup blob. */
 export interface StoredBlock {
+  /** How the block is stored (flags, hash, inline bytes), for the slice's record. */
   record: BlockRecord;
+  /** The object key of the dedup blob this call uploaded, if it did. */
   uploaded?: string;
 }
 
@@ -136,15 +142,52 @@ export interface BlockCacheLike {
   close?(): Promise<void>;
 }
 
-/** Reads and writes file data as slices of blocks. */
-export class DataEngine {
+/**
+ * What the block layer needs of the metadata: the few methods of `Meta` (`core/meta/`) it calls.
+ * A read finds a chunk's slices and their block records, a dedup block its blob's object key, an
+ * inline block its bytes; deleting freed slices lists and clears the garbage.
+ */
+export interface SliceMeta {
+  /** The settings that shape blocks. */
+  readonly format: Pick<
+    VolumeFormat,
+    "blockSize" | "chunkSize" | "compression" | "dedup" | "inlineMax"
+  >;
+  /** The object key of the stored blob with content hash `hash`, if one is referenced. */
+  blob(hash: Uint8Array): Promise<string | undefined>;
+  /** How the blocks of a committed slice are stored (empty if the slice is unknown). */
+  sliceBlockRecords(id: SliceId): Promise<BlockRecord[]>;
+  /** The stored bytes of an inline block, or `undefined`. */
+  inlineBlock(id: SliceId, index: number): Promise<Uint8Array | undefined>;
+  /** A chunk's slice list, the block records of its visible slices and their inline blocks. */
+  readChunkFull(ino: Ino, index: number): Promise<FullChunk>;
+  /** Slices whose blocks await deletion. */
+  listGarbage(limit?: number): Promise<FreedSlice[]>;
+  /** Forgets garbage entries whose blocks are deleted. */
+  clearGarbage(ids: readonly SliceId[]): Promise<void>;
+}
+
+/**
+ * Reads and writes file data as slices of blocks.
+ *
+ * @typeParam M The metadata it is given, kept as {@linkcode DataEngine.meta} for the file writers
+ * (`core/writer.ts`), which commit through it.
+ */
+export class DataEngine<M extends SliceMeta = SliceMeta> {
+  /** Where blocks are stored. */
   readonly store: BlockStore;
-  readonly meta: Meta;
+  /** The metadata of the volume. */
+  readonly meta: M;
+  /** The volume's block size: a slice is stored as blocks of at most this many bytes. */
   readonly blockSize: number;
+  /** The volume's chunk size: a file is a sequence of chunks, each with its slice list. */
   readonly chunkSize: number;
+  /** The block cache. */
   readonly cache: BlockCacheLike;
+  /** Whether written blocks are cached too. */
   readonly cacheWrites: boolean;
   #owners = new Map<SliceId, Ino>();
+  /** Block uploads in flight per file before its writer waits. */
   readonly uploadConcurrency: number;
   #inflight = new Map<string, Promise<Uint8Array>>();
   #segments = new Map<Ino, Map<number, SliceRecord[]>>();
@@ -152,15 +195,20 @@ export class DataEngine {
   #records = new Map<SliceId, BlockRecord[]>();
   #prefetching = 0;
   #blobs = new Map<string, string>();
+  /** Whether blocks are content-addressed and shared (the volume's `dedup`). */
   readonly dedup: boolean;
+  /** Blocks of at most this many bytes are kept in the metadata (the volume's `inlineMax`). */
   readonly inlineMax: number;
+  /** The workers that compress, checksum and hash blocks. */
   readonly codec: CodecPool;
+  /** Whether blocks are LZ4-compressed (the volume's `compression`). */
   readonly compress: boolean;
+  /** Called with errors no request can report. */
   readonly onError: (err: unknown) => void;
   #generation = 0;
 
   /** Creates the block layer of a volume. */
-  constructor(store: BlockStore, meta: Meta, options: DataOptions = {}) {
+  constructor(store: BlockStore, meta: M, options: DataOptions = {}) {
     this.store = store;
     this.meta = meta;
     this.blockSize = meta.format.blockSize;
@@ -173,7 +221,8 @@ export class DataEngine {
     this.compress = meta.format.compression === "lz4";
     this.dedup = meta.format.dedup === true;
     this.inlineMax = meta.format.inlineMax ?? 0;
-    this.onError = options.onError ?? ((err) => console.error(`slayerfs: ${err}`));
+    this.onError = options.onError ??
+      ((err) => log.error("Block layer error: {error}", { error: err }));
   }
 
   /** Stops the codec workers and closes the cache. */

@@ -6,10 +6,10 @@
  * @module
  */
 
-import type { DataEngine } from "./data.ts";
+import type { StoredBlock } from "./data.ts";
 import type { BlockRecord } from "./block_codec.ts";
 import { Errno, FsError } from "./errno.ts";
-import { type FreedSlice, NeedUploadError, now } from "./meta.ts";
+import { type FreedSlice, NeedUploadError, type NewSlice, now, type WithAttr } from "./meta/mod.ts";
 import type { Attr, Ino, SliceId, Timespec } from "./types.ts";
 
 /** Blocks a streaming slice grows to before it is committed. */
@@ -38,10 +38,42 @@ class PendingSlice {
 /** Called after a commit with the new attributes and the slices it freed. */
 export type OnCommit = (attr: Attr, freed: FreedSlice[]) => void;
 
+/** What a writer needs of the metadata: the two methods of `Meta` (`core/meta/`) it calls. */
+export interface WriterMeta {
+  /** A new, never used slice id. */
+  allocSliceId(): Promise<SliceId>;
+  /** Commits written slices in one transaction (see `Meta.commitSlices`). */
+  commitSlices(
+    ino: Ino,
+    slices: readonly NewSlice[],
+    length: number,
+    mtime: Timespec | undefined,
+  ): Promise<WithAttr>;
+}
+
+/** What a writer needs of the block layer: the parts of `DataEngine` (`core/data.ts`) it uses. */
+export interface WriterData {
+  /** The metadata the slices are committed to. */
+  readonly meta: WriterMeta;
+  /** The volume's block size. */
+  readonly blockSize: number;
+  /** The volume's chunk size. */
+  readonly chunkSize: number;
+  /** Uploads in flight per file before `write` waits. */
+  readonly uploadConcurrency: number;
+  /** Stores one block of a slice. */
+  putBlock(id: SliceId, index: number, raw: Uint8Array): Promise<StoredBlock>;
+  /** Uploads a dedup block under a key of its own. */
+  putBlob(id: SliceId, index: number, raw: Uint8Array): Promise<string>;
+  /** Forgets cached slice lists of `ino` (after a commit). */
+  invalidate(ino: Ino): void;
+}
+
 /** Buffers and commits the writes of one inode. */
 export class FileWriter {
+  /** The inode written. */
   readonly ino: Ino;
-  readonly #data: DataEngine;
+  readonly #data: WriterData;
   readonly #onCommit: OnCommit;
   #slices: PendingSlice[] = [];
   #chain: Promise<void> = Promise.resolve();
@@ -54,7 +86,7 @@ export class FileWriter {
   mtime: Timespec | undefined;
 
   /** Creates the writer of `ino`. */
-  constructor(ino: Ino, data: DataEngine, onCommit: OnCommit) {
+  constructor(ino: Ino, data: WriterData, onCommit: OnCommit) {
     this.ino = ino;
     this.#data = data;
     this.#onCommit = onCommit;
