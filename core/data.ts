@@ -1,6 +1,57 @@
 /**
- * The block layer: reads and writes slices as blocks in a {@linkcode BlockStore}, with a memory
- * block cache, a cache of resolved chunk slice lists, and deletion of freed slices.
+ * The block layer: reads and writes slices as blocks in a {@linkcode BlockStore}, with a block
+ * cache, a cache of resolved chunk slice lists, and deletion of freed slices. It reaches the
+ * metadata only through {@linkcode SliceMeta}; the write path of a file is `core/writer.ts`.
+ *
+ * ## Decisions
+ *
+ * - **Layout.** A file is a sequence of chunks (`chunkSize`, 64 MiB by default), each with a list
+ *   of slice records in the metadata (`core/slice.ts`); a slice, an immutable and never reused
+ *   numbered run of bytes, is stored as blocks of at most `blockSize` (4 MiB by default) under
+ *   `chunks/<id / 1e6>/<id / 1e3>/<id>_<index>_<length>`. The id makes every object written once
+ *   and never overwritten: an overwrite is a new slice that shadows the old one, so no read
+ *   modifies and writes back an object, and a block key always means the same bytes. The cache is
+ *   therefore keyed by block key and never invalidated, only evicted, and a reader that knows a
+ *   slice's size knows every block's key and length without asking the store.
+ * - **Block format.** Each block is stored optionally LZ4-compressed (when the volume says so and
+ *   it helps) with an XXH3-64 checksum of its raw bytes in the slice's block records
+ *   (`core/block_codec.ts`), encoded and decoded on a pool of workers for blocks of 128 KiB and
+ *   more (`putBlock` copies those first: the buffer is transferred). Reads fetch whole blocks from
+ *   the store so that the checksum can be verified before any byte is returned; only a disk cache
+ *   tier, which checksums 64 KiB segments, serves ranges of a block. A corrupt block is `EIO` and
+ *   is reported to `onError`.
+ * - **Inline blocks.** A block of at most `inlineMax` bytes (16 KiB by default: small files and
+ *   the tails of others) is not put in the store: its stored bytes travel in its block record and
+ *   are committed in the same metadata transaction as the slice (`I` keys), so a small file costs
+ *   one transaction instead of one object (one S3 PUT). The slice list and the inline blocks of
+ *   its visible slices are read in one transaction (`readChunkFull`), so the first read of a small
+ *   file costs no store request either. Inline blocks are cached in memory only: a disk copy would
+ *   not be cheaper than the metadata.
+ * - **Dedup.** With `dedup`, blocks are content-addressed: a BLAKE3 hash in the block record names
+ *   a shared blob (`blobs/<hex[0..2]>/<hex[2..4]>/<hex>_<id>_<index>`), reference-counted in the
+ *   metadata (`B` keys). `putBlock` uploads a block only if no referenced blob of that hash exists
+ *   (looked up in the metadata, remembered in memory); the commit adds the references. The blob's
+ *   name carries the slice and block of its first writer, so two writers racing to upload one
+ *   content never overwrite each other's object: the commit keeps the first and frees the other
+ *   as an orphan. A blob freed between the lookup and the commit makes the commit fail with
+ *   `NeedUploadError`; the writer then uploads its own copy (`putBlob`) and commits again. Reads
+ *   still cache dedup blocks under their slice's block key.
+ * - **Caches.** Concurrent misses of one block share one fetch. Block records (immutable) are
+ *   kept per slice id and blob keys per hash, both dropped wholesale past 100,000 entries. A
+ *   chunk's resolved segments are kept per inode until `invalidate` (after each change of the
+ *   inode); a lookup that raced with a change is returned but not kept. Written blocks are cached
+ *   only with a disk tier (by default): there a copy saves a download, while in memory alone a
+ *   write stream would evict what readers use.
+ * - **Readahead.** `prefetch` starts at most 4 background fetches (fewer if the store wants) and
+ *   drops further blocks rather than queueing them, so readahead never delays demand reads;
+ *   `warm` (the predictor's replay) waits for room in the cache instead, so that what it fetches
+ *   is kept until read.
+ * - **Deletion.** Freed slices are deleted only after the metadata transaction that freed them has
+ *   committed (the metadata moved them to its garbage list in that same transaction): first their
+ *   objects (1,000 keys per request), then their garbage entries. A crash in between leaves the
+ *   entries, and `collectGarbage` at the next mount deletes again (deleting a missing object is
+ *   harmless). Objects uploaded for slices that never committed are unknown to the metadata;
+ *   `slayerfs gc` (`core/gc.ts`) finds them.
  *
  * @module
  */

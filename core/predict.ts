@@ -13,6 +13,7 @@
  * @module
  */
 
+import pLimit from "p-limit";
 import type { BlockStore } from "./block_store.ts";
 import type { PatternEntry } from "./meta/mod.ts";
 import type { Ino } from "./types.ts";
@@ -31,7 +32,7 @@ export interface PrefetchData {
   readonly blockSize: number;
   /** The block store, whose concurrency bounds a replay by default. */
   readonly store: Pick<BlockStore, "limits">;
-  /** Fetches the blocks of `[off, off+len)` of `ino` into the cache; returns how many it fetched. */
+  /** Fetches the blocks of `[off, off+len)` of `ino` into the cache; returns their number. */
   warm(ino: Ino, off: number, len: number): Promise<number>;
 }
 
@@ -142,21 +143,19 @@ export class Predictor {
     this.stats.replays++;
     try {
       const bs = this.#data.blockSize;
-      const jobs: Array<[Ino, number]> = [];
-      for (const e of pattern) for (const b of e.blocks) jobs.push([e.ino, b]);
-      let next = 0;
-      const worker = async () => {
-        while (next < jobs.length && !this.#closed) {
-          const [ino, b] = jobs[next++]!;
-          try {
-            const n = await this.#data.warm(ino, b * bs, bs);
-            this.stats.prefetchedBlocks += n;
-          } catch {
-            // A file removed since: skip it.
-          }
+      const limit = pLimit(this.#concurrency);
+      const fetch = async (ino: Ino, b: number) => {
+        if (this.#closed) return;
+        try {
+          const n = await this.#data.warm(ino, b * bs, bs);
+          this.stats.prefetchedBlocks += n;
+        } catch {
+          // A file removed since: skip it.
         }
       };
-      await Promise.all(Array.from({ length: this.#concurrency }, worker));
+      const jobs: Promise<void>[] = [];
+      for (const e of pattern) for (const b of e.blocks) jobs.push(limit(fetch, e.ino, b));
+      await Promise.all(jobs);
     } finally {
       this.#replaying.delete(trigger);
     }

@@ -144,7 +144,8 @@ export class Meta {
   ): Promise<Attr> {
     ns.checkName(name);
     const ino = await this.allocIno();
-    return await this.kv.txn((tx) => ns.mknod(tx, ino, ctx, parent, name, mode, rdev, target));
+    const node = { ino, ctx, parent, name, mode, rdev, target };
+    return await this.kv.txn((tx) => ns.mknod(tx, node));
   }
 
   /** A symlink's target. */
@@ -188,7 +189,8 @@ export class Meta {
   ): Promise<Freeing & { replaced?: Ino }> {
     const err = ns.renameError(flags);
     if (err) return Promise.reject(err);
-    return this.kv.txn((tx) => ns.rename(tx, parent, name, newParent, newName, flags, isOpen));
+    const move = { parent, name, newParent, newName, flags };
+    return this.kv.txn((tx) => ns.rename(tx, move, isOpen));
   }
 
   /** Adds a hard link to `ino` as `newName` in `newParent`. */
@@ -268,7 +270,7 @@ export class Meta {
     keepSize: boolean,
   ): Promise<WithAttr> {
     const cs = this.format.chunkSize;
-    return this.kv.txn((tx) => slices.fallocate(tx, cs, ino, off, len, punch, keepSize));
+    return this.kv.txn((tx) => slices.fallocate(tx, cs, ino, { off, len, punch, keepSize }));
   }
 
   /**
@@ -282,8 +284,8 @@ export class Meta {
     offOut: number,
     len: number,
   ): Promise<WithAttr & { copied: number }> {
-    const cs = this.format.chunkSize;
-    return this.kv.txn((tx) => slices.copyRange(tx, cs, inoIn, offIn, inoOut, offOut, len));
+    const copy = { inoIn, offIn, inoOut, offOut, len };
+    return this.kv.txn((tx) => slices.copyRange(tx, this.format.chunkSize, copy));
   }
 
   /** The stored bytes of an inline block, or `undefined`. */

@@ -174,20 +174,30 @@ export async function update(tx: KvTxn, ino: Ino, change: (a: Attr) => Attr): Pr
   return a;
 }
 
+/** A node for {@linkcode mknod} to create. */
+export interface NewNode {
+  /** Its inode number, newly allocated. */
+  ino: Ino;
+  /** Who creates it (owner, group). */
+  ctx: Ctx;
+  /** The directory it goes in. */
+  parent: Ino;
+  /** Its name there. */
+  name: Name;
+  /** Type and permission bits. */
+  mode: number;
+  /** The device number of a device node. */
+  rdev: number;
+  /** A symlink's target. */
+  target?: Name | undefined;
+}
+
 /**
- * Creates inode `ino` as node `name` in `parent`: a file, directory, device, FIFO, socket or
- * (with `target`) a symlink. `mode` carries the type bits.
+ * Creates a node: a file, directory, device, FIFO, socket or (with `target`) a symlink (after
+ * {@linkcode checkName}).
  */
-export async function mknod(
-  tx: KvTxn,
-  ino: Ino,
-  ctx: Ctx,
-  parent: Ino,
-  name: Name,
-  mode: number,
-  rdev: number,
-  target?: Name,
-): Promise<Attr> {
+export async function mknod(tx: KvTxn, node: NewNode): Promise<Attr> {
+  const { ino, ctx, parent, name, mode, rdev, target } = node;
   const p = await dirAttr(tx, parent);
   if (p.nlink === 0) throw new FsError(Errno.ENOENT, "Directory was removed");
   if (await tx.get(entryKey(parent, name))) throw new FsError(Errno.EEXIST);
@@ -309,17 +319,27 @@ async function isUnder(tx: KvTxn, ino: Ino, ancestor: Ino): Promise<boolean> {
   throw new FsError(Errno.ELOOP, "Directory tree too deep");
 }
 
+/** What {@linkcode rename} is asked to do. */
+export interface Move {
+  /** The directory the entry is in. */
+  parent: Ino;
+  /** The entry's name. */
+  name: Name;
+  /** The directory it goes to. */
+  newParent: Ino;
+  /** Its name there. */
+  newName: Name;
+  /** `RENAME_NOREPLACE` (1) or `RENAME_EXCHANGE` (2), or 0. */
+  flags: number;
+}
+
 /**
- * Renames `name` in `parent` to `newName` in `newParent`, with `RENAME_NOREPLACE` (1) and
- * `RENAME_EXCHANGE` (2) semantics (after {@linkcode renameError}).
+ * Renames an entry, replacing or exchanging the target as `flags` say (after
+ * {@linkcode renameError}). `isOpen` tells whether a replaced inode must be kept while open.
  */
 export async function rename(
   tx: KvTxn,
-  parent: Ino,
-  name: Name,
-  newParent: Ino,
-  newName: Name,
-  flags: number,
+  { parent, name, newParent, newName, flags }: Move,
   isOpen: (ino: Ino) => boolean,
 ): Promise<Freeing & { replaced?: Ino }> {
   const freed: FreedSlice[] = [];

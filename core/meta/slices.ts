@@ -343,15 +343,24 @@ async function zeroRange(
   }
 }
 
+/** What `fallocate` is asked to do. */
+export interface Allocation {
+  /** Start of the range. */
+  off: number;
+  /** Length of the range. */
+  len: number;
+  /** Punch a hole (the range reads as zeros, the size is kept). */
+  punch: boolean;
+  /** Without `punch`: keep the size (else grow the file to cover the range). */
+  keepSize: boolean;
+}
+
 /** `fallocate`: punch a hole (zeros, size kept) or grow the file to cover a range. */
 export async function fallocate(
   tx: KvTxn,
   chunkSize: number,
   ino: Ino,
-  off: number,
-  len: number,
-  punch: boolean,
-  keepSize: boolean,
+  { off, len, punch, keepSize }: Allocation,
 ): Promise<WithAttr> {
   const freed: FreedSlice[] = [];
   const a = await getAttr(tx, ino);
@@ -369,18 +378,28 @@ export async function fallocate(
   return { attr: a, freed };
 }
 
+/** What `copyRange` is asked to copy: `[offIn, offIn+len)` of `inoIn` to `offOut` of `inoOut`. */
+export interface RangeCopy {
+  /** The source file. */
+  inoIn: Ino;
+  /** Where the range starts in the source. */
+  offIn: number;
+  /** The destination file. */
+  inoOut: Ino;
+  /** Where the range goes in the destination. */
+  offOut: number;
+  /** Bytes to copy (fewer past the end of the source). */
+  len: number;
+}
+
 /**
- * Copies `[offIn, offIn+len)` of `inoIn` to `offOut` of `inoOut` by sharing slices (only
- * metadata changes; no bytes move). Returns the bytes copied.
+ * Copies a range from one file to another by sharing slices (only metadata changes; no bytes
+ * move). Returns the bytes copied.
  */
 export async function copyRange(
   tx: KvTxn,
   chunkSize: number,
-  inoIn: Ino,
-  offIn: number,
-  inoOut: Ino,
-  offOut: number,
-  len: number,
+  { inoIn, offIn, inoOut, offOut, len }: RangeCopy,
 ): Promise<WithAttr & { copied: number }> {
   const freed: FreedSlice[] = [];
   const src = await getAttr(tx, inoIn);
