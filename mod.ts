@@ -23,7 +23,7 @@ import type { VfsOptions } from "./core/vfs.ts";
 
 export { type FormatOptions, formatVolume, Volume, VolumeFile } from "./core/volume.ts";
 export { Vfs, type VfsOptions } from "./core/vfs.ts";
-export { Meta } from "./core/meta.ts";
+export { Meta } from "./core/meta/mod.ts";
 export type { VolumeFormat } from "./core/format.ts";
 export { DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, parseSize } from "./core/format.ts";
 export { Errno, FsError } from "./core/errno.ts";

@@ -7,7 +7,7 @@
 
 import { openKvEngine } from "../backends/mod.ts";
 import type { KvEngine } from "../core/kv.ts";
-import { Meta } from "../core/meta.ts";
+import { Meta } from "../core/meta/mod.ts";
 import type { VolumeFormat } from "../core/format.ts";
 import { mib } from "./_args.ts";
 import { CliError } from "./_errors.ts";

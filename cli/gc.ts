@@ -7,7 +7,7 @@
 
 import { openBlockStore } from "../backends/mod.ts";
 import { collectVolumeGarbage } from "../core/gc.ts";
-import { Meta } from "../core/meta.ts";
+import { Meta } from "../core/meta/mod.ts";
 import { expectArgs, mib, parse } from "./_args.ts";
 import { CliError } from "./_errors.ts";
 import { openMeta } from "./_meta.ts";

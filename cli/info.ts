@@ -5,7 +5,7 @@
  */
 
 import { dirname, resolve } from "node:path";
-import { Meta } from "../core/meta.ts";
+import { Meta } from "../core/meta/mod.ts";
 import { blockKey, resolveSegments, sliceBlocks } from "../core/slice.ts";
 import type { Ino } from "../core/types.ts";
 import { expectArgs, parse } from "./_args.ts";

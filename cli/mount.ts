@@ -8,7 +8,7 @@
 
 import { resolve } from "node:path";
 import { kvSchemes, openKvEngine } from "../backends/mod.ts";
-import { Meta } from "../core/meta.ts";
+import { Meta } from "../core/meta/mod.ts";
 import { formatVolume } from "../core/volume.ts";
 import { expectArgs, parse } from "./_args.ts";
 import { daemonize } from "./_daemonize.ts";

@@ -10,7 +10,7 @@
 import { openBlockStore } from "../backends/mod.ts";
 import { tryLoadLibc } from "../core/libc.ts";
 import { configureLogging, getLog } from "../core/log.ts";
-import { Meta } from "../core/meta.ts";
+import { Meta } from "../core/meta/mod.ts";
 import type { KvEngine } from "../core/kv.ts";
 import { formatVolume, Volume } from "../core/volume.ts";
 import { CliError, describe } from "./_errors.ts";

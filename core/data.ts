@@ -1,22 +1,79 @@
 /**
- * The block layer: reads and writes slices as blocks in a {@linkcode BlockStore}, with a memory
- * block cache, a cache of resolved chunk slice lists, and deletion of freed slices.
+ * The block layer: reads and writes slices as blocks in a {@linkcode BlockStore}, with a block
+ * cache, a cache of resolved chunk slice lists, and deletion of freed slices. It reaches the
+ * metadata only through {@linkcode SliceMeta}; the write path of a file is `core/writer.ts`.
+ *
+ * ## Decisions
+ *
+ * - **Layout.** A file is a sequence of chunks (`chunkSize`, 64 MiB by default), each with a list
+ *   of slice records in the metadata (`core/slice.ts`); a slice, an immutable and never reused
+ *   numbered run of bytes, is stored as blocks of at most `blockSize` (4 MiB by default) under
+ *   `chunks/<id / 1e6>/<id / 1e3>/<id>_<index>_<length>`. The id makes every object written once
+ *   and never overwritten: an overwrite is a new slice that shadows the old one, so no read
+ *   modifies and writes back an object, and a block key always means the same bytes. The cache is
+ *   therefore keyed by block key and never invalidated, only evicted, and a reader that knows a
+ *   slice's size knows every block's key and length without asking the store.
+ * - **Block format.** Each block is stored optionally LZ4-compressed (when the volume says so and
+ *   it helps) with an XXH3-64 checksum of its raw bytes in the slice's block records
+ *   (`core/block_codec.ts`), encoded and decoded on a pool of workers for blocks of 128 KiB and
+ *   more (`putBlock` copies those first: the buffer is transferred). Reads fetch whole blocks from
+ *   the store so that the checksum can be verified before any byte is returned; only a disk cache
+ *   tier, which checksums 64 KiB segments, serves ranges of a block. A corrupt block is `EIO` and
+ *   is reported to `onError`.
+ * - **Inline blocks.** A block of at most `inlineMax` bytes (16 KiB by default: small files and
+ *   the tails of others) is not put in the store: its stored bytes travel in its block record and
+ *   are committed in the same metadata transaction as the slice (`I` keys), so a small file costs
+ *   one transaction instead of one object (one S3 PUT). The slice list and the inline blocks of
+ *   its visible slices are read in one transaction (`readChunkFull`), so the first read of a small
+ *   file costs no store request either. Inline blocks are cached in memory only: a disk copy would
+ *   not be cheaper than the metadata.
+ * - **Dedup.** With `dedup`, blocks are content-addressed: a BLAKE3 hash in the block record names
+ *   a shared blob (`blobs/<hex[0..2]>/<hex[2..4]>/<hex>_<id>_<index>`), reference-counted in the
+ *   metadata (`B` keys). `putBlock` uploads a block only if no referenced blob of that hash exists
+ *   (looked up in the metadata, remembered in memory); the commit adds the references. The blob's
+ *   name carries the slice and block of its first writer, so two writers racing to upload one
+ *   content never overwrite each other's object: the commit keeps the first and frees the other
+ *   as an orphan. A blob freed between the lookup and the commit makes the commit fail with
+ *   `NeedUploadError`; the writer then uploads its own copy (`putBlob`) and commits again. Reads
+ *   still cache dedup blocks under their slice's block key.
+ * - **Caches.** Concurrent misses of one block share one fetch. Block records (immutable) are
+ *   kept per slice id and blob keys per hash, both dropped wholesale past 100,000 entries. A
+ *   chunk's resolved segments are kept per inode until `invalidate` (after each change of the
+ *   inode); a lookup that raced with a change is returned but not kept. Written blocks are cached
+ *   only with a disk tier (by default): there a copy saves a download, while in memory alone a
+ *   write stream would evict what readers use.
+ * - **Readahead.** `prefetch` starts at most 4 background fetches (fewer if the store wants) and
+ *   drops further blocks rather than queueing them, so readahead never delays demand reads;
+ *   `warm` (the predictor's replay) waits for room in the cache instead, so that what it fetches
+ *   is kept until read.
+ * - **Deletion.** Freed slices are deleted only after the metadata transaction that freed them has
+ *   committed (the metadata moved them to its garbage list in that same transaction): first their
+ *   objects (1,000 keys per request), then their garbage entries. A crash in between leaves the
+ *   entries, and `collectGarbage` at the next mount deletes again (deleting a missing object is
+ *   harmless). Objects uploaded for slices that never committed are unknown to the metadata;
+ *   `slayerfs gc` (`core/gc.ts`) finds them.
  *
  * @module
  */
 
 import type { BlockStore } from "./block_store.ts";
 import { Errno, FsError } from "./errno.ts";
-import type { FreedSlice, Meta } from "./meta.ts";
+import type { FreedSlice, FullChunk } from "./meta/mod.ts";
 import { blockKey, freedSliceKeys, resolveSegments, type SliceRecord } from "./slice.ts";
 import type { Ino, SliceId } from "./types.ts";
 import { BLOCK_INLINE, type BlockRecord, CodecPool, decodeBlock, toHex } from "./block_codec.ts";
-import { inlineKey } from "./_codec.ts";
+import { inlineKey } from "./meta/keys.ts";
 import { NotFoundError } from "./block_store.ts";
+import type { VolumeFormat } from "./format.ts";
+import { getLog } from "./log.ts";
+
+const log = getLog("data");
 
 /** A stored block: its record, and the blob key if this call uploaded a dedup blob. */
 export interface StoredBlock {
+  /** How the block is stored (flags, hash, inline bytes), for the slice's record. */
   record: BlockRecord;
+  /** The object key of the dedup blob this call uploaded, if it did. */
   uploaded?: string;
 }
 
@@ -136,15 +193,52 @@ export interface BlockCacheLike {
   close?(): Promise<void>;
 }
 
-/** Reads and writes file data as slices of blocks. */
-export class DataEngine {
+/**
+ * What the block layer needs of the metadata: the few methods of `Meta` (`core/meta/`) it calls.
+ * A read finds a chunk's slices and their block records, a dedup block its blob's object key, an
+ * inline block its bytes; deleting freed slices lists and clears the garbage.
+ */
+export interface SliceMeta {
+  /** The settings that shape blocks. */
+  readonly format: Pick<
+    VolumeFormat,
+    "blockSize" | "chunkSize" | "compression" | "dedup" | "inlineMax"
+  >;
+  /** The object key of the stored blob with content hash `hash`, if one is referenced. */
+  blob(hash: Uint8Array): Promise<string | undefined>;
+  /** How the blocks of a committed slice are stored (empty if the slice is unknown). */
+  sliceBlockRecords(id: SliceId): Promise<BlockRecord[]>;
+  /** The stored bytes of an inline block, or `undefined`. */
+  inlineBlock(id: SliceId, index: number): Promise<Uint8Array | undefined>;
+  /** A chunk's slice list, the block records of its visible slices and their inline blocks. */
+  readChunkFull(ino: Ino, index: number): Promise<FullChunk>;
+  /** Slices whose blocks await deletion. */
+  listGarbage(limit?: number): Promise<FreedSlice[]>;
+  /** Forgets garbage entries whose blocks are deleted. */
+  clearGarbage(ids: readonly SliceId[]): Promise<void>;
+}
+
+/**
+ * Reads and writes file data as slices of blocks.
+ *
+ * @typeParam M The metadata it is given, kept as {@linkcode DataEngine.meta} for the file writers
+ * (`core/writer.ts`), which commit through it.
+ */
+export class DataEngine<M extends SliceMeta = SliceMeta> {
+  /** Where blocks are stored. */
   readonly store: BlockStore;
-  readonly meta: Meta;
+  /** The metadata of the volume. */
+  readonly meta: M;
+  /** The volume's block size: a slice is stored as blocks of at most this many bytes. */
   readonly blockSize: number;
+  /** The volume's chunk size: a file is a sequence of chunks, each with its slice list. */
   readonly chunkSize: number;
+  /** The block cache. */
   readonly cache: BlockCacheLike;
+  /** Whether written blocks are cached too. */
   readonly cacheWrites: boolean;
   #owners = new Map<SliceId, Ino>();
+  /** Block uploads in flight per file before its writer waits. */
   readonly uploadConcurrency: number;
   #inflight = new Map<string, Promise<Uint8Array>>();
   #segments = new Map<Ino, Map<number, SliceRecord[]>>();
@@ -152,15 +246,20 @@ export class DataEngine {
   #records = new Map<SliceId, BlockRecord[]>();
   #prefetching = 0;
   #blobs = new Map<string, string>();
+  /** Whether blocks are content-addressed and shared (the volume's `dedup`). */
   readonly dedup: boolean;
+  /** Blocks of at most this many bytes are kept in the metadata (the volume's `inlineMax`). */
   readonly inlineMax: number;
+  /** The workers that compress, checksum and hash blocks. */
   readonly codec: CodecPool;
+  /** Whether blocks are LZ4-compressed (the volume's `compression`). */
   readonly compress: boolean;
+  /** Called with errors no request can report. */
   readonly onError: (err: unknown) => void;
   #generation = 0;
 
   /** Creates the block layer of a volume. */
-  constructor(store: BlockStore, meta: Meta, options: DataOptions = {}) {
+  constructor(store: BlockStore, meta: M, options: DataOptions = {}) {
     this.store = store;
     this.meta = meta;
     this.blockSize = meta.format.blockSize;
@@ -173,7 +272,8 @@ export class DataEngine {
     this.compress = meta.format.compression === "lz4";
     this.dedup = meta.format.dedup === true;
     this.inlineMax = meta.format.inlineMax ?? 0;
-    this.onError = options.onError ?? ((err) => console.error(`slayerfs: ${err}`));
+    this.onError = options.onError ??
+      ((err) => log.error("Block layer error: {error}", { error: err }));
   }
 
   /** Stops the codec workers and closes the cache. */

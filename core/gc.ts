@@ -19,7 +19,7 @@
  */
 
 import type { BlockStore, ObjectInfo } from "./block_store.ts";
-import type { Meta } from "./meta.ts";
+import type { Meta } from "./meta/mod.ts";
 import { fromHex } from "./block_codec.ts";
 import { freedSliceKeys } from "./slice.ts";
 import type { SliceId } from "./types.ts";

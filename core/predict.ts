@@ -13,14 +13,27 @@
  * @module
  */
 
-import type { DataEngine } from "./data.ts";
-import type { Meta } from "./meta.ts";
+import pLimit from "p-limit";
+import type { BlockStore } from "./block_store.ts";
+import type { PatternEntry } from "./meta/mod.ts";
 import type { Ino } from "./types.ts";
 
-/** One file of a pattern and the blocks read from it (block = offset / block size). */
-export interface PatternEntry {
-  ino: Ino;
-  blocks: number[];
+/** Where patterns are kept: the two methods of `Meta` (`core/meta/`) a predictor calls. */
+export interface PatternMeta {
+  /** The pattern recorded after opening `ino`, if any. */
+  getPattern(ino: Ino): Promise<PatternEntry[] | undefined>;
+  /** Saves the pattern that follows an open of `ino`. */
+  setPattern(ino: Ino, pattern: readonly PatternEntry[]): Promise<void>;
+}
+
+/** What a predictor needs of the block layer (`DataEngine` of `core/data.ts`). */
+export interface PrefetchData {
+  /** The volume's block size (a pattern counts blocks). */
+  readonly blockSize: number;
+  /** The block store, whose concurrency bounds a replay by default. */
+  readonly store: Pick<BlockStore, "limits">;
+  /** Fetches the blocks of `[off, off+len)` of `ino` into the cache; returns their number. */
+  warm(ino: Ino, off: number, len: number): Promise<number>;
 }
 
 /** Options of the {@linkcode Predictor}. */
@@ -42,15 +55,18 @@ interface Recording {
 
 /** Counters for `slayerfs status`. */
 export interface PredictorStats {
+  /** Patterns saved. */
   recorded: number;
+  /** Patterns replayed. */
   replays: number;
+  /** Blocks fetched by replays. */
   prefetchedBlocks: number;
 }
 
 /** Records access patterns and replays them. */
 export class Predictor {
-  readonly #meta: Meta;
-  readonly #data: DataEngine;
+  readonly #meta: PatternMeta;
+  readonly #data: PrefetchData;
   readonly #idleMs: number;
   readonly #maxBlocks: number;
   readonly #concurrency: number;
@@ -58,10 +74,11 @@ export class Predictor {
   #replaying = new Set<Ino>();
   #closed = false;
   #saves = new Set<Promise<void>>();
+  /** What it has done so far. */
   readonly stats: PredictorStats = { recorded: 0, replays: 0, prefetchedBlocks: 0 };
 
   /** Creates a predictor over a volume's metadata and block layer. */
-  constructor(meta: Meta, data: DataEngine, options: PredictorOptions = {}) {
+  constructor(meta: PatternMeta, data: PrefetchData, options: PredictorOptions = {}) {
     this.#meta = meta;
     this.#data = data;
     this.#idleMs = options.idleMs ?? 2000;
@@ -126,21 +143,19 @@ export class Predictor {
     this.stats.replays++;
     try {
       const bs = this.#data.blockSize;
-      const jobs: Array<[Ino, number]> = [];
-      for (const e of pattern) for (const b of e.blocks) jobs.push([e.ino, b]);
-      let next = 0;
-      const worker = async () => {
-        while (next < jobs.length && !this.#closed) {
-          const [ino, b] = jobs[next++]!;
-          try {
-            const n = await this.#data.warm(ino, b * bs, bs);
-            this.stats.prefetchedBlocks += n;
-          } catch {
-            // A file removed since: skip it.
-          }
+      const limit = pLimit(this.#concurrency);
+      const fetch = async (ino: Ino, b: number) => {
+        if (this.#closed) return;
+        try {
+          const n = await this.#data.warm(ino, b * bs, bs);
+          this.stats.prefetchedBlocks += n;
+        } catch {
+          // A file removed since: skip it.
         }
       };
-      await Promise.all(Array.from({ length: this.#concurrency }, worker));
+      const jobs: Promise<void>[] = [];
+      for (const e of pattern) for (const b of e.blocks) jobs.push(limit(fetch, e.ino, b));
+      await Promise.all(jobs);
     } finally {
       this.#replaying.delete(trigger);
     }

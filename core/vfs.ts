@@ -11,7 +11,7 @@ import { DataEngine, type DataOptions } from "./data.ts";
 import { Errno, FsError } from "./errno.ts";
 import type { FsOps } from "./fs_ops.ts";
 import { LocalLocks, type LockManager } from "./locks.ts";
-import { type FreedSlice, type Meta, now } from "./meta.ts";
+import { type FreedSlice, type Meta, now } from "./meta/mod.ts";
 import {
   type Attr,
   type Ctx,
@@ -79,7 +79,7 @@ const XATTR_MISS_TTL_MS = 1000;
 /** The filesystem of one mounted volume. */
 export class Vfs implements FsOps {
   readonly meta: Meta;
-  readonly data: DataEngine;
+  readonly data: DataEngine<Meta>;
   readonly locks: LockManager;
   readonly predictor: Predictor | undefined;
   #files = new Map<Ino, OpenFile>();

@@ -15,7 +15,7 @@ import {
   validateFormat,
   type VolumeFormat,
 } from "./format.ts";
-import { Meta } from "./meta.ts";
+import { Meta } from "./meta/mod.ts";
 import {
   type Attr,
   type Ctx,

@@ -1,15 +1,54 @@
 /**
  * The write path of one file: writes become slices buffered in memory, whose full blocks upload
  * in the background; `flush` uploads the rest and commits the slices to the metadata in one
- * transaction, in the order they were written.
+ * transaction, in the order they were written. A writer reaches the block layer and the metadata
+ * only through {@linkcode WriterData} and {@linkcode WriterMeta}.
+ *
+ * ## Decisions
+ *
+ * - **Slices.** A write goes into the newest pending slice of its chunk when it starts inside or
+ *   right at the end of that slice's unsealed bytes (the last 8 slices are looked at); otherwise
+ *   it starts a new slice with a fresh id. A write never goes into an older slice that a newer
+ *   pending one overlaps, so the order of slices stays the order in which their bytes were
+ *   written, which is the order in which the chunk's list shadows them. A write that splits at a
+ *   chunk boundary becomes one slice per chunk.
+ * - **Buffers.** The caller's bytes are copied into the slice's block buffers before the first
+ *   `await` (they may be a FUSE buffer reused at once), and copied a second time only when the
+ *   write must wait for a new slice id. A block buffer starts at 64 KiB and doubles up to the
+ *   block size, so small files cost little memory; a large write gets a whole block at once.
+ * - **Uploads.** As soon as a block of a slice is full it is sealed (its bytes no longer change;
+ *   a later write to them starts a new slice) and uploaded in the background. A slice freezes at
+ *   its chunk's end or at 4 blocks, and the leading frozen slices commit in the background, so a
+ *   long stream commits (and frees its buffers) as it goes, and memory per file stays bounded.
+ *   `write` waits while more uploads than `uploadConcurrency` are in flight (back pressure).
+ * - **Commit order.** Commits run one at a time on a chain, in slice order; a batch commits only
+ *   after every upload of its slices has finished, in one metadata transaction (all slices of
+ *   the batch, their block records and inline blocks, the file's new length and mtime). So the
+ *   metadata never refers to a block that is not in the store: a crash leaves at worst uploaded
+ *   objects no slice refers to, which `slayerfs gc` finds, never a file pointing to missing data.
+ *   A commit of dedup blocks whose blob vanished uploads those blocks and tries again (6 tries).
+ *   After a commit the chunk caches of the inode are invalidated and `onCommit` gets the freed
+ *   slices, whose objects the caller deletes.
+ * - **Durability.** Bytes of a `write` are in memory only (lost if the process dies) until their
+ *   slice commits: in the background for frozen slices, or at `flush`, which the VFS calls on
+ *   FUSE flush, release, fsync, unmount, and before operations that work on the file's committed
+ *   slices (truncate, open with `O_TRUNC`, fallocate, copy_file_range, lseek). When `flush`
+ *   resolves, every earlier write is in the store and committed, as durable as the store's `put`
+ *   and the engine's commit make it.
+ * - **Reads of pending data.** Reads see pending writes: the VFS takes a {@linkcode
+ *   FileWriter.snapshot} before reading committed data and overlays it afterwards, so a slice that
+ *   commits in between is still overlaid, and the file's size includes `pendingEnd`.
+ * - **Errors.** The first failed upload or commit sticks: every later `write` and `flush` fails
+ *   with it (as `EIO` unless it already is an `FsError`), and the buffered writes are not retried,
+ *   so a lost write is never reported as done. `reset` drops the buffered state and the error.
  *
  * @module
  */
 
-import type { DataEngine } from "./data.ts";
+import type { StoredBlock } from "./data.ts";
 import type { BlockRecord } from "./block_codec.ts";
 import { Errno, FsError } from "./errno.ts";
-import { type FreedSlice, NeedUploadError, now } from "./meta.ts";
+import { type FreedSlice, NeedUploadError, type NewSlice, now, type WithAttr } from "./meta/mod.ts";
 import type { Attr, Ino, SliceId, Timespec } from "./types.ts";
 
 /** Blocks a streaming slice grows to before it is committed. */
@@ -38,10 +77,42 @@ class PendingSlice {
 /** Called after a commit with the new attributes and the slices it freed. */
 export type OnCommit = (attr: Attr, freed: FreedSlice[]) => void;
 
+/** What a writer needs of the metadata: the two methods of `Meta` (`core/meta/`) it calls. */
+export interface WriterMeta {
+  /** A new, never used slice id. */
+  allocSliceId(): Promise<SliceId>;
+  /** Commits written slices in one transaction (see `Meta.commitSlices`). */
+  commitSlices(
+    ino: Ino,
+    slices: readonly NewSlice[],
+    length: number,
+    mtime: Timespec | undefined,
+  ): Promise<WithAttr>;
+}
+
+/** What a writer needs of the block layer: the parts of `DataEngine` (`core/data.ts`) it uses. */
+export interface WriterData {
+  /** The metadata the slices are committed to. */
+  readonly meta: WriterMeta;
+  /** The volume's block size. */
+  readonly blockSize: number;
+  /** The volume's chunk size. */
+  readonly chunkSize: number;
+  /** Uploads in flight per file before `write` waits. */
+  readonly uploadConcurrency: number;
+  /** Stores one block of a slice. */
+  putBlock(id: SliceId, index: number, raw: Uint8Array): Promise<StoredBlock>;
+  /** Uploads a dedup block under a key of its own. */
+  putBlob(id: SliceId, index: number, raw: Uint8Array): Promise<string>;
+  /** Forgets cached slice lists of `ino` (after a commit). */
+  invalidate(ino: Ino): void;
+}
+
 /** Buffers and commits the writes of one inode. */
 export class FileWriter {
+  /** The inode written. */
   readonly ino: Ino;
-  readonly #data: DataEngine;
+  readonly #data: WriterData;
   readonly #onCommit: OnCommit;
   #slices: PendingSlice[] = [];
   #chain: Promise<void> = Promise.resolve();
@@ -54,7 +125,7 @@ export class FileWriter {
   mtime: Timespec | undefined;
 
   /** Creates the writer of `ino`. */
-  constructor(ino: Ino, data: DataEngine, onCommit: OnCommit) {
+  constructor(ino: Ino, data: WriterData, onCommit: OnCommit) {
     this.ino = ino;
     this.#data = data;
     this.#onCommit = onCommit;

@@ -1,0 +1,131 @@
+/**
+ * The key map: every key the metadata keeps in its `KvEngine` (`core/kv.ts`), in one place.
+ *
+ * Keys are byte strings (one char per byte, so that engines sort them bytewise). Integers in keys
+ * are big-endian (`<n:8>` a u64 below 2^53, `<n:4>` a u32) so that the keys of one prefix sort by
+ * number. Everything of one inode (`A<ino:8>...`) sorts together: a scan of `A<ino:8>D` lists a
+ * directory, a scan of `A<ino:8>C` a file's chunks. Values are encoded by the functions named in
+ * the table (in `_codec.ts` beside this file unless a module is given); numbers in values are
+ * big-endian too.
+ *
+ * | key                   | what                            | value                             |
+ * | --------------------- | ------------------------------- | --------------------------------- |
+ * | `F`                   | the volume format               | JSON (`encodeJson`)               |
+ * | `Ninode`              | next free inode number          | f64 (`encodeNum`)                 |
+ * | `Nslice`              | next free slice id              | f64 (`encodeNum`)                 |
+ * | `Nspace`              | bytes used (4 KiB units)        | f64 (`encodeNum`)                 |
+ * | `Ninodes`             | inodes used                     | f64 (`encodeNum`)                 |
+ * | `Norphan`             | orphaned blob sets              | f64 (`encodeNum`)                 |
+ * | `A<ino:8>I`           | an inode's attributes           | 84 bytes (`encodeAttr`)           |
+ * | `A<ino:8>D<name>`     | entry `name` of directory `ino` | type, inode (`encodeEntry`)       |
+ * | `A<ino:8>C<chunk:4>`  | a file chunk's slice list       | slice records (`encodeRecords`)   |
+ * | `A<ino:8>S`           | a symlink's target              | one byte per char                 |
+ * | `A<ino:8>X<name>`     | xattr `name` of `ino`           | the attribute's bytes             |
+ * | `K<slice:8>`          | a committed slice               | refs, size, block records         |
+ * | `I<slice:8><block:4>` | an inline block                 | the stored (encoded) block        |
+ * | `B<hash>`             | a dedup blob by content hash    | refs, object key (`encodeBlob`)   |
+ * | `G<slice:8>`          | a freed slice to delete         | size, blob keys (`encodeGarbage`) |
+ * | `O<ino:8>`            | an unlinked inode still open    | one zero byte                     |
+ * | `P<ino:8>`            | pattern after opening `ino`     | JSON `PatternEntry[]`             |
+ *
+ * Counters and sizes are f64 (`encodeNum`); the attribute record is 84 bytes; an entry is the type
+ * (mode >> 12) in a byte and the inode as f64; a chunk holds 24-byte slice records oldest first
+ * (`core/slice.ts`). A slice's value is its reference count and size (u32 each) followed by its
+ * block records (`encodeBlockRecords` of `core/block_codec.ts`). A blob's is its reference count
+ * (u32) and the object key (UTF-8). A garbage entry has the layout of a slice's head with 0
+ * references and the bytes it leaves in the store (0 if all its blocks were inline), then the
+ * blob keys to delete with it as a JSON array, if any. Orphaned blob sets (uploaded twice by
+ * racing commits) are garbage entries numbered 2^52 + `Norphan`.
+ *
+ * @module
+ */
+
+import type { Ino, SliceId } from "../types.ts";
+
+/** Encodes a non-negative integer below 2^53 as 8 big-endian byte chars. */
+export function u64(n: number): string {
+  const hi = Math.floor(n / 0x100000000);
+  const lo = n >>> 0;
+  return String.fromCharCode(
+    (hi >>> 24) & 255,
+    (hi >>> 16) & 255,
+    (hi >>> 8) & 255,
+    hi & 255,
+    (lo >>> 24) & 255,
+    (lo >>> 16) & 255,
+    (lo >>> 8) & 255,
+    lo & 255,
+  );
+}
+
+/** Decodes 8 big-endian byte chars at `at`. */
+export function readU64(s: string, at: number): number {
+  let hi = 0;
+  let lo = 0;
+  for (let i = 0; i < 4; i++) hi = hi * 256 + s.charCodeAt(at + i);
+  for (let i = 4; i < 8; i++) lo = lo * 256 + s.charCodeAt(at + i);
+  return hi * 0x100000000 + lo;
+}
+
+/** Encodes a u32 as 4 big-endian byte chars. */
+export function u32(n: number): string {
+  return String.fromCharCode((n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
+}
+
+/** Decodes 4 big-endian byte chars at `at`. */
+export function readU32(s: string, at: number): number {
+  return ((s.charCodeAt(at) << 24) | (s.charCodeAt(at + 1) << 16) |
+    (s.charCodeAt(at + 2) << 8) | s.charCodeAt(at + 3)) >>> 0;
+}
+
+/** The volume format. */
+export const keyFormat = "F";
+/** The inode counter. */
+export const keyInodeCounter = "Ninode";
+/** The slice id counter. */
+export const keySliceCounter = "Nslice";
+/** Bytes used. */
+export const keyUsedSpace = "Nspace";
+/** Inodes used. */
+export const keyUsedInodes = "Ninodes";
+/** The counter of orphaned blob sets. */
+export const keyOrphanCounter = "Norphan";
+
+/** An inode's attributes. */
+export const attrKey = (ino: Ino): string => "A" + u64(ino) + "I";
+/** The entries of directory `ino`. */
+export const entryPrefix = (ino: Ino): string => "A" + u64(ino) + "D";
+/** Entry `name` of directory `parent`. */
+export const entryKey = (parent: Ino, name: string): string => "A" + u64(parent) + "D" + name;
+/** The chunks of file `ino`. */
+export const chunkPrefix = (ino: Ino): string => "A" + u64(ino) + "C";
+/** Chunk `idx` of file `ino`. */
+export const chunkKey = (ino: Ino, idx: number): string => "A" + u64(ino) + "C" + u32(idx);
+/** The chunk index of a key made by {@linkcode chunkKey}. */
+export const chunkIndexOf = (key: string): number => readU32(key, 10);
+/** A symlink's target. */
+export const symlinkKey = (ino: Ino): string => "A" + u64(ino) + "S";
+/** The extended attributes of `ino`. */
+export const xattrPrefix = (ino: Ino): string => "A" + u64(ino) + "X";
+/** Extended attribute `name` of `ino`. */
+export const xattrKey = (ino: Ino, name: string): string => "A" + u64(ino) + "X" + name;
+/** A committed slice's info and block records. */
+export const sliceKey = (id: SliceId): string => "K" + u64(id);
+/** Every freed slice awaiting deletion. */
+export const garbagePrefix = "G";
+/** Freed slice `id`, awaiting deletion. */
+export const garbageKey = (id: SliceId): string => "G" + u64(id);
+/** The slice id of a key made by {@linkcode garbageKey}. */
+export const garbageIdOf = (key: string): SliceId => readU64(key, 1) as SliceId;
+/** The dedup blob of content hash `hash`. */
+export const blobKey = (hash: Uint8Array): string => "B" + String.fromCharCode(...hash);
+/** Inline block `index` of slice `id`. */
+export const inlineKey = (id: SliceId, index: number): string => "I" + u64(id) + u32(index);
+/** Every sustained (unlinked but open) inode. */
+export const sustainedPrefix = "O";
+/** Sustained inode `ino`. */
+export const sustainedKey = (ino: Ino): string => "O" + u64(ino);
+/** The inode of a key made by {@linkcode sustainedKey}. */
+export const sustainedInoOf = (key: string): Ino => readU64(key, 1) as Ino;
+/** The access pattern recorded after an open of `ino`. */
+export const patternKey = (ino: Ino): string => "P" + u64(ino);

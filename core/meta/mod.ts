@@ -1,0 +1,19 @@
+/**
+ * POSIX metadata over a transactional key-value engine: {@linkcode Meta} and the types of its
+ * results. The parts are described in `meta.ts`; every key is listed in `keys.ts`.
+ *
+ * @module
+ */
+
+export { Meta } from "./meta.ts";
+export { now } from "./_inode.ts";
+export type { MetaEntry } from "./namespace.ts";
+export {
+  type FreedSlice,
+  type Freeing,
+  NeedUploadError,
+  type NewSlice,
+  type WithAttr,
+} from "./slices.ts";
+export type { FullChunk } from "./slice_reads.ts";
+export type { PatternEntry } from "./patterns.ts";
