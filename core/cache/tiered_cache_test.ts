@@ -1,5 +1,8 @@
 import assert, { deepEqual, equal, ok } from "node:assert/strict";
 import { TieredCache } from "./tiered_cache.ts";
+import { MemoryBlockStore, MemoryKvEngine } from "../../backends/mod.ts";
+import { formatVolume, Volume } from "../volume.ts";
+import { memVolume } from "../_test_util.ts";
 import {
   BIG,
   block,
@@ -305,4 +308,43 @@ Deno.test("TieredCache bounds promotions when the hot set is larger than memory"
     ok(s.promotions <= 4, `at most memory's size is promoted per window, got ${s.promotions}`);
     equal(s.tiers[0]!.hits + s.tiers[1]!.hits, 5 * keys.length, "every range was a hit");
   });
+});
+
+Deno.test("Vfs.stats() reports the cache's counters and the files of its hottest blocks", async () => {
+  await withTempDir(async (dir) => {
+    const kv = new MemoryKvEngine();
+    await formatVolume(kv, { name: "test", storage: "mem://" });
+    const vol = await Volume.openWith(kv, new MemoryBlockStore(), {
+      cacheDirs: [{ path: dir, capacityBytes: 16 << 20, minFreeRatio: 0 }],
+      predict: false,
+    });
+    try {
+      const data = block("file", 300_000);
+      await vol.writeFile("/hot", data);
+      await vol.writeFile("/cold", block("cold", 1000));
+      for (let i = 0; i < 3; i++) deepEqual(await vol.readFile("/hot"), data);
+      const s = vol.vfs.stats();
+      ok(s.cache !== undefined);
+      equal(s.cacheHits, s.cache.hits);
+      equal(s.cacheMisses, s.cache.misses);
+      ok(s.cacheHits > 0);
+      deepEqual(s.hottestFiles?.map((h) => h.ino), [(await vol.stat("/hot")).ino]);
+    } finally {
+      await vol.close();
+    }
+  });
+});
+
+Deno.test("Vfs.stats() without a tiered cache still reports hits and misses", async () => {
+  const { vol } = await memVolume();
+  try {
+    await vol.writeFile("/f", block("f", 300_000));
+    await vol.readFile("/f");
+    const s = vol.vfs.stats();
+    equal(s.cache, undefined);
+    equal(s.hottestFiles, undefined);
+    equal(s.cacheHits + s.cacheMisses > 0, true);
+  } finally {
+    await vol.close();
+  }
 });
