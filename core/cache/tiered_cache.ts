@@ -78,6 +78,7 @@ export class TieredCache implements BlockCacheLike {
   // Promotions after ranged reads: one whole-block read at a time, and at most the memory tier's
   // size per PROMOTE_WINDOW_MS, so that a working set larger than memory (random reads over a big
   // file) does not turn every ranged read into a whole-block read that memory evicts at once.
+  // A flag rather than p-limit(1): a promotion that finds one under way is skipped, not queued.
   #promoting = false;
   #promoteWindowStart = 0;
   #promotedInWindow = 0;
