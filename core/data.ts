@@ -66,6 +66,7 @@ import { inlineKey } from "./meta/keys.ts";
 import { NotFoundError } from "./block_store.ts";
 import type { VolumeFormat } from "./format.ts";
 import { getLog } from "./log.ts";
+import { BlockCache, type BlockCacheLike } from "./cache/mod.ts";
 
 const log = getLog("data");
 
@@ -91,106 +92,6 @@ export interface DataOptions {
   codecWorkers?: number;
   /** Called with errors no request can report, e.g. a corrupt block. */
   onError?: (err: unknown) => void;
-}
-
-/** A least-recently-used cache of whole blocks, bounded in bytes. */
-export class BlockCache {
-  #map = new Map<string, Uint8Array>();
-  #bytes = 0;
-  readonly capacity: number;
-  hits = 0;
-  misses = 0;
-
-  /** Creates a cache of `capacity` bytes. */
-  constructor(capacity: number) {
-    this.capacity = capacity;
-  }
-
-  /** The memory tier has nothing slower behind it: a miss is a miss. */
-  get(_key: string): Promise<Uint8Array | undefined> {
-    return Promise.resolve(undefined);
-  }
-
-  /** The cached block, refreshed as most recently used. */
-  getSync(key: string): Uint8Array | undefined {
-    const v = this.#map.get(key);
-    if (v) {
-      this.#map.delete(key);
-      this.#map.set(key, v);
-      this.hits++;
-    } else {
-      this.misses++;
-    }
-    return v;
-  }
-
-  /** Caches a block, evicting the least recently used ones to stay under capacity. */
-  put(key: string, value: Uint8Array): void {
-    if (value.byteLength > this.capacity) return;
-    this.delete(key);
-    this.#map.set(key, value);
-    this.#bytes += value.byteLength;
-    for (const [k, v] of this.#map) {
-      if (this.#bytes <= this.capacity) break;
-      this.#map.delete(k);
-      this.#bytes -= v.byteLength;
-    }
-  }
-
-  /** Whether a block is cached (without refreshing it). */
-  has(key: string): boolean {
-    return this.#map.has(key);
-  }
-
-  /** Drops a block. */
-  delete(key: string): void {
-    const v = this.#map.get(key);
-    if (v) {
-      this.#map.delete(key);
-      this.#bytes -= v.byteLength;
-    }
-  }
-
-  /** Bytes cached. */
-  get bytes(): number {
-    return this.#bytes;
-  }
-}
-
-/** What the block layer needs of a cache: {@linkcode BlockCache} or a `TieredCache`. */
-export interface BlockCacheLike {
-  /** A block in memory, or `undefined`. */
-  getSync(key: string): Uint8Array | undefined;
-  /** A block from a slower tier (disk), or `undefined`. */
-  get(key: string): Promise<Uint8Array | undefined>;
-  /**
-   * Caches a block. `fromWrite`: just written to the store. `memoryOnly`: never worth a disk copy
-   * (an inline block, which lives in the metadata engine). `segmentSums`: see
-   * {@linkcode wantsSegmentSums}.
-   */
-  put(
-    key: string,
-    raw: Uint8Array,
-    opts?: { fromWrite?: boolean; memoryOnly?: boolean; segmentSums?: Uint8Array },
-  ): void;
-  /**
-   * Whether blocks may go to a tier that checksums 64 KiB segments: `put` then takes their
-   * `segmentSums`, computed by the codec workers next to the block checksum.
-   */
-  readonly wantsSegmentSums?: boolean;
-  has(key: string): boolean;
-  /**
-   * Bytes `[offset, offset+length)` of a cached block, read (and verified) without loading the
-   * whole block from a slower tier; `undefined` on a miss. Optional.
-   */
-  getRange?(key: string, offset: number, length: number): Promise<Uint8Array | undefined>;
-  /** Resolves when caching `bytes` more will not be dropped for lack of room. Optional. */
-  room?(bytes: number): Promise<void>;
-  delete(key: string): void | Promise<void>;
-  readonly bytes: number;
-  readonly hits: number;
-  readonly misses: number;
-  close?(): Promise<void>;
 }
 
 /**

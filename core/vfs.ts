@@ -36,12 +36,13 @@ import {
   SEEK_DATA,
   SEEK_HOLE,
   type SetAttr,
-  type SliceId,
   type StatFs,
   type Timespec,
 } from "./types.ts";
 import { FileWriter } from "./writer.ts";
-import { type CacheStats, TieredCache } from "./tiered_cache.ts";
+import { type CacheStats, TieredCache } from "./cache/mod.ts";
+// TODO(merge): import parseBlockKey from "./slice.ts" and delete core/cache/_tmp_block_key.ts.
+import { parseBlockKey } from "./cache/_tmp_block_key.ts";
 import { Predictor, type PredictorOptions } from "./predict.ts";
 
 /** Options of a {@linkcode Vfs}. */
@@ -680,29 +681,38 @@ export class Vfs implements FsOps {
     }
   }
 
-  /** How many files and handles are open (for status). */
+  /**
+   * What `slayerfs status` shows of this mount: open files and handles, the block cache's bytes,
+   * hits and misses (`cacheHits`, `cacheMisses`), the predictor's counters, and for a cache that
+   * reports them its per-tier counters and the files of its hottest blocks.
+   */
   stats(): {
     openFiles: number;
     handles: number;
     cacheBytes: number;
+    cacheHits: number;
+    cacheMisses: number;
     predictor?: { recorded: number; replays: number; prefetchedBlocks: number };
     cache?: CacheStats;
     hottestFiles?: Array<{ ino: Ino; frequency: number }>;
   } {
+    const cache = this.data.cache;
     const out: ReturnType<Vfs["stats"]> = {
       openFiles: this.#files.size,
       handles: this.#handles.size,
-      cacheBytes: this.data.cache.bytes,
+      cacheBytes: cache.bytes,
+      cacheHits: cache.hits,
+      cacheMisses: cache.misses,
       ...(this.predictor ? { predictor: { ...this.predictor.stats } } : {}),
     };
-    const cache = this.data.cache;
-    if (cache instanceof TieredCache) {
-      out.cache = cache.stats();
+    const stats = cache.stats?.();
+    if (stats !== undefined) {
+      out.cache = stats;
       // Hot blocks → their files (by the slice id in the block key).
       const byIno = new Map<Ino, number>();
-      for (const { key, frequency } of cache.hottest(200)) {
-        const id = Number(/\/(\d+)_\d+_\d+$/.exec(key)?.[1]);
-        const ino = this.data.ownerOf(id as SliceId);
+      for (const { key, frequency } of cache.hottest?.(200) ?? []) {
+        const id = parseBlockKey(key)?.id;
+        const ino = id === undefined ? undefined : this.data.ownerOf(id);
         if (ino !== undefined) byIno.set(ino, (byIno.get(ino) ?? 0) + frequency);
       }
       out.hottestFiles = [...byIno].sort((a, b) => b[1] - a[1]).slice(0, 10)
