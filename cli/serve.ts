@@ -16,7 +16,6 @@ import { formatVolume, Volume } from "../core/volume.ts";
 import { CliError, describe } from "./_errors.ts";
 import { openMeta } from "./_meta.ts";
 import { home, type MountState, runDir, stateFile, writeState } from "./_state.ts";
-import { cacheCounters } from "./status.ts";
 
 const log = getLog("daemon");
 
@@ -152,7 +151,8 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       openFiles: s.openFiles,
       handles: s.handles,
       cacheBytes: s.cacheBytes,
-      ...cacheCounters(vol.vfs),
+      cacheHits: s.cacheHits,
+      cacheMisses: s.cacheMisses,
       ...(s.predictor ? { predictor: s.predictor } : {}),
       ...(s.cache ? { cache: s.cache, hottestFiles: s.hottestFiles } : {}),
       ...(writeback ? { writeback: writeback.stats() } : {}),

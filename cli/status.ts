@@ -11,14 +11,6 @@ import { CliError } from "./_errors.ts";
 import { openMeta, volumeSummary } from "./_meta.ts";
 import { processAlive, readState } from "./_state.ts";
 
-/** The block cache's hit and miss counters, as the daemon records them in its state file. */
-export function cacheCounters(
-  vfs: { data: { cache: { hits: number; misses: number } } },
-): { cacheHits: number; cacheMisses: number } {
-  // TODO(merge): read them through the Vfs method the cache refactor adds, not its internals.
-  return { cacheHits: vfs.data.cache.hits, cacheMisses: vfs.data.cache.misses };
-}
-
 /** Runs `slayerfs status` with the arguments after the command name. */
 export async function cmdStatus(args: string[]): Promise<void> {
   const { positionals } = parse(args, {});
