@@ -18,6 +18,8 @@
  * @module
  */
 
+import { run, type RunResult } from "./_run.ts";
+
 /** The repository root (the directory holding `cli.ts`). */
 export const REPO_ROOT: string = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 /** The CLI entry point (`SLAYERFS_CLI` overrides it, e.g. to test the harness itself). */
@@ -36,7 +38,6 @@ if (OWN_HOME) {
 
 const MOUNT_TIMEOUT_MS = 45_000;
 const STOP_TIMEOUT_MS = 20_000;
-const dec = new TextDecoder();
 
 /** Options for {@link startSlayer}. */
 export interface StartOptions {
@@ -82,28 +83,9 @@ export interface SlayerMount extends AsyncDisposable {
   guard<T>(ms: number, label: string, fn: () => Promise<T> | T): Promise<T>;
 }
 
-/** Runs a command and returns its exit code and output. */
-export async function run(
-  cmd: string,
-  args: string[],
-  opts: { cwd?: string; env?: Record<string, string> } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    cwd: opts.cwd ?? REPO_ROOT,
-    env: opts.env ?? {},
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
 /** Runs `deno run -A cli.ts ARGS…` from the repository root. */
-export function runCli(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return run(Deno.execPath(), ["run", "-A", CLI, ...args]);
+export function runCli(args: string[]): Promise<RunResult> {
+  return run(Deno.execPath(), ["run", "-A", CLI, ...args], { cwd: REPO_ROOT });
 }
 
 function unescapeMountField(s: string): string {

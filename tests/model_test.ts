@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import * as L from "./_libc.ts";
 import { startSlayer } from "./_mount.ts";
+import { mountTmpfs } from "./_tmpfs.ts";
 import { pseudoRandom } from "./posix/suite.ts";
 
 const MiB = 1024 * 1024;
@@ -344,19 +345,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const root = await Deno.makeTempDir({ prefix: "slayerfs-model-" });
-    let mounted = false;
-    try {
-      const out = await new Deno.Command("mount", {
-        args: ["-t", "tmpfs", "-o", "size=512m", "slayerfs-model", root],
-      }).output();
-      assert.ok(out.success, "mount -t tmpfs");
-      mounted = true;
-      await checkAgainstModel(root, 200);
-    } finally {
-      if (mounted) await new Deno.Command("umount", { args: ["-l", root] }).output();
-      await Deno.remove(root, { recursive: true });
-    }
+    await using tmp = await mountTmpfs("512m");
+    await checkAgainstModel(tmp.mnt, 200);
   },
 });
 
