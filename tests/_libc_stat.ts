@@ -35,8 +35,7 @@ export interface Stat {
   ctimeNs: bigint;
 }
 
-function parseStat(b: Uint8Array<ArrayBuffer>): Stat {
-  const v = new DataView(b.buffer);
+function parseStat(v: DataView): Stat {
   const u64 = (o: number) => v.getBigUint64(o, true);
   const ts = (o: number) => v.getBigInt64(o, true) * 1_000_000_000n + v.getBigInt64(o + 8, true);
   return {
@@ -58,23 +57,17 @@ function parseStat(b: Uint8Array<ArrayBuffer>): Stat {
 
 /** `stat(2)` (follows symlinks). */
 export function stat(path: string): Stat {
-  const b = new Uint8Array(144);
-  check("stat", libc().stat(cstr(path), b), `"${path}"`);
-  return parseStat(b);
+  return parseStat(callInto(144, "stat", `"${path}"`, (b) => libc().stat(cstr(path), b)));
 }
 
 /** `lstat(2)` (does not follow a trailing symlink). */
 export function lstat(path: string): Stat {
-  const b = new Uint8Array(144);
-  check("lstat", libc().lstat(cstr(path), b), `"${path}"`);
-  return parseStat(b);
+  return parseStat(callInto(144, "lstat", `"${path}"`, (b) => libc().lstat(cstr(path), b)));
 }
 
 /** `fstat(2)`. */
 export function fstat(fd: number): Stat {
-  const b = new Uint8Array(144);
-  check("fstat", libc().fstat(fd, b));
-  return parseStat(b);
+  return parseStat(callInto(144, "fstat", "", (b) => libc().fstat(fd, b)));
 }
 
 /** The fields of `struct statvfs`. */
@@ -105,9 +98,7 @@ export interface Statvfs {
 
 /** `statvfs(3)`. */
 export function statvfs(path: string): Statvfs {
-  const b = new Uint8Array(112);
-  check("statvfs", libc().statvfs(cstr(path), b), `"${path}"`);
-  const v = new DataView(b.buffer);
+  const v = callInto(112, "statvfs", `"${path}"`, (b) => libc().statvfs(cstr(path), b));
   const n = (o: number) => Number(v.getBigUint64(o, true));
   return {
     bsize: n(0),
@@ -148,9 +139,7 @@ export interface Statfs {
 
 /** `statfs(2)`. */
 export function statfs(path: string): Statfs {
-  const b = new Uint8Array(120);
-  check("statfs", libc().statfs(cstr(path), b), `"${path}"`);
-  const v = new DataView(b.buffer);
+  const v = callInto(120, "statfs", `"${path}"`, (b) => libc().statfs(cstr(path), b));
   const n = (o: number) => Number(v.getBigInt64(o, true));
   return {
     type: v.getBigInt64(0, true),
@@ -163,4 +152,16 @@ export function statfs(path: string): Statfs {
     namelen: n(64),
     frsize: n(72),
   };
+}
+
+/** Calls `f` with a zeroed buffer of `size` bytes for the C struct it fills; returns a view of it. */
+function callInto(
+  size: number,
+  call: string,
+  detail: string,
+  f: (b: Uint8Array<ArrayBuffer>) => number,
+): DataView {
+  const b = new Uint8Array(size);
+  check(call, f(b), detail);
+  return new DataView(b.buffer);
 }
