@@ -1,38 +1,27 @@
 /**
- * Worker thread for the blocking libc calls of `_libc.ts` (`flock`, `fcntl(F_SETLKW)`).
+ * Worker thread for the blocking libc calls of `_libc_locks.ts` (`flock`, `fcntl(F_SETLKW)`).
  *
  * Runs one call synchronously on this thread, then reads errno on the same thread, so the errno
- * belongs to the call. Replies `{ ret, errno }`.
+ * belongs to the call. Replies a {@link BlockingReply}.
  *
  * @module
  */
 
-import { BLOCKING_SYMBOLS, openLibc } from "./_libc.ts";
+import { BLOCKING_SYMBOLS, errnoOf, openLibc } from "./_libc_ffi.ts";
+import type { BlockingCall, BlockingReply } from "./_libc_locks.ts";
 
 const lib = openLibc(BLOCKING_SYMBOLS);
 
 /** The worker global scope, typed without the DOM `Window` signatures. */
 const scope = self as unknown as {
-  onmessage: (e: MessageEvent<{ fn: "flock" | "fcntl"; args: unknown[] }>) => void;
-  postMessage(message: unknown): void;
+  onmessage: (e: MessageEvent<BlockingCall>) => void;
+  postMessage(message: BlockingReply): void;
 };
 
 scope.onmessage = (e) => {
   const { fn, args } = e.data;
-  let ret: number;
-  if (fn === "flock") {
-    ret = lib.symbols.flock(args[0] as number, args[1] as number);
-  } else {
-    ret = lib.symbols.fcntl(
-      args[0] as number,
-      args[1] as number,
-      args[2] as Uint8Array<ArrayBuffer>,
-    );
-  }
-  let errno = 0;
-  if (ret < 0) {
-    const p = lib.symbols.__errno_location();
-    if (p !== null) errno = new Deno.UnsafePointerView(p).getInt32();
-  }
-  scope.postMessage({ ret, errno });
+  const ret = fn === "flock"
+    ? lib.symbols.flock(args[0], args[1])
+    : lib.symbols.fcntl(args[0], args[1], args[2] ?? null);
+  scope.postMessage({ ret, errno: ret < 0 ? errnoOf(lib.symbols) : 0 });
 };

@@ -4,7 +4,8 @@
  *
  * Layout of the temporary directory (mode 0755, so uid 65534 can traverse it):
  * `meta.db` (SQLite metadata), `blocks/` (file storage), `mnt/` (the mountpoint),
- * `daemon.log` (the daemon's stdout and stderr), `harness.json` (pid, for stale-mount cleanup).
+ * `daemon.log` (the daemon's stdout and stderr), `harness.json` (its owner and the daemon's pid,
+ * for stale-mount cleanup).
  *
  * A module-level `unload` handler kills every daemon still running and lazily unmounts its
  * mountpoint, so even a test that throws past its `finally` leaves no mount behind.
@@ -17,6 +18,8 @@
  *
  * @module
  */
+
+import { run, type RunResult } from "./_run.ts";
 
 /** The repository root (the directory holding `cli.ts`). */
 export const REPO_ROOT: string = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
@@ -36,7 +39,6 @@ if (OWN_HOME) {
 
 const MOUNT_TIMEOUT_MS = 45_000;
 const STOP_TIMEOUT_MS = 20_000;
-const dec = new TextDecoder();
 
 /** Options for {@link startSlayer}. */
 export interface StartOptions {
@@ -82,28 +84,9 @@ export interface SlayerMount extends AsyncDisposable {
   guard<T>(ms: number, label: string, fn: () => Promise<T> | T): Promise<T>;
 }
 
-/** Runs a command and returns its exit code and output. */
-export async function run(
-  cmd: string,
-  args: string[],
-  opts: { cwd?: string; env?: Record<string, string> } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    cwd: opts.cwd ?? REPO_ROOT,
-    env: opts.env ?? {},
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
 /** Runs `deno run -A cli.ts ARGS…` from the repository root. */
-export function runCli(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return run(Deno.execPath(), ["run", "-A", CLI, ...args]);
+export function runCli(args: string[]): Promise<RunResult> {
+  return run(Deno.execPath(), ["run", "-A", CLI, ...args], { cwd: REPO_ROOT });
 }
 
 function unescapeMountField(s: string): string {
@@ -158,6 +141,26 @@ export function forceUnmountSync(mnt: string): void {
 
 const live = new Map<string, { pid: () => number | undefined; mnt: string }>();
 
+/**
+ * This module instance: `deno test --parallel` runs test files as workers of one process, so the
+ * owner's pid alone cannot tell another file's mounts from this one's.
+ */
+const HARNESS_ID = crypto.randomUUID();
+
+/** What `harness.json` records: the owner (process and module instance) and the daemon. */
+interface HarnessRecord {
+  owner: number;
+  harness: string;
+  mnt: string;
+  pid?: number;
+}
+
+async function writeRecord(dir: string, mnt: string, pid?: number): Promise<void> {
+  const rec: HarnessRecord = { owner: Deno.pid, harness: HARNESS_ID, mnt };
+  if (pid !== undefined) rec.pid = pid;
+  await Deno.writeTextFile(`${dir}/harness.json`, JSON.stringify(rec));
+}
+
 globalThis.addEventListener("unload", () => {
   for (const { pid, mnt } of live.values()) {
     const p = pid();
@@ -188,19 +191,17 @@ export async function cleanupStaleMounts(): Promise<string[]> {
     if (!e.isDirectory || !e.name.startsWith(TEMP_PREFIX)) continue;
     const dir = `${tmp}/${e.name}`;
     if (live.has(dir)) continue;
-    let pid: number | undefined;
+    let rec: Partial<HarnessRecord> = {};
     try {
-      pid = JSON.parse(await Deno.readTextFile(`${dir}/harness.json`)).pid;
-    } catch { /* no record: treat as dead */ }
-    const owner = (() => {
-      try {
-        return JSON.parse(Deno.readTextFileSync(`${dir}/harness.json`)).owner as number;
-      } catch {
-        return undefined;
-      }
-    })();
-    if (pid !== undefined && processAlive(pid)) continue;
-    if (owner !== undefined && owner !== Deno.pid && processAlive(owner)) continue;
+      rec = JSON.parse(await Deno.readTextFile(`${dir}/harness.json`));
+    } catch {
+      // No record: dead, unless just created (its owner is about to write the record).
+      const made = (await Deno.stat(dir).catch(() => undefined))?.mtime?.getTime() ?? 0;
+      if (Date.now() - made < 60_000) continue;
+    }
+    if (rec.pid !== undefined && processAlive(rec.pid)) continue;
+    const ours = rec.owner === Deno.pid && rec.harness === HARNESS_ID;
+    if (rec.owner !== undefined && !ours && processAlive(rec.owner)) continue;
     forceUnmountSync(`${dir}/mnt`);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     cleaned.push(dir);
@@ -237,6 +238,9 @@ export async function startSlayer(opts: StartOptions = {}): Promise<SlayerMount>
   const dir = await Deno.makeTempDir({ dir: tmp, prefix: TEMP_PREFIX });
   await Deno.chmod(dir, 0o755);
   const mnt = `${dir}/mnt`;
+  // Claim the directory at once: a parallel test file's cleanup must not take it for a dead
+  // run's while the volume is being formatted (before the daemon's pid is recorded).
+  await writeRecord(dir, mnt);
   const meta = `sqlite3://${dir}/meta.db`;
   const storage = opts.storage === "mem"
     ? "mem://"
@@ -296,10 +300,7 @@ export async function startSlayer(opts: StartOptions = {}): Promise<SlayerMount>
       stderr: "null",
     }).spawn();
     exited = child.status;
-    await Deno.writeTextFile(
-      `${dir}/harness.json`,
-      JSON.stringify({ pid: child.pid, owner: Deno.pid, mnt }),
-    );
+    await writeRecord(dir, mnt, child.pid);
     const deadline = Date.now() + MOUNT_TIMEOUT_MS;
     let exitedEarly: Deno.CommandStatus | undefined;
     exited.then((s) => exitedEarly = s);

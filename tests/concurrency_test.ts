@@ -5,19 +5,18 @@
  */
 
 import assert from "node:assert/strict";
-import { startSlayer } from "./_mount.ts";
+import { type SlayerMount, startSlayer } from "./_mount.ts";
+import { run } from "./_run.ts";
 
 /** Runs `code` (a Deno module body) in a child process with `ARG` in the environment. */
 async function child(code: string, arg: string): Promise<void> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--ext=ts", code],
-    env: { ARG: arg },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(`Child failed (${out.code}): ${new TextDecoder().decode(out.stderr)}`);
-  }
+  const out = await run(Deno.execPath(), ["eval", "--ext=ts", code], { env: { ARG: arg } });
+  if (out.code !== 0) throw new Error(`Child failed (${out.code}): ${out.stderr}`);
+}
+
+/** Runs `code` in two child processes at once (one per argument) under the mount's watchdog. */
+function inTwoChildren(fs: SlayerMount, label: string, code: string, args: [string, string]) {
+  return fs.guard(180_000, label, () => Promise.all(args.map((arg) => child(code, arg))));
 }
 
 const APPENDER = `
@@ -41,11 +40,7 @@ Deno.test({
     await using fs = await startSlayer();
     const path = `${fs.mnt}/log`;
     const count = 2000;
-    await fs.guard(180_000, "appenders", () =>
-      Promise.all([
-        child(APPENDER, `${path}|A|${count}`),
-        child(APPENDER, `${path}|B|${count}`),
-      ]));
+    await inTwoChildren(fs, "appenders", APPENDER, [`${path}|A|${count}`, `${path}|B|${count}`]);
     const text = await Deno.readTextFile(path);
     assert.ok(text.endsWith("\n"));
     const lines = text.slice(0, -1).split("\n");
@@ -92,11 +87,7 @@ Deno.test({
     await Deno.mkdir(dir);
     const files = 50;
     for (let i = 0; i < files; i++) await Deno.writeTextFile(`${dir}/f${i}`, `content ${i}`);
-    await fs.guard(180_000, "renamers", () =>
-      Promise.all([
-        child(RENAMER, `${dir}|a|400`),
-        child(RENAMER, `${dir}|b|400`),
-      ]));
+    await inTwoChildren(fs, "renamers", RENAMER, [`${dir}|a|400`, `${dir}|b|400`]);
     const contents: string[] = [];
     for await (const e of Deno.readDir(dir)) {
       const text = await Deno.readTextFile(`${dir}/${e.name}`);

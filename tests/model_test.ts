@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import * as L from "./_libc.ts";
 import { startSlayer } from "./_mount.ts";
+import { mountTmpfs } from "./_tmpfs.ts";
 import { pseudoRandom } from "./posix/suite.ts";
 
 const MiB = 1024 * 1024;
@@ -53,6 +54,13 @@ export class Model {
     return undefined;
   }
 
+  /** The node at `p`, or the errno of looking it up (a bad parent, or ENOENT). */
+  #lookup(p: string): Node | Outcome {
+    const e = this.#resolveParent(p);
+    if (e) return e;
+    return this.nodes.get(p) ?? "ENOENT";
+  }
+
   #children(p: string): string[] {
     const prefix = p === "" ? "" : `${p}/`;
     return [...this.nodes.keys()].filter((k) =>
@@ -87,10 +95,8 @@ export class Model {
         return "ok";
       }
       case "truncate": {
-        const e = this.#resolveParent(o.path);
-        if (e) return e;
-        const n = this.nodes.get(o.path);
-        if (n === undefined) return "ENOENT";
+        const n = this.#lookup(o.path);
+        if (typeof n === "string") return n;
         if (n.kind === "dir") return "EISDIR";
         const next = new Uint8Array(o.length);
         next.set(n.inode.data.subarray(0, Math.min(o.length, n.inode.data.length)));
@@ -98,10 +104,8 @@ export class Model {
         return "ok";
       }
       case "unlink": {
-        const e = this.#resolveParent(o.path);
-        if (e) return e;
-        const n = this.nodes.get(o.path);
-        if (n === undefined) return "ENOENT";
+        const n = this.#lookup(o.path);
+        if (typeof n === "string") return n;
         if (n.kind === "dir") return "EISDIR";
         this.nodes.delete(o.path);
         return "ok";
@@ -114,20 +118,16 @@ export class Model {
         return "ok";
       }
       case "rmdir": {
-        const e = this.#resolveParent(o.path);
-        if (e) return e;
-        const n = this.nodes.get(o.path);
-        if (n === undefined) return "ENOENT";
+        const n = this.#lookup(o.path);
+        if (typeof n === "string") return n;
         if (n.kind !== "dir") return "ENOTDIR";
         if (this.#children(o.path).length > 0) return "ENOTEMPTY";
         this.nodes.delete(o.path);
         return "ok";
       }
       case "link": {
-        const e1 = this.#resolveParent(o.from);
-        if (e1) return e1;
-        const src = this.nodes.get(o.from);
-        if (src === undefined) return "ENOENT";
+        const src = this.#lookup(o.from);
+        if (typeof src === "string") return src;
         const e2 = this.#resolveParent(o.to);
         if (e2) return e2;
         if (this.nodes.has(o.to)) return "EEXIST";
@@ -159,10 +159,8 @@ export class Model {
         return "ok";
       }
       case "readdir": {
-        const e = this.#resolveParent(o.path);
-        if (e) return e;
-        const n = this.nodes.get(o.path);
-        if (n === undefined) return "ENOENT";
+        const n = this.#lookup(o.path);
+        if (typeof n === "string") return n;
         if (n.kind !== "dir") return "ENOTDIR";
         return `ok:${this.#children(o.path).join(",")}`;
       }
@@ -344,19 +342,8 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const root = await Deno.makeTempDir({ prefix: "slayerfs-model-" });
-    let mounted = false;
-    try {
-      const out = await new Deno.Command("mount", {
-        args: ["-t", "tmpfs", "-o", "size=512m", "slayerfs-model", root],
-      }).output();
-      assert.ok(out.success, "mount -t tmpfs");
-      mounted = true;
-      await checkAgainstModel(root, 200);
-    } finally {
-      if (mounted) await new Deno.Command("umount", { args: ["-l", root] }).output();
-      await Deno.remove(root, { recursive: true });
-    }
+    await using tmp = await mountTmpfs("512m");
+    await checkAgainstModel(tmp.mnt, 200);
   },
 });
 

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { mountTmpfs } from "./_tmpfs.ts";
 import { posixCases } from "./posix/suite.ts";
 
 Deno.test({
@@ -11,26 +12,9 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    const root = await Deno.makeTempDir({ prefix: "slayerfs-tmpfs-" });
-    await Deno.chmod(root, 0o755);
-    const mnt = `${root}/mnt`;
-    await Deno.mkdir(mnt);
-    let mounted = false;
-    try {
-      const out = await new Deno.Command("mount", {
-        args: ["-t", "tmpfs", "-o", "size=2g,mode=0755", "slayerfs-ref", mnt],
-        stderr: "piped",
-      }).output();
-      if (!out.success) {
-        throw new Error(`mount -t tmpfs failed: ${new TextDecoder().decode(out.stderr)}`);
-      }
-      mounted = true;
-      for (const [name, run] of Object.entries(posixCases)) {
-        await t.step(name, () => run(mnt));
-      }
-    } finally {
-      if (mounted) await new Deno.Command("umount", { args: ["-l", mnt] }).output();
-      await Deno.remove(root, { recursive: true });
+    await using tmp = await mountTmpfs("2g");
+    for (const [name, run] of Object.entries(posixCases)) {
+      await t.step(name, () => run(tmp.mnt));
     }
   },
 });
