@@ -29,6 +29,7 @@ import type {
   StatFs,
 } from "../core/types.ts";
 import { bytesToName } from "../core/types.ts";
+import type { LibC } from "../core/libc.ts";
 import {
   CONN_INFO,
   ENTRY,
@@ -39,7 +40,6 @@ import {
   FUSE_CTX,
   FUSE_SET_ATTR,
   type FuseLib,
-  type LibC,
   OPS_SIZE,
   OPS_SLOT,
   STAT,

@@ -16,16 +16,8 @@
 
 import type { FsOps } from "../core/fs_ops.ts";
 import { FuseAdapter, type OpStat } from "./adapter.ts";
-import {
-  FUSE_ARGS,
-  FUSE_BUF,
-  type FuseLib,
-  LIBC,
-  type LibC,
-  loadLibc,
-  loadLibfuse,
-  OPS_SIZE,
-} from "./libfuse.ts";
+import { type LibC, loadLibc } from "../core/libc.ts";
+import { FUSE_ARGS, FUSE_BUF, type FuseLib, LIBC, loadLibfuse, OPS_SIZE } from "./libfuse.ts";
 import { mountInfo, resolveMountpoint } from "./mounts.ts";
 
 /** How a session is mounted and cached. */
