@@ -60,13 +60,14 @@ export interface OpHost {
   hold(sent: Promise<unknown>, bytes: Uint8Array): void;
 }
 
-type Def = Deno.UnsafeCallbackDefinition;
+/** A libfuse callback signature. */
+export type Def = Deno.UnsafeCallbackDefinition;
 /** The callback's arguments after `req`. */
-type Args<D extends Def> =
+export type Args<D extends Def> =
   Parameters<Deno.UnsafeCallbackFunction<D["parameters"], D["result"]>> extends
     readonly [unknown, ...infer R] ? R : never;
 /** The `FsOps` methods a request calls. */
-type Method = Exclude<keyof FsOps, "copiesWriteData" | "forget" | "destroy">;
+export type Method = Exclude<keyof FsOps, "copiesWriteData" | "forget" | "destroy">;
 
 /** A request that the filesystem answers: a call, then one reply. */
 export interface RequestOp<D extends Def, T> {
@@ -90,8 +91,8 @@ export interface NoReplyOp<D extends Def> {
   run(h: OpHost, ...args: Args<D>): void;
 }
 
-/** Up to eight callback arguments after `req`, untyped (the dispatcher's view of an entry). */
-type A = unknown;
+/** One of up to eight callback arguments after `req`, untyped (the dispatcher's view). */
+export type A = unknown;
 
 /** {@linkcode RequestOp} as the dispatcher calls it. */
 export interface AnyRequestOp {

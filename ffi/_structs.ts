@@ -35,8 +35,6 @@ import {
   STATVFS,
 } from "./libfuse.ts";
 
-type Ptr = Deno.PointerValue;
-
 const BIG_32 = 4294967296;
 const BLKSIZE = 4096;
 /** The smallest readdir buffer allocated (the kernel asks for 4 KiB to 128 KiB). */
@@ -79,7 +77,7 @@ function writeStat(dv: DataView, base: number, attr: Attr): void {
 }
 
 /** The fields of `setattr`'s `struct stat` that `toSet` (`FUSE_SET_ATTR_*`) names. */
-export function readSetAttr(attrPtr: Ptr, toSet: number): SetAttr {
+export function readSetAttr(attrPtr: Deno.PointerValue, toSet: number): SetAttr {
   const set: SetAttr = {};
   if (attrPtr === null) return set;
   const dv = new DataView(Deno.UnsafePointerView.getArrayBuffer(attrPtr, STAT.SIZE));
@@ -99,29 +97,29 @@ export function readSetAttr(attrPtr: Ptr, toSet: number): SetAttr {
 // ---- fuse_file_info -----------------------------------------------------------------------------
 
 /** `fi->fh`, or `undefined` without `fi`. */
-export function fiFh(fi: Ptr): Fh | undefined {
+export function fiFh(fi: Deno.PointerValue): Fh | undefined {
   if (fi === null) return undefined;
   return Number(new Deno.UnsafePointerView(fi).getBigUint64(FILE_INFO.fh)) as Fh;
 }
 
 /** `fi->fh`, or 0 without `fi`. */
-export function fiFhOf(fi: Ptr): Fh {
+export function fiFhOf(fi: Deno.PointerValue): Fh {
   return fiFh(fi) ?? (0 as Fh);
 }
 
 /** `fi->lock_owner`, or 0 without `fi`. */
-export function fiLockOwner(fi: Ptr): bigint {
+export function fiLockOwner(fi: Deno.PointerValue): bigint {
   if (fi === null) return 0n;
   return new Deno.UnsafePointerView(fi).getBigUint64(FILE_INFO.lockOwner);
 }
 
 /** `fi->flags` (the `open(2)` flags), or 0 without `fi`. */
-export function fiFlags(fi: Ptr): number {
+export function fiFlags(fi: Deno.PointerValue): number {
   return fi === null ? 0 : new Deno.UnsafePointerView(fi).getInt32(FILE_INFO.flags);
 }
 
 /** `fi->flock_release`: the kernel asks to drop the owner's flock locks. */
-export function fiFlockRelease(fi: Ptr): boolean {
+export function fiFlockRelease(fi: Deno.PointerValue): boolean {
   return fi !== null &&
     (new Deno.UnsafePointerView(fi).getUint32(FILE_INFO.bits) & FILE_INFO.FLOCK_RELEASE) !== 0;
 }
@@ -129,7 +127,7 @@ export function fiFlockRelease(fi: Ptr): boolean {
 // ---- struct flock, struct statvfs ---------------------------------------------------------------
 
 /** Reads a `struct flock` (`l_len` 0 becomes `end: Infinity`). */
-export function readLock(lockPtr: Ptr): PosixLock {
+export function readLock(lockPtr: Deno.PointerValue): PosixLock {
   if (lockPtr === null) throw new FsError(Errno.EINVAL, "No lock given");
   const dv = new DataView(Deno.UnsafePointerView.getArrayBuffer(lockPtr, FLOCK.SIZE));
   const start = get64(dv, FLOCK.start);

@@ -5,5 +5,21 @@
  * @module
  */
 
+export type { FsOps } from "../core/fs_ops.ts";
+export type {
+  Attr,
+  Ctx,
+  DirEntry,
+  Fh,
+  Ino,
+  Name,
+  Opened,
+  PosixLock,
+  SetAttr,
+  StatFs,
+  TimeSet,
+  Timespec,
+} from "../core/types.ts";
+export type { OpStat } from "./adapter.ts";
 export { FuseSession, mountFs, type MountOptions } from "./session.ts";
 export { forceUnmount, isMounted, type MountInfo, mountInfo } from "./mounts.ts";
