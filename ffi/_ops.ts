@@ -124,6 +124,11 @@ function noReply<const D extends Def>(op: NoReplyOp<D>): AnyNoReplyOp {
   return op as unknown as AnyNoReplyOp;
 }
 
+/** A callback signature: these parameter types, no result. */
+function cb<const P extends readonly Deno.NativeType[]>(...parameters: P) {
+  return { parameters, result: "void" } as const;
+}
+
 /** Read replies of at least this many bytes are sent from a worker thread. */
 const ASYNC_REPLY_BYTES = 256 * 1024;
 
@@ -162,18 +167,15 @@ const data = (h: OpHost, req: Req, bytes: Uint8Array, size: number | bigint): vo
 
 // Callback signatures shared by several slots.
 /** void (*unlink)(fuse_req_t req, fuse_ino_t parent, const char *name); also rmdir, removexattr, lookup */
-const NAME_OP = { parameters: ["pointer", "u64", "pointer"], result: "void" } as const;
+const NAME_OP = cb("pointer", "u64", "pointer");
 /** void (*open)(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi); also getattr, flush, release, opendir, releasedir */
-const FI_OP = { parameters: ["pointer", "u64", "pointer"], result: "void" } as const;
+const FI_OP = cb("pointer", "u64", "pointer");
 /** void (*read)(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi); also readdir(plus) */
-const READ_OP = {
-  parameters: ["pointer", "u64", "usize", "i64", "pointer"],
-  result: "void",
-} as const;
+const READ_OP = cb("pointer", "u64", "usize", "i64", "pointer");
 /** void (*fsync)(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi); also fsyncdir */
-const FSYNC_OP = { parameters: ["pointer", "u64", "i32", "pointer"], result: "void" } as const;
+const FSYNC_OP = cb("pointer", "u64", "i32", "pointer");
 /** void (*readlink)(fuse_req_t req, fuse_ino_t ino); also statfs */
-const INO_OP = { parameters: ["pointer", "u64"], result: "void" } as const;
+const INO_OP = cb("pointer", "u64");
 
 /** `opendir`/`open`: the same call and reply but for the method and the readdir cache bit. */
 function openOp(method: "open" | "opendir"): AnyRequestOp {
@@ -242,14 +244,14 @@ export const OPERATIONS: Partial<Record<keyof typeof OPS_SLOT, AnyRequestOp | An
       return true;
     },
   }),
-  /** void (*forget)(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) */
   forget: noReply({
-    def: { parameters: ["pointer", "u64", "u64"], result: "void" },
+    /** void (*forget)(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) */
+    def: cb("pointer", "u64", "u64"),
     run: (h, i, nlookup) => h.ops.forget?.(ino(i), Number(nlookup)),
   }),
-  /** void (*forget_multi)(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) */
   forget_multi: noReply({
-    def: { parameters: ["pointer", "usize", "pointer"], result: "void" },
+    /** void (*forget_multi)(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) */
+    def: cb("pointer", "usize", "pointer"),
     run: (h, count, forgets) => {
       const n = Number(count);
       const forget = h.ops.forget;
@@ -275,7 +277,7 @@ export const OPERATIONS: Partial<Record<keyof typeof OPS_SLOT, AnyRequestOp | An
   }),
   setattr: request({
     /** void (*setattr)(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) */
-    def: { parameters: ["pointer", "u64", "pointer", "i32", "pointer"], result: "void" },
+    def: cb("pointer", "u64", "pointer", "i32", "pointer"),
     method: "setattr",
     call: (h, ctx, i, stat, toSet, fi) =>
       h.ops.setattr(ctx, ino(i), readSetAttr(stat, toSet), fiFh(fi)),
@@ -291,7 +293,7 @@ export const OPERATIONS: Partial<Record<keyof typeof OPS_SLOT, AnyRequestOp | An
   }),
   mknod: request({
     /** void (*mknod)(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) */
-    def: { parameters: ["pointer", "u64", "pointer", "u32", "u64"], result: "void" },
+    def: cb("pointer", "u64", "pointer", "u32", "u64"),
     method: "mknod",
     call: (h, ctx, parent, n, mode, rdev) =>
       h.ops.mknod(ctx, ino(parent), name(h, n), mode, Number(rdev)),
@@ -299,7 +301,7 @@ export const OPERATIONS: Partial<Record<keyof typeof OPS_SLOT, AnyRequestOp | An
   }),
   mkdir: request({
     /** void (*mkdir)(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) */
-    def: { parameters: ["pointer", "u64", "pointer", "u32"], result: "void" },
+    def: cb("pointer", "u64", "pointer", "u32"),
     method: "mkdir",
     call: (h, ctx, parent, n, mode) => h.ops.mkdir(ctx, ino(parent), name(h, n), mode),
     reply: entry,
@@ -308,17 +310,14 @@ export const OPERATIONS: Partial<Record<keyof typeof OPS_SLOT, AnyRequestOp | An
   rmdir: nameOp("rmdir"),
   symlink: request({
     /** void (*symlink)(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) */
-    def: { parameters: ["pointer", "pointer", "u64", "pointer"], result: "void" },
+    def: cb("pointer", "pointer", "u64", "pointer"),
     method: "symlink",
     call: (h, ctx, link, parent, n) => h.ops.symlink(ctx, ino(parent), name(h, n), name(h, link)),
     reply: entry,
   }),
   rename: request({
     /** void (*rename)(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname, unsigned int flags) */
-    def: {
-      parameters: ["pointer", "u64", "pointer", "u64", "pointer", "u32"],
-      result: "void",
-    },
+    def: cb("pointer", "u64", "pointer", "u64", "pointer", "u32"),
     method: "rename",
     call: (h, ctx, parent, n, newParent, newName, flags) =>
       h.ops.rename(ctx, ino(parent), name(h, n), ino(newParent), name(h, newName), flags),
@@ -326,7 +325,7 @@ export const OPERATIONS: Partial<Record<keyof typeof OPS_SLOT, AnyRequestOp | An
   }),
   link: request({
     /** void (*link)(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) */
-    def: { parameters: ["pointer", "u64", "u64", "pointer"], result: "void" },
+    def: cb("pointer", "u64", "u64", "pointer"),
     method: "link",
     call: (h, ctx, i, newParent, newName) =>
       h.ops.link(ctx, ino(i), ino(newParent), name(h, newName)),
@@ -342,7 +341,7 @@ export const OPERATIONS: Partial<Record<keyof typeof OPS_SLOT, AnyRequestOp | An
   }),
   write: request({
     /** void (*write)(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) */
-    def: { parameters: ["pointer", "u64", "pointer", "usize", "i64", "pointer"], result: "void" },
+    def: cb("pointer", "u64", "pointer", "usize", "i64", "pointer"),
     method: "write",
     call: (h, ctx, i, buf, size, off, fi) => {
       const n = Number(size);
@@ -388,10 +387,7 @@ export const OPERATIONS: Partial<Record<keyof typeof OPS_SLOT, AnyRequestOp | An
   }),
   setxattr: request({
     /** void (*setxattr)(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) */
-    def: {
-      parameters: ["pointer", "u64", "pointer", "pointer", "usize", "i32"],
-      result: "void",
-    },
+    def: cb("pointer", "u64", "pointer", "pointer", "usize", "i32"),
     method: "setxattr",
     call: (h, ctx, i, n, value, size, flags) =>
       h.ops.setxattr(ctx, ino(i), name(h, n), copyFromC(value, Number(size)), flags),
@@ -399,14 +395,14 @@ export const OPERATIONS: Partial<Record<keyof typeof OPS_SLOT, AnyRequestOp | An
   }),
   getxattr: request({
     /** void (*getxattr)(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) */
-    def: { parameters: ["pointer", "u64", "pointer", "usize"], result: "void" },
+    def: cb("pointer", "u64", "pointer", "usize"),
     method: "getxattr",
     call: (h, ctx, i, n) => h.ops.getxattr(ctx, ino(i), name(h, n)),
     reply: (h, req, value, _i, _n, size) => xattr(h, req, Number(size), value),
   }),
   listxattr: request({
     /** void (*listxattr)(fuse_req_t req, fuse_ino_t ino, size_t size) */
-    def: { parameters: ["pointer", "u64", "usize"], result: "void" },
+    def: cb("pointer", "u64", "usize"),
     method: "listxattr",
     call: (h, ctx, i) => h.ops.listxattr(ctx, ino(i)),
     reply: (h, req, names, _i, size) => xattr(h, req, Number(size), cStringList(names)),
@@ -414,14 +410,14 @@ export const OPERATIONS: Partial<Record<keyof typeof OPS_SLOT, AnyRequestOp | An
   removexattr: nameOp("removexattr"),
   access: request({
     /** void (*access)(fuse_req_t req, fuse_ino_t ino, int mask) */
-    def: { parameters: ["pointer", "u64", "i32"], result: "void" },
+    def: cb("pointer", "u64", "i32"),
     method: "access",
     call: (h, ctx, i, mask) => h.ops.access(ctx, ino(i), mask),
     reply: ok,
   }),
   create: request({
     /** void (*create)(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) */
-    def: { parameters: ["pointer", "u64", "pointer", "u32", "pointer"], result: "void" },
+    def: cb("pointer", "u64", "pointer", "u32", "pointer"),
     method: "create",
     call: (h, ctx, parent, n, mode, fi) =>
       h.ops.create(ctx, ino(parent), name(h, n), mode, fiFlags(fi)),
@@ -432,7 +428,7 @@ export const OPERATIONS: Partial<Record<keyof typeof OPS_SLOT, AnyRequestOp | An
   }),
   getlk: request({
     /** void (*getlk)(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock) */
-    def: { parameters: ["pointer", "u64", "pointer", "pointer"], result: "void" },
+    def: cb("pointer", "u64", "pointer", "pointer"),
     method: "getlk",
     call: (h, ctx, i, fi, lock) =>
       h.ops.getlk(ctx, ino(i), fiFhOf(fi), fiLockOwner(fi), readLock(lock)),
@@ -442,7 +438,7 @@ export const OPERATIONS: Partial<Record<keyof typeof OPS_SLOT, AnyRequestOp | An
   }),
   setlk: request({
     /** void (*setlk)(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock, int sleep) */
-    def: { parameters: ["pointer", "u64", "pointer", "pointer", "i32"], result: "void" },
+    def: cb("pointer", "u64", "pointer", "pointer", "i32"),
     method: "setlk",
     call: (h, ctx, i, fi, lock, sleep) =>
       h.ops.setlk(ctx, ino(i), fiFhOf(fi), fiLockOwner(fi), readLock(lock), sleep !== 0),
@@ -450,14 +446,14 @@ export const OPERATIONS: Partial<Record<keyof typeof OPS_SLOT, AnyRequestOp | An
   }),
   flock: request({
     /** void (*flock)(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op) */
-    def: { parameters: ["pointer", "u64", "pointer", "i32"], result: "void" },
+    def: cb("pointer", "u64", "pointer", "i32"),
     method: "flock",
     call: (h, ctx, i, fi, op) => h.ops.flock(ctx, ino(i), fiFhOf(fi), fiLockOwner(fi), op),
     reply: ok,
   }),
   fallocate: request({
     /** void (*fallocate)(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, struct fuse_file_info *fi) */
-    def: { parameters: ["pointer", "u64", "i32", "i64", "i64", "pointer"], result: "void" },
+    def: cb("pointer", "u64", "i32", "i64", "i64", "pointer"),
     method: "fallocate",
     call: (h, ctx, i, mode, off, len, fi) =>
       h.ops.fallocate(ctx, ino(i), fiFhOf(fi), mode, Number(off), Number(len)),
@@ -465,10 +461,7 @@ export const OPERATIONS: Partial<Record<keyof typeof OPS_SLOT, AnyRequestOp | An
   }),
   copy_file_range: request({
     /** void (*copy_file_range)(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out, struct fuse_file_info *fi_out, size_t len, int flags) */
-    def: {
-      parameters: ["pointer", "u64", "i64", "pointer", "u64", "i64", "pointer", "usize", "i32"],
-      result: "void",
-    },
+    def: cb("pointer", "u64", "i64", "pointer", "u64", "i64", "pointer", "usize", "i32"),
     method: "copyFileRange",
     call: (h, ctx, inoIn, offIn, fiIn, inoOut, offOut, fiOut, len, flags) =>
       h.ops.copyFileRange(
@@ -486,7 +479,7 @@ export const OPERATIONS: Partial<Record<keyof typeof OPS_SLOT, AnyRequestOp | An
   }),
   lseek: request({
     /** void (*lseek)(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi) */
-    def: { parameters: ["pointer", "u64", "i64", "i32", "pointer"], result: "void" },
+    def: cb("pointer", "u64", "i64", "i32", "pointer"),
     method: "lseek",
     call: (h, ctx, i, off, whence, fi) => h.ops.lseek(ctx, ino(i), fiFhOf(fi), Number(off), whence),
     reply: (h, req, pos) => {

@@ -6,20 +6,7 @@
  */
 
 export type { FsOps } from "../core/fs_ops.ts";
-export type {
-  Attr,
-  Ctx,
-  DirEntry,
-  Fh,
-  Ino,
-  Name,
-  Opened,
-  PosixLock,
-  SetAttr,
-  StatFs,
-  TimeSet,
-  Timespec,
-} from "../core/types.ts";
+export type * from "../core/types.ts";
 export type { OpStat } from "./adapter.ts";
 export { FuseSession, mountFs, type MountOptions } from "./session.ts";
 export { forceUnmount, isMounted, type MountInfo, mountInfo } from "./mounts.ts";
