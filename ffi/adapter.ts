@@ -2,12 +2,14 @@
  * The typed adapter: a `struct fuse_lowlevel_ops` table whose callbacks drive an
  * {@linkcode FsOps}.
  *
- * Each callback copies what it needs out of the request (names, write data, `fi` fields; those
- * pointers die when the callback returns), starts the matching `FsOps` method and returns at once.
- * The reply is sent when the promise settles, so requests run concurrently. Every request gets
- * exactly one reply: a value becomes `fuse_reply_*`, an {@linkcode FsError} becomes
- * `fuse_reply_err(errno)`, anything else `EIO` (logged once per operation), and a missing method
- * `ENOSYS` (logged once per operation). `forget`/`forget_multi` answer `fuse_reply_none`.
+ * Every slot but `init` comes from the operation table in `_ops.ts`, and every request runs
+ * through one dispatcher here: the entry copies what it needs out of the request (names, write
+ * data, `fi` fields; those pointers die when the callback returns) and starts its `FsOps` method,
+ * and the callback returns at once. The reply is sent when the promise settles, so requests run
+ * concurrently. Every request gets exactly one reply: a value becomes the entry's `fuse_reply_*`,
+ * an {@linkcode FsError} becomes `fuse_reply_err(errno)`, anything else `EIO` (logged once per
+ * operation), and a missing method `ENOSYS` (logged once per operation). `forget` and
+ * `forget_multi` answer `fuse_reply_none`.
  *
  * All replies are made on the JS thread from small scratch buffers that C copies during the call;
  * memory C keeps (the ops table, the readdir buffer) comes from libc `malloc`.

@@ -11,42 +11,18 @@
 
 import type { FsOps } from "../core/fs_ops.ts";
 import { loadLibc } from "../core/libc.ts";
-import type { Attr } from "../core/types.ts";
 import { FuseAdapter } from "./adapter.ts";
-import { type FuseLib, OPS_SIZE, OPS_SLOT } from "./libfuse.ts";
+import { slotFn as slot, STUB_ATTR, STUB_REQ as req, stubFuse } from "./testdata/stub_fuse.ts";
 
 const ROUND = 200_000;
 /** Requests in flight before the loop waits for their replies. */
 const BATCH = 500;
 
-const ctx = new Uint32Array([1000, 1000, 42, 0o22]);
-const ctxPtr = Deno.UnsafePointer.of(ctx);
-const stub = () => 0;
-const fuse = {
-  fuse_req_ctx: () => ctxPtr,
-  fuse_reply_err: stub,
-  fuse_reply_entry: stub,
-  fuse_reply_attr: stub,
-  fuse_reply_buf: stub,
-  fuse_reply_write: stub,
-} as unknown as FuseLib;
-const time = { sec: 1, nsec: 2 };
-const attr = {
-  ino: 5,
-  mode: 0o100644,
-  nlink: 1,
-  uid: 0,
-  gid: 0,
-  rdev: 0,
-  size: 4096,
-  atime: time,
-  mtime: time,
-  ctime: time,
-} as Attr;
+const { fuse } = stubFuse(false);
 const page = new Uint8Array(4096);
 const ops = {
-  lookup: () => Promise.resolve(attr),
-  getattr: () => Promise.resolve(attr),
+  lookup: () => Promise.resolve(STUB_ATTR),
+  getattr: () => Promise.resolve(STUB_ATTR),
   read: () => Promise.resolve(page),
   write: (_c: unknown, _i: unknown, _f: unknown, _o: unknown, d: Uint8Array) =>
     Promise.resolve(d.length),
@@ -55,17 +31,9 @@ const ops = {
 const name = new TextEncoder().encode("some-file-name\0");
 const fi = new Uint8Array(40);
 const data = new Uint8Array(4096);
-const req = Deno.UnsafePointer.create(0x1000n);
-
-function slot(adapter: FuseAdapter, op: keyof typeof OPS_SLOT, parameters: Deno.NativeType[]) {
-  const slots = new BigUint64Array(Deno.UnsafePointerView.getArrayBuffer(adapter.table, OPS_SIZE));
-  const def = { parameters, result: "void" } as const;
-  const p = Deno.UnsafePointer.create<typeof def>(slots[OPS_SLOT[op]]!)!;
-  return new Deno.UnsafeFnPointer(p, def);
-}
 
 async function round(): Promise<Record<string, number>> {
-  const adapter = new FuseAdapter(fuse, loadLibc(), ops);
+  const adapter = new FuseAdapter(fuse, loadLibc(), ops, { threadSafe: false });
   const namePtr = Deno.UnsafePointer.of(name);
   const fiPtr = Deno.UnsafePointer.of(fi);
   const dataPtr = Deno.UnsafePointer.of(data);
