@@ -1,6 +1,6 @@
 /**
- * The raw libfuse3 layer: symbol tables for `libfuse3.so.3` (low-level API) and the few libc
- * functions the adapter needs, library loading, and the x86_64 struct layouts of libfuse 3.14.
+ * The raw libfuse3 layer: the symbol table of `libfuse3.so.3` (low-level API), library loading,
+ * and the x86_64 struct layouts of libfuse 3.14. The C library comes from `core/libc.ts`.
  *
  * Nothing here knows about {@linkcode FsOps}; the typed adapter lives in `adapter.ts`. Layouts
  * were checked with `offsetof`/`sizeof` against `/usr/include/fuse3/fuse_lowlevel.h` (libfuse
@@ -106,40 +106,13 @@ export const FUSE_SYMBOLS = {
   },
 } as const satisfies Deno.ForeignLibraryInterface;
 
-/** The libc symbols used for memory C keeps, the nonblocking /dev/fuse fd and `poll`. */
-export const LIBC_SYMBOLS = {
-  /** void *malloc(size_t size); */
-  malloc: { parameters: ["usize"], result: "pointer" },
-  /** void *calloc(size_t nmemb, size_t size); */
-  calloc: { parameters: ["usize", "usize"], result: "pointer" },
-  /** void free(void *ptr); */
-  free: { parameters: ["pointer"], result: "void" },
-  /** size_t strlen(const char *s); */
-  strlen: { parameters: ["pointer"], result: "usize" },
-  /** int fcntl(int fd, int cmd, int arg); — variadic in C, an int third argument on x86_64 */
-  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  /** int pipe2(int pipefd[2], int flags); */
-  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
-  /** ssize_t write(int fd, const void *buf, size_t count); */
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  /** ssize_t read(int fd, void *buf, size_t count); */
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  /** int close(int fd); */
-  close: { parameters: ["i32"], result: "i32" },
-  /** int poll(struct pollfd *fds, nfds_t nfds, int timeout); — off the JS thread */
-  poll: { parameters: ["pointer", "u64", "i32"], result: "i32", nonblocking: true },
-} as const satisfies Deno.ForeignLibraryInterface;
-
 /** The loaded libfuse3 symbols. */
 export type FuseLib = Deno.DynamicLibrary<typeof FUSE_SYMBOLS>["symbols"];
-/** The loaded libc symbols. */
-export type LibC = Deno.DynamicLibrary<typeof LIBC_SYMBOLS>["symbols"];
 
 /** The library file opened unless `SLAYERFS_LIBFUSE` names another one. */
 export const DEFAULT_LIBFUSE = "libfuse3.so.3";
 
 let fuseLib: Deno.DynamicLibrary<typeof FUSE_SYMBOLS> | undefined;
-let libcLib: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
 
 /**
  * Opens libfuse3 once per process (the path comes from `SLAYERFS_LIBFUSE`, else
@@ -165,17 +138,6 @@ export function loadLibfuse(): FuseLib {
     );
   }
   return fuseLib.symbols;
-}
-
-/** Opens the C library once per process and returns its symbols. */
-export function loadLibc(): LibC {
-  if (libcLib) return libcLib.symbols;
-  try {
-    libcLib = Deno.dlopen("libc.so.6", LIBC_SYMBOLS);
-  } catch (cause) {
-    throw new Error('Cannot load the C library "libc.so.6"', { cause });
-  }
-  return libcLib.symbols;
 }
 
 /** `sizeof(struct fuse_lowlevel_ops)`: 44 function pointers. */

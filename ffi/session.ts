@@ -15,18 +15,14 @@
  */
 
 import type { FsOps } from "../core/fs_ops.ts";
+import { type LibC, loadLibc } from "../core/libc.ts";
+import { getLog } from "../core/log.ts";
+import { cString } from "./_cstring.ts";
 import { FuseAdapter, type OpStat } from "./adapter.ts";
-import {
-  FUSE_ARGS,
-  FUSE_BUF,
-  type FuseLib,
-  LIBC,
-  type LibC,
-  loadLibc,
-  loadLibfuse,
-  OPS_SIZE,
-} from "./libfuse.ts";
+import { FUSE_ARGS, FUSE_BUF, type FuseLib, LIBC, loadLibfuse, OPS_SIZE } from "./libfuse.ts";
 import { mountInfo, resolveMountpoint } from "./mounts.ts";
+
+const log = getLog("fuse");
 
 /** How a session is mounted and cached. */
 export interface MountOptions {
@@ -98,14 +94,6 @@ export function mountOptionList(options: MountOptions): string[] {
   if (options.debug) o.push("debug");
   o.push(...(options.extraOptions ?? []));
   return o;
-}
-
-/** NUL-terminated UTF-8 bytes of `s`. */
-function cString(s: string): Uint8Array {
-  const bytes = new TextEncoder().encode(s);
-  const out = new Uint8Array(bytes.length + 1);
-  out.set(bytes);
-  return out;
 }
 
 /** A `struct fuse_args` with its argv in libc memory. */
@@ -241,7 +229,7 @@ export class FuseSession implements AsyncDisposable {
   start(): void {
     const run = this.#loopKind === "mt" ? this.#mtLoop() : this.#jsLoop();
     this.#loop = run.catch((err) => {
-      console.error("slayerfs: the FUSE request loop failed:", err);
+      log.error("The FUSE request loop failed: {error}", { error: err });
     }).finally(() => {
       this.#loopEnded = true;
       // The loop can end on its own (an external `fusermount3 -u`): release everything then.
@@ -303,7 +291,7 @@ export class FuseSession implements AsyncDisposable {
             }
             break;
           }
-          if (res < 0) console.error(`slayerfs: reading /dev/fuse failed (errno ${-res})`);
+          if (res < 0) log.error("Reading /dev/fuse failed (errno {errno})", { errno: -res });
           break outer; // 0: the session exited (unmounted or aborted)
         }
         // Waiting off-thread also lets timers and I/O callbacks (and so replies) run.
@@ -383,7 +371,9 @@ export class FuseSession implements AsyncDisposable {
       fuse.fuse_session_destroy(se);
     } else {
       // Threads may still call back: keep the callbacks alive but let the process exit.
-      console.error(`slayerfs: the FUSE loop of "${this.mountpoint}" did not stop; leaking it`);
+      log.warn("The FUSE loop of {mountpoint} did not stop; leaking it", {
+        mountpoint: this.mountpoint,
+      });
       this.#adapter.unref();
     }
     for (const fd of [this.#wakeRead, this.#wakeWrite]) if (fd >= 0) this.#libc.close(fd);
@@ -391,7 +381,7 @@ export class FuseSession implements AsyncDisposable {
     try {
       await this.#ops.destroy?.();
     } catch (err) {
-      console.error("slayerfs: destroy failed:", err);
+      log.error("Destroying the filesystem failed: {error}", { error: err });
     }
     this.#resolveClosed();
   }
