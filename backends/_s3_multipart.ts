@@ -13,6 +13,9 @@ import {
 import pLimit from "p-limit";
 import { S3StoreError } from "./_s3_errors.ts";
 import type { S3Pool } from "./_s3_pool.ts";
+import { getLog } from "../core/log.ts";
+
+const log = getLog("s3");
 
 /** Where and how to upload one object in parts. */
 export interface MultipartTarget {
@@ -92,7 +95,10 @@ export async function putMultipart(
         pool.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }), {
           abortSignal: signal,
         }),
-    ).catch(() => {}); // best effort; a lifecycle rule can clean up the rest
+    ).catch((error) => {
+      // Best effort; a lifecycle rule can clean up the rest.
+      log.debug("Abort of the multipart upload of {key} failed", { key, error });
+    });
     throw err;
   }
 }
