@@ -115,9 +115,44 @@ export function resolveSegments(records: readonly SliceRecord[]): SliceRecord[] 
   return segs;
 }
 
-/** The storage key of block `index` (of length `len`) of slice `id`. */
+/**
+ * The storage key of block `index` (of length `len`) of slice `id`:
+ * `chunks/<id / 10^6>/<id / 1000>/<id>_<index>_<len>`. {@linkcode parseBlockKey} reads it back.
+ *
+ * @example
+ * ```ts
+ * import { blockKey } from "./slice.ts";
+ * import type { SliceId } from "./types.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * equal(blockKey(1_234_567 as SliceId, 2, 4096), "chunks/1/1234/1234567_2_4096");
+ * ```
+ */
 export function blockKey(id: SliceId, index: number, len: number): string {
   return `chunks/${Math.floor(id / 1_000_000)}/${Math.floor(id / 1000)}/${id}_${index}_${len}`;
+}
+
+const BLOCK_KEY = /^chunks\/\d+\/\d+\/(\d+)_(\d+)_(\d+)$/;
+
+/**
+ * The slice id, block index and block length of a key shaped like those {@linkcode blockKey}
+ * makes, or `undefined` for any other key.
+ *
+ * @example
+ * ```ts
+ * import { parseBlockKey } from "./slice.ts";
+ * import { deepEqual, equal } from "node:assert/strict";
+ *
+ * deepEqual(parseBlockKey("chunks/0/7/7000_1_512"), { id: 7000, index: 1, length: 512 });
+ * equal(parseBlockKey("chunks/README"), undefined);
+ * ```
+ */
+export function parseBlockKey(
+  key: string,
+): { id: SliceId; index: number; length: number } | undefined {
+  const m = BLOCK_KEY.exec(key);
+  if (m === null) return undefined;
+  return { id: Number(m[1]) as SliceId, index: Number(m[2]), length: Number(m[3]) };
 }
 
 /** The object keys a freed slice leaves in the store: its blocks' and its blobs'. */
