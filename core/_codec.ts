@@ -10,6 +10,7 @@
  */
 
 import type { Attr, Ino, SliceId } from "./types.ts";
+import { bytesToByteString, decodeUtf8, encodeUtf8 } from "./_bytes.ts";
 
 /** Encodes a non-negative integer below 2^53 as 8 big-endian byte chars. */
 export function u64(n: number): string {
@@ -65,7 +66,7 @@ export const xattrKey = (ino: Ino, name: string): string => "A" + u64(ino) + "X"
 export const sliceKey = (id: SliceId): string => "K" + u64(id);
 export const garbagePrefix = "G";
 export const garbageKey = (id: SliceId): string => "G" + u64(id);
-export const blobKey = (hash: Uint8Array): string => "B" + String.fromCharCode(...hash);
+export const blobKey = (hash: Uint8Array): string => "B" + bytesToByteString(hash);
 export const inlinePrefix = (id: SliceId): string => "I" + u64(id);
 export const inlineKey = (id: SliceId, index: number): string => "I" + u64(id) + u32(index);
 export const sustainedPrefix = "O";
@@ -138,15 +139,12 @@ export function decodeNum(buf: Uint8Array | undefined): number {
   return new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getFloat64(0);
 }
 
-const te = new TextEncoder();
-const td = new TextDecoder();
-
 /** JSON → bytes. */
 export function encodeJson(value: unknown): Uint8Array {
-  return te.encode(JSON.stringify(value));
+  return encodeUtf8(JSON.stringify(value));
 }
 
 /** Bytes → JSON. */
 export function decodeJson<T>(buf: Uint8Array): T {
-  return JSON.parse(td.decode(buf)) as T;
+  return JSON.parse(decodeUtf8(buf)) as T;
 }

@@ -11,6 +11,8 @@
  * @module
  */
 
+import { bytesToByteString, byteStringToBytes, decodeUtf8, encodeUtf8 } from "./_bytes.ts";
+
 /** An inode number. The root directory is {@linkcode ROOT_INO}. */
 export type Ino = number & { readonly __brand: "Ino" };
 /** An open file or directory handle number. */
@@ -165,27 +167,20 @@ export const O_APPEND = 0o2000;
 
 /** Converts a JS (UTF-16) string to a byte-string name (UTF-8 bytes, one char per byte). */
 export function nameFromText(text: string): Name {
-  return bytesToName(new TextEncoder().encode(text));
+  return bytesToByteString(encodeUtf8(text));
 }
 
 /** Converts a byte-string name back to a JS string (invalid UTF-8 becomes U+FFFD). */
 export function nameToText(name: Name): string {
-  return new TextDecoder().decode(nameToBytes(name));
+  return decodeUtf8(byteStringToBytes(name));
 }
 
-/** Byte string → bytes. */
+/** A byte-string name's bytes; throws a `RangeError` for a char above 255. */
 export function nameToBytes(name: Name): Uint8Array {
-  const out = new Uint8Array(name.length);
-  for (let i = 0; i < name.length; i++) out[i] = name.charCodeAt(i);
-  return out;
+  return byteStringToBytes(name);
 }
 
-/** Bytes → byte string. */
+/** The byte-string name of raw bytes (a name as the kernel passes it). */
 export function bytesToName(bytes: Uint8Array): Name {
-  let s = "";
-  const CHUNK = 8192;
-  for (let i = 0; i < bytes.length; i += CHUNK) {
-    s += String.fromCharCode(...bytes.subarray(i, i + CHUNK));
-  }
-  return s;
+  return bytesToByteString(bytes);
 }
