@@ -7,7 +7,8 @@
  *   ({@linkcode MemoryBlockStore}); decorators {@linkcode PrefixBlockStore} and
  *   {@linkcode FaultyBlockStore}.
  * - Conformance suites for new implementations live in `kv_conformance.ts` and
- *   `store_conformance.ts` (test-only, not re-exported here).
+ *   `store_conformance.ts` (test-only, not re-exported here); the interfaces they check,
+ *   {@linkcode KvEngine} and {@linkcode BlockStore}, are re-exported here.
  *
  * @example
  * ```ts
@@ -51,3 +52,11 @@ export {
   type StoreCall,
   type StoreOp,
 } from "./store_faulty.ts";
+export type { KvEngine, KvPair, KvTxn, ScanOptions, TxnOptions } from "../core/kv.ts";
+export {
+  type BlockStore,
+  type ListPage,
+  NotFoundError,
+  type ObjectInfo,
+  type StoreLimits,
+} from "../core/block_store.ts";
