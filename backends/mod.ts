@@ -52,11 +52,6 @@ export {
   type StoreCall,
   type StoreOp,
 } from "./store_faulty.ts";
-export type { KvEngine, KvPair, KvTxn, ScanOptions, TxnOptions } from "../core/kv.ts";
-export {
-  type BlockStore,
-  type ListPage,
-  NotFoundError,
-  type ObjectInfo,
-  type StoreLimits,
-} from "../core/block_store.ts";
+// The interfaces a backend implements, whole.
+export type * from "../core/kv.ts";
+export * from "../core/block_store.ts";
