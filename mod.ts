@@ -29,8 +29,8 @@ export { DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, parseSize } from "./core/format
 export { Errno, FsError } from "./core/errno.ts";
 export * from "./core/types.ts";
 export type { FsOps } from "./core/fs_ops.ts";
-export type { KvEngine, KvTxn } from "./core/kv.ts";
-export type { BlockStore } from "./core/block_store.ts";
+export type * from "./core/kv.ts";
+export * from "./core/block_store.ts";
 export {
   BackendError,
   openBlockStore,

@@ -22,6 +22,7 @@ import { Errno, FsError } from "../core/errno.ts";
 import { Mutex } from "./_mutex.ts";
 import { type PendingWrites, scanWithOverlay } from "./_overlay.ts";
 import { SortedKeys } from "./_sorted_keys.ts";
+import { bytesToByteString, byteStringToBytes } from "../core/_bytes.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -33,14 +34,11 @@ type Stored = string | Uint8Array;
 
 function store(value: Uint8Array): Stored {
   if (value.length > SMALL_VALUE) return value;
-  return String.fromCharCode.apply(null, value as unknown as number[]);
+  return bytesToByteString(value);
 }
 
 function load(stored: Stored): Uint8Array {
-  if (typeof stored !== "string") return stored.slice();
-  const out = new Uint8Array(stored.length);
-  for (let i = 0; i < stored.length; i++) out[i] = stored.charCodeAt(i);
-  return out;
+  return typeof stored === "string" ? byteStringToBytes(stored) : stored.slice();
 }
 
 /** The data and lock that handles of one memory engine share. */

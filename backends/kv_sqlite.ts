@@ -23,7 +23,8 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { KvEngine, KvPair, KvTxn, ScanOptions, TxnOptions } from "../core/kv.ts";
 import { Errno, FsError } from "../core/errno.ts";
-import { bytesToKey, keyToBytes, prefixUpperBound } from "./_keys.ts";
+import { prefixUpperBound } from "./_keys.ts";
+import { bytesToByteString, byteStringToBytes } from "../core/_bytes.ts";
 import { Mutex } from "./_mutex.ts";
 import { type PendingWrites, scanWithOverlay } from "./_overlay.ts";
 
@@ -117,7 +118,7 @@ class SqliteTxn implements KvTxn {
   #read(key: string): Uint8Array | undefined {
     const mine = this.pending.get(key);
     if (mine !== undefined) return mine === null ? undefined : mine.slice();
-    const row = this.#st.get.get(keyToBytes(key)) as { v: Uint8Array } | undefined;
+    const row = this.#st.get.get(byteStringToBytes(key)) as { v: Uint8Array } | undefined;
     return row?.v;
   }
 
@@ -134,7 +135,7 @@ class SqliteTxn implements KvTxn {
   set(key: string, value: Uint8Array): void {
     this.#check();
     if (this.#readOnly) throw new FsError(Errno.EROFS, `Write of "${key}" in a read-only txn`);
-    keyToBytes(key); // rejects chars above 255 now rather than at commit
+    byteStringToBytes(key); // rejects chars above 255 now rather than at commit
     this.pending.set(key, value.slice());
   }
 
@@ -151,19 +152,19 @@ class SqliteTxn implements KvTxn {
     return Promise.resolve(scanWithOverlay(this.pending, prefix, options, (lower, limit) => {
       const stmt = this.#st.scan(upper !== undefined, keysOnly);
       const rows = (upper === undefined
-        ? stmt.all(keyToBytes(lower), limit ?? -1)
-        : stmt.all(keyToBytes(lower), keyToBytes(upper), limit ?? -1)) as unknown as {
+        ? stmt.all(byteStringToBytes(lower), limit ?? -1)
+        : stmt.all(byteStringToBytes(lower), byteStringToBytes(upper), limit ?? -1)) as unknown as {
           k: Uint8Array;
           v?: Uint8Array;
         }[];
-      return rows.map((row): KvPair => [bytesToKey(row.k), row.v ?? EMPTY]);
+      return rows.map((row): KvPair => [bytesToByteString(row.k), row.v ?? EMPTY]);
     }));
   }
 
   apply(st: Statements): void {
     for (const [key, value] of this.pending) {
-      if (value === null) st.del.run(keyToBytes(key));
-      else st.put.run(keyToBytes(key), value);
+      if (value === null) st.del.run(byteStringToBytes(key));
+      else st.put.run(byteStringToBytes(key), value);
     }
   }
 }

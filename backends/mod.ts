@@ -7,7 +7,8 @@
  *   ({@linkcode MemoryBlockStore}); decorators {@linkcode PrefixBlockStore} and
  *   {@linkcode FaultyBlockStore}.
  * - Conformance suites for new implementations live in `kv_conformance.ts` and
- *   `store_conformance.ts` (test-only, not re-exported here).
+ *   `store_conformance.ts` (test-only, not re-exported here); the interfaces they check,
+ *   {@linkcode KvEngine} and {@linkcode BlockStore}, are re-exported here.
  *
  * @example
  * ```ts
@@ -51,3 +52,6 @@ export {
   type StoreCall,
   type StoreOp,
 } from "./store_faulty.ts";
+// The interfaces a backend implements, whole.
+export type * from "../core/kv.ts";
+export * from "../core/block_store.ts";

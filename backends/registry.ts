@@ -3,11 +3,13 @@
  * `openBlockStore("file:///var/lib/slayerfs/blocks")`.
  *
  * Decisions: a scheme is a name mapped to a factory in a table, not a `switch`, so a backend
- * module registers itself ({@linkcode registerKvScheme}, {@linkcode registerStoreScheme}) and
- * nothing here changes when `s3://`, `redis://` or `postgres://` arrive. The built-in schemes
- * are registered by this module; `s3://` loads `store_s3.ts` on first use (keeping the AWS SDK
- * out of runs that never touch S3). `mem://NAME` URLs with the same name share one engine or store
- * in this process (a new handle each time), so tests can close and reopen in-process.
+ * can be added ({@linkcode registerKvScheme}, {@linkcode registerStoreScheme}) without changing
+ * the code that opens URLs. The built-in schemes are registered by this module, and no backend
+ * module imports it back. The `s3://` factory loads `store_s3.ts` with a dynamic `import()` on
+ * first use, which keeps the AWS SDK out of runs that never touch S3 (`deno compile` needs
+ * `--include backends/store_s3.ts` for it, see the `compile` task). `mem://NAME` URLs with the
+ * same name share one engine or store in this process (a new handle each time), so tests can
+ * close and reopen in-process.
  *
  * @module
  */
@@ -18,6 +20,7 @@ import { MemoryKvEngine } from "./kv_memory.ts";
 import { SqliteKvEngine } from "./kv_sqlite.ts";
 import { FileBlockStore } from "./store_file.ts";
 import { MemoryBlockStore } from "./store_memory.ts";
+import { urlFlag } from "./_url.ts";
 
 /** A bad or unknown backend URL. */
 export class BackendError extends Error {
@@ -54,14 +57,6 @@ export type StoreFactory = (url: URL, options: OpenStoreOptions) => Promise<Bloc
 
 const kvFactories = new Map<string, KvFactory>();
 const storeFactories = new Map<string, StoreFactory>();
-/**
- * Schemes whose modules load on first use, so that importing this module does not pull in
- * heavy clients (the AWS SDK) that most runs never need. Each module registers its scheme.
- */
-const lazyKvModules = new Map<string, () => Promise<unknown>>();
-const lazyStoreModules = new Map<string, () => Promise<unknown>>([
-  ["s3", () => import("./store_s3.ts")],
-]);
 const memoryKv = new Map<string, MemoryKvEngine>();
 const memoryStores = new Map<string, MemoryBlockStore>();
 
@@ -94,38 +89,21 @@ export function registerStoreScheme(name: string, factory: StoreFactory): void {
   register(storeFactories, "storage", name, factory);
 }
 
-function names(table: Map<string, unknown>, lazy: Map<string, unknown>): string[] {
-  return [...new Set([...table.keys(), ...lazy.keys()])];
-}
-
-/** The known metadata schemes: the registered ones in order, then those loaded on demand. */
+/** The known metadata schemes, in the order they were registered. */
 export function kvSchemes(): string[] {
-  return names(kvFactories, lazyKvModules);
+  return [...kvFactories.keys()];
 }
 
-/** The known storage schemes: the registered ones in order, then those loaded on demand. */
+/** The known storage schemes, in the order they were registered. */
 export function storeSchemes(): string[] {
-  return names(storeFactories, lazyStoreModules);
+  return [...storeFactories.keys()];
 }
 
-async function parse<F>(
-  url: string,
-  kind: string,
-  table: Map<string, F>,
-  lazy: Map<string, () => Promise<unknown>>,
-): Promise<{ url: URL; factory: F }> {
-  const known = names(table, lazy).join(", ");
+function parse<F>(url: string, kind: string, table: Map<string, F>): { url: URL; factory: F } {
+  const known = [...table.keys()].join(", ");
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url)?.[1]?.toLowerCase();
   if (scheme === undefined) {
     throw new BackendError(url, `The ${kind} URL "${url}" has no scheme: expected one of ${known}`);
-  }
-  const load = lazy.get(scheme);
-  if (!table.has(scheme) && load !== undefined) {
-    try {
-      await load();
-    } catch (cause) {
-      throw new BackendError(url, `Cannot load the ${kind} backend for "${scheme}"`, { cause });
-    }
   }
   const factory = table.get(scheme);
   if (factory === undefined) {
@@ -158,14 +136,15 @@ async function parse<F>(
  * ```
  */
 export async function openKvEngine(url: string, options: OpenKvOptions = {}): Promise<KvEngine> {
-  const parsed = await parse(url, "metadata", kvFactories, lazyKvModules);
+  const parsed = parse(url, "metadata", kvFactories);
   return await parsed.factory(parsed.url, options);
 }
 
 /**
  * Opens the block store that `url` names: `file:///ABS/DIR` (created if missing; query
  * `?durable=1` allowed), `mem://` (a new store) or `mem://NAME` (shared by name in this
- * process), `s3://BUCKET/PREFIX?...` (see `store_s3.ts`), or any registered scheme. Throws {@linkcode BackendError} for a bad URL.
+ * process), `s3://BUCKET/PREFIX?...` (see `store_s3.ts`, loaded on first use), or any
+ * registered scheme. Throws {@linkcode BackendError} for a bad URL.
  *
  * @example
  * ```ts
@@ -179,7 +158,7 @@ export async function openBlockStore(
   url: string,
   options: OpenStoreOptions = {},
 ): Promise<BlockStore> {
-  const parsed = await parse(url, "storage", storeFactories, lazyStoreModules);
+  const parsed = parse(url, "storage", storeFactories);
   return await parsed.factory(parsed.url, options);
 }
 
@@ -189,12 +168,13 @@ export function dropMemoryBackends(): void {
   memoryStores.clear();
 }
 
+/** {@linkcode urlFlag}, failing with a {@linkcode BackendError}. */
 function flag(url: URL, name: string): boolean | undefined {
-  const value = url.searchParams.get(name);
-  if (value === null) return undefined;
-  if (value === "" || value === "1" || value === "true") return true;
-  if (value === "0" || value === "false") return false;
-  throw new BackendError(url.href, `Invalid value "${value}" of "${name}" in "${url.href}"`);
+  try {
+    return urlFlag(url, name);
+  } catch (cause) {
+    throw new BackendError(url.href, `${(cause as Error).message} in "${url.href}"`, { cause });
+  }
 }
 
 function checkQuery(url: URL, allowed: readonly string[]): void {
@@ -260,4 +240,14 @@ registerStoreScheme("mem", (url) => {
   let origin = memoryStores.get(name);
   if (origin === undefined) memoryStores.set(name, origin = new MemoryBlockStore(name));
   return Promise.resolve(origin.share());
+});
+
+registerStoreScheme("s3", async (url) => {
+  let s3: typeof import("./store_s3.ts");
+  try {
+    s3 = await import("./store_s3.ts");
+  } catch (cause) {
+    throw new BackendError(url.href, `Cannot load the storage backend for "s3"`, { cause });
+  }
+  return await s3.openS3BlockStore(url.href);
 });

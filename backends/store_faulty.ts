@@ -13,7 +13,9 @@ export type StoreOp = "put" | "get" | "head" | "delete" | "list";
 
 /** One call as fault rules see it: `keys` holds the key, the deleted keys or the list prefix. */
 export interface StoreCall {
+  /** The operation. */
   readonly op: StoreOp;
+  /** The key of `put`/`get`/`head`, the keys of `delete`, the prefix of `list`. */
   readonly keys: readonly string[];
 }
 

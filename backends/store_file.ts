@@ -16,6 +16,7 @@
  * @module
  */
 
+import pLimit from "p-limit";
 import { readRange } from "./_file_range.ts";
 import {
   type BlockStore,
@@ -176,17 +177,16 @@ export class FileBlockStore implements BlockStore {
   /** Deletes keys; missing ones are ignored. Empty directories are left in place. */
   async delete(keys: readonly string[]): Promise<void> {
     const paths = keys.map((key) => this.#path(key));
-    for (let i = 0; i < paths.length; i += this.limits.concurrency) {
-      await Promise.all(
-        paths.slice(i, i + this.limits.concurrency).map(async (path) => {
-          try {
-            await Deno.remove(path);
-          } catch (err) {
-            if (!(err instanceof Deno.errors.NotFound)) throw err;
-          }
-        }),
-      );
-    }
+    const limit = pLimit(this.limits.concurrency);
+    await Promise.all(paths.map((path) =>
+      limit(async () => {
+        try {
+          await Deno.remove(path);
+        } catch (err) {
+          if (!(err instanceof Deno.errors.NotFound)) throw err;
+        }
+      })
+    ));
   }
 
   /** Lists keys under `prefix`, ascending, one page at a time. */

@@ -23,24 +23,19 @@
  * @module
  */
 
-import { Agent as HttpAgent } from "node:http";
-import { Agent as HttpsAgent } from "node:https";
 import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
-  UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { NodeHttpHandler } from "@smithy/node-http-handler";
-import { fetchedBody, FetchHandler, type SdkHandler } from "./_s3_fetch.ts";
-import { registerStoreScheme } from "./registry.ts";
+import pLimit from "p-limit";
+import { fetchedBody } from "./_s3_fetch.ts";
+import { describe, S3StoreError } from "./_s3_errors.ts";
+import { putMultipart } from "./_s3_multipart.ts";
+import { S3Pool } from "./_s3_pool.ts";
+import { formatS3Url, parseS3Url, type S3Location } from "./_s3_url.ts";
 import {
   type BlockStore,
   type ListPage,
@@ -49,31 +44,9 @@ import {
   type StoreLimits,
 } from "../core/block_store.ts";
 
-const MiB = 1024 * 1024;
+export { formatS3Url, parseS3Url, type S3Location, S3StoreError };
 
-/** The parts of an `s3://` storage URL. */
-export interface S3Location {
-  /** The bucket name. */
-  bucket: string;
-  /** Prepended to every key: empty, or ending with `/`. */
-  prefix: string;
-  /** An `http(s)://host[:port]` endpoint, or `undefined` for AWS itself. */
-  endpoint: string | undefined;
-  /** The signing region. */
-  region: string;
-  /** Address the bucket in the path (`host/bucket/key`) rather than in the host name. */
-  pathStyle: boolean;
-  /**
-   * Sign each request's body with SHA-256 too (`sign_payload=true`). Default false: the body is
-   * sent as `UNSIGNED-PAYLOAD`, since every block carries its own checksum, verified on each read.
-   */
-  signPayload: boolean;
-  /**
-   * How requests travel (`http=fetch|node`). Default `fetch`: Deno's native HTTP client, which
-   * reads each body in one call; `node` is the SDK's `node:http` handler.
-   */
-  http: "fetch" | "node";
-}
+const MiB = 1024 * 1024;
 
 /** Tuning and credentials for {@linkcode S3BlockStore}; every field has a sensible default. */
 export interface S3StoreOptions {
@@ -102,138 +75,11 @@ export interface S3StoreOptions {
   partConcurrency?: number;
 }
 
-const QUERY_PARAMS = new Set(["endpoint", "region", "path_style", "sign_payload", "http"]);
-
-/**
- * Parses `s3://BUCKET/PREFIX?endpoint=URL&region=R&path_style=true|false`.
- *
- * The prefix gets a trailing `/` unless it is empty. `region` defaults to `AWS_REGION`,
- * `AWS_DEFAULT_REGION`, then `us-east-1`; `path_style` defaults to true when an endpoint is given.
- * Throws a `TypeError` that quotes the offending part for anything else, including credentials
- * embedded in the URL.
- */
-export function parseS3Url(url: string): S3Location {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch (err) {
-    throw new TypeError(`Invalid S3 storage URL "${url}"`, { cause: err });
-  }
-  if (u.protocol !== "s3:") {
-    throw new TypeError(`S3 storage URL must start with "s3://", got "${url}"`);
-  }
-  if (u.username !== "" || u.password !== "") {
-    throw new TypeError(
-      "S3 storage URL must not contain credentials: set AWS_ACCESS_KEY_ID and " +
-        "AWS_SECRET_ACCESS_KEY or use an AWS profile",
-    );
-  }
-  const bucket = u.hostname;
-  if (bucket === "") throw new TypeError(`S3 storage URL "${url}" names no bucket`);
-  if (u.port !== "") {
-    throw new TypeError(
-      `S3 storage URL "${url}" has a port after the bucket: give the server as ?endpoint=http://HOST:PORT`,
-    );
-  }
-  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
-    throw new TypeError(
-      `Invalid bucket name "${bucket}": use 3-63 lowercase letters, digits, dots and hyphens`,
-    );
-  }
-  let prefix = decodeURIComponent(u.pathname).replace(/^\/+/, "");
-  if (prefix !== "" && !prefix.endsWith("/")) prefix += "/";
-
-  for (const name of u.searchParams.keys()) {
-    if (!QUERY_PARAMS.has(name)) {
-      throw new TypeError(
-        `Unknown S3 storage URL parameter "${name}": expected endpoint, region, path_style, sign_payload or http`,
-      );
-    }
-  }
-  let endpoint: string | undefined;
-  const rawEndpoint = u.searchParams.get("endpoint");
-  if (rawEndpoint !== null) {
-    let e: URL;
-    try {
-      e = new URL(rawEndpoint);
-    } catch (err) {
-      throw new TypeError(`Invalid S3 endpoint "${rawEndpoint}": expected http(s)://HOST[:PORT]`, {
-        cause: err,
-      });
-    }
-    if (e.protocol !== "http:" && e.protocol !== "https:") {
-      throw new TypeError(`Invalid S3 endpoint "${rawEndpoint}": expected http(s)://HOST[:PORT]`);
-    }
-    if (e.username !== "" || e.password !== "") {
-      throw new TypeError("S3 endpoint must not contain credentials");
-    }
-    if ((e.pathname !== "/" && e.pathname !== "") || e.search !== "") {
-      throw new TypeError(
-        `Invalid S3 endpoint "${rawEndpoint}": it must not have a path or query`,
-      );
-    }
-    endpoint = e.origin;
-  }
-  const region = u.searchParams.get("region") || envRegion() || "us-east-1";
-  if (!/^[a-z0-9-]+$/.test(region)) throw new TypeError(`Invalid S3 region "${region}"`);
-  const flag = (name: string, fallback: boolean): boolean => {
-    const raw = u.searchParams.get(name);
-    if (raw === null) return fallback;
-    if (raw === "true" || raw === "1") return true;
-    if (raw === "false" || raw === "0") return false;
-    throw new TypeError(`Invalid ${name} "${raw}": expected true or false`);
-  };
-  const pathStyle = flag("path_style", endpoint !== undefined);
-  const signPayload = flag("sign_payload", false);
-  const http = u.searchParams.get("http") ?? "fetch";
-  if (http !== "fetch" && http !== "node") {
-    throw new TypeError(`Invalid http "${http}": expected fetch or node`);
-  }
-  return { bucket, prefix, endpoint, region, pathStyle, signPayload, http };
-}
-
-/** Formats a location back into its canonical storage URL (never with credentials). */
-export function formatS3Url(loc: S3Location): string {
-  const params: string[] = [];
-  if (loc.endpoint !== undefined) params.push(`endpoint=${loc.endpoint}`);
-  params.push(`region=${loc.region}`);
-  params.push(`path_style=${loc.pathStyle}`);
-  if (loc.signPayload) params.push("sign_payload=true");
-  if (loc.http !== "fetch") params.push(`http=${loc.http}`);
-  return `s3://${loc.bucket}/${loc.prefix}?${params.join("&")}`;
-}
-
 /** An {@linkcode ObjectInfo} from what S3 says of an object. */
 function objectInfo(key: string, size?: number, lastModified?: Date): ObjectInfo {
   const info: ObjectInfo = { key, size: size ?? 0 };
   if (lastModified !== undefined) info.mtime = lastModified.getTime();
   return info;
-}
-
-function envRegion(): string | undefined {
-  try {
-    return Deno.env.get("AWS_REGION") || Deno.env.get("AWS_DEFAULT_REGION") || undefined;
-  } catch {
-    return undefined; // no --allow-env: fall back to the default
-  }
-}
-
-/** An S3 request that failed for good; `cause` holds the last underlying error. */
-export class S3StoreError extends Error {
-  /** The HTTP status of the last answer, if there was one. */
-  readonly status: number | undefined;
-  /** The S3 error code (e.g. `NoSuchBucket`) or the SDK's error name. */
-  readonly code: string | undefined;
-  /** Creates the error. */
-  constructor(
-    message: string,
-    options: ErrorOptions & { status?: number | undefined; code?: string | undefined } = {},
-  ) {
-    super(message, options);
-    this.name = "S3StoreError";
-    this.status = options.status;
-    this.code = options.code;
-  }
 }
 
 /** A block store on an S3 bucket, under a key prefix. */
@@ -244,18 +90,10 @@ export class S3BlockStore implements BlockStore {
   readonly limits: StoreLimits;
   /** Where the blocks are. */
   readonly location: S3Location;
-  readonly #client: S3Client;
-  readonly #agent: HttpAgent | HttpsAgent;
-  readonly #slots: Semaphore;
-  readonly #timeoutMs: number;
-  readonly #maxAttempts: number;
-  readonly #baseBackoffMs: number;
-  readonly #maxBackoffMs: number;
+  readonly #pool: S3Pool;
   readonly #multipartThreshold: number;
   readonly #partSize: number;
   readonly #partConcurrency: number;
-  readonly #closing = new AbortController();
-  #closed = false;
 
   /** Creates a store for `url` (see {@linkcode parseS3Url}); makes no request. */
   constructor(url: string, options: S3StoreOptions = {}) {
@@ -263,53 +101,22 @@ export class S3BlockStore implements BlockStore {
     this.url = formatS3Url(this.location);
     const maxConnections = positiveInt(options.maxConnections ?? 32, "maxConnections");
     this.limits = { concurrency: positiveInt(options.concurrency ?? 16, "concurrency") };
-    this.#timeoutMs = positiveInt(options.requestTimeoutMs ?? 60_000, "requestTimeoutMs");
-    this.#maxAttempts = positiveInt(options.maxAttempts ?? 6, "maxAttempts");
-    this.#baseBackoffMs = options.baseBackoffMs ?? 100;
-    this.#maxBackoffMs = options.maxBackoffMs ?? 5_000;
+    const timeoutMs = positiveInt(options.requestTimeoutMs ?? 60_000, "requestTimeoutMs");
+    const maxAttempts = positiveInt(options.maxAttempts ?? 6, "maxAttempts");
     this.#partSize = positiveInt(options.partSize ?? 8 * MiB, "partSize");
     this.#multipartThreshold = Math.max(
       positiveInt(options.multipartThreshold ?? 16 * MiB, "multipartThreshold"),
       this.#partSize,
     );
     this.#partConcurrency = positiveInt(options.partConcurrency ?? 4, "partConcurrency");
-    this.#slots = new Semaphore(maxConnections);
-
-    const https = this.location.endpoint === undefined ||
-      this.location.endpoint.startsWith("https:");
-    const agentOptions = { keepAlive: true, maxSockets: maxConnections };
-    this.#agent = https ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
-    const nodeHandler = new NodeHttpHandler({
-      ...(https ? { httpsAgent: this.#agent } : { httpAgent: this.#agent }),
-      connectionTimeout: Math.min(this.#timeoutMs, 10_000),
+    this.#pool = new S3Pool(this.location, this.url, {
+      ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
+      maxConnections,
+      timeoutMs,
+      maxAttempts,
+      baseBackoffMs: options.baseBackoffMs ?? 100,
+      maxBackoffMs: options.maxBackoffMs ?? 5_000,
     });
-    const config: S3ClientConfig = {
-      region: this.location.region,
-      forcePathStyle: this.location.pathStyle,
-      maxAttempts: 1, // retries are ours: they cover reading the body too
-      requestChecksumCalculation: "WHEN_REQUIRED",
-      responseChecksumValidation: "WHEN_REQUIRED",
-      requestHandler: this.location.http === "fetch"
-        ? new FetchHandler(nodeHandler as unknown as SdkHandler) as unknown as NodeHttpHandler
-        : nodeHandler,
-    };
-    if (this.location.endpoint !== undefined) config.endpoint = this.location.endpoint;
-    if (options.credentials !== undefined) config.credentials = options.credentials;
-    this.#client = new S3Client(config);
-    if (!this.location.signPayload) {
-      // SigV4 uses a body hash given in this header instead of computing one (a SHA-256 pass
-      // over every block uploaded).
-      this.#client.middlewareStack.add(
-        (next) => (args) => {
-          const request = args.request as { headers?: Record<string, string> };
-          if (request.headers !== undefined) {
-            request.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
-          }
-          return next(args);
-        },
-        { step: "build", name: "slayerfsUnsignedPayload" },
-      );
-    }
   }
 
   /**
@@ -319,8 +126,8 @@ export class S3BlockStore implements BlockStore {
   async check(): Promise<void> {
     const { bucket } = this.location;
     try {
-      await this.#request("check", "", (signal) =>
-        this.#client.send(
+      await this.#pool.request("check", "", (signal) =>
+        this.#pool.client.send(
           new ListObjectsV2Command({ Bucket: bucket, Prefix: this.location.prefix, MaxKeys: 1 }),
           { abortSignal: signal },
         ));
@@ -355,10 +162,18 @@ export class S3BlockStore implements BlockStore {
 
   /** Stores `data` under `key`, in parts if it is larger than the multipart threshold. */
   async put(key: string, data: Uint8Array): Promise<void> {
-    if (data.byteLength > this.#multipartThreshold) return await this.#putMultipart(key, data);
+    if (data.byteLength > this.#multipartThreshold) {
+      return await putMultipart(this.#pool, {
+        Bucket: this.location.bucket,
+        Key: this.#key(key),
+        key,
+        partSize: this.#partSize,
+        partConcurrency: this.#partConcurrency,
+      }, data);
+    }
     const Key = this.#key(key);
-    await this.#request("PUT", key, (signal) =>
-      this.#client.send(
+    await this.#pool.request("PUT", key, (signal) =>
+      this.#pool.client.send(
         new PutObjectCommand({
           Bucket: this.location.bucket,
           Key,
@@ -367,71 +182,6 @@ export class S3BlockStore implements BlockStore {
         }),
         { abortSignal: signal },
       ));
-  }
-
-  async #putMultipart(key: string, data: Uint8Array): Promise<void> {
-    const Bucket = this.location.bucket;
-    const Key = this.#key(key);
-    const created = await this.#request(
-      "CreateMultipartUpload",
-      key,
-      (signal) =>
-        this.#client.send(new CreateMultipartUploadCommand({ Bucket, Key }), {
-          abortSignal: signal,
-        }),
-    );
-    const UploadId = created.UploadId;
-    if (UploadId === undefined) {
-      throw new S3StoreError(`S3 CreateMultipartUpload for "${key}" returned no upload id`);
-    }
-    try {
-      const count = Math.ceil(data.byteLength / this.#partSize);
-      const etags: string[] = new Array(count);
-      let next = 0;
-      const worker = async () => {
-        while (next < count) {
-          const i = next++;
-          const body = data.subarray(i * this.#partSize, (i + 1) * this.#partSize);
-          const res = await this.#request(`UploadPart ${i + 1}`, key, (signal) =>
-            this.#client.send(
-              new UploadPartCommand({
-                Bucket,
-                Key,
-                UploadId,
-                PartNumber: i + 1,
-                Body: body,
-                ContentLength: body.byteLength,
-              }),
-              { abortSignal: signal },
-            ));
-          if (res.ETag === undefined) {
-            throw new S3StoreError(`S3 UploadPart ${i + 1} of "${key}" returned no ETag`);
-          }
-          etags[i] = res.ETag;
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(this.#partConcurrency, count) }, worker));
-      await this.#request("CompleteMultipartUpload", key, (signal) =>
-        this.#client.send(
-          new CompleteMultipartUploadCommand({
-            Bucket,
-            Key,
-            UploadId,
-            MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
-          }),
-          { abortSignal: signal },
-        ));
-    } catch (err) {
-      await this.#request(
-        "AbortMultipartUpload",
-        key,
-        (signal) =>
-          this.#client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }), {
-            abortSignal: signal,
-          }),
-      ).catch(() => {}); // best effort; a lifecycle rule can clean up the rest
-      throw err;
-    }
   }
 
   /**
@@ -455,8 +205,8 @@ export class S3BlockStore implements BlockStore {
     else if (offset > 0) range = `bytes=${offset}-`;
     const Key = this.#key(key);
     try {
-      return await this.#request("GET", key, async (signal) => {
-        const res = await this.#client.send(
+      return await this.#pool.request("GET", key, async (signal) => {
+        const res = await this.#pool.client.send(
           new GetObjectCommand({
             Bucket: this.location.bucket,
             Key,
@@ -491,11 +241,11 @@ export class S3BlockStore implements BlockStore {
   async head(key: string): Promise<ObjectInfo | undefined> {
     const Key = this.#key(key);
     try {
-      const res = await this.#request(
+      const res = await this.#pool.request(
         "HEAD",
         key,
         (signal) =>
-          this.#client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key }), {
+          this.#pool.client.send(new HeadObjectCommand({ Bucket: this.location.bucket, Key }), {
             abortSignal: signal,
           }),
       );
@@ -507,38 +257,36 @@ export class S3BlockStore implements BlockStore {
     }
   }
 
-  /** Deletes keys in batches of 1000 (DeleteObjects); missing keys are not an error. */
+  /** Deletes keys in batches of 1000 (DeleteObjects), 4 at a time; missing keys are not an error. */
   async delete(keys: readonly string[]): Promise<void> {
     const batches: string[][] = [];
     for (let i = 0; i < keys.length; i += 1000) batches.push(keys.slice(i, i + 1000));
-    let next = 0;
-    const worker = async () => {
-      while (next < batches.length) {
-        const batch = batches[next++]!;
-        const res = await this.#request(
-          `DELETE ${batch.length} keys`,
-          batch[0]!,
-          (signal) =>
-            this.#client.send(
-              new DeleteObjectsCommand({
-                Bucket: this.location.bucket,
-                Delete: { Objects: batch.map((k) => ({ Key: this.#key(k) })), Quiet: true },
-              }),
-              { abortSignal: signal },
-            ),
-        );
-        const failed = (res.Errors ?? []).filter((e) => e.Code !== "NoSuchKey");
-        if (failed.length > 0) {
-          const first = failed[0]!;
-          throw new S3StoreError(
-            `S3 DeleteObjects failed for ${failed.length} keys at ${this.#where()}, first ` +
-              `"${first.Key}": ${first.Code} ${first.Message ?? ""}`.trimEnd(),
-            { code: first.Code },
-          );
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(4, batches.length) }, worker));
+    const limit = pLimit(4);
+    await Promise.all(batches.map((batch) => limit(() => this.#deleteBatch(batch))));
+  }
+
+  async #deleteBatch(batch: string[]): Promise<void> {
+    const res = await this.#pool.request(
+      `DELETE ${batch.length} keys`,
+      batch[0]!,
+      (signal) =>
+        this.#pool.client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.location.bucket,
+            Delete: { Objects: batch.map((k) => ({ Key: this.#key(k) })), Quiet: true },
+          }),
+          { abortSignal: signal },
+        ),
+    );
+    const failed = (res.Errors ?? []).filter((e) => e.Code !== "NoSuchKey");
+    if (failed.length > 0) {
+      const first = failed[0]!;
+      throw new S3StoreError(
+        `S3 DeleteObjects failed for ${failed.length} keys at ${this.#where()}, first ` +
+          `"${first.Key}": ${first.Code} ${first.Message ?? ""}`.trimEnd(),
+        { code: first.Code },
+      );
+    }
   }
 
   /**
@@ -560,8 +308,8 @@ export class S3BlockStore implements BlockStore {
       : undefined;
     for (;;) {
       const maxKeys = Math.min(1000, limit - objects.length);
-      const res = await this.#request("LIST", prefix, (signal) =>
-        this.#client.send(
+      const res = await this.#pool.request("LIST", prefix, (signal) =>
+        this.#pool.client.send(
           new ListObjectsV2Command({
             Bucket: this.location.bucket,
             Prefix: base + prefix,
@@ -587,11 +335,7 @@ export class S3BlockStore implements BlockStore {
 
   /** Closes the connection pool and aborts requests in flight; idempotent. */
   close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    this.#closed = true;
-    this.#closing.abort(new S3StoreError(`S3 store ${this.url} was closed`));
-    this.#client.destroy();
-    this.#agent.destroy();
+    this.#pool.close();
     return Promise.resolve();
   }
 
@@ -599,60 +343,12 @@ export class S3BlockStore implements BlockStore {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
-
   #key(key: string): string {
     return this.location.prefix + key;
   }
 
   #where(): string {
-    return this.location.endpoint ?? `AWS S3 (${this.location.region})`;
-  }
-
-  /**
-   * Runs `op` in a connection slot with a timeout, retrying transient failures with exponential
-   * backoff and jitter. Errors that are not transient (404, 403, ...) are rethrown as they are;
-   * the last transient one is wrapped in an {@linkcode S3StoreError}.
-   */
-  async #request<T>(
-    what: string,
-    key: string,
-    op: (signal: AbortSignal) => Promise<T>,
-  ): Promise<T> {
-    let lastErr: unknown;
-    for (let attempt = 1;; attempt++) {
-      if (this.#closed) throw new S3StoreError(`S3 store ${this.url} is closed`);
-      const timeout = new AbortController();
-      const release = await this.#slots.acquire();
-      const timer = setTimeout(
-        () =>
-          timeout.abort(
-            new S3StoreError(`S3 ${what} timed out after ${this.#timeoutMs} ms`, {
-              code: "TimeoutError",
-            }),
-          ),
-        this.#timeoutMs,
-      );
-      try {
-        return await op(AbortSignal.any([timeout.signal, this.#closing.signal]));
-      } catch (err) {
-        lastErr = timeout.signal.aborted ? timeout.signal.reason : err;
-        if (this.#closed || !isTransient(lastErr)) throw err;
-      } finally {
-        clearTimeout(timer);
-        release();
-      }
-      if (attempt >= this.#maxAttempts) break;
-      const ceiling = Math.min(this.#maxBackoffMs, this.#baseBackoffMs * 2 ** (attempt - 1));
-      const delay = ceiling / 2 + Math.random() * ceiling / 2; // "equal jitter"
-      await new Promise((r) => setTimeout(r, delay));
-    }
-    const { status, code } = describe(lastErr);
-    const reason = lastErr instanceof Error ? lastErr.message : String(lastErr);
-    throw new S3StoreError(
-      `S3 ${what} "${key}" in bucket "${this.location.bucket}" at ${this.#where()} failed after ` +
-        `${this.#maxAttempts} attempts: ${reason || code || `HTTP ${status}`}`,
-      { cause: lastErr, status, code },
-    );
+    return this.#pool.where();
   }
 }
 
@@ -671,70 +367,6 @@ export async function openS3BlockStore(
   }
 }
 
-const TRANSIENT_CODES = new Set([
-  "SlowDown",
-  "Throttling",
-  "ThrottlingException",
-  "RequestTimeout",
-  "RequestTimeoutException",
-  "InternalError",
-  "ServiceUnavailable",
-  "TooManyRequestsException",
-  "TimeoutError",
-  "RequestTimeTooSkewed",
-]);
-const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EAI_AGAIN",
-  "ENOTFOUND",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ECONNABORTED",
-  "UND_ERR_SOCKET",
-]);
-
-function isTransient(err: unknown): boolean {
-  const { status, code } = describe(err);
-  if (status !== undefined) {
-    return status >= 500 || status === 429 || TRANSIENT_CODES.has(code ?? "");
-  }
-  if (code !== undefined && (TRANSIENT_CODES.has(code) || NETWORK_CODES.has(code))) return true;
-  if (typeof err === "object" && err !== null) {
-    const e = err as { $retryable?: unknown; message?: unknown; name?: unknown; cause?: unknown };
-    if (e.$retryable) return true;
-    if (e.name === "AbortError" || e.name === "TimeoutError") return true;
-    if (
-      typeof e.message === "string" &&
-      /socket hang up|ECONNRESET|ECONNREFUSED|EPIPE/.test(e.message)
-    ) {
-      return true;
-    }
-    if (e.cause !== undefined && e.cause !== err) return isTransient(e.cause);
-  }
-  return false;
-}
-
-/** The HTTP status and S3 error code (or network error code) of an SDK error. */
-function describe(err: unknown): { status: number | undefined; code: string | undefined } {
-  if (typeof err !== "object" || err === null) return { status: undefined, code: undefined };
-  const e = err as {
-    $metadata?: { httpStatusCode?: number };
-    $response?: { statusCode?: number };
-    Code?: string;
-    code?: string;
-    name?: string;
-    status?: number;
-  };
-  const status = e.$metadata?.httpStatusCode ?? e.$response?.statusCode ??
-    (err instanceof S3StoreError ? e.status : undefined);
-  const code = e.Code ?? (typeof e.code === "string" ? e.code : undefined) ??
-    (e.name !== "Error" ? e.name : undefined);
-  return { status, code };
-}
-
 /** The first byte position and the total size from a `Content-Range: bytes S-E/T` header. */
 function parseContentRange(
   header: string | undefined,
@@ -748,27 +380,3 @@ function positiveInt(n: number, name: string): number {
   if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`Invalid ${name} ${n}`);
   return n;
 }
-
-/** Counts requests in flight; waiters are served in order. */
-class Semaphore {
-  #free: number;
-  readonly #waiters: (() => void)[] = [];
-  constructor(size: number) {
-    this.#free = size;
-  }
-  async acquire(): Promise<() => void> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((r) => this.#waiters.push(r));
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.#waiters.shift();
-      if (next !== undefined) next();
-      else this.#free++;
-    };
-  }
-}
-
-// `openBlockStore("s3://...")` opens and checks an S3 store once this module is loaded.
-registerStoreScheme("s3", (url) => openS3BlockStore(url.href));

@@ -8,10 +8,9 @@
  *   fsyncs it, renames it to `<dir>/<encoded key>` and fsyncs the directory, then resolves. So
  *   once `put` resolves (and the core commits metadata that refers to the block) the block
  *   survives a kill -9 and a power cut. Concurrent puts share one directory fsync (group commit).
- *   Key encoding is flat: every char outside `[A-Za-z0-9_-]` becomes `%XX` (`%uXXXX` above
- *   255), so `chunks/0/1/7_0_4096` is staged as `chunks%2F0%2F1%2F7_0_4096`. A key whose
- *   encoding would exceed a file name (255 bytes) is not staged: its `put` writes through to the
- *   inner store.
+ *   Key encoding is flat (`chunks/0/1/7_0_4096` is staged as `chunks%2F0%2F1%2F7_0_4096`, see
+ *   `_writeback_stage.ts`, which keeps the staging directory). A key whose encoding would exceed
+ *   a file name (255 bytes) is not staged: its `put` writes through to the inner store.
  * - **Ordering.** Uploads run in staging order (oldest first after a restart), at most
  *   `uploadConcurrency` at a time. A staged file is removed only after the inner `put` of that
  *   exact version succeeded: a `put` of the same key while its upload is in flight bumps the
@@ -20,9 +19,9 @@
  *   removed by the cleanup of an older one. `delete` waits for an in-flight upload of the key to
  *   settle before deleting from the inner store, so the upload cannot resurrect the object.
  * - **Failures.** A failed upload is retried forever with exponential backoff and jitter
- *   (`retry.baseMs` doubling up to `retry.maxMs`; each wait is between half and all of that); each failure is counted in
- *   {@linkcode WritebackBlockStore.stats}, reported to `onError`, and keeps its object staged.
- *   While the inner store is down, reads of staged objects and new puts keep working from the
+ *   (`retry.baseMs` doubling up to `retry.maxMs`; each wait is between half and all of that, see
+ *   `_retry.ts`); each failure is counted in {@linkcode WritebackBlockStore.stats}, reported to
+ *   `onError`, and keeps its object staged. While the inner store is down, reads of staged objects and new puts keep working from the
  *   staging directory; uploads resume on their next retry once it is back
  *   ({@linkcode WritebackBlockStore.flush} retries at once). Reads of objects that are only in
  *   the inner store, `list` and `delete` fail as the inner store fails. A staged file removed
@@ -47,16 +46,18 @@
  * @module
  */
 
+import pLimit, { type LimitFunction } from "p-limit";
 import { readRange } from "./_file_range.ts";
+import { backoffDelay } from "./_retry.ts";
+import { encodeKey, type Entry, Staging, type WriteHooks } from "./_writeback_stage.ts";
 import type { BlockStore, ListPage, ObjectInfo, StoreLimits } from "../core/block_store.ts";
 import { Errno, FsError } from "../core/errno.ts";
 import { DEFAULT_LIST_LIMIT } from "./store_memory.ts";
+import { getLog } from "../core/log.ts";
 
-/** The name prefix of temporary files in the staging directory; `open` removes them. */
-export const WRITEBACK_TEMP_PREFIX = ".tmp-";
+const log = getLog("writeback");
 
-/** The longest staged file name (Linux `NAME_MAX`). */
-const NAME_MAX = 255;
+export { WRITEBACK_TEMP_PREFIX } from "./_writeback_stage.ts";
 
 /** Options of {@linkcode WritebackBlockStore.open}. */
 export interface WritebackOptions {
@@ -66,12 +67,17 @@ export interface WritebackOptions {
   capacityBytes: number;
   /** Uploads in flight at most. Default: the inner store's `limits.concurrency`. */
   uploadConcurrency?: number;
-  /** Backoff between attempts of a failing upload: `baseMs` (default 200) doubling to `maxMs`
-   * (default 10,000), with jitter. */
+  /**
+   * Backoff between attempts of a failing upload: `baseMs` (default 200) doubling to `maxMs`
+   * (default 10,000), with jitter.
+   */
   retry?: { baseMs?: number; maxMs?: number };
   /** How long a put that does not fit waits for uploads to make room. Default 30,000 ms. */
   spaceWaitMs?: number;
-  /** Called with every background error (a failed upload attempt, a failed cleanup). */
+  /**
+   * Called with every background error (a failed upload attempt, a failed cleanup). Default: a
+   * warning on the `["slayerfs", "writeback"]` logger.
+   */
   onError?: (error: unknown, key?: string) => void;
 }
 
@@ -95,67 +101,6 @@ export interface WritebackStats {
 export interface FlushOptions {
   /** Stops waiting (the flush rejects with the signal's reason); uploads go on. */
   signal?: AbortSignal;
-}
-
-/** One staged key. The object stays the same across overwrites; `version` counts them. */
-interface Entry {
-  readonly key: string;
-  readonly path: string;
-  size: number;
-  /** When this version was staged (ms since the epoch). */
-  mtime: number;
-  version: number;
-  /** The inner `put` in flight for this entry (never rejects). */
-  attempt: Promise<void> | undefined;
-  /** Ends the uploader's backoff sleep early. */
-  wake: (() => void) | undefined;
-  /** Resolves when the entry leaves the staging area (uploaded or deleted). */
-  readonly settled: Promise<void>;
-  readonly settle: () => void;
-}
-
-/** Encodes a key as a flat file name; `undefined` if the name would be too long. */
-function encodeKey(key: string): string | undefined {
-  let out = "";
-  for (let i = 0; i < key.length; i++) {
-    const c = key.charCodeAt(i);
-    if (
-      (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) ||
-      c === 0x5f || c === 0x2d
-    ) {
-      out += key[i];
-    } else if (c <= 0xff) {
-      out += "%" + c.toString(16).toUpperCase().padStart(2, "0");
-    } else {
-      out += "%u" + c.toString(16).toUpperCase().padStart(4, "0");
-    }
-    if (out.length > NAME_MAX) return undefined;
-  }
-  return out === "" ? undefined : out;
-}
-
-/** Decodes a staged file name; `undefined` if it is not one {@linkcode encodeKey} makes. */
-function decodeKey(name: string): string | undefined {
-  let out = "";
-  for (let i = 0; i < name.length;) {
-    if (name[i] !== "%") {
-      if (!/[A-Za-z0-9_-]/.test(name[i]!)) return undefined;
-      out += name[i++];
-      continue;
-    }
-    const wide = name[i + 1] === "u";
-    const hex = wide ? name.slice(i + 2, i + 6) : name.slice(i + 1, i + 3);
-    if (!/^[0-9A-F]+$/.test(hex) || hex.length !== (wide ? 4 : 2)) return undefined;
-    out += String.fromCharCode(parseInt(hex, 16));
-    i += wide ? 6 : 3;
-  }
-  return encodeKey(out) === name ? out : undefined;
-}
-
-function isDiskFull(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown };
-  return e?.code === "ENOSPC" ||
-    (typeof e?.message === "string" && /No space left/.test(e.message));
 }
 
 function describe(err: unknown): string {
@@ -183,31 +128,24 @@ function describe(err: unknown): string {
 export class WritebackBlockStore implements BlockStore {
   /** The inner store's URL. */
   readonly url: string;
-  /** The staging directory. */
-  readonly dir: string;
-  /** The most bytes staged at once. */
-  readonly capacityBytes: number;
   readonly #inner: BlockStore;
-  readonly #dirFile: Deno.FsFile;
-  readonly #concurrency: number;
-  readonly #baseMs: number;
-  readonly #maxMs: number;
-  readonly #spaceWaitMs: number;
+  readonly #staging: Staging;
+  /** Uploads in flight at most; FIFO, so uploads start in staging order. */
+  readonly #slots: LimitFunction;
+  readonly #backoff: { baseMs: number; maxMs: number };
   readonly #onError: (error: unknown, key?: string) => void;
+  readonly #writeHooks: WriteHooks = {
+    onNew: (entry) => this.#schedule(entry),
+    closed: () => this.#closed,
+    closedError: () => this.#closedError(),
+    healthy: () => this.#healthy,
+  };
 
-  /** Staged keys. */
-  readonly #entries = new Map<string, Entry>();
-  /** Entries waiting for an uploader slot, oldest first. */
-  #queue: Entry[] = [];
-  #queueHead = 0;
+  /** Upload tasks, started or waiting for a slot. */
   readonly #tasks = new Set<Promise<void>>();
   readonly #sleepers = new Set<() => void>();
-  readonly #keyLocks = new Map<string, Promise<void>>();
   readonly #puts = new Set<Promise<unknown>>();
-  #spaceWaiters: (() => void)[] = [];
 
-  #stagedBytes = 0;
-  #reservedBytes = 0;
   #uploading = 0;
   #uploaded = 0;
   #failures = 0;
@@ -215,30 +153,22 @@ export class WritebackBlockStore implements BlockStore {
   /** Whether the last finished upload attempt succeeded. */
   #healthy = true;
 
-  #syncRunning: Promise<void> | undefined;
-  #syncNext: Promise<void> | undefined;
-
   #closed = false;
   #closing: Promise<void> | undefined;
   #onClose!: () => void;
   readonly #closedSignal = new Promise<void>((resolve) => this.#onClose = resolve);
 
-  private constructor(
-    inner: BlockStore,
-    dir: string,
-    dirFile: Deno.FsFile,
-    opts: WritebackOptions,
-  ) {
+  private constructor(inner: BlockStore, staging: Staging, opts: WritebackOptions) {
     this.#inner = inner;
     this.url = inner.url;
-    this.dir = dir;
-    this.#dirFile = dirFile;
-    this.capacityBytes = opts.capacityBytes;
-    this.#concurrency = Math.max(1, Math.floor(opts.uploadConcurrency ?? inner.limits.concurrency));
-    this.#baseMs = Math.max(1, opts.retry?.baseMs ?? 200);
-    this.#maxMs = Math.max(this.#baseMs, opts.retry?.maxMs ?? 10_000);
-    this.#spaceWaitMs = Math.max(0, opts.spaceWaitMs ?? 30_000);
-    this.#onError = opts.onError ?? (() => {});
+    this.#staging = staging;
+    this.#slots = pLimit(
+      Math.max(1, Math.floor(opts.uploadConcurrency ?? inner.limits.concurrency)),
+    );
+    const baseMs = Math.max(1, opts.retry?.baseMs ?? 200);
+    this.#backoff = { baseMs, maxMs: Math.max(baseMs, opts.retry?.maxMs ?? 10_000) };
+    this.#onError = opts.onError ??
+      ((error, key) => log.warn("Background upload of {key} failed", { key, error }));
   }
 
   /**
@@ -250,33 +180,24 @@ export class WritebackBlockStore implements BlockStore {
       throw new RangeError(`Writeback capacity "${opts.capacityBytes}" is not a positive number`);
     }
     const dir = opts.dir.length > 1 ? opts.dir.replace(/\/+$/, "") : opts.dir;
-    try {
-      await Deno.mkdir(dir, { recursive: true });
-    } catch (cause) {
-      throw new Error(`Cannot create writeback directory "${dir}"`, { cause });
-    }
-    const found: { key: string; name: string; size: number; mtime: number }[] = [];
-    for await (const e of Deno.readDir(dir)) {
-      if (!e.isFile) continue;
-      if (e.name.startsWith(WRITEBACK_TEMP_PREFIX)) {
-        await Deno.remove(`${dir}/${e.name}`).catch(() => {});
-        continue;
-      }
-      const key = decodeKey(e.name);
-      if (key === undefined) continue;
-      const info = await Deno.stat(`${dir}/${e.name}`);
-      found.push({ key, name: e.name, size: info.size, mtime: info.mtime?.getTime() ?? 0 });
-    }
-    found.sort((a, b) => a.mtime - b.mtime || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const dirFile = await Deno.open(dir, { read: true });
-    const store = new WritebackBlockStore(inner, dir, dirFile, opts);
-    for (const f of found) {
-      const entry = store.#newEntry(f.key, `${dir}/${f.name}`, f.size, f.mtime);
-      store.#stagedBytes += f.size;
-      store.#queue.push(entry);
-    }
-    store.#pump();
+    const { staging, found } = await Staging.open(
+      dir,
+      opts.capacityBytes,
+      Math.max(0, opts.spaceWaitMs ?? 30_000),
+    );
+    const store = new WritebackBlockStore(inner, staging, opts);
+    for (const entry of found) store.#schedule(entry);
     return store;
+  }
+
+  /** The staging directory. */
+  get dir(): string {
+    return this.#staging.dir;
+  }
+
+  /** The most bytes staged at once. */
+  get capacityBytes(): number {
+    return this.#staging.capacityBytes;
   }
 
   /** The inner store's limits. */
@@ -287,8 +208,8 @@ export class WritebackBlockStore implements BlockStore {
   /** Counters for monitoring and tests. */
   stats(): WritebackStats {
     const stats: WritebackStats = {
-      stagedObjects: this.#entries.size,
-      stagedBytes: this.#stagedBytes,
+      stagedObjects: this.#staging.entries.size,
+      stagedBytes: this.#staging.stagedBytes,
       uploading: this.#uploading,
       uploaded: this.#uploaded,
       failures: this.#failures,
@@ -312,50 +233,13 @@ export class WritebackBlockStore implements BlockStore {
   }
 
   async #stage(key: string, name: string, data: Uint8Array): Promise<void> {
-    const size = data.length;
-    await this.#reserve(size);
-    const tmp = `${this.dir}/${WRITEBACK_TEMP_PREFIX}${crypto.randomUUID()}`;
-    const path = `${this.dir}/${name}`;
-    let renamed = false;
-    try {
-      {
-        using file = await Deno.open(tmp, { write: true, createNew: true });
-        for (let done = 0; done < size;) done += await file.write(data.subarray(done));
-        await file.syncData();
-      }
-      await this.#withKey(key, async () => {
-        await Deno.rename(tmp, path);
-        renamed = true;
-        const entry = this.#entries.get(key);
-        if (entry !== undefined) {
-          this.#stagedBytes += size - entry.size;
-          entry.size = size;
-          entry.mtime = Date.now();
-          entry.version++; // its uploader (queued, uploading or sleeping) uploads this version
-        } else {
-          this.#stagedBytes += size;
-          this.#queue.push(this.#newEntry(key, path, size));
-        }
-      });
-    } catch (err) {
-      if (!renamed) await Deno.remove(tmp).catch(() => {});
-      if (isDiskFull(err)) {
-        throw new FsError(Errno.ENOSPC, `No space left in writeback directory "${this.dir}"`, {
-          cause: err,
-        });
-      }
-      throw err;
-    } finally {
-      this.#reservedBytes -= size;
-      this.#notifySpace();
-    }
-    this.#pump();
-    await this.#syncDir();
+    await this.#staging.write(key, name, data, this.#writeHooks);
+    await this.#staging.syncDir();
   }
 
   /** Reads from the staged copy if there is one, else from the inner store. */
   async get(key: string, offset = 0, length?: number): Promise<Uint8Array> {
-    const entry = this.#entries.get(key);
+    const entry = this.#staging.entries.get(key);
     if (entry !== undefined) {
       try {
         return await readRange(entry.path, offset, length);
@@ -369,7 +253,7 @@ export class WritebackBlockStore implements BlockStore {
 
   /** The staged object's size if staged, else the inner store's answer. */
   async head(key: string): Promise<ObjectInfo | undefined> {
-    const entry = this.#entries.get(key);
+    const entry = this.#staging.entries.get(key);
     if (entry !== undefined) return { key, size: entry.size, mtime: entry.mtime };
     return await this.#inner.head(key);
   }
@@ -381,13 +265,12 @@ export class WritebackBlockStore implements BlockStore {
   async delete(keys: readonly string[]): Promise<void> {
     const inflight: Promise<void>[] = [];
     await Promise.all(keys.map(async (key) => {
-      if (!this.#entries.has(key)) return;
-      await this.#withKey(key, async () => {
-        const entry = this.#entries.get(key);
+      if (!this.#staging.entries.has(key)) return;
+      await this.#staging.withKey(key, async () => {
+        const entry = this.#staging.entries.get(key);
         if (entry === undefined) return;
         // In one synchronous step: the uploader checks membership right before each inner put.
-        this.#entries.delete(key);
-        this.#stagedBytes -= entry.size;
+        this.#staging.forget(entry);
         if (entry.attempt !== undefined) inflight.push(entry.attempt);
         entry.wake?.();
         try {
@@ -396,7 +279,7 @@ export class WritebackBlockStore implements BlockStore {
           if (!(err instanceof Deno.errors.NotFound)) throw err;
         } finally {
           entry.settle();
-          this.#notifySpace();
+          this.#staging.notifySpace();
         }
       });
     }));
@@ -411,7 +294,7 @@ export class WritebackBlockStore implements BlockStore {
     // Taken before listing the inner store: an object uploaded (and unstaged) meanwhile is in
     // this snapshot or in the inner listing.
     const staged: ObjectInfo[] = [];
-    for (const e of this.#entries.values()) {
+    for (const e of this.#staging.entries.values()) {
       if (e.key.startsWith(prefix) && (startAfter === undefined || e.key > startAfter)) {
         staged.push({ key: e.key, size: e.size, mtime: e.mtime });
       }
@@ -435,7 +318,7 @@ export class WritebackBlockStore implements BlockStore {
    * uploads at once. Rejects if the store is closed first or `signal` aborts.
    */
   async flush(options: FlushOptions = {}): Promise<void> {
-    const pending = [...this.#entries.values()].map((e) => e.settled);
+    const pending = [...this.#staging.entries.values()].map((e) => e.settled);
     if (pending.length === 0) return;
     if (this.#closed) throw this.#closedError();
     for (const wake of [...this.#sleepers]) wake();
@@ -470,12 +353,12 @@ export class WritebackBlockStore implements BlockStore {
       this.#closed = true;
       this.#onClose();
       for (const wake of [...this.#sleepers]) wake();
-      this.#notifySpace();
+      this.#staging.notifySpace();
       // Closing the inner store first aborts uploads in flight (S3 requests) instead of waiting
       // out their timeouts; their objects stay staged.
       const inner = this.#inner.close();
       await Promise.allSettled([...this.#puts, ...this.#tasks]);
-      this.#dirFile.close();
+      this.#staging.close();
       await inner;
     })();
     return this.#closing;
@@ -490,114 +373,20 @@ export class WritebackBlockStore implements BlockStore {
     return new FsError(Errno.EIO, `Writeback store "${this.dir}" is closed`);
   }
 
-  #newEntry(key: string, path: string, size: number, mtime = Date.now()): Entry {
-    let settle!: () => void;
-    const settled = new Promise<void>((resolve) => settle = resolve);
-    const entry: Entry = {
-      key,
-      path,
-      size,
-      mtime,
-      version: 0,
-      attempt: undefined,
-      wake: undefined,
-      settled,
-      settle,
-    };
-    this.#entries.set(key, entry);
-    return entry;
-  }
-
-  /** Runs `fn` while holding the lock of `key`. */
-  async #withKey<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.#keyLocks.get(key);
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => release = resolve);
-    this.#keyLocks.set(key, mine);
-    if (previous !== undefined) await previous;
-    try {
-      return await fn();
-    } finally {
-      if (this.#keyLocks.get(key) === mine) this.#keyLocks.delete(key);
-      release();
-    }
-  }
-
-  /** Fsyncs the directory; concurrent callers share the next fsync that starts after they ask. */
-  #syncDir(): Promise<void> {
-    this.#syncNext ??= (async () => {
-      await this.#syncRunning?.catch(() => {});
-      this.#syncNext = undefined;
-      const run = this.#dirFile.sync();
-      this.#syncRunning = run;
-      try {
-        await run;
-      } finally {
-        if (this.#syncRunning === run) this.#syncRunning = undefined;
-      }
-    })();
-    return this.#syncNext;
-  }
-
-  /** Reserves room for `size` bytes, waiting for uploads to make room while they succeed. */
-  async #reserve(size: number): Promise<void> {
-    const full = () =>
-      new FsError(
-        Errno.ENOSPC,
-        `Writeback directory "${this.dir}" is full: ${this.#stagedBytes} of ${this.capacityBytes} bytes staged, ${size} more asked`,
-      );
-    if (size > this.capacityBytes) throw full();
-    let deadline: number | undefined;
-    while (this.#stagedBytes + this.#reservedBytes + size > this.capacityBytes) {
-      if (this.#closed) throw this.#closedError();
-      if (!this.#healthy) throw full();
-      deadline ??= Date.now() + this.#spaceWaitMs;
-      const left = deadline - Date.now();
-      if (left <= 0) throw full();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(wake, left);
-        function wake() {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.#spaceWaiters.push(wake);
-      });
-    }
-    this.#reservedBytes += size;
-  }
-
-  #notifySpace(): void {
-    const waiters = this.#spaceWaiters;
-    this.#spaceWaiters = [];
-    for (const wake of waiters) wake();
-  }
-
-  /** Starts uploads while slots are free. */
-  #pump(): void {
-    while (!this.#closed && this.#tasks.size < this.#concurrency) {
-      if (this.#queueHead >= this.#queue.length) {
-        this.#queue = [];
-        this.#queueHead = 0;
-        return;
-      }
-      const entry = this.#queue[this.#queueHead++]!;
-      if (this.#entries.get(entry.key) !== entry) continue; // deleted while queued
-      const task: Promise<void> = this.#upload(entry).catch((err) => this.#onError(err, entry.key))
-        .finally(() => {
-          this.#tasks.delete(task);
-          this.#pump();
-        });
-      this.#tasks.add(task);
-    }
-    if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#queueHead);
-      this.#queueHead = 0;
-    }
+  /** Queues the upload of `entry`; uploads start in the order they are queued. */
+  #schedule(entry: Entry): void {
+    const task: Promise<void> = this.#slots(() => {
+      // Closed, or deleted while queued: nothing to do.
+      if (this.#closed || !this.#staging.isCurrent(entry)) return Promise.resolve();
+      return this.#upload(entry).catch((err) => this.#onError(err, entry.key));
+    }).finally(() => this.#tasks.delete(task));
+    this.#tasks.add(task);
   }
 
   /** Uploads `entry` until its current version is in the inner store, it is deleted, or close. */
   async #upload(entry: Entry): Promise<void> {
-    const current = () => !this.#closed && this.#entries.get(entry.key) === entry;
+    const staging = this.#staging;
+    const current = () => !this.#closed && staging.isCurrent(entry);
     let failed = 0;
     while (current()) {
       const version = entry.version;
@@ -610,14 +399,11 @@ export class WritebackBlockStore implements BlockStore {
           if (!current()) return; // deleted meanwhile
           // Removed behind our back (the file of a current entry is only removed with it): the
           // bytes are gone, so retrying cannot help. Report it and stop tracking the entry.
-          await this.#withKey(entry.key, () => {
-            if (this.#entries.get(entry.key) !== entry || entry.version !== version) {
-              return Promise.resolve();
-            }
-            this.#entries.delete(entry.key);
-            this.#stagedBytes -= entry.size;
+          await staging.withKey(entry.key, () => {
+            if (!staging.isCurrent(entry) || entry.version !== version) return Promise.resolve();
+            staging.forget(entry);
             entry.settle();
-            this.#notifySpace();
+            staging.notifySpace();
             this.#onError(
               new FsError(Errno.EIO, `Staged object "${entry.key}" vanished from "${entry.path}"`, {
                 cause: err,
@@ -644,19 +430,18 @@ export class WritebackBlockStore implements BlockStore {
         this.#failures++;
         this.#lastError = describe(err);
         this.#healthy = false;
-        this.#notifySpace(); // puts waiting for room fail fast during an outage
+        staging.notifySpace(); // puts waiting for room fail fast during an outage
         this.#onError(err, entry.key);
         if (!current()) return;
-        await this.#sleep(entry, this.#backoff(failed));
+        await this.#sleep(entry, backoffDelay(failed, this.#backoff));
         continue;
       }
       this.#uploaded++;
       this.#healthy = true;
       failed = 0;
-      await this.#withKey(entry.key, async () => {
-        if (this.#entries.get(entry.key) !== entry || entry.version !== version) return;
-        this.#entries.delete(entry.key);
-        this.#stagedBytes -= entry.size;
+      await staging.withKey(entry.key, async () => {
+        if (!staging.isCurrent(entry) || entry.version !== version) return;
+        staging.forget(entry);
         try {
           await Deno.remove(entry.path);
         } catch (err) {
@@ -664,15 +449,10 @@ export class WritebackBlockStore implements BlockStore {
           if (!(err instanceof Deno.errors.NotFound)) this.#onError(err, entry.key);
         } finally {
           entry.settle();
-          this.#notifySpace();
+          staging.notifySpace();
         }
       });
     }
-  }
-
-  #backoff(failed: number): number {
-    const cap = Math.min(this.#maxMs, this.#baseMs * 2 ** Math.min(failed - 1, 30));
-    return cap / 2 + Math.random() * cap / 2;
   }
 
   #sleep(entry: Entry, ms: number): Promise<void> {

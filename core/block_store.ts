@@ -2,9 +2,9 @@
  * The block store interface: where file data lives, as immutable objects.
  *
  * The core writes each block once under a key derived from its slice id and never modifies it;
- * it deletes blocks when no file refers to them any more. Implementations: `mem://` and
- * `file:///dir` now, `s3://` next. Decorators (prefixing, checksums, fault injection) implement the
- * same interface.
+ * it deletes blocks when no file refers to them any more. Implementations: `mem://`,
+ * `file:///dir` and `s3://bucket/prefix`. Decorators (prefixing, writeback staging, fault
+ * injection) implement the same interface.
  *
  * @module
  */
@@ -23,7 +23,9 @@ export class NotFoundError extends Error {
 
 /** One object from a listing. */
 export interface ObjectInfo {
+  /** The object's key. */
   key: string;
+  /** Its size in bytes. */
   size: number;
   /**
    * When the object was last written, in milliseconds since the epoch, if the store knows (S3's
@@ -34,6 +36,7 @@ export interface ObjectInfo {
 
 /** One page of a listing. */
 export interface ListPage {
+  /** The objects, by ascending key. */
   objects: ObjectInfo[];
   /** More objects follow: list again with `startAfter` set to the last key. */
   truncated: boolean;
@@ -49,6 +52,7 @@ export interface StoreLimits {
 export interface BlockStore {
   /** A description without secrets, e.g. `file:///var/lib/slayerfs`. */
   readonly url: string;
+  /** What the store is good at. */
   readonly limits: StoreLimits;
   /** Stores `data` under `key` (replacing it). The store must not keep `data` after resolving. */
   put(key: string, data: Uint8Array): Promise<void>;

@@ -59,7 +59,13 @@
 import type { BlockStore } from "./block_store.ts";
 import { Errno, FsError } from "./errno.ts";
 import type { FreedSlice, FullChunk } from "./meta/mod.ts";
-import { blockKey, freedSliceKeys, resolveSegments, type SliceRecord } from "./slice.ts";
+import {
+  blobObjectKey,
+  blockKey,
+  freedSliceKeys,
+  resolveSegments,
+  type SliceRecord,
+} from "./slice.ts";
 import type { Ino, SliceId } from "./types.ts";
 import { BLOCK_INLINE, type BlockRecord, CodecPool, decodeBlock, toHex } from "./block_codec.ts";
 import { inlineKey } from "./meta/keys.ts";
@@ -230,8 +236,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   }
 
   #newBlobKey(hash: Uint8Array, id: SliceId, index: number): string {
-    const hex = toHex(hash);
-    return `blobs/${hex.slice(0, 2)}/${hex.slice(2, 4)}/${hex}_${id}_${index}`;
+    return blobObjectKey(toHex(hash), id, index);
   }
 
   async #blobKey(hash: Uint8Array): Promise<string | undefined> {

@@ -8,7 +8,9 @@
 export interface VolumeFormat {
   /** Format version of the metadata layout. */
   version: 1;
+  /** The volume's name (shown by `slayerfs status` and as the mount's source). */
   name: string;
+  /** A random id given at format time; names the volume's local caches and staging folders. */
   uuid: string;
   /** Where the blocks live (a block-store URL without secrets). */
   storage: string;
@@ -29,6 +31,7 @@ export interface VolumeFormat {
   capacity: number;
   /** Inode limit reported by statfs. */
   inodes: number;
+  /** When the volume was formatted (ISO 8601). */
   createdAt: string;
 }
 

@@ -21,7 +21,7 @@
 import type { BlockStore, ObjectInfo } from "./block_store.ts";
 import type { Meta } from "./meta/mod.ts";
 import { fromHex } from "./block_codec.ts";
-import { freedSliceKeys } from "./slice.ts";
+import { freedSliceKeys, parseBlobKey, parseBlockKey } from "./slice.ts";
 import type { SliceId } from "./types.ts";
 
 /** What {@linkcode collectVolumeGarbage} found, and did when asked to delete. */
@@ -55,8 +55,6 @@ export interface GcOptions {
   minAgeMs?: number;
 }
 
-const CHUNK_KEY = /^chunks\/\d+\/\d+\/(\d+)_(\d+)_(\d+)$/;
-const BLOB_KEY = /^blobs\/[0-9a-f]{2}\/[0-9a-f]{2}\/([0-9a-f]{64})_\d+_\d+$/;
 const BATCH = 1000;
 
 /**
@@ -117,12 +115,15 @@ export async function collectVolumeGarbage(
       report.objects++;
       report.bytes += o.size;
       if (pendingKeys.has(o.key)) continue;
-      const m = (kind === "chunks" ? CHUNK_KEY : BLOB_KEY).exec(o.key);
-      if (!m) {
-        report.foreign++;
+      if (kind === "chunks") {
+        const block = parseBlockKey(o.key);
+        if (block === undefined) report.foreign++;
+        else unknown.push({ o, id: block.id });
         continue;
       }
-      unknown.push(kind === "chunks" ? { o, id: Number(m[1]) as SliceId } : { o, hash: m[1] });
+      const hash = parseBlobKey(o.key);
+      if (hash === undefined) report.foreign++;
+      else unknown.push({ o, hash });
     }
     let refs: boolean[];
     if (kind === "chunks") {

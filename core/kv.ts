@@ -40,7 +40,9 @@ export interface KvTxn {
 
 /** Options of {@linkcode KvTxn.scan}. */
 export interface ScanOptions {
+  /** Only keys greater than this one. */
   startAfter?: string;
+  /** At most this many pairs (default: all). */
   limit?: number;
   /** Only the keys are needed: values may be returned empty. */
   keysOnly?: boolean;

@@ -115,9 +115,71 @@ export function resolveSegments(records: readonly SliceRecord[]): SliceRecord[] 
   return segs;
 }
 
-/** The storage key of block `index` (of length `len`) of slice `id`. */
+/**
+ * The storage key of block `index` (of length `len`) of slice `id`:
+ * `chunks/<id / 10^6>/<id / 1000>/<id>_<index>_<len>`. {@linkcode parseBlockKey} reads it back.
+ *
+ * @example
+ * ```ts
+ * import { blockKey } from "./slice.ts";
+ * import type { SliceId } from "./types.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * equal(blockKey(1_234_567 as SliceId, 2, 4096), "chunks/1/1234/1234567_2_4096");
+ * ```
+ */
 export function blockKey(id: SliceId, index: number, len: number): string {
   return `chunks/${Math.floor(id / 1_000_000)}/${Math.floor(id / 1000)}/${id}_${index}_${len}`;
+}
+
+const BLOCK_KEY = /^chunks\/\d+\/\d+\/(\d+)_(\d+)_(\d+)$/;
+
+/**
+ * The slice id, block index and block length of a key shaped like those {@linkcode blockKey}
+ * makes, or `undefined` for any other key.
+ *
+ * @example
+ * ```ts
+ * import { parseBlockKey } from "./slice.ts";
+ * import { deepEqual, equal } from "node:assert/strict";
+ *
+ * deepEqual(parseBlockKey("chunks/0/7/7000_1_512"), { id: 7000, index: 1, length: 512 });
+ * equal(parseBlockKey("chunks/README"), undefined);
+ * ```
+ */
+export function parseBlockKey(
+  key: string,
+): { id: SliceId; index: number; length: number } | undefined {
+  const m = BLOCK_KEY.exec(key);
+  if (m === null) return undefined;
+  return { id: Number(m[1]) as SliceId, index: Number(m[2]), length: Number(m[3]) };
+}
+
+const BLOB_KEY = /^blobs\/[0-9a-f]{2}\/[0-9a-f]{2}\/([0-9a-f]{64})_\d+_\d+$/;
+
+/**
+ * The object key of a dedup blob: its content hash in hex (fanned out by its first two bytes) and
+ * the slice id and block index that first stored it, so two racing uploads never share a key.
+ *
+ * @example
+ * ```ts
+ * import { blobObjectKey, parseBlobKey } from "./slice.ts";
+ * import type { SliceId } from "./types.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * const hex = "ab".repeat(32);
+ * const key = blobObjectKey(hex, 7 as SliceId, 1);
+ * equal(key, `blobs/ab/ab/${hex}_7_1`);
+ * equal(parseBlobKey(key), hex);
+ * ```
+ */
+export function blobObjectKey(hashHex: string, id: SliceId, index: number): string {
+  return `blobs/${hashHex.slice(0, 2)}/${hashHex.slice(2, 4)}/${hashHex}_${id}_${index}`;
+}
+
+/** The content hash (hex) of a key {@linkcode blobObjectKey} made, or `undefined` for another key. */
+export function parseBlobKey(key: string): string | undefined {
+  return BLOB_KEY.exec(key)?.[1];
 }
 
 /** The object keys a freed slice leaves in the store: its blocks' and its blobs'. */

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { blockKey, decodeRecords, encodeRecords, resolveSegments, sliceBlocks } from "./slice.ts";
+import {
+  blockKey,
+  decodeRecords,
+  encodeRecords,
+  parseBlockKey,
+  resolveSegments,
+  sliceBlocks,
+} from "./slice.ts";
 import type { SliceId } from "./types.ts";
 
 const id = (n: number) => n as SliceId;
@@ -50,4 +57,15 @@ Deno.test("encodeRecords() round-trips through decodeRecords()", () => {
 Deno.test("sliceBlocks() and blockKey() name every block of a slice", () => {
   assert.deepEqual(sliceBlocks(10, 4), [[0, 4], [1, 4], [2, 2]]);
   assert.equal(blockKey(id(1234567), 2, 99), "chunks/1/1234/1234567_2_99");
+});
+
+Deno.test("parseBlockKey() reads back what blockKey() writes and nothing else", () => {
+  for (const [n, index, len] of [[1, 0, 4096], [1234567, 2, 99], [2 ** 40, 15, 1]] as const) {
+    assert.deepEqual(parseBlockKey(blockKey(id(n), index, len)), { id: n, index, length: len });
+  }
+  for (
+    const key of ["chunks/README", "chunks/0/0/1_2", "blobs/00/00/1_0_1", "chunks/0/0/1_0_1/x"]
+  ) {
+    assert.equal(parseBlockKey(key), undefined, key);
+  }
 });

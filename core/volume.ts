@@ -39,21 +39,31 @@ import { Vfs, type VfsOptions } from "./vfs.ts";
 
 /** Opens backends by URL (the registry in `backends/`). */
 export interface BackendOpeners {
+  /** Opens the metadata engine that `url` names. */
   openKvEngine(url: string): Promise<KvEngine>;
+  /** Opens the block store that `url` names. */
   openBlockStore(url: string): Promise<BlockStore>;
 }
 
 /** Settings for {@linkcode formatVolume}. */
 export interface FormatOptions {
+  /** The volume's name. */
   name: string;
+  /** The block store's URL (without secrets: it is stored in the metadata). */
   storage: string;
+  /** Largest block in bytes (default 4 MiB). */
   blockSize?: number;
+  /** Chunk size in bytes, a multiple of the block size (default 64 MiB). */
   chunkSize?: number;
+  /** Block compression (default `"lz4"`). */
   compression?: "none" | "lz4";
+  /** Store blocks with the same contents once (default off). */
   dedup?: boolean;
   /** Largest block kept in the metadata engine (default 16 KiB; 0 turns inlining off). */
   inlineMax?: number;
+  /** Capacity reported by statfs, in bytes (default 1 PiB). */
   capacity?: number;
+  /** Inode limit reported by statfs (default 2^40). */
   inodes?: number;
 }
 
@@ -80,7 +90,9 @@ export async function formatVolume(kv: KvEngine, options: FormatOptions): Promis
 /** An open file of the embedding API. */
 export class VolumeFile {
   readonly #vol: Volume;
+  /** The file's inode. */
   readonly ino: Ino;
+  /** The open handle. */
   readonly fh: Fh;
   #closed = false;
 
@@ -143,8 +155,11 @@ export class VolumeFile {
  * ```
  */
 export class Volume {
+  /** The metadata engine (the volume owns it: `close` closes it). */
   readonly kv: KvEngine;
+  /** The block store (the volume owns it: `close` closes it). */
   readonly store: BlockStore;
+  /** The filesystem, for calls the path-based API does not offer. */
   readonly vfs: Vfs;
   /** Credentials used for every call (root by default). */
   ctx: Ctx = ROOT_CTX;

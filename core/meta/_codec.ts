@@ -7,6 +7,7 @@
 
 import { concatBytes } from "../slice.ts";
 import type { Attr, Ino } from "../types.ts";
+import { decodeUtf8, encodeUtf8 } from "../_bytes.ts";
 
 const ATTR_SIZE = 84;
 
@@ -75,17 +76,14 @@ export function decodeNum(buf: Uint8Array | undefined): number {
   return new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getFloat64(0);
 }
 
-const te = new TextEncoder();
-const td = new TextDecoder();
-
 /** JSON → bytes. */
 export function encodeJson(value: unknown): Uint8Array {
-  return te.encode(JSON.stringify(value));
+  return encodeUtf8(JSON.stringify(value));
 }
 
 /** Bytes → JSON. */
 export function decodeJson<T>(buf: Uint8Array): T {
-  return JSON.parse(td.decode(buf)) as T;
+  return JSON.parse(decodeUtf8(buf)) as T;
 }
 
 /** A slice's head: its reference count and size in bytes (block records follow it). */
@@ -108,7 +106,7 @@ export const SLICE_INFO_SIZE = 8;
 
 /** The stored blob of a dedup block: its reference count and object key. */
 export function encodeBlob(refs: number, key: string): Uint8Array {
-  const k = new TextEncoder().encode(key);
+  const k = encodeUtf8(key);
   const b = new Uint8Array(4 + k.length);
   new DataView(b.buffer).setUint32(0, refs);
   b.set(k, 4);
@@ -119,21 +117,21 @@ export function encodeBlob(refs: number, key: string): Uint8Array {
 export function decodeBlob(b: Uint8Array): { refs: number; key: string } {
   return {
     refs: new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0),
-    key: new TextDecoder().decode(b.subarray(4)),
+    key: decodeUtf8(b.subarray(4)),
   };
 }
 
 /** A garbage entry: the slice size and the blob keys to delete with it. */
 export function encodeGarbage(size: number, blobs: readonly string[]): Uint8Array {
   const head = encodeSliceInfo(0, size);
-  return blobs.length ? concatBytes(head, new TextEncoder().encode(JSON.stringify(blobs))) : head;
+  return blobs.length ? concatBytes(head, encodeJson(blobs)) : head;
 }
 
 /** Decodes a garbage entry written by {@linkcode encodeGarbage}. */
 export function decodeGarbage(v: Uint8Array): { size: number; blobs: string[] } {
   const size = decodeSliceInfo(v).size;
   const blobs = v.byteLength > SLICE_INFO_SIZE
-    ? JSON.parse(new TextDecoder().decode(v.subarray(SLICE_INFO_SIZE))) as string[]
+    ? decodeJson<string[]>(v.subarray(SLICE_INFO_SIZE))
     : [];
   return { size, blobs };
 }

@@ -41,6 +41,7 @@
  */
 
 import type { Ino, SliceId } from "../types.ts";
+import { bytesToByteString } from "../_bytes.ts";
 
 /** Encodes a non-negative integer below 2^53 as 8 big-endian byte chars. */
 export function u64(n: number): string {
@@ -118,7 +119,7 @@ export const garbageKey = (id: SliceId): string => "G" + u64(id);
 /** The slice id of a key made by {@linkcode garbageKey}. */
 export const garbageIdOf = (key: string): SliceId => readU64(key, 1) as SliceId;
 /** The dedup blob of content hash `hash`. */
-export const blobKey = (hash: Uint8Array): string => "B" + String.fromCharCode(...hash);
+export const blobKey = (hash: Uint8Array): string => "B" + bytesToByteString(hash);
 /** Inline block `index` of slice `id`. */
 export const inlineKey = (id: SliceId, index: number): string => "I" + u64(id) + u32(index);
 /** Every sustained (unlinked but open) inode. */

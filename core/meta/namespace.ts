@@ -14,9 +14,11 @@ import type { KvTxn } from "../kv.ts";
 import { Errno, FsError } from "../errno.ts";
 import {
   type Attr,
+  bytesToName,
   type Ctx,
   type Ino,
   type Name,
+  nameToBytes,
   ROOT_INO,
   S_IFDIR,
   S_IFMT,
@@ -224,9 +226,7 @@ export async function mknod(tx: KvTxn, node: NewNode): Promise<Attr> {
   };
   putAttr(tx, a);
   if (target !== undefined) {
-    const b = new Uint8Array(target.length);
-    for (let i = 0; i < target.length; i++) b[i] = target.charCodeAt(i);
-    tx.set(symlinkKey(ino), b);
+    tx.set(symlinkKey(ino), nameToBytes(target));
   }
   tx.set(entryKey(parent, name), encodeEntry(type, ino));
   p.mtime = p.ctime = t;
@@ -243,9 +243,7 @@ export async function readlink(tx: KvTxn, ino: Ino): Promise<Name> {
     await getAttr(tx, ino);
     throw new FsError(Errno.EINVAL, `Inode ${ino} is not a symlink`);
   }
-  let s = "";
-  for (const b of raw) s += String.fromCharCode(b);
-  return s;
+  return bytesToName(raw);
 }
 
 /** Drops one link of `a`: the inode goes with its last link, unless it is open. */
