@@ -41,6 +41,8 @@ import { type OpenFile, OpenFiles, readahead } from "./_open_files.ts";
 import { XattrMisses } from "./_xattr_misses.ts";
 import { FreeQueue } from "./_free_queue.ts";
 import { applySetAttr, permits } from "./permissions.ts";
+import { getLog } from "./log.ts";
+import { seekDataOrHole } from "./_seek.ts";
 import { type CacheStats, TieredCache } from "./cache/mod.ts";
 // TODO(merge): import parseBlockKey from "./slice.ts" and delete core/cache/_tmp_block_key.ts.
 import { parseBlockKey } from "./cache/_tmp_block_key.ts";
@@ -50,7 +52,10 @@ import { Predictor, type PredictorOptions } from "./predict.ts";
 export interface VfsOptions extends DataOptions {
   /** Where locks live (default: in memory, for one mount). */
   locks?: LockManager;
-  /** Called with errors that no request can report (background deletion). */
+  /**
+   * Called with errors that no request can report (background deletion); by default they are
+   * logged at error level by the `["slayerfs", "vfs"]` logger.
+   */
   onError?: (err: unknown) => void;
   /** Predictive prefetch settings, or `false` to turn it off. */
   predict?: PredictorOptions | false;
@@ -58,13 +63,22 @@ export interface VfsOptions extends DataOptions {
   cacheDirs?: Array<{ path: string; capacityBytes: number; minFreeRatio?: number }>;
 }
 
+const log = getLog("vfs");
+
 const isDir = (a: Attr) => (a.mode & S_IFMT) === S_IFDIR;
 
-/** The filesystem of one mounted volume. */
+/**
+ * The filesystem of one mounted volume: {@linkcode FsOps} (whose documentation its methods share)
+ * plus what the embedding API and `slayerfs status` need. Create it with {@linkcode Vfs.open}.
+ */
 export class Vfs implements FsOps {
+  /** The volume's metadata. */
   readonly meta: Meta;
+  /** The block layer: reads, writes and caches file data. */
   readonly data: DataEngine<Meta>;
+  /** POSIX and BSD locks (the `locks` option). */
   readonly locks: LockManager;
+  /** Predictive prefetch, unless turned off with `predict: false`. */
   readonly predictor: Predictor | undefined;
   readonly #open = new OpenFiles();
   /** Inodes whose last link went while open: delete them at their last close. */
@@ -76,7 +90,8 @@ export class Vfs implements FsOps {
 
   private constructor(meta: Meta, store: BlockStore, options: VfsOptions) {
     this.meta = meta;
-    this.#onError = options.onError ?? ((err) => console.error(`slayerfs: ${err}`));
+    this.#onError = options.onError ??
+      ((err) => log.error("Background error: {error}", { error: err }));
     this.data = new DataEngine(store, meta, { ...options, onError: this.#onError });
     this.#freeQueue = new FreeQueue(this.data, this.#onError);
     this.locks = options.locks ?? new LocalLocks();
@@ -141,19 +156,16 @@ export class Vfs implements FsOps {
     this.data.invalidate(a.ino);
   }
 
-  // ---- FsOps ----
+  // ---- FsOps: documented there (deno doc takes a method's documentation from the interface) ----
 
-  /** @inheritdoc */
   async lookup(_ctx: Ctx, parent: Ino, name: Name): Promise<Attr> {
     return this.#withPending(await this.meta.lookup(parent, name));
   }
 
-  /** @inheritdoc */
   async getattr(_ctx: Ctx, ino: Ino): Promise<Attr> {
     return this.#withPending(await this.meta.getattr(ino));
   }
 
-  /** @inheritdoc */
   async setattr(ctx: Ctx, ino: Ino, set: SetAttr): Promise<Attr> {
     if (set.size !== undefined) {
       const a = await this.meta.getattr(ino);
@@ -176,12 +188,10 @@ export class Vfs implements FsOps {
     return this.#withPending(attr);
   }
 
-  /** @inheritdoc */
   readlink(_ctx: Ctx, ino: Ino): Promise<Name> {
     return this.meta.readlink(ino);
   }
 
-  /** @inheritdoc */
   mknod(ctx: Ctx, parent: Ino, name: Name, mode: number, rdev: number): Promise<Attr> {
     const type = mode & S_IFMT;
     if (type === S_IFDIR || type === S_IFLNK) {
@@ -190,12 +200,10 @@ export class Vfs implements FsOps {
     return this.meta.mknod(ctx, parent, name, type === 0 ? mode | S_IFREG : mode, rdev);
   }
 
-  /** @inheritdoc */
   mkdir(ctx: Ctx, parent: Ino, name: Name, mode: number): Promise<Attr> {
     return this.meta.mknod(ctx, parent, name, S_IFDIR | (mode & 0o7777), 0);
   }
 
-  /** @inheritdoc */
   async unlink(_ctx: Ctx, parent: Ino, name: Name): Promise<void> {
     const { attr, freed } = await this.meta.unlink(parent, name, this.#open.isOpen);
     if (attr.nlink === 0) this.#maybeSustained.add(attr.ino);
@@ -203,19 +211,16 @@ export class Vfs implements FsOps {
     this.#freeQueue.add(freed);
   }
 
-  /** @inheritdoc */
   async rmdir(_ctx: Ctx, parent: Ino, name: Name): Promise<void> {
     await this.meta.rmdir(parent, name);
   }
 
-  /** @inheritdoc */
   symlink(ctx: Ctx, parent: Ino, name: Name, target: Name): Promise<Attr> {
     if (target.length === 0) return Promise.reject(new FsError(Errno.ENOENT));
     if (target.length > 4095) return Promise.reject(new FsError(Errno.ENAMETOOLONG));
     return this.meta.mknod(ctx, parent, name, S_IFLNK | 0o777, 0, target);
   }
 
-  /** @inheritdoc */
   async rename(
     _ctx: Ctx,
     parent: Ino,
@@ -236,12 +241,10 @@ export class Vfs implements FsOps {
     this.#freeQueue.add(freed);
   }
 
-  /** @inheritdoc */
   async link(_ctx: Ctx, ino: Ino, newParent: Ino, newName: Name): Promise<Attr> {
     return this.#withPending(await this.meta.link(ino, newParent, newName));
   }
 
-  /** @inheritdoc */
   async open(_ctx: Ctx, ino: Ino, flags: number): Promise<Opened> {
     let a = await this.meta.getattr(ino);
     if (isDir(a)) {
@@ -259,7 +262,6 @@ export class Vfs implements FsOps {
     return this.#open.openFile(ino, flags, a.size);
   }
 
-  /** @inheritdoc */
   async create(
     ctx: Ctx,
     parent: Ino,
@@ -272,7 +274,6 @@ export class Vfs implements FsOps {
     return { attr, opened: this.#open.openFile(attr.ino, flags, 0) };
   }
 
-  /** @inheritdoc */
   async read(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Promise<Uint8Array> {
     const h = this.#open.handle(fh, ino);
     const of = this.#open.file(ino);
@@ -298,7 +299,6 @@ export class Vfs implements FsOps {
   /** `write` copies the data into its pending slices before it awaits anything. */
   readonly copiesWriteData = true;
 
-  /** @inheritdoc */
   async write(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Uint8Array): Promise<number> {
     const h = this.#open.handle(fh, ino);
     if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError(Errno.EBADF);
@@ -310,14 +310,12 @@ export class Vfs implements FsOps {
     return data.byteLength;
   }
 
-  /** @inheritdoc */
   async flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner: bigint): Promise<void> {
     this.#open.handle(fh, ino);
     this.locks.releasePosix(ino, lockOwner);
     await this.#flushIno(ino);
   }
 
-  /** @inheritdoc */
   async release(
     _ctx: Ctx,
     ino: Ino,
@@ -344,20 +342,17 @@ export class Vfs implements FsOps {
     }
   }
 
-  /** @inheritdoc */
   async fsync(_ctx: Ctx, ino: Ino, fh: Fh, _datasync: boolean): Promise<void> {
     this.#open.handle(fh, ino);
     await this.#flushIno(ino);
   }
 
-  /** @inheritdoc */
   async opendir(_ctx: Ctx, ino: Ino, _flags: number): Promise<Opened> {
     const a = await this.meta.getattr(ino);
     if (!isDir(a)) throw new FsError(Errno.ENOTDIR);
     return this.#open.openDir(ino);
   }
 
-  /** @inheritdoc */
   async readdir(
     _ctx: Ctx,
     ino: Ino,
@@ -390,18 +385,15 @@ export class Vfs implements FsOps {
     return out;
   }
 
-  /** @inheritdoc */
   releasedir(_ctx: Ctx, _ino: Ino, fh: Fh): Promise<void> {
     this.#open.closeHandle(fh);
     return Promise.resolve();
   }
 
-  /** @inheritdoc */
   fsyncdir(): Promise<void> {
     return Promise.resolve(); // every metadata change is committed when its request returns
   }
 
-  /** @inheritdoc */
   async statfs(): Promise<StatFs> {
     const f = this.meta.format;
     const u = await this.meta.usage();
@@ -419,7 +411,6 @@ export class Vfs implements FsOps {
     };
   }
 
-  /** @inheritdoc */
   setxattr(_ctx: Ctx, ino: Ino, name: Name, value: Uint8Array, flags: number): Promise<void> {
     if (name.startsWith("system.")) return Promise.reject(new FsError(Errno.ENOTSUP));
     this.#xattrMisses.forget(ino, name);
@@ -427,10 +418,10 @@ export class Vfs implements FsOps {
   }
 
   /**
-   * @inheritdoc
+   * Reads extended attribute `name` of `ino`; ENODATA if it has none of that name.
    *
-   * Misses are remembered for {@linkcode XATTR_MISS_TTL_MS} (and a file created here starts with
-   * none): the kernel asks for `security.capability` before every write to a file, and nearly
+   * Misses are remembered for a second (`XATTR_MISS_TTL_MS`, and a file created here starts with
+   * none); the kernel asks for `security.capability` before every write to a file, and nearly
    * always gets ENODATA. A `setxattr` through this mount forgets them at once; another host's
    * would be seen within the TTL, as the kernel's own attribute cache allows.
    */
@@ -446,28 +437,23 @@ export class Vfs implements FsOps {
     }
   }
 
-  /** @inheritdoc */
   listxattr(_ctx: Ctx, ino: Ino): Promise<Name[]> {
     return this.meta.listxattr(ino);
   }
 
-  /** @inheritdoc */
   removexattr(_ctx: Ctx, ino: Ino, name: Name): Promise<void> {
     return this.meta.removexattr(ino, name);
   }
 
-  /** @inheritdoc */
   async access(ctx: Ctx, ino: Ino, mask: number): Promise<void> {
     const a = await this.meta.getattr(ino);
     if (!permits(ctx, a, mask)) throw new FsError(Errno.EACCES);
   }
 
-  /** @inheritdoc */
   getlk(_ctx: Ctx, ino: Ino, _fh: Fh, owner: bigint, lock: PosixLock): Promise<PosixLock> {
     return Promise.resolve(this.locks.getlk(ino, owner, lock));
   }
 
-  /** @inheritdoc */
   setlk(
     _ctx: Ctx,
     ino: Ino,
@@ -479,12 +465,10 @@ export class Vfs implements FsOps {
     return this.locks.setlk(ino, owner, lock, wait);
   }
 
-  /** @inheritdoc */
   flock(_ctx: Ctx, ino: Ino, _fh: Fh, owner: bigint, op: number): Promise<void> {
     return this.locks.flock(ino, owner, op);
   }
 
-  /** @inheritdoc */
   async fallocate(
     _ctx: Ctx,
     ino: Ino,
@@ -507,7 +491,6 @@ export class Vfs implements FsOps {
     this.#freeQueue.add(freed);
   }
 
-  /** @inheritdoc */
   async copyFileRange(
     _ctx: Ctx,
     inoIn: Ino,
@@ -534,37 +517,15 @@ export class Vfs implements FsOps {
     return copied;
   }
 
-  /** @inheritdoc */
   async lseek(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, whence: number): Promise<number> {
     this.#open.handle(fh, ino);
     if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new FsError(Errno.EINVAL);
     await this.#flushIno(ino);
     const a = await this.meta.getattr(ino);
     if (offset < 0 || offset >= a.size) throw new FsError(Errno.ENXIO);
-    const cs = this.data.chunkSize;
-    let pos = offset;
-    while (pos < a.size) {
-      const c = Math.floor(pos / cs);
-      const base = c * cs;
-      const segs = await this.data.segments(ino, c);
-      // The data runs of this chunk at or after pos.
-      for (const s of segs) {
-        if (s.id === 0) continue;
-        const lo = base + s.pos;
-        const hi = Math.min(base + s.pos + s.len, a.size);
-        if (hi <= pos) continue;
-        if (whence === SEEK_DATA) return Math.max(lo, pos);
-        if (lo > pos) return pos; // pos is in a hole
-        pos = hi; // inside data: the hole starts at its end at the earliest
-      }
-      if (whence === SEEK_HOLE && pos < base + cs) return Math.min(pos, a.size);
-      pos = Math.max(pos, base + cs);
-    }
-    if (whence === SEEK_HOLE) return a.size;
-    throw new FsError(Errno.ENXIO);
+    return seekDataOrHole(this.data, ino, a.size, offset, whence);
   }
 
-  /** @inheritdoc */
   async destroy(): Promise<void> {
     await this.close();
   }
