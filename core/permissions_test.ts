@@ -14,21 +14,11 @@ import {
 const user: Ctx = { uid: 1000, gid: 1000, pid: 1, umask: 0o022, groups: () => [1000] };
 const other: Ctx = { uid: 2000, gid: 2000, pid: 1, umask: 0, groups: () => [] };
 
+const t = { sec: 1, nsec: 0 };
+const blank = { ino: 2 as Ino, nlink: 1, rdev: 0, size: 0, parent: 0 as Ino };
+
 function attr(mode: number, uid = 0, gid = 0): Attr {
-  const t = { sec: 1, nsec: 0 };
-  return {
-    ino: 2 as Ino,
-    mode,
-    nlink: 1,
-    uid,
-    gid,
-    rdev: 0,
-    size: 0,
-    atime: t,
-    mtime: t,
-    ctime: t,
-    parent: 0 as Ino,
-  };
+  return { ...blank, mode, uid, gid, atime: t, mtime: t, ctime: t };
 }
 
 const code = (errno: string) => ({ code: errno });
