@@ -18,6 +18,7 @@ export const BLOCK_INLINE = 4;
 
 /** What the metadata records about one stored block. */
 export interface BlockRecord {
+  /** `BLOCK_LZ4`, `BLOCK_DEDUP` and `BLOCK_INLINE`, or'd. */
   flags: number;
   /** Bytes of the stored object. */
   storedLen: number;

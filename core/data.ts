@@ -158,7 +158,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   /** Blocks of at most this many bytes are kept in the metadata (the volume's `inlineMax`). */
   readonly inlineMax: number;
   /** The workers that compress, checksum and hash blocks. */
-  readonly codec: CodecPool;
+  readonly #codec: CodecPool;
   /** Whether blocks are LZ4-compressed (the volume's `compression`). */
   readonly compress: boolean;
   /** Called with errors no request can report. */
@@ -175,7 +175,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     this.cacheWrites = options.cacheWrites ?? options.cache !== undefined;
     this.uploadConcurrency = options.uploadConcurrency ??
       Math.max(2, Math.min(16, store.limits.concurrency));
-    this.codec = new CodecPool(options.codecWorkers);
+    this.#codec = new CodecPool(options.codecWorkers);
     this.compress = meta.format.compression === "lz4";
     this.dedup = meta.format.dedup === true;
     this.inlineMax = meta.format.inlineMax ?? 0;
@@ -185,7 +185,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
 
   /** Stops the codec workers and closes the cache. */
   async close(): Promise<void> {
-    this.codec.close();
+    this.#codec.close();
     await this.cache.close?.();
   }
 
@@ -202,13 +202,13 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     const input = raw.byteLength >= 128 * 1024 ? raw.slice() : raw;
     if (raw.byteLength <= this.inlineMax) {
       // Small: committed into the metadata with the slice, no object in the store.
-      const enc = await this.codec.encode(input, this.compress, false);
+      const enc = await this.#codec.encode(input, this.compress, false);
       enc.record.flags |= BLOCK_INLINE;
       enc.record.inline = enc.data === raw ? raw.slice() : enc.data;
       return { record: enc.record };
     }
     const sums = this.cacheWrites && this.cache.wantsSegmentSums === true && !this.dedup;
-    const enc = await this.codec.encode(input, this.compress, this.dedup, sums);
+    const enc = await this.#codec.encode(input, this.compress, this.dedup, sums);
     if (!enc.record.hash) {
       const key = blockKey(id, index, raw.byteLength);
       await this.store.put(key, enc.data);
@@ -229,7 +229,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
 
   /** Uploads a dedup block under a key of its own (a commit found no stored copy). */
   async putBlob(id: SliceId, index: number, raw: Uint8Array): Promise<string> {
-    const enc = await this.codec.encode(raw.slice(), this.compress, true);
+    const enc = await this.#codec.encode(raw.slice(), this.compress, true);
     const key = this.#newBlobKey(enc.record.hash!, id, index);
     await this.store.put(key, enc.data);
     return key;
@@ -298,16 +298,16 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
         }
         try {
           if ((rec.flags & BLOCK_INLINE) !== 0) {
-            const raw = await this.codec.decode(stored, rec, len, objectKey);
+            const raw = await this.#codec.decode(stored, rec, len, objectKey);
             this.cache.put(key, raw, { memoryOnly: true });
             return raw;
           }
           if (this.cache.wantsSegmentSums) {
-            const { raw, sums } = await this.codec.decodeWithSums(stored, rec, len, objectKey);
+            const { raw, sums } = await this.#codec.decodeWithSums(stored, rec, len, objectKey);
             this.cache.put(key, raw, { segmentSums: sums });
             return raw;
           }
-          const raw = await this.codec.decode(stored, rec, len, objectKey);
+          const raw = await this.#codec.decode(stored, rec, len, objectKey);
           this.cache.put(key, raw);
           return raw;
         } catch (err) {

@@ -67,7 +67,6 @@ export class LocalLocks implements LockManager {
     return w;
   }
 
-  /** @inheritdoc */
   async flock(ino: Ino, owner: bigint, op: number): Promise<void> {
     const kind = op & (LOCK_SH | LOCK_EX | LOCK_UN);
     if (kind === LOCK_UN) return this.releaseFlock(ino, owner);
@@ -91,7 +90,6 @@ export class LocalLocks implements LockManager {
     }
   }
 
-  /** @inheritdoc */
   releaseFlock(ino: Ino, owner: bigint): void {
     const held = this.#flocks.get(ino);
     if (held?.delete(owner)) {
@@ -109,14 +107,12 @@ export class LocalLocks implements LockManager {
     return undefined;
   }
 
-  /** @inheritdoc */
   getlk(ino: Ino, owner: bigint, lock: PosixLock): PosixLock {
     const r = this.#conflict(ino, owner, lock);
     if (!r) return { ...lock, type: F_UNLCK };
     return { type: r.type, start: r.start, end: r.end, pid: r.pid };
   }
 
-  /** @inheritdoc */
   async setlk(ino: Ino, owner: bigint, lock: PosixLock, wait: boolean): Promise<void> {
     if (lock.start < 0 || lock.end < lock.start) throw new FsError(Errno.EINVAL);
     if (lock.type !== F_UNLCK && lock.type !== F_RDLCK && lock.type !== F_WRLCK) {
@@ -165,7 +161,6 @@ export class LocalLocks implements LockManager {
     }
   }
 
-  /** @inheritdoc */
   releasePosix(ino: Ino, owner: bigint): void {
     const l = this.#posix.get(ino);
     if (!l) return;

@@ -11,7 +11,7 @@ import { DataEngine, type DataOptions } from "./data.ts";
 import { Errno, FsError } from "./errno.ts";
 import type { FsOps } from "./fs_ops.ts";
 import { LocalLocks, type LockManager } from "./locks.ts";
-import { type FreedSlice, type Meta, now } from "./meta/mod.ts";
+import { type Meta, now } from "./meta/mod.ts";
 import {
   type Attr,
   type Ctx,
@@ -31,15 +31,18 @@ import {
   S_IFLNK,
   S_IFMT,
   S_IFREG,
-  S_ISGID,
-  S_ISUID,
   SEEK_DATA,
   SEEK_HOLE,
   type SetAttr,
   type StatFs,
-  type Timespec,
 } from "./types.ts";
 import { FileWriter } from "./writer.ts";
+import { type OpenFile, OpenFiles, readahead } from "./_open_files.ts";
+import { XattrMisses } from "./_xattr_misses.ts";
+import { FreeQueue } from "./_free_queue.ts";
+import { applySetAttr, permits } from "./permissions.ts";
+import { getLog } from "./log.ts";
+import { seekDataOrHole } from "./_seek.ts";
 import { type CacheStats, TieredCache } from "./cache/mod.ts";
 // TODO(merge): import parseBlockKey from "./slice.ts" and delete core/cache/_tmp_block_key.ts.
 import { parseBlockKey } from "./cache/_tmp_block_key.ts";
@@ -49,7 +52,10 @@ import { Predictor, type PredictorOptions } from "./predict.ts";
 export interface VfsOptions extends DataOptions {
   /** Where locks live (default: in memory, for one mount). */
   locks?: LockManager;
-  /** Called with errors that no request can report (background deletion). */
+  /**
+   * Called with errors that no request can report (background deletion); by default they are
+   * logged at error level by the `["slayerfs", "vfs"]` logger.
+   */
   onError?: (err: unknown) => void;
   /** Predictive prefetch settings, or `false` to turn it off. */
   predict?: PredictorOptions | false;
@@ -57,50 +63,37 @@ export interface VfsOptions extends DataOptions {
   cacheDirs?: Array<{ path: string; capacityBytes: number; minFreeRatio?: number }>;
 }
 
-interface OpenFile {
-  opens: number;
-  writer?: FileWriter;
-  /** Size as last known from the metadata. */
-  size: number;
-}
-
-interface Handle {
-  ino: Ino;
-  flags: number;
-  /** Where the last read ended, and the readahead window (bytes) it earned. */
-  lastEnd?: number;
-  window?: number;
-  dir?: { entries: DirEntry[] | undefined };
-}
+const log = getLog("vfs");
 
 const isDir = (a: Attr) => (a.mode & S_IFMT) === S_IFDIR;
-/** How long a missing xattr is remembered (ms), as long as the kernel's default attr timeout. */
-const XATTR_MISS_TTL_MS = 1000;
 
-/** The filesystem of one mounted volume. */
+/**
+ * The filesystem of one mounted volume: {@linkcode FsOps} (whose documentation its methods share)
+ * plus what the embedding API and `slayerfs status` need. Create it with {@linkcode Vfs.open}.
+ */
 export class Vfs implements FsOps {
+  /** The volume's metadata. */
   readonly meta: Meta;
+  /** The block layer: reads, writes and caches file data. */
   readonly data: DataEngine<Meta>;
+  /** POSIX and BSD locks (the `locks` option). */
   readonly locks: LockManager;
+  /** Predictive prefetch, unless turned off with `predict: false`. */
   readonly predictor: Predictor | undefined;
-  #files = new Map<Ino, OpenFile>();
-  #handles = new Map<number, Handle>();
+  readonly #open = new OpenFiles();
   /** Inodes whose last link went while open: delete them at their last close. */
-  #maybeSustained = new Set<Ino>();
-  /** Inodes known to have no xattrs, and xattr names known to be missing: until (ms). */
-  readonly #noXattrs = new Map<Ino, number>();
-  readonly #missingXattrs = new Map<string, number>();
-  #nextFh = 1;
-  #onError: (err: unknown) => void;
-  #background = new Set<Promise<void>>();
-  #freeQueue: FreedSlice[] = [];
-  #freeing: Promise<void> | undefined;
+  readonly #maybeSustained = new Set<Ino>();
+  readonly #xattrMisses = new XattrMisses();
+  readonly #onError: (err: unknown) => void;
+  readonly #freeQueue: FreeQueue;
   #closed = false;
 
   private constructor(meta: Meta, store: BlockStore, options: VfsOptions) {
     this.meta = meta;
-    this.#onError = options.onError ?? ((err) => console.error(`slayerfs: ${err}`));
+    this.#onError = options.onError ??
+      ((err) => log.error("Background error: {error}", { error: err }));
     this.data = new DataEngine(store, meta, { ...options, onError: this.#onError });
+    this.#freeQueue = new FreeQueue(this.data, this.#onError);
     this.locks = options.locks ?? new LocalLocks();
     this.predictor = options.predict === false
       ? undefined
@@ -136,38 +129,15 @@ export class Vfs implements FsOps {
 
   // ---- helpers ----
 
-  /** Deletes freed slices in the background, batched (one metadata commit per batch). */
-  #free(freed: FreedSlice[]): void {
-    if (freed.length === 0) return;
-    this.#freeQueue.push(...freed);
-    if (this.#freeing) return;
-    const p = (async () => {
-      while (this.#freeQueue.length) {
-        await new Promise((r) => setTimeout(r, 5));
-        const batch = this.#freeQueue.splice(0, 1000);
-        await this.data.deleteSlices(batch).catch(this.#onError);
-      }
-    })().finally(() => {
-      this.#freeing = undefined;
-      this.#background.delete(p);
-    });
-    this.#freeing = p;
-    this.#background.add(p);
-  }
-
-  #file(ino: Ino): OpenFile | undefined {
-    return this.#files.get(ino);
-  }
-
   #writer(ino: Ino, of: OpenFile): FileWriter {
     return of.writer ??= new FileWriter(ino, this.data, (attr, freed) => {
       of.size = attr.size;
-      this.#free(freed);
+      this.#freeQueue.add(freed);
     });
   }
 
   #withPending(a: Attr): Attr {
-    const w = this.#files.get(a.ino)?.writer;
+    const w = this.#open.file(a.ino)?.writer;
     if (w?.dirty) {
       if (w.pendingEnd > a.size) a.size = w.pendingEnd;
       if (w.mtime) a.mtime = a.ctime = w.mtime;
@@ -175,40 +145,27 @@ export class Vfs implements FsOps {
     return a;
   }
 
-  #handle(fh: Fh, ino?: Ino): Handle {
-    const h = this.#handles.get(fh);
-    if (!h || (ino !== undefined && h.ino !== ino)) {
-      throw new FsError(Errno.EBADF, `No open handle ${fh}`);
-    }
-    return h;
-  }
-
-  #isOpen = (ino: Ino): boolean => (this.#files.get(ino)?.opens ?? 0) > 0;
-
   async #flushIno(ino: Ino): Promise<void> {
-    const w = this.#files.get(ino)?.writer;
+    const w = this.#open.file(ino)?.writer;
     if (w) await w.flush();
   }
 
   #sizeChanged(a: Attr): void {
-    const of = this.#files.get(a.ino);
+    const of = this.#open.file(a.ino);
     if (of) of.size = a.size;
     this.data.invalidate(a.ino);
   }
 
-  // ---- FsOps ----
+  // ---- FsOps: documented there (deno doc takes a method's documentation from the interface) ----
 
-  /** @inheritdoc */
   async lookup(_ctx: Ctx, parent: Ino, name: Name): Promise<Attr> {
     return this.#withPending(await this.meta.lookup(parent, name));
   }
 
-  /** @inheritdoc */
   async getattr(_ctx: Ctx, ino: Ino): Promise<Attr> {
     return this.#withPending(await this.meta.getattr(ino));
   }
 
-  /** @inheritdoc */
   async setattr(ctx: Ctx, ino: Ino, set: SetAttr): Promise<Attr> {
     if (set.size !== undefined) {
       const a = await this.meta.getattr(ino);
@@ -219,24 +176,22 @@ export class Vfs implements FsOps {
       await this.#flushIno(ino);
       const { attr, freed } = await this.meta.truncate(ino, set.size, now());
       this.#sizeChanged(attr);
-      this.#free(freed);
+      this.#freeQueue.add(freed);
     }
     const needsChange = set.mode !== undefined || set.uid !== undefined ||
       set.gid !== undefined || set.atime !== undefined || set.mtime !== undefined ||
       set.ctime !== undefined;
     if (!needsChange) return this.#withPending(await this.meta.getattr(ino));
-    const w = this.#files.get(ino)?.writer;
+    const w = this.#open.file(ino)?.writer;
     if (w?.dirty && set.mtime !== undefined) await w.flush(); // an explicit mtime wins
     const attr = await this.meta.update(ino, (a) => applySetAttr(ctx, a, set));
     return this.#withPending(attr);
   }
 
-  /** @inheritdoc */
   readlink(_ctx: Ctx, ino: Ino): Promise<Name> {
     return this.meta.readlink(ino);
   }
 
-  /** @inheritdoc */
   mknod(ctx: Ctx, parent: Ino, name: Name, mode: number, rdev: number): Promise<Attr> {
     const type = mode & S_IFMT;
     if (type === S_IFDIR || type === S_IFLNK) {
@@ -245,32 +200,27 @@ export class Vfs implements FsOps {
     return this.meta.mknod(ctx, parent, name, type === 0 ? mode | S_IFREG : mode, rdev);
   }
 
-  /** @inheritdoc */
   mkdir(ctx: Ctx, parent: Ino, name: Name, mode: number): Promise<Attr> {
     return this.meta.mknod(ctx, parent, name, S_IFDIR | (mode & 0o7777), 0);
   }
 
-  /** @inheritdoc */
   async unlink(_ctx: Ctx, parent: Ino, name: Name): Promise<void> {
-    const { attr, freed } = await this.meta.unlink(parent, name, this.#isOpen);
+    const { attr, freed } = await this.meta.unlink(parent, name, this.#open.isOpen);
     if (attr.nlink === 0) this.#maybeSustained.add(attr.ino);
     this.data.invalidate(attr.ino);
-    this.#free(freed);
+    this.#freeQueue.add(freed);
   }
 
-  /** @inheritdoc */
   async rmdir(_ctx: Ctx, parent: Ino, name: Name): Promise<void> {
     await this.meta.rmdir(parent, name);
   }
 
-  /** @inheritdoc */
   symlink(ctx: Ctx, parent: Ino, name: Name, target: Name): Promise<Attr> {
     if (target.length === 0) return Promise.reject(new FsError(Errno.ENOENT));
     if (target.length > 4095) return Promise.reject(new FsError(Errno.ENAMETOOLONG));
     return this.meta.mknod(ctx, parent, name, S_IFLNK | 0o777, 0, target);
   }
 
-  /** @inheritdoc */
   async rename(
     _ctx: Ctx,
     parent: Ino,
@@ -285,27 +235,16 @@ export class Vfs implements FsOps {
       newParent,
       newName,
       flags,
-      this.#isOpen,
+      this.#open.isOpen,
     );
     if (replaced !== undefined) this.#maybeSustained.add(replaced);
-    this.#free(freed);
+    this.#freeQueue.add(freed);
   }
 
-  /** @inheritdoc */
   async link(_ctx: Ctx, ino: Ino, newParent: Ino, newName: Name): Promise<Attr> {
     return this.#withPending(await this.meta.link(ino, newParent, newName));
   }
 
-  #openHandle(ino: Ino, flags: number, size: number): Opened {
-    let of = this.#files.get(ino);
-    if (!of) this.#files.set(ino, of = { opens: 0, size });
-    of.opens++;
-    const fh = this.#nextFh++ as Fh;
-    this.#handles.set(fh, { ino, flags });
-    return { fh, keepCache: true };
-  }
-
-  /** @inheritdoc */
   async open(_ctx: Ctx, ino: Ino, flags: number): Promise<Opened> {
     let a = await this.meta.getattr(ino);
     if (isDir(a)) {
@@ -316,14 +255,13 @@ export class Vfs implements FsOps {
         const r = await this.meta.truncate(ino, 0, now());
         a = r.attr;
         this.#sizeChanged(a);
-        this.#free(r.freed);
+        this.#freeQueue.add(r.freed);
       }
     }
     if ((a.mode & S_IFMT) === S_IFREG && (flags & O_ACCMODE) !== 1) this.predictor?.onOpen(ino);
-    return this.#openHandle(ino, flags, a.size);
+    return this.#open.openFile(ino, flags, a.size);
   }
 
-  /** @inheritdoc */
   async create(
     ctx: Ctx,
     parent: Ino,
@@ -332,22 +270,20 @@ export class Vfs implements FsOps {
     flags: number,
   ): Promise<{ attr: Attr; opened: Opened }> {
     const attr = await this.meta.mknod(ctx, parent, name, S_IFREG | (mode & 0o7777), 0);
-    if (this.#noXattrs.size >= 65536) this.#noXattrs.clear();
-    this.#noXattrs.set(attr.ino, performance.now() + XATTR_MISS_TTL_MS); // a new file has none
-    return { attr, opened: this.#openHandle(attr.ino, flags, 0) };
+    this.#xattrMisses.created(attr.ino);
+    return { attr, opened: this.#open.openFile(attr.ino, flags, 0) };
   }
 
-  /** @inheritdoc */
   async read(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Promise<Uint8Array> {
-    const h = this.#handle(fh, ino);
-    const of = this.#file(ino);
+    const h = this.#open.handle(fh, ino);
+    const of = this.#open.file(ino);
     if (!of) throw new FsError(Errno.EBADF);
     const w = of.writer;
     const fileSize = Math.max(of.size, w?.dirty ? w.pendingEnd : 0);
     const end = Math.min(offset + size, fileSize);
     if (end <= offset) return new Uint8Array(0);
     const pending = w?.dirty ? w.snapshot() : undefined;
-    this.#readahead(h, ino, offset, end, fileSize);
+    readahead(this.data, h, ino, offset, end, fileSize);
     this.predictor?.onRead(ino, offset, end - offset);
     if (!pending) {
       // Within one cached block: reply straight from it, no copy (the block never changes).
@@ -360,31 +296,13 @@ export class Vfs implements FsOps {
     return out;
   }
 
-  /**
-   * Sequential readahead: a handle reading where it stopped grows its window (doubling up to
-   * 8 blocks); a jump resets it. The window ahead of the read is fetched in the background.
-   */
-  #readahead(h: Handle, ino: Ino, offset: number, end: number, size: number): void {
-    const bs = this.data.blockSize;
-    if (h.lastEnd !== undefined && Math.abs(offset - h.lastEnd) <= 1 << 20) {
-      h.window = Math.min(Math.max(bs, (h.window ?? 0) * 2), 8 * bs);
-    } else {
-      h.window = 0;
-    }
-    h.lastEnd = Math.max(end, h.lastEnd ?? 0);
-    if (h.window && end < size) {
-      this.data.prefetch(ino, end, Math.min(h.window, size - end));
-    }
-  }
-
   /** `write` copies the data into its pending slices before it awaits anything. */
   readonly copiesWriteData = true;
 
-  /** @inheritdoc */
   async write(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Uint8Array): Promise<number> {
-    const h = this.#handle(fh, ino);
+    const h = this.#open.handle(fh, ino);
     if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError(Errno.EBADF);
-    const of = this.#file(ino)!;
+    const of = this.#open.file(ino)!;
     const w = this.#writer(ino, of);
     if (h.flags & O_APPEND) offset = Math.max(of.size, w.dirty ? w.pendingEnd : 0);
     if (offset + data.byteLength > Number.MAX_SAFE_INTEGER / 2) throw new FsError(Errno.EFBIG);
@@ -392,14 +310,12 @@ export class Vfs implements FsOps {
     return data.byteLength;
   }
 
-  /** @inheritdoc */
   async flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner: bigint): Promise<void> {
-    this.#handle(fh, ino);
+    this.#open.handle(fh, ino);
     this.locks.releasePosix(ino, lockOwner);
     await this.#flushIno(ino);
   }
 
-  /** @inheritdoc */
   async release(
     _ctx: Ctx,
     ino: Ino,
@@ -407,41 +323,36 @@ export class Vfs implements FsOps {
     lockOwner: bigint,
     flockRelease: boolean,
   ): Promise<void> {
-    this.#handle(fh, ino);
-    this.#handles.delete(fh);
+    this.#open.handle(fh, ino);
+    this.#open.closeHandle(fh);
     if (flockRelease) this.locks.releaseFlock(ino, lockOwner);
-    const of = this.#files.get(ino);
+    const of = this.#open.file(ino);
     if (!of) return;
     try {
       await of.writer?.flush();
     } finally {
       if (--of.opens <= 0 && !of.writer?.dirty) {
-        this.#files.delete(ino);
+        this.#open.closeFile(ino);
         if (this.#maybeSustained.delete(ino)) {
           const { freed } = await this.meta.deleteSustained(ino);
           this.data.invalidate(ino);
-          this.#free(freed);
+          this.#freeQueue.add(freed);
         }
       }
     }
   }
 
-  /** @inheritdoc */
   async fsync(_ctx: Ctx, ino: Ino, fh: Fh, _datasync: boolean): Promise<void> {
-    this.#handle(fh, ino);
+    this.#open.handle(fh, ino);
     await this.#flushIno(ino);
   }
 
-  /** @inheritdoc */
   async opendir(_ctx: Ctx, ino: Ino, _flags: number): Promise<Opened> {
     const a = await this.meta.getattr(ino);
     if (!isDir(a)) throw new FsError(Errno.ENOTDIR);
-    const fh = this.#nextFh++ as Fh;
-    this.#handles.set(fh, { ino, flags: 0, dir: { entries: undefined } });
-    return { fh };
+    return this.#open.openDir(ino);
   }
 
-  /** @inheritdoc */
   async readdir(
     _ctx: Ctx,
     ino: Ino,
@@ -450,7 +361,7 @@ export class Vfs implements FsOps {
     limit: number,
     plus: boolean,
   ): Promise<DirEntry[]> {
-    const h = this.#handle(fh, ino);
+    const h = this.#open.handle(fh, ino);
     if (!h.dir) throw new FsError(Errno.ENOTDIR);
     if (offset === 0 || !h.dir.entries) {
       // A snapshot per handle keeps offsets stable while entries come and go.
@@ -474,18 +385,15 @@ export class Vfs implements FsOps {
     return out;
   }
 
-  /** @inheritdoc */
   releasedir(_ctx: Ctx, _ino: Ino, fh: Fh): Promise<void> {
-    this.#handles.delete(fh);
+    this.#open.closeHandle(fh);
     return Promise.resolve();
   }
 
-  /** @inheritdoc */
   fsyncdir(): Promise<void> {
     return Promise.resolve(); // every metadata change is committed when its request returns
   }
 
-  /** @inheritdoc */
   async statfs(): Promise<StatFs> {
     const f = this.meta.format;
     const u = await this.meta.usage();
@@ -503,61 +411,49 @@ export class Vfs implements FsOps {
     };
   }
 
-  /** @inheritdoc */
   setxattr(_ctx: Ctx, ino: Ino, name: Name, value: Uint8Array, flags: number): Promise<void> {
     if (name.startsWith("system.")) return Promise.reject(new FsError(Errno.ENOTSUP));
-    this.#noXattrs.delete(ino);
-    this.#missingXattrs.delete(`${ino}/${name}`);
+    this.#xattrMisses.forget(ino, name);
     return this.meta.setxattr(ino, name, value, flags);
   }
 
   /**
-   * @inheritdoc
+   * Reads extended attribute `name` of `ino`; ENODATA if it has none of that name.
    *
-   * Misses are remembered for {@linkcode XATTR_MISS_TTL_MS} (and a file created here starts with
-   * none): the kernel asks for `security.capability` before every write to a file, and nearly
+   * Misses are remembered for a second (`XATTR_MISS_TTL_MS`, and a file created here starts with
+   * none); the kernel asks for `security.capability` before every write to a file, and nearly
    * always gets ENODATA. A `setxattr` through this mount forgets them at once; another host's
    * would be seen within the TTL, as the kernel's own attribute cache allows.
    */
   async getxattr(_ctx: Ctx, ino: Ino, name: Name): Promise<Uint8Array> {
-    const now = performance.now();
-    const key = `${ino}/${name}`;
-    if ((this.#noXattrs.get(ino) ?? 0) > now || (this.#missingXattrs.get(key) ?? 0) > now) {
-      throw new FsError(Errno.ENODATA);
-    }
+    if (this.#xattrMisses.has(ino, name)) throw new FsError(Errno.ENODATA);
     try {
       return await this.meta.getxattr(ino, name);
     } catch (err) {
       if (err instanceof FsError && err.errno === Errno.ENODATA) {
-        if (this.#missingXattrs.size >= 65536) this.#missingXattrs.clear();
-        this.#missingXattrs.set(key, performance.now() + XATTR_MISS_TTL_MS);
+        this.#xattrMisses.add(ino, name);
       }
       throw err;
     }
   }
 
-  /** @inheritdoc */
   listxattr(_ctx: Ctx, ino: Ino): Promise<Name[]> {
     return this.meta.listxattr(ino);
   }
 
-  /** @inheritdoc */
   removexattr(_ctx: Ctx, ino: Ino, name: Name): Promise<void> {
     return this.meta.removexattr(ino, name);
   }
 
-  /** @inheritdoc */
   async access(ctx: Ctx, ino: Ino, mask: number): Promise<void> {
     const a = await this.meta.getattr(ino);
     if (!permits(ctx, a, mask)) throw new FsError(Errno.EACCES);
   }
 
-  /** @inheritdoc */
   getlk(_ctx: Ctx, ino: Ino, _fh: Fh, owner: bigint, lock: PosixLock): Promise<PosixLock> {
     return Promise.resolve(this.locks.getlk(ino, owner, lock));
   }
 
-  /** @inheritdoc */
   setlk(
     _ctx: Ctx,
     ino: Ino,
@@ -569,12 +465,10 @@ export class Vfs implements FsOps {
     return this.locks.setlk(ino, owner, lock, wait);
   }
 
-  /** @inheritdoc */
   flock(_ctx: Ctx, ino: Ino, _fh: Fh, owner: bigint, op: number): Promise<void> {
     return this.locks.flock(ino, owner, op);
   }
 
-  /** @inheritdoc */
   async fallocate(
     _ctx: Ctx,
     ino: Ino,
@@ -583,7 +477,7 @@ export class Vfs implements FsOps {
     offset: number,
     length: number,
   ): Promise<void> {
-    const h = this.#handle(fh, ino);
+    const h = this.#open.handle(fh, ino);
     if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError(Errno.EBADF);
     if (offset < 0 || length <= 0) throw new FsError(Errno.EINVAL);
     const punch = (mode & FALLOC_FL_PUNCH_HOLE) !== 0;
@@ -594,10 +488,9 @@ export class Vfs implements FsOps {
     await this.#flushIno(ino);
     const { attr, freed } = await this.meta.fallocate(ino, offset, length, punch, keep);
     this.#sizeChanged(attr);
-    this.#free(freed);
+    this.#freeQueue.add(freed);
   }
 
-  /** @inheritdoc */
   async copyFileRange(
     _ctx: Ctx,
     inoIn: Ino,
@@ -610,8 +503,8 @@ export class Vfs implements FsOps {
     flags: number,
   ): Promise<number> {
     if (flags !== 0) throw new FsError(Errno.EINVAL);
-    const hIn = this.#handle(fhIn, inoIn);
-    const hOut = this.#handle(fhOut, inoOut);
+    const hIn = this.#open.handle(fhIn, inoIn);
+    const hOut = this.#open.handle(fhOut, inoOut);
     if ((hIn.flags & O_ACCMODE) === 1 || (hOut.flags & O_ACCMODE) === O_RDONLY) {
       throw new FsError(Errno.EBADF);
     }
@@ -620,41 +513,19 @@ export class Vfs implements FsOps {
     await this.#flushIno(inoOut);
     const { copied, attr, freed } = await this.meta.copyRange(inoIn, offIn, inoOut, offOut, length);
     this.#sizeChanged(attr);
-    this.#free(freed);
+    this.#freeQueue.add(freed);
     return copied;
   }
 
-  /** @inheritdoc */
   async lseek(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, whence: number): Promise<number> {
-    this.#handle(fh, ino);
+    this.#open.handle(fh, ino);
     if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new FsError(Errno.EINVAL);
     await this.#flushIno(ino);
     const a = await this.meta.getattr(ino);
     if (offset < 0 || offset >= a.size) throw new FsError(Errno.ENXIO);
-    const cs = this.data.chunkSize;
-    let pos = offset;
-    while (pos < a.size) {
-      const c = Math.floor(pos / cs);
-      const base = c * cs;
-      const segs = await this.data.segments(ino, c);
-      // The data runs of this chunk at or after pos.
-      for (const s of segs) {
-        if (s.id === 0) continue;
-        const lo = base + s.pos;
-        const hi = Math.min(base + s.pos + s.len, a.size);
-        if (hi <= pos) continue;
-        if (whence === SEEK_DATA) return Math.max(lo, pos);
-        if (lo > pos) return pos; // pos is in a hole
-        pos = hi; // inside data: the hole starts at its end at the earliest
-      }
-      if (whence === SEEK_HOLE && pos < base + cs) return Math.min(pos, a.size);
-      pos = Math.max(pos, base + cs);
-    }
-    if (whence === SEEK_HOLE) return a.size;
-    throw new FsError(Errno.ENXIO);
+    return seekDataOrHole(this.data, ino, a.size, offset, whence);
   }
 
-  /** @inheritdoc */
   async destroy(): Promise<void> {
     await this.close();
   }
@@ -662,7 +533,7 @@ export class Vfs implements FsOps {
   /** Commits every pending write of every open file. */
   async flushAll(): Promise<void> {
     const errors: unknown[] = [];
-    for (const of of this.#files.values()) {
+    for (const of of this.#open.files()) {
       await of.writer?.flush().catch((e) => errors.push(e));
     }
     if (errors.length) throw errors[0];
@@ -675,7 +546,7 @@ export class Vfs implements FsOps {
     try {
       await this.predictor?.close();
       await this.flushAll();
-      await Promise.all([...this.#background]);
+      await this.#freeQueue.idle();
     } finally {
       await this.data.close();
     }
@@ -698,8 +569,8 @@ export class Vfs implements FsOps {
   } {
     const cache = this.data.cache;
     const out: ReturnType<Vfs["stats"]> = {
-      openFiles: this.#files.size,
-      handles: this.#handles.size,
+      openFiles: this.#open.fileCount,
+      handles: this.#open.handleCount,
       cacheBytes: cache.bytes,
       cacheHits: cache.hits,
       cacheMisses: cache.misses,
@@ -720,68 +591,4 @@ export class Vfs implements FsOps {
     }
     return out;
   }
-}
-
-function inGroup(ctx: Ctx, gid: number): boolean {
-  return ctx.gid === gid || ctx.groups().includes(gid);
-}
-
-/** Whether `ctx` may access `a` for `mask` (R_OK 4, W_OK 2, X_OK 1). */
-export function permits(ctx: Ctx, a: Attr, mask: number): boolean {
-  if (mask === 0) return true;
-  if (ctx.uid === 0) {
-    // Root may do anything, but execute needs some x bit on non-directories.
-    return !(mask & 1) || isDir(a) || (a.mode & 0o111) !== 0;
-  }
-  let bits: number;
-  if (ctx.uid === a.uid) bits = (a.mode >> 6) & 7;
-  else if (inGroup(ctx, a.gid)) bits = (a.mode >> 3) & 7;
-  else bits = a.mode & 7;
-  return (bits & mask) === mask;
-}
-
-function resolveTime(t: Timespec | "now", at: Timespec): Timespec {
-  return t === "now" ? at : t;
-}
-
-/** Applies a setattr to `a` with the permission rules of Linux; throws EPERM/EACCES. */
-export function applySetAttr(ctx: Ctx, a: Attr, set: SetAttr): Attr {
-  const t = now();
-  const root = ctx.uid === 0;
-  const owner = root || ctx.uid === a.uid;
-  if (set.mode !== undefined) {
-    // Anyone may drop setuid/setgid: the kernel does so for a writer that is not the owner.
-    const onlyKillsPriv = (a.mode & 0o7777 & ~(S_ISUID | S_ISGID)) === (set.mode & 0o7777);
-    if (!owner && !onlyKillsPriv) {
-      throw new FsError(Errno.EPERM, "Only the owner may change the mode");
-    }
-    let mode = set.mode & 0o7777;
-    if (!root && !inGroup(ctx, a.gid)) mode &= ~S_ISGID;
-    a.mode = (a.mode & S_IFMT) | mode;
-  }
-  if (set.uid !== undefined || set.gid !== undefined) {
-    const uid = set.uid ?? a.uid;
-    const gid = set.gid ?? a.gid;
-    if (!root) {
-      if (uid !== a.uid) throw new FsError(Errno.EPERM, "Only root may change the owner");
-      if (gid !== a.gid && (!owner || !inGroup(ctx, gid))) {
-        throw new FsError(Errno.EPERM, "Not a member of the group");
-      }
-    }
-    if ((uid !== a.uid || gid !== a.gid || !root) && !isDir(a) && set.mode === undefined) {
-      a.mode &= ~S_ISUID;
-      if (a.mode & 0o010) a.mode &= ~S_ISGID;
-    }
-    a.uid = uid;
-    a.gid = gid;
-  }
-  for (const k of ["atime", "mtime"] as const) {
-    const v = set[k];
-    if (v === undefined) continue;
-    if (v !== "now" && !owner) throw new FsError(Errno.EPERM, "Only the owner may set times");
-    if (v === "now" && !owner && !permits(ctx, a, 2)) throw new FsError(Errno.EACCES);
-    a[k] = resolveTime(v, t);
-  }
-  a.ctime = set.ctime ?? t;
-  return a;
 }

@@ -1,0 +1,133 @@
+/**
+ * The open-file table of a `Vfs`: one {@linkcode OpenFile} per open inode (its open count and
+ * pending writes) and one {@linkcode Handle} per file handle the kernel holds, with the sequential
+ * readahead each handle earns ({@linkcode readahead}).
+ *
+ * @module
+ */
+
+import { Errno, FsError } from "./errno.ts";
+import type { DirEntry, Fh, Ino, Opened } from "./types.ts";
+import type { FileWriter } from "./writer.ts";
+
+/** An open inode. */
+export interface OpenFile {
+  /** Handles open on it. */
+  opens: number;
+  /** Its pending writes, from its first write on. */
+  writer?: FileWriter;
+  /** Size as last known from the metadata. */
+  size: number;
+}
+
+/** A file handle: an open file or directory. */
+export interface Handle {
+  /** The inode it was opened on. */
+  ino: Ino;
+  /** The open flags (`O_*`; 0 for a directory). */
+  flags: number;
+  /** Where the last read ended. */
+  lastEnd?: number;
+  /** The readahead window in bytes (0 after a jump). */
+  window?: number;
+  /** For a directory: its entries as of the read at offset 0 (a snapshot per handle). */
+  dir?: { entries: DirEntry[] | undefined };
+}
+
+/** The open inodes and handles of one mount. */
+export class OpenFiles {
+  readonly #files = new Map<Ino, OpenFile>();
+  readonly #handles = new Map<number, Handle>();
+  #nextFh = 1;
+
+  /** Open inodes. */
+  get fileCount(): number {
+    return this.#files.size;
+  }
+
+  /** Open handles. */
+  get handleCount(): number {
+    return this.#handles.size;
+  }
+
+  /** The open inode `ino`, if it is open. */
+  file(ino: Ino): OpenFile | undefined {
+    return this.#files.get(ino);
+  }
+
+  /** Every open inode. */
+  files(): IterableIterator<OpenFile> {
+    return this.#files.values();
+  }
+
+  /** Whether `ino` has a handle open. */
+  isOpen = (ino: Ino): boolean => (this.#files.get(ino)?.opens ?? 0) > 0;
+
+  /** Handle `fh` (which must be on `ino` if given); throws EBADF if there is none. */
+  handle(fh: Fh, ino?: Ino): Handle {
+    const h = this.#handles.get(fh);
+    if (!h || (ino !== undefined && h.ino !== ino)) {
+      throw new FsError(Errno.EBADF, `No open handle ${fh}`);
+    }
+    return h;
+  }
+
+  /** Opens a handle on file `ino`, of `size` bytes if it was not open yet. */
+  openFile(ino: Ino, flags: number, size: number): Opened {
+    let of = this.#files.get(ino);
+    if (!of) this.#files.set(ino, of = { opens: 0, size });
+    of.opens++;
+    const fh = this.#nextFh++ as Fh;
+    this.#handles.set(fh, { ino, flags });
+    return { fh, keepCache: true };
+  }
+
+  /** Opens a handle on directory `ino`. */
+  openDir(ino: Ino): Opened {
+    const fh = this.#nextFh++ as Fh;
+    this.#handles.set(fh, { ino, flags: 0, dir: { entries: undefined } });
+    return { fh };
+  }
+
+  /** Forgets handle `fh` (the open count of its inode is the caller's). */
+  closeHandle(fh: Fh): void {
+    this.#handles.delete(fh);
+  }
+
+  /** Forgets open inode `ino`. */
+  closeFile(ino: Ino): void {
+    this.#files.delete(ino);
+  }
+}
+
+/** What {@linkcode readahead} needs of the block layer. */
+export interface ReadaheadData {
+  /** The volume's block size. */
+  readonly blockSize: number;
+  /** Fetches a range into the cache in the background. */
+  prefetch(ino: Ino, offset: number, length: number): void;
+}
+
+/**
+ * Sequential readahead: a handle reading where it stopped grows its window (doubling up to
+ * 8 blocks); a jump resets it. The window ahead of the read is fetched in the background.
+ */
+export function readahead(
+  data: ReadaheadData,
+  h: Handle,
+  ino: Ino,
+  offset: number,
+  end: number,
+  size: number,
+): void {
+  const bs = data.blockSize;
+  if (h.lastEnd !== undefined && Math.abs(offset - h.lastEnd) <= 1 << 20) {
+    h.window = Math.min(Math.max(bs, (h.window ?? 0) * 2), 8 * bs);
+  } else {
+    h.window = 0;
+  }
+  h.lastEnd = Math.max(end, h.lastEnd ?? 0);
+  if (h.window && end < size) {
+    data.prefetch(ino, end, Math.min(h.window, size - end));
+  }
+}
