@@ -29,6 +29,21 @@ export { DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, parseSize } from "./core/format
 export { Errno, FsError } from "./core/errno.ts";
 export * from "./core/types.ts";
 export type { FsOps } from "./core/fs_ops.ts";
+export type { DataEngine, DataOptions, SliceMeta, StoredBlock } from "./core/data.ts";
+export type { LockManager } from "./core/locks.ts";
+export type { Predictor, PredictorOptions, PredictorStats } from "./core/predict.ts";
+export type { BlockCacheLike, CacheStats, HotBlock, TierStats } from "./core/cache/mod.ts";
+export type {
+  FreedSlice,
+  Freeing,
+  FullChunk,
+  MetaEntry,
+  NewSlice,
+  PatternEntry,
+  WithAttr,
+} from "./core/meta/mod.ts";
+export type { SliceRecord } from "./core/slice.ts";
+export type { BlockRecord } from "./core/block_codec.ts";
 export type * from "./core/kv.ts";
 export * from "./core/block_store.ts";
 export {

@@ -44,8 +44,7 @@ import { applySetAttr, permits } from "./permissions.ts";
 import { getLog } from "./log.ts";
 import { seekDataOrHole } from "./_seek.ts";
 import { type CacheStats, TieredCache } from "./cache/mod.ts";
-// TODO(merge): import parseBlockKey from "./slice.ts" and delete core/cache/_tmp_block_key.ts.
-import { parseBlockKey } from "./cache/_tmp_block_key.ts";
+import { parseBlockKey } from "./slice.ts";
 import { Predictor, type PredictorOptions } from "./predict.ts";
 
 /** Options of a {@linkcode Vfs}. */
