@@ -59,7 +59,7 @@ const FORMAT: CommandSpec = {
     {
       name: "compress",
       kind: "choice",
-      arg: "ALGO",
+      arg: "lz4|none",
       choices: ["lz4", "none"],
       help: "block compression",
       default: "lz4",
@@ -269,8 +269,8 @@ const COMPLETION: CommandSpec = {
   complete: ["bash", "zsh"],
   options: [],
   examples: [
-    "source <(slayerfs completion bash)     # in ~/.bashrc",
-    "slayerfs completion zsh > ~/.zfunc/_slayerfs   # with fpath+=~/.zfunc in ~/.zshrc",
+    "slayerfs completion bash > /etc/bash_completion.d/slayerfs",
+    'slayerfs completion zsh > "${fpath[1]}/_slayerfs"',
   ],
 };
 

@@ -15,10 +15,31 @@ import {
 } from "./_spec.ts";
 import { urlExamples } from "./_urls.ts";
 
-/** Lines of `[left, right]` pairs with the right column aligned. */
+/** The width help text is wrapped to. */
+const WIDTH = 100;
+
+/** `text` in lines of at most `width` characters. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/)) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === "" ? word : `${line} ${word}`;
+    }
+  }
+  return [...lines, line];
+}
+
+/** Lines of `[left, right]` pairs with the right column aligned and wrapped. */
 function table(rows: readonly (readonly [string, string])[], indent = "  "): string {
   const width = Math.max(0, ...rows.map(([l]) => l.length)) + 2;
-  return rows.map(([l, r]) => `${indent}${l.padEnd(width)}${r}`.trimEnd()).join("\n");
+  const pad = " ".repeat(indent.length + width);
+  return rows.map(([l, r]) =>
+    `${indent}${l.padEnd(width)}${wrap(r, WIDTH - pad.length).join(`\n${pad}`)}`.trimEnd()
+  ).join("\n");
 }
 
 function optionRow(o: OptionSpec): [string, string] {
@@ -33,7 +54,7 @@ export function commandHelp(spec: CommandSpec): string {
     `${i === 0 ? "Usage:" : "      "} slayerfs ${spec.name} [OPTIONS]${u ? ` ${u}` : ""}`
   );
   const parts = [usage.join("\n"), "", capitalize(spec.summary) + "."];
-  if (spec.description) parts.push("", spec.description);
+  if (spec.description) parts.push("", wrap(spec.description, WIDTH).join("\n"));
   if (spec.args.length) {
     parts.push("", "Arguments:", table(spec.args.map((a) => [a.name, a.help])));
   }

@@ -33,21 +33,24 @@ function bashWords(what: CommandSpec["complete"] | OptionSpec["complete"]): stri
 
 function bashCommand(c: CommandSpec): string {
   const options = [...c.options, HELP_OPTION];
-  const values = options.filter((o) => o.kind !== "flag").map((o) => {
-    const what = o.name === "o"
+  // The options that take a value, grouped by how the value completes.
+  const byAction = new Map<string, string[]>();
+  for (const o of options.filter((o) => o.kind !== "flag")) {
+    const action = o.name === "o"
       ? `local pre=""; [[ $cur == *,* ]] && pre=\${cur%,*},\n` +
         `          COMPREPLY=($(compgen -P "$pre" -W "${
           MOUNT_OPTION_NAMES.join(" ")
         }" -- "\${cur##*,}"))`
       : bashWords(o.choices ?? o.complete);
-    return `        ${flags(o).join("|")})\n          ${what}\n          return ;;`;
-  });
+    byAction.set(action, [...byAction.get(action) ?? [], ...flags(o)]);
+  }
+  const values = [...byAction].map(([action, names]) =>
+    `        ${names.join("|")})\n          ${action}\n          return ;;`
+  );
   const all = options.flatMap(flags).join(" ");
+  const cases = values.length ? `      case "$prev" in\n${values.join("\n")}\n      esac\n` : "";
   return `    ${[c.name, ...(c.aliases ?? [])].join("|")})
-      case "$prev" in
-${values.join("\n")}
-      esac
-      if [[ $cur == -* ]]; then
+${cases}      if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "${all}" -- "$cur"))
       else
         ${bashWords(c.complete)}

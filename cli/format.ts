@@ -88,6 +88,11 @@ async function fileSize(path: string): Promise<number> {
   }
 }
 
+/** Whether there is something at `path` (`a-file/below` is not there). */
+async function exists(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, () => false);
+}
+
 /** The files and folders a command is about to create, so that a failure can remove them. */
 class CreatedPaths {
   readonly #paths: string[] = [];
@@ -105,11 +110,11 @@ class CreatedPaths {
   async note(path: string, suffixes: readonly string[] = []): Promise<void> {
     let top: string | undefined;
     for (let p = path; p !== dirname(p); p = dirname(p)) {
-      if (await fileSize(p) >= 0) break;
+      if (await exists(p)) break;
       top = p;
     }
     if (top !== undefined) this.#paths.push(top);
-    for (const s of suffixes) if (await fileSize(path + s) < 0) this.#paths.push(path + s);
+    for (const s of suffixes) if (!await exists(path + s)) this.#paths.push(path + s);
   }
 
   /** Removes what was remembered, newest first. */
