@@ -8,20 +8,9 @@
  */
 
 import assert from "node:assert/strict";
-import { CLI, REPO_ROOT } from "./_mount.ts";
+import { cliIn as cli, errorLines } from "./_cli.ts";
+import { REPO_ROOT } from "./_mount.ts";
 import { run, type RunResult } from "./_run.ts";
-
-/** Runs the CLI in `cwd` (default: the repository root). */
-function cli(args: string[], cwd = REPO_ROOT): Promise<RunResult> {
-  return run(Deno.execPath(), ["run", "-A", CLI, ...args], { cwd });
-}
-
-/** The non-empty stderr lines, without Deno's own download/check chatter. */
-function errorLines(stderr: string): string[] {
-  const ansi = new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m", "g");
-  return stderr.split("\n").map((l) => l.replace(ansi, "").trim())
-    .filter((l) => l !== "" && !/^(Download|Check|Warning) /.test(l));
-}
 
 /** Asserts exit code `code` and one stderr line matching `pattern`. */
 function assertError(r: RunResult, code: number, pattern: RegExp, what: string): void {
@@ -111,8 +100,8 @@ Deno.test("cli --version prints SlayerFS's, Deno's and libfuse's versions", asyn
     assert.match(r.stdout, new RegExp(`^deno ${Deno.version.deno} `, "m"));
     assert.match(r.stdout, /^libfuse 3\.\d+\.\d+$/m, r.stdout);
   }
-  const missing = await run(Deno.execPath(), ["run", "-A", CLI, "--version"], {
-    env: { SLAYERFS_LIBFUSE: "/nonexistent/libfuse3.so.3" },
+  const missing = await cli(["--version"], REPO_ROOT, {
+    SLAYERFS_LIBFUSE: "/nonexistent/libfuse3.so.3",
   });
   assert.equal(missing.code, 0, missing.stderr);
   assert.match(missing.stdout, /^libfuse not found/m);
@@ -209,10 +198,7 @@ Deno.test("cli rejects a bad metadata URL as it was typed, creating nothing", as
 Deno.test("cli mount without its mountpoint is a usage error and formats nothing", async () => {
   await withTempDir(async (dir) => {
     const home = `${dir}/home`;
-    const r = await run(Deno.execPath(), ["run", "-A", CLI, "mount", `sqlite3://${dir}/m.db`], {
-      cwd: dir,
-      env: { SLAYERFS_HOME: home },
-    });
+    const r = await cli(["mount", `sqlite3://${dir}/m.db`], dir, { SLAYERFS_HOME: home });
     assertError(r, 2, /Missing MOUNTPOINT after META_URL "sqlite3:\/\/.*\/m\.db"/, "no mnt");
     assert.deepEqual(await tree(dir), [], "no default volume, no metadata file, no folder");
     for (const args of [["format", `sqlite3://${dir}/m.db`], ["umount"], ["info"], ["warmup"]]) {

@@ -6,14 +6,8 @@
  */
 
 import assert from "node:assert/strict";
+import { errorLines } from "./_cli.ts";
 import { CLI, forceUnmountSync, isMounted, mountId, runCli, startSlayer } from "./_mount.ts";
-
-/** The non-empty stderr lines, without Deno's own download/check chatter. */
-function errorLines(stderr: string): string[] {
-  const ansi = new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m", "g");
-  return stderr.split("\n").map((l) => l.replace(ansi, "").trim())
-    .filter((l) => l !== "" && !/^(Download|Check|Warning) /.test(l));
-}
 
 /** Asserts a failed run with exactly one clear error line matching `pattern`. */
 function assertOneLineError(
