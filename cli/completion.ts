@@ -75,10 +75,9 @@ complete -F _slayerfs slayerfs
 `;
 }
 
-/** `text` inside a single-quoted `_arguments` spec: no brackets or colons of its own. */
+/** `text` inside a single-quoted word: no brackets of its own (`_arguments` help ends at `]`). */
 function zshText(text: string): string {
-  return text.replaceAll("'", "'\\''").replaceAll("[", "(").replaceAll("]", ")")
-    .replaceAll(":", "\\:");
+  return text.replaceAll("'", "'\\''").replaceAll("[", "(").replaceAll("]", ")");
 }
 
 function zshAction(what: CommandSpec["complete"] | OptionSpec["complete"]): string {
@@ -106,7 +105,8 @@ function zshOption(o: OptionSpec): string {
 
 function zshCommand(c: CommandSpec): string {
   const specs = [...c.options, HELP_OPTION].map(zshOption);
-  const rest = c.arity[1] === 0 ? [] : [`'*:${zshText(c.usage[0]!)}:${zshAction(c.complete)}'`];
+  const message = zshText(c.usage[0]!).replaceAll(":", "\\:");
+  const rest = c.arity[1] === 0 ? [] : [`'*:${message}:${zshAction(c.complete)}'`];
   return `    ${[c.name, ...(c.aliases ?? [])].join("|")})
       _arguments -s \\
         ${[...specs, ...rest].join(" \\\n        ")} ;;`;
