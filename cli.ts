@@ -1,9 +1,11 @@
 /**
- * The `slayerfs` command line: format, mount, umount, status, info, warmup, gc (the commands live
- * in `cli/`, one module per command family).
+ * The `slayerfs` command line: format, mount, umount, status, info, warmup, gc, completion,
+ * version (the commands live in `cli/`, one module per command family, each described once in
+ * `cli/_commands.ts`).
  *
- * Usage: `deno task cli <command> ...` or `deno task mount ...`; `slayerfs --help` lists it all.
- * Bad input prints one line `slayerfs: <message>` and exits 2 (usage) or 1 (anything else).
+ * Usage: `deno task cli <command> ...` or `deno task mount ...`; `slayerfs --help` lists the
+ * commands and `slayerfs <command> --help` their options. Bad input prints one line
+ * `slayerfs: <message>` and exits 2 (usage) or 1 (anything else).
  *
  * @module
  */

@@ -1,6 +1,7 @@
 /**
  * `slayerfs format [--storage URL] [--block-size SIZE] ... META_URL NAME`: creates a volume, or
- * checks that an existing one has the same settings.
+ * checks that an existing one has the same settings. Every argument is checked before anything is
+ * created, and a format that fails later removes the files and folders it created.
  *
  * @module
  */
@@ -8,65 +9,118 @@
 import { dirname } from "node:path";
 import { openBlockStore, openKvEngine } from "../backends/mod.ts";
 import { FsError } from "../core/errno.ts";
+import {
+  DEFAULT_CHUNK_SIZE,
+  formatSize,
+  validateFormat,
+  type VolumeFormat,
+} from "../core/format.ts";
 import { formatVolume } from "../core/volume.ts";
-import { expectArgs, parse, sizeArg } from "./_args.ts";
 import { CliError } from "./_errors.ts";
 import { sqlitePath } from "./_meta.ts";
+import type { ParsedArgs } from "./_spec.ts";
+import { checkMetaUrl, checkStorageUrl } from "./_urls.ts";
 
-/** Runs `slayerfs format` with the arguments after the command name. */
-export async function cmdFormat(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, {
-    storage: { type: "string" },
-    "block-size": { type: "string" },
-    capacity: { type: "string" },
-    inodes: { type: "string" },
-    compress: { type: "string" },
-    dedup: { type: "boolean" },
-    "inline-max": { type: "string" },
-  });
-  const compress = (values.compress as string | undefined) ?? "lz4";
-  if (compress !== "lz4" && compress !== "none") {
-    throw new CliError(`Invalid --compress "${compress}": expected lz4 or none`, 2);
-  }
-  expectArgs(positionals, 2, "META_URL NAME");
-  const [metaUrl, name] = positionals as [string, string];
+/** Runs `slayerfs format` with its checked arguments. */
+export async function cmdFormat(args: ParsedArgs): Promise<void> {
+  const [metaUrl, name] = args.positionals as [string, string];
+  checkMetaUrl(metaUrl);
   const dbPath = sqlitePath(metaUrl);
-  let storage = values.storage as string | undefined;
-  if (!storage) {
-    storage = dbPath !== undefined
+  const storage = args.string("storage") ??
+    (dbPath !== undefined
       ? `file://${dirname(dbPath)}/${name}-data`
-      : "mem://" + (metaUrl.slice("mem://".length) || name);
-  }
-  const blockSize = values["block-size"] ? sizeArg(values["block-size"] as string) : undefined;
-  const capacity = values.capacity ? sizeArg(values.capacity as string) : undefined;
-  if (dbPath !== undefined) await Deno.mkdir(dirname(dbPath), { recursive: true });
-  // Check the storage first, so a bad URL leaves no half-formatted volume behind.
-  const store = await openBlockStore(storage);
-  await store.close();
-  const kv = await openKvEngine(metaUrl);
+      : "mem://" + (metaUrl.slice("mem://".length) || name));
+  await checkStorageUrl(storage);
+  const settings = {
+    name,
+    storage,
+    compression: args.string("compress") as VolumeFormat["compression"],
+    ...(args.flag("dedup") ? { dedup: true } : {}),
+    inlineMax: args.number("inline-max"),
+    blockSize: args.number("block-size"),
+    chunkSize: DEFAULT_CHUNK_SIZE,
+    capacity: args.number("capacity"),
+    inodes: args.number("inodes"),
+  };
   try {
-    const f = await formatVolume(kv, {
-      name,
-      storage,
-      compression: compress,
-      ...(values.dedup ? { dedup: true } : {}),
-      ...(values["inline-max"] !== undefined
-        ? { inlineMax: sizeArg(values["inline-max"] as string) }
-        : {}),
-      ...(blockSize ? { blockSize } : {}),
-      ...(capacity ? { capacity } : {}),
-      ...(values.inodes ? { inodes: Number(values.inodes) } : {}),
-    });
+    validateFormat({ ...settings, version: 1, uuid: "", createdAt: "" });
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+  const created = new CreatedPaths();
+  try {
+    // A volume already there keeps its storage: only the settings are compared.
+    const existing = dbPath !== undefined && await fileSize(dbPath) > 0;
+    if (!existing) {
+      if (dbPath !== undefined) await created.mkdir(dirname(dbPath));
+      const storeDir = storage.startsWith("file:") ? sqlitePath(storage, "file") : undefined;
+      if (storeDir !== undefined) await created.note(storeDir);
+      const store = await openBlockStore(storage);
+      await store.close();
+      if (dbPath !== undefined) await created.note(dbPath, ["-wal", "-shm"]);
+    }
+    const kv = await openKvEngine(metaUrl);
+    let f: VolumeFormat;
+    try {
+      f = await formatVolume(kv, settings);
+    } finally {
+      await kv.close();
+    }
     console.log(
       `Volume "${f.name}" (${f.uuid}): metadata ${metaUrl}, storage ${f.storage}, ` +
-        `block size ${f.blockSize >> 10} KiB, compression ${f.compression}` +
+        `block size ${formatSize(f.blockSize)}, compression ${f.compression}` +
         (f.dedup ? ", dedup" : ""),
     );
   } catch (err) {
+    await created.undo();
     if (err instanceof FsError) throw new CliError(err.message);
-    if (err instanceof Error && /Invalid/.test(err.message)) throw new CliError(err.message, 2);
     throw err;
-  } finally {
-    await kv.close();
+  }
+}
+
+/** The size of the file at `path`, or -1 when there is none. */
+async function fileSize(path: string): Promise<number> {
+  try {
+    return (await Deno.stat(path)).size;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return -1;
+    throw err;
+  }
+}
+
+/** Whether there is something at `path` (`a-file/below` is not there). */
+async function exists(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, () => false);
+}
+
+/** The files and folders a command is about to create, so that a failure can remove them. */
+class CreatedPaths {
+  readonly #paths: string[] = [];
+
+  /** Creates folder `dir` and its missing parents, remembering the topmost one it made. */
+  async mkdir(dir: string): Promise<void> {
+    await this.note(dir);
+    await Deno.mkdir(dir, { recursive: true });
+  }
+
+  /**
+   * Remembers the topmost missing folder on the way to `path` (or `path` itself and the files
+   * `path + suffix` when they are missing), which something is about to create.
+   */
+  async note(path: string, suffixes: readonly string[] = []): Promise<void> {
+    let top: string | undefined;
+    for (let p = path; p !== dirname(p); p = dirname(p)) {
+      if (await exists(p)) break;
+      top = p;
+    }
+    if (top !== undefined) this.#paths.push(top);
+    for (const s of suffixes) if (!await exists(path + s)) this.#paths.push(path + s);
+  }
+
+  /** Removes what was remembered, newest first. */
+  async undo(): Promise<void> {
+    for (const p of this.#paths.reverse()) {
+      await Deno.remove(p, { recursive: true }).catch(() => {});
+    }
   }
 }

@@ -8,24 +8,15 @@
 import { openBlockStore } from "../backends/mod.ts";
 import { collectVolumeGarbage } from "../core/gc.ts";
 import { Meta } from "../core/meta/mod.ts";
-import { expectArgs, mib, parse } from "./_args.ts";
-import { CliError } from "./_errors.ts";
+import { mib } from "./_args.ts";
 import { openMeta } from "./_meta.ts";
+import type { ParsedArgs } from "./_spec.ts";
 
-/** Runs `slayerfs gc` with the arguments after the command name. */
-export async function cmdGc(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, {
-    delete: { type: "boolean" },
-    "min-age": { type: "string" },
-  });
-  expectArgs(positionals, 1, "META_URL");
-  const rawAge = values["min-age"] as string | undefined;
-  const minAge = rawAge === undefined ? 3600 : Number(rawAge);
-  if (rawAge === "" || !Number.isFinite(minAge) || minAge < 0) {
-    throw new CliError(`Invalid --min-age "${rawAge}": expected seconds >= 0`, 2);
-  }
-  const remove = values.delete === true;
-  const kv = await openMeta(positionals[0]!, !remove);
+/** Runs `slayerfs gc` with its checked arguments. */
+export async function cmdGc(args: ParsedArgs): Promise<void> {
+  const minAge = args.number("min-age");
+  const remove = args.flag("delete");
+  const kv = await openMeta(args.positionals[0]!, !remove);
   try {
     const meta = await Meta.open(kv);
     const store = await openBlockStore(meta.format.storage);

@@ -8,16 +8,14 @@ import { dirname, resolve } from "node:path";
 import { Meta } from "../core/meta/mod.ts";
 import { blockKey, resolveSegments, sliceBlocks } from "../core/slice.ts";
 import type { Ino } from "../core/types.ts";
-import { expectArgs, parse } from "./_args.ts";
 import { CliError } from "./_errors.ts";
 import { openMeta } from "./_meta.ts";
+import type { ParsedArgs } from "./_spec.ts";
 import { readState } from "./_state.ts";
 
-/** Runs `slayerfs info` with the arguments after the command name. */
-export async function cmdInfo(args: string[]): Promise<void> {
-  const { positionals } = parse(args, {});
-  expectArgs(positionals, 1, "PATH");
-  const path = resolve(positionals[0]!);
+/** Runs `slayerfs info` with its checked arguments. */
+export async function cmdInfo(args: ParsedArgs): Promise<void> {
+  const path = resolve(args.positionals[0]!);
   const { mountInfo } = await import("../ffi/mounts.ts");
   let m: { mountpoint: string } | undefined;
   for (let dir = path; !m; dir = dirname(dir)) {

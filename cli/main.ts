@@ -1,82 +1,68 @@
 /**
- * The `slayerfs` command line: format, mount, umount, status, info, warmup, gc. One module per
- * command family in this folder; this one dispatches and turns errors into one line and an exit
- * code.
+ * The `slayerfs` command line: format, mount, umount, status, info, warmup, gc, completion,
+ * version. What each command takes is declared once in `_commands.ts`; this module reads the
+ * command line against it (`_spec.ts`), answers `--help` and `--version`, runs the command's
+ * module, and turns errors into one line and an exit code.
  *
  * @module
  */
 
-import { BackendError, kvSchemes, storeSchemes } from "../backends/mod.ts";
+import { BackendError } from "../backends/mod.ts";
 import { FsError } from "../core/errno.ts";
+import { COMMANDS, findCommand } from "./_commands.ts";
 import { CliError, describe } from "./_errors.ts";
+import { commandHelp, mainHelp } from "./_help.ts";
+import { parseCommand, type ParsedArgs } from "./_spec.ts";
+import { closest, didYouMean } from "./_suggest.ts";
+import { cmdCompletion } from "./completion.ts";
 import { cmdFormat } from "./format.ts";
 import { cmdGc } from "./gc.ts";
 import { cmdInfo } from "./info.ts";
 import { cmdMount } from "./mount.ts";
 import { cmdStatus } from "./status.ts";
 import { cmdUmount } from "./umount.ts";
+import { cmdVersion } from "./version.ts";
 import { cmdWarmup } from "./warmup.ts";
 
-/** How the help shows a URL of each known scheme; another registered scheme shows as `NAME://...`. */
-const URL_EXAMPLES: Record<string, string> = {
-  sqlite3: "sqlite3:///abs/path/meta.db",
-  file: "file:///abs/dir",
-  mem: "mem://[name]",
-  s3: "s3://BUCKET/PREFIX?endpoint=URL",
+/** The module that runs each command of `_commands.ts`, by name. */
+const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
+  format: cmdFormat,
+  mount: cmdMount,
+  umount: cmdUmount,
+  status: cmdStatus,
+  info: cmdInfo,
+  warmup: cmdWarmup,
+  gc: cmdGc,
+  completion: cmdCompletion,
+  version: cmdVersion,
 };
-
-function urlExamples(schemes: string[]): string {
-  return schemes.map((s) => URL_EXAMPLES[s] ?? `${s}://...`).join(", ");
-}
-
-function usage(): string {
-  return `SlayerFS: a POSIX filesystem on object storage
-
-Usage:
-  slayerfs format [--storage URL] [--block-size SIZE] [--compress lz4|none] [--dedup] [--inline-max SIZE] [--capacity SIZE]
-                  META_URL NAME
-  slayerfs mount [--foreground] [-o OPTS] [--cache-size MIB] [--cache-dir DIR]...
-                 [--cache-dir-size MIB] [--no-cache-dir] [--writeback [--writeback-dir DIR]
-                 [--writeback-size MIB]] META_URL MOUNTPOINT
-  slayerfs mount MOUNTPOINT            (the embedded default volume in $SLAYERFS_HOME)
-  slayerfs umount [--lazy] MOUNTPOINT
-  slayerfs status MOUNTPOINT|META_URL
-  slayerfs info PATH
-  slayerfs warmup [--threads N] [--quiet] PATH...   (fetch files into the cache)
-  slayerfs gc [--delete] [--min-age SECONDS] META_URL
-                 (report, or delete, objects no file refers to: pending deletes and leaked
-                 uploads older than --min-age, default 3600; safe while mounted)
-
-Metadata URLs: ${urlExamples(kvSchemes())}
-Storage URLs:  ${urlExamples(storeSchemes())}
-Mount options (-o, comma separated): allow_other, ro, debug, nonempty, writeback_cache,
-  fs_flock, loop=js|mt, loop_spin_us=N, attr_timeout=SEC, entry_timeout=SEC
-`;
-}
-
-/** The commands by name, each run with the arguments after its name. */
-const COMMANDS = new Map<string, (args: string[]) => Promise<void>>([
-  ["format", cmdFormat],
-  ["mount", cmdMount],
-  ["umount", cmdUmount],
-  ["unmount", cmdUmount],
-  ["status", cmdStatus],
-  ["info", cmdInfo],
-  ["warmup", cmdWarmup],
-  ["gc", cmdGc],
-]);
 
 /** Runs the CLI with `args`; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
   try {
-    if (cmd === undefined || cmd === "help" || cmd === "--help" || cmd === "-h") {
-      console.log(usage());
-      return cmd === undefined ? 2 : 0;
+    if (cmd === undefined) {
+      console.error(mainHelp());
+      return 2;
     }
-    const run = COMMANDS.get(cmd);
-    if (!run) throw new CliError(`Unknown command "${cmd}" (see slayerfs --help)`, 2);
-    await run(rest);
+    if (cmd === "help" || cmd === "--help" || cmd === "-h") {
+      const about = rest[0] === undefined ? undefined : findCommand(rest[0]);
+      if (rest[0] !== undefined && !about) throw unknownCommand(rest[0]);
+      console.log(about ? commandHelp(about) : mainHelp());
+      return 0;
+    }
+    if (cmd === "--version" || cmd === "-V") {
+      await cmdVersion();
+      return 0;
+    }
+    const spec = findCommand(cmd);
+    if (!spec) throw unknownCommand(cmd);
+    const parsed = parseCommand(spec, rest);
+    if (parsed.flag("help")) {
+      console.log(commandHelp(spec));
+      return 0;
+    }
+    await RUN[spec.name]!(parsed);
     return 0;
   } catch (err) {
     console.error(`slayerfs: ${describe(err)}`);
@@ -87,4 +73,10 @@ export async function main(args: string[]): Promise<number> {
     }
     return 1;
   }
+}
+
+function unknownCommand(name: string): CliError {
+  const known = name.startsWith("-") ? ["--help", "--version"] : COMMANDS.map((c) => c.name);
+  const near = closest(name, known);
+  return new CliError(`Unknown command "${name}"${didYouMean(near)} (see slayerfs --help)`, 2);
 }

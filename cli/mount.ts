@@ -7,85 +7,76 @@
  */
 
 import { resolve } from "node:path";
-import { kvSchemes, openKvEngine } from "../backends/mod.ts";
+import { openKvEngine } from "../backends/mod.ts";
 import { Meta } from "../core/meta/mod.ts";
 import { formatVolume } from "../core/volume.ts";
-import { expectArgs, parse } from "./_args.ts";
+import { findCommand, MOUNT_OPTIONS } from "./_commands.ts";
 import { daemonize } from "./_daemonize.ts";
 import { CliError, describe } from "./_errors.ts";
+import { openMeta } from "./_meta.ts";
+import { type ParsedArgs, usageError } from "./_spec.ts";
+import { closest, didYouMean } from "./_suggest.ts";
 import { home, processAlive, readState, stateFile } from "./_state.ts";
+import { checkMetaUrl } from "./_urls.ts";
 import { type MountOpts, serve } from "./serve.ts";
 
-const KNOWN_O = new Set([
-  "allow_other",
-  "ro",
-  "debug",
-  "nonempty",
-  "writeback_cache",
-  "attr_timeout",
-  "entry_timeout",
-  "negative_timeout",
-  "default_permissions",
-  "fs_flock",
-  "loop",
-  "loop_spin_us",
-]);
+/** The `-o` option names (without `=VALUE`). */
+const KNOWN_O = MOUNT_OPTIONS.map((o) => o.name.replace(/=.*$/, ""));
 
-/** Runs `slayerfs mount` with the arguments after the command name. */
-export async function cmdMount(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, {
-    foreground: { type: "boolean", short: "f" },
-    d: { type: "boolean" },
-    o: { type: "string", multiple: true } as never,
-    "cache-size": { type: "string" },
-    "cache-dir": { type: "string", multiple: true } as never,
-    "cache-dir-size": { type: "string" },
-    "no-cache-dir": { type: "boolean" },
-    writeback: { type: "boolean" },
-    "writeback-dir": { type: "string" },
-    "writeback-size": { type: "string" },
-    log: { type: "string" },
-  });
-  let metaUrl: string;
-  let mnt: string;
-  if (positionals.length === 1) {
-    metaUrl = await ensureDefaultVolume();
-    mnt = positionals[0]!;
-  } else {
-    expectArgs(positionals, 2, "META_URL MOUNTPOINT, or MOUNTPOINT alone");
-    [metaUrl, mnt] = positionals as [string, string];
+const MiB = 2 ** 20;
+
+/** Runs `slayerfs mount` with its checked arguments. */
+export async function cmdMount(args: ParsedArgs): Promise<void> {
+  const spec = findCommand("mount")!;
+  if (args.flag("foreground") && args.flag("background")) {
+    throw usageError(spec, "Choose one of -d/--background and -f/--foreground", false);
   }
-  const options = mountOptions((values.o as unknown as string[] | undefined) ?? []);
-  const mib = (name: string, def: number): number => {
-    const v = values[name];
-    if (v === undefined) return def;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) {
-      throw new CliError(`Invalid --${name} "${v}": expected MiB`, 2);
+  let metaUrl: string | undefined;
+  let mnt: string;
+  if (args.positionals.length === 2) {
+    [metaUrl, mnt] = args.positionals as [string, string];
+  } else {
+    mnt = args.positionals[0]!;
+    // `mount META_URL` with the mountpoint forgotten, not the default volume's mountpoint.
+    if (/^[a-z][a-z0-9+.-]*:/i.test(mnt) && !await isDirectory(mnt)) {
+      throw usageError(spec, `Missing MOUNTPOINT after META_URL "${mnt}"`);
     }
-    return n;
-  };
+  }
+  const options = mountOptions(args.list("o"));
   const opts: MountOpts = {
-    foreground: !!values.foreground || !!values.d,
+    foreground: args.flag("foreground"),
     options,
-    cacheMiB: mib("cache-size", 32),
-    cacheDirs: ((values["cache-dir"] as unknown as string[] | undefined) ?? []).map((d) =>
-      resolve(d)
-    ),
-    noCacheDir: !!values["no-cache-dir"],
-    cacheDirMiB: mib("cache-dir-size", 10240),
-    writeback: !!values.writeback,
-    writebackDir: values["writeback-dir"] ? resolve(values["writeback-dir"] as string) : undefined,
-    writebackMiB: mib("writeback-size", 10240),
-    log: (values.log as string | undefined) ?? `${home()}/slayerfs.log`,
+    cacheMiB: args.number("cache-size") / MiB,
+    cacheDirs: args.list("cache-dir").map((d) => resolve(d)),
+    noCacheDir: args.flag("no-cache-dir"),
+    cacheDirMiB: args.number("cache-dir-size") / MiB,
+    writeback: args.flag("writeback"),
+    writebackDir: args.has("writeback-dir") ? resolve(args.string("writeback-dir")!) : undefined,
+    writebackMiB: args.number("writeback-size") / MiB,
+    log: args.string("log") ?? `${home()}/slayerfs.log`,
   };
   mnt = resolve(mnt);
-  // Validate the scheme before anything else touches the system.
-  checkMetaScheme(metaUrl);
-  await prepareMountpoint(mnt, options.has("nonempty"));
-  await checkLibfuse();
-  if (opts.foreground) return await serve(metaUrl, mnt, opts);
-  await daemonize(args, mnt, opts.log);
+  if (metaUrl === undefined) {
+    metaUrl = await ensureDefaultVolume();
+  } else {
+    // The URL and the volume first: a mistake there must not create the mountpoint.
+    checkMetaUrl(metaUrl);
+    if (!metaUrl.startsWith("mem:")) await (await openMeta(metaUrl, true)).close();
+  }
+  const madeMountpoint = await prepareMountpoint(mnt, options.has("nonempty"));
+  try {
+    await checkLibfuse();
+    if (opts.foreground) return await serve(metaUrl, mnt, opts);
+    const inner = args.raw.filter((a) => a !== "-d" && a !== "--background");
+    await daemonize(inner, mnt, opts.log);
+  } catch (err) {
+    if (madeMountpoint) await Deno.remove(mnt).catch(() => {});
+    throw err;
+  }
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  return await Deno.stat(path).then((st) => st.isDirectory, () => false);
 }
 
 /** The `-o` options (each a comma-separated list) by name; unknown or bad ones are usage errors. */
@@ -94,7 +85,12 @@ function mountOptions(list: string[]): Map<string, string> {
   for (const o of list.flatMap((s) => s.split(","))) {
     if (!o) continue;
     const [k, v = ""] = o.split("=", 2) as [string, string?];
-    if (!KNOWN_O.has(k)) throw new CliError(`Unknown mount option "${k}" (see slayerfs --help)`, 2);
+    if (!KNOWN_O.includes(k)) {
+      throw new CliError(
+        `Unknown mount option "${k}"${didYouMean(closest(k, KNOWN_O))} (see slayerfs mount --help)`,
+        2,
+      );
+    }
     options.set(k, v);
   }
   if (options.has("loop") && options.get("loop") !== "js" && options.get("loop") !== "mt") {
@@ -107,22 +103,6 @@ function mountOptions(list: string[]): Map<string, string> {
     }
   }
   return options;
-}
-
-/** Throws a usage error unless `metaUrl` is `SCHEME://...` of a registered metadata engine. */
-function checkMetaScheme(metaUrl: string): void {
-  const known = kvSchemes();
-  const scheme = /^([a-z0-9+.-]+):/i.exec(metaUrl)?.[1];
-  if (scheme !== undefined && !known.includes(scheme)) {
-    throw new CliError(
-      `Unknown metadata scheme "${scheme}": expected one of ${known.join(", ")}`,
-      2,
-    );
-  }
-  if (scheme === undefined || !metaUrl.startsWith(`${scheme}://`)) {
-    const expected = known.map((s) => `${s}://`).join(", ");
-    throw new CliError(`Invalid metadata URL "${metaUrl}": expected one of ${expected}`, 2);
-  }
 }
 
 async function ensureDefaultVolume(): Promise<string> {
@@ -155,7 +135,11 @@ async function checkLibfuse(): Promise<void> {
   }
 }
 
-async function prepareMountpoint(mnt: string, nonempty: boolean): Promise<void> {
+/**
+ * Checks that `mnt` can be mounted on, clearing a dead SlayerFS mount there and creating the
+ * folder when it is missing (as JuiceFS does); returns whether it created it.
+ */
+async function prepareMountpoint(mnt: string, nonempty: boolean): Promise<boolean> {
   const { isMounted, forceUnmount } = await import("../ffi/mounts.ts");
   if (isMounted(mnt)) {
     const state = await readState(mnt);
@@ -182,7 +166,12 @@ async function prepareMountpoint(mnt: string, nonempty: boolean): Promise<void> 
     st = await Deno.stat(mnt);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {
-      throw new CliError(`Mountpoint "${mnt}" does not exist`);
+      try {
+        await Deno.mkdir(mnt, { recursive: true });
+      } catch (cause) {
+        throw new CliError(`Cannot create mountpoint "${mnt}": ${describe(cause)}`);
+      }
+      return true;
     }
     if (err instanceof Deno.errors.PermissionDenied) {
       throw new CliError(`No permission to use mountpoint "${mnt}"`);
@@ -202,4 +191,5 @@ async function prepareMountpoint(mnt: string, nonempty: boolean): Promise<void> 
       throw new CliError(`No permission to use mountpoint "${mnt}"`);
     }
   }
+  return false;
 }

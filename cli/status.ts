@@ -6,16 +6,14 @@
  */
 
 import { resolve } from "node:path";
-import { expectArgs, parse } from "./_args.ts";
 import { CliError } from "./_errors.ts";
 import { openMeta, volumeSummary } from "./_meta.ts";
+import type { ParsedArgs } from "./_spec.ts";
 import { processAlive, readState } from "./_state.ts";
 
-/** Runs `slayerfs status` with the arguments after the command name. */
-export async function cmdStatus(args: string[]): Promise<void> {
-  const { positionals } = parse(args, {});
-  expectArgs(positionals, 1, "MOUNTPOINT or META_URL");
-  const target = positionals[0]!;
+/** Runs `slayerfs status` with its checked arguments. */
+export async function cmdStatus(args: ParsedArgs): Promise<void> {
+  const target = args.positionals[0]!;
   if (/^[a-z0-9+.-]+:\/\//i.test(target)) {
     const kv = await openMeta(target, true);
     try {

@@ -6,19 +6,17 @@
  */
 
 import { resolve } from "node:path";
-import { expectArgs, parse } from "./_args.ts";
 import { CliError } from "./_errors.ts";
+import type { ParsedArgs } from "./_spec.ts";
 import { processAlive, readState } from "./_state.ts";
 
-/** Runs `slayerfs umount` with the arguments after the command name. */
-export async function cmdUmount(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, { lazy: { type: "boolean", short: "l" } });
-  expectArgs(positionals, 1, "MOUNTPOINT");
-  const mnt = resolve(positionals[0]!);
+/** Runs `slayerfs umount` with its checked arguments. */
+export async function cmdUmount(args: ParsedArgs): Promise<void> {
+  const mnt = resolve(args.positionals[0]!);
   const { isMounted, forceUnmount } = await import("../ffi/mounts.ts");
   if (!isMounted(mnt)) throw new CliError(`"${mnt}" is not mounted`);
   const state = await readState(mnt);
-  if (values.lazy) {
+  if (args.flag("lazy")) {
     await forceUnmount(mnt);
   } else {
     const r = await new Deno.Command("fusermount3", { args: ["-u", mnt], stderr: "piped" })

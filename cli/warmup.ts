@@ -7,23 +7,18 @@
 
 import { resolve } from "node:path";
 import pLimit from "p-limit";
-import { mib, parse } from "./_args.ts";
+import { mib } from "./_args.ts";
 import { CliError, describe } from "./_errors.ts";
+import type { ParsedArgs } from "./_spec.ts";
 
 /** The read buffer of each file being read. */
 const BUFFER_BYTES = 1 << 20;
 
-/** Runs `slayerfs warmup` with the arguments after the command name. */
-export async function cmdWarmup(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, {
-    threads: { type: "string" },
-    quiet: { type: "boolean", short: "q" },
-  });
-  if (positionals.length === 0) throw new CliError("Expected PATH... (see slayerfs --help)", 2);
-  const threads = Number(values.threads ?? 8);
-  if (!Number.isInteger(threads) || threads < 1) {
-    throw new CliError(`Invalid --threads "${values.threads}"`, 2);
-  }
+/** Runs `slayerfs warmup` with its checked arguments. */
+export async function cmdWarmup(args: ParsedArgs): Promise<void> {
+  const positionals = args.positionals;
+  const threads = args.number("threads");
+  const quiet = args.flag("quiet");
   const files: Array<{ path: string; size: number }> = [];
   const walk = async (path: string) => {
     const st = await Deno.lstat(path);
@@ -43,10 +38,10 @@ export async function cmdWarmup(args: string[]): Promise<void> {
   let done = 0;
   let doneFiles = 0;
   const started = Date.now();
-  const tty = !values.quiet && Deno.stderr.isTerminal();
+  const tty = !quiet && Deno.stderr.isTerminal();
   const enc = new TextEncoder();
   const draw = (final = false) => {
-    if (values.quiet) return;
+    if (quiet) return;
     const frac = total ? done / total : 1;
     const bar = "#".repeat(Math.round(frac * 30)).padEnd(30, " ");
     const rate = done / 2 ** 20 / Math.max(0.001, (Date.now() - started) / 1000);

@@ -6,14 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { forceUnmountSync, isMounted, mountId, runCli, startSlayer } from "./_mount.ts";
-
-/** The non-empty stderr lines, without Deno's own download/check chatter. */
-function errorLines(stderr: string): string[] {
-  const ansi = new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m", "g");
-  return stderr.split("\n").map((l) => l.replace(ansi, "").trim())
-    .filter((l) => l !== "" && !/^(Download|Check|Warning) /.test(l));
-}
+import { errorLines } from "./_cli.ts";
+import { CLI, forceUnmountSync, isMounted, mountId, runCli, startSlayer } from "./_mount.ts";
 
 /** Asserts a failed run with exactly one clear error line matching `pattern`. */
 function assertOneLineError(
@@ -85,18 +79,61 @@ Deno.test("cli rejects unknown URL schemes with one line", async () => {
   });
 });
 
-Deno.test("cli refuses a missing or non-empty mountpoint", async () => {
+Deno.test("cli mount -d creates a missing mountpoint and refuses a non-empty one", async () => {
   await withTempDir(async (dir) => {
     const meta = `sqlite3://${dir}/meta.db`;
     const f = await runCli(["format", "--storage", `file://${dir}/blocks`, meta, "v"]);
     assert.equal(f.code, 0, f.stderr);
-    const missing = await runCli(["mount", meta, `${dir}/does-not-exist`]);
-    assertOneLineError(missing, /does-not-exist/, "missing mountpoint");
+    const fresh = `${dir}/new/mnt`;
+    const m = await runCli(["mount", "-d", "--log", `${dir}/log`, meta, fresh]);
+    try {
+      assert.equal(m.code, 0, m.stderr);
+      assert.ok(isMounted(fresh), "-d returns once mounted");
+      await Deno.writeTextFile(`${fresh}/f`, "x");
+      assert.equal((await runCli(["umount", fresh])).code, 0);
+    } finally {
+      forceUnmountSync(fresh);
+    }
+    assert.ok((await Deno.stat(fresh)).isDirectory, "the created mountpoint stays");
     await Deno.mkdir(`${dir}/mnt`);
     await Deno.writeTextFile(`${dir}/mnt/occupied`, "x");
     const busy = await runCli(["mount", meta, `${dir}/mnt`]);
     assertOneLineError(busy, /empty/i, "non-empty mountpoint");
     assert.ok(!isMounted(`${dir}/mnt`));
+    // A mount of a missing volume creates no mountpoint.
+    const bad = await runCli(["mount", "-o", "nonempty", `sqlite3://${dir}/none.db`, `${dir}/x/y`]);
+    assertOneLineError(bad, /does not exist/, "missing volume");
+    await assert.rejects(Deno.stat(`${dir}/x`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("cli mount -f serves in the terminal until SIGTERM", async () => {
+  await withTempDir(async (dir) => {
+    const { meta, mnt } = await formatIn(dir, "fg");
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", CLI, "mount", "-f", meta, mnt],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    let done = false;
+    const status = child.status.finally(() => done = true);
+    try {
+      for (let i = 0; i < 400 && !isMounted(mnt) && !done; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(isMounted(mnt), "-f mounts");
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(!done, "-f keeps serving in this process");
+      child.kill("SIGTERM");
+      assert.equal((await status).code, 0);
+      assert.ok(!isMounted(mnt), "SIGTERM unmounts");
+    } finally {
+      if (!done) child.kill("SIGKILL");
+      await status;
+      await child.stderr.cancel().catch(() => {});
+      forceUnmountSync(mnt);
+    }
   });
 });
 

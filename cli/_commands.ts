@@ -1,0 +1,303 @@
+/**
+ * What every `slayerfs` command takes, declared once: arguments, options (type, default, unit,
+ * help) and examples. The parser (`_spec.ts`), `--help` (`_help.ts`), shell completion
+ * (`completion.ts`) and the README test all read this table.
+ *
+ * @module
+ */
+
+import { DEFAULT_BLOCK_SIZE, DEFAULT_INLINE_MAX } from "../core/format.ts";
+import type { CommandSpec } from "./_spec.ts";
+
+const MiB = 2 ** 20;
+
+/** The `-o` mount options, each with its help text (`NAME=VALUE` for those that take a value). */
+export const MOUNT_OPTIONS: readonly { readonly name: string; readonly help: string }[] = [
+  { name: "allow_other", help: "let other users use the mount (needs user_allow_other)" },
+  { name: "ro", help: "read-only" },
+  { name: "debug", help: "log debug lines and libfuse's request trace" },
+  { name: "nonempty", help: "mount on a folder that is not empty" },
+  { name: "writeback_cache", help: "the kernel buffers writes (FUSE writeback cache)" },
+  { name: "attr_timeout=SEC", help: "how long the kernel caches attributes" },
+  { name: "entry_timeout=SEC", help: "how long the kernel caches names" },
+  { name: "negative_timeout=SEC", help: "how long the kernel caches a missing name" },
+  { name: "default_permissions", help: "the kernel checks permissions (always on)" },
+  { name: "fs_flock", help: "send flock(2) to SlayerFS instead of keeping it in the kernel" },
+  { name: "loop=js|mt", help: "the request loop: the JS thread (default) or libfuse's threads" },
+  { name: "loop_spin_us=N", help: "how long the JS loop spins for the next request (500)" },
+];
+
+const META_URL = {
+  name: "META_URL",
+  help: "the volume's metadata: sqlite3:///abs/path/meta.db or mem://[name]",
+};
+
+const FORMAT: CommandSpec = {
+  name: "format",
+  summary: "create a volume, or check that an existing one has the same settings",
+  description: "Formatting an existing volume again with the same settings changes nothing; " +
+    "with other settings it fails. A failing format creates nothing.",
+  usage: ["META_URL NAME"],
+  args: [META_URL, { name: "NAME", help: "the volume's name: 1-63 letters, digits, . _ -" }],
+  arity: [2, 2],
+  options: [
+    {
+      name: "storage",
+      kind: "string",
+      arg: "URL",
+      help: "where the blocks go: file:///abs/dir, mem://[name] or " +
+        "s3://BUCKET/PREFIX?endpoint=URL&region=R&path_style=true",
+      defaultText: "file:///DIR/NAME-data beside a sqlite3 metadata file",
+    },
+    {
+      name: "block-size",
+      kind: "size",
+      arg: "SIZE",
+      help: "largest block, a power of two from 64 KiB to 16 MiB; a plain number is bytes",
+      default: DEFAULT_BLOCK_SIZE,
+    },
+    {
+      name: "compress",
+      kind: "choice",
+      arg: "lz4|none",
+      choices: ["lz4", "none"],
+      help: "block compression",
+      default: "lz4",
+    },
+    { name: "dedup", kind: "flag", help: "store identical blocks once (BLAKE3 keys)" },
+    {
+      name: "inline-max",
+      kind: "size",
+      arg: "SIZE",
+      help: "keep blocks up to this size in the metadata, 0 to 64 KiB; a plain number is bytes",
+      default: DEFAULT_INLINE_MAX,
+    },
+    {
+      name: "capacity",
+      kind: "size",
+      arg: "SIZE",
+      help: "the size df reports; a plain number is bytes",
+      default: 2 ** 50,
+    },
+    {
+      name: "inodes",
+      kind: "int",
+      arg: "N",
+      min: 1,
+      help: "the inode count df reports",
+      default: 2 ** 40,
+    },
+  ],
+  examples: [
+    "slayerfs format sqlite3:///var/lib/slayerfs/meta.db vol1",
+    'slayerfs format --storage "s3://bucket/vol1?endpoint=http://127.0.0.1:9000" ' +
+    "--block-size 4M sqlite3:///var/lib/slayerfs/meta.db vol1",
+  ],
+};
+
+const SIZE_IN_MIB = "; a plain number is MiB";
+
+const MOUNT: CommandSpec = {
+  name: "mount",
+  summary: "mount a volume (in the background by default)",
+  description: "Returns once the mount is ready; a detached daemon keeps serving and logs to " +
+    "--log. A missing mountpoint folder is created. With MOUNTPOINT alone, mounts the embedded " +
+    "default volume in $SLAYERFS_HOME, formatted on first use.",
+  usage: ["META_URL MOUNTPOINT", "MOUNTPOINT"],
+  args: [META_URL, { name: "MOUNTPOINT", help: "an empty folder (created if missing)" }],
+  arity: [1, 2],
+  complete: "dir",
+  options: [
+    {
+      name: "background",
+      short: "d",
+      kind: "flag",
+      help: "serve from a detached daemon and return once mounted (the default)",
+    },
+    {
+      name: "foreground",
+      short: "f",
+      kind: "flag",
+      help: "serve in this terminal until unmounted or interrupted",
+    },
+    {
+      name: "o",
+      kind: "string",
+      arg: "OPTS",
+      multiple: true,
+      help: "mount options, comma separated (see below; repeatable)",
+    },
+    {
+      name: "cache-size",
+      kind: "size",
+      arg: "SIZE",
+      unit: MiB,
+      help: "the memory block cache" + SIZE_IN_MIB,
+      default: 32 * MiB,
+    },
+    {
+      name: "cache-dir",
+      kind: "string",
+      arg: "DIR",
+      multiple: true,
+      complete: "dir",
+      help: "a disk cache folder (repeatable)",
+      defaultText: "$SLAYERFS_HOME/cache/UUID for remote storage, none for local",
+    },
+    {
+      name: "cache-dir-size",
+      kind: "size",
+      arg: "SIZE",
+      unit: MiB,
+      help: "the size of each disk cache folder" + SIZE_IN_MIB,
+      default: 10240 * MiB,
+    },
+    { name: "no-cache-dir", kind: "flag", help: "no disk cache, even for remote storage" },
+    {
+      name: "writeback",
+      kind: "flag",
+      help: "stage writes on local disk and upload them in the background",
+    },
+    {
+      name: "writeback-dir",
+      kind: "string",
+      arg: "DIR",
+      complete: "dir",
+      help: "the staging folder",
+      defaultText: "$SLAYERFS_HOME/writeback/UUID",
+    },
+    {
+      name: "writeback-size",
+      kind: "size",
+      arg: "SIZE",
+      unit: MiB,
+      help: "the staging capacity" + SIZE_IN_MIB,
+      default: 10240 * MiB,
+    },
+    {
+      name: "log",
+      kind: "string",
+      arg: "FILE",
+      complete: "file",
+      help: "the background daemon's log file",
+      defaultText: "$SLAYERFS_HOME/slayerfs.log",
+    },
+  ],
+  examples: [
+    "slayerfs mount sqlite3:///var/lib/slayerfs/meta.db /mnt/vol1",
+    "slayerfs mount --cache-dir /var/cache/slayerfs --cache-dir-size 20G --writeback " +
+    "sqlite3:///var/lib/slayerfs/meta.db /mnt/vol1",
+    "slayerfs mount /mnt/slayerfs   # the embedded default volume",
+  ],
+};
+
+const UMOUNT: CommandSpec = {
+  name: "umount",
+  aliases: ["unmount"],
+  summary: "unmount, then wait for the daemon to flush and exit",
+  usage: ["MOUNTPOINT"],
+  args: [{ name: "MOUNTPOINT", help: "a SlayerFS mountpoint" }],
+  arity: [1, 1],
+  complete: "dir",
+  options: [{ name: "lazy", short: "l", kind: "flag", help: "detach now even if busy" }],
+  examples: ["slayerfs umount /mnt/vol1"],
+};
+
+const STATUS: CommandSpec = {
+  name: "status",
+  summary: "show a mount's state, or a volume's format and usage",
+  usage: ["MOUNTPOINT|META_URL"],
+  args: [{ name: "MOUNTPOINT|META_URL", help: "a mountpoint, or a volume's metadata URL" }],
+  arity: [1, 1],
+  complete: "dir",
+  options: [],
+  examples: ["slayerfs status /mnt/vol1", "slayerfs status sqlite3:///var/lib/slayerfs/meta.db"],
+};
+
+const INFO: CommandSpec = {
+  name: "info",
+  summary: "show a file's chunks, slices and blocks",
+  usage: ["PATH"],
+  args: [{ name: "PATH", help: "a file inside a SlayerFS mount" }],
+  arity: [1, 1],
+  complete: "file",
+  options: [],
+  examples: ["slayerfs info /mnt/vol1/data.bin"],
+};
+
+const WARMUP: CommandSpec = {
+  name: "warmup",
+  summary: "read files (folders recursively) into the cache, with a progress bar",
+  usage: ["PATH..."],
+  args: [{ name: "PATH...", help: "files or folders inside a mount" }],
+  arity: [1, Infinity],
+  complete: "file",
+  options: [
+    { name: "threads", kind: "int", arg: "N", min: 1, help: "files read at once", default: 8 },
+    { name: "quiet", short: "q", kind: "flag", help: "no progress bar" },
+  ],
+  examples: ["slayerfs warmup /mnt/vol1/datasets/imagenet"],
+};
+
+const GC: CommandSpec = {
+  name: "gc",
+  summary: "report, or delete, objects no file refers to (safe while mounted)",
+  description: "Lists the block store once and checks every object against the metadata: " +
+    "objects of freed slices not deleted yet, and leaked uploads.",
+  usage: ["META_URL"],
+  args: [META_URL],
+  arity: [1, 1],
+  options: [
+    { name: "delete", kind: "flag", help: "delete what it finds" },
+    {
+      name: "min-age",
+      kind: "seconds",
+      arg: "SEC",
+      help: "leave unreferenced objects younger than this alone (may be in flight)",
+      default: 3600,
+    },
+  ],
+  examples: ["slayerfs gc sqlite3:///var/lib/slayerfs/meta.db", "slayerfs gc --delete META_URL"],
+};
+
+const COMPLETION: CommandSpec = {
+  name: "completion",
+  summary: "print a shell completion script (bash or zsh)",
+  usage: ["bash|zsh"],
+  args: [{ name: "bash|zsh", help: "the shell" }],
+  arity: [1, 1],
+  complete: ["bash", "zsh"],
+  options: [],
+  examples: [
+    "slayerfs completion bash > /etc/bash_completion.d/slayerfs",
+    'slayerfs completion zsh > "${fpath[1]}/_slayerfs"',
+  ],
+};
+
+const VERSION: CommandSpec = {
+  name: "version",
+  summary: "print the versions of SlayerFS, Deno and libfuse (also --version)",
+  usage: [""],
+  args: [],
+  arity: [0, 0],
+  options: [],
+  examples: ["slayerfs --version"],
+};
+
+/** Every command, in the order `slayerfs --help` lists them. */
+export const COMMANDS: readonly CommandSpec[] = [
+  FORMAT,
+  MOUNT,
+  UMOUNT,
+  STATUS,
+  INFO,
+  WARMUP,
+  GC,
+  COMPLETION,
+  VERSION,
+];
+
+/** The command called `name` (or one of its aliases), if any. */
+export function findCommand(name: string): CommandSpec | undefined {
+  return COMMANDS.find((c) => c.name === name || c.aliases?.includes(name));
+}
