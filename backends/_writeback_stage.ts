@@ -10,6 +10,7 @@
  */
 
 import { Errno, FsError } from "../core/errno.ts";
+import { makePrivateDir, PRIVATE_FILE_MODE } from "../core/_private_fs.ts";
 
 /** The name prefix of temporary files in the staging directory; `open` removes them. */
 export const WRITEBACK_TEMP_PREFIX = ".tmp-";
@@ -135,7 +136,7 @@ export class Staging {
     spaceWaitMs: number,
   ): Promise<{ staging: Staging; found: Entry[] }> {
     try {
-      await Deno.mkdir(dir, { recursive: true });
+      await makePrivateDir(dir);
     } catch (cause) {
       throw new Error(`Cannot create writeback directory "${dir}"`, { cause });
     }
@@ -185,7 +186,11 @@ export class Staging {
     let renamed = false;
     try {
       {
-        using file = await Deno.open(tmp, { write: true, createNew: true });
+        using file = await Deno.open(tmp, {
+          write: true,
+          createNew: true,
+          mode: PRIVATE_FILE_MODE,
+        });
         for (let done = 0; done < size;) done += await file.write(data.subarray(done));
         await file.syncData();
       }

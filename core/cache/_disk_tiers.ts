@@ -30,6 +30,7 @@ import pLimit from "p-limit";
 import { blockKey as hashKey, CacheIndex } from "../../wasm/mod.ts";
 import { tryLoadLibc } from "../libc.ts";
 import { getLog } from "../log.ts";
+import { makePrivateDir, PRIVATE_DIR_MODE } from "../_private_fs.ts";
 import {
   dataOffsetFor,
   decodeBlockFile,
@@ -451,7 +452,7 @@ export class DiskTiers {
       try {
         const sub = path.slice(0, path.lastIndexOf("/"));
         if (!dir.subdirs.has(sub)) {
-          await Deno.mkdir(sub, { recursive: true });
+          await Deno.mkdir(sub, { recursive: true, mode: PRIVATE_DIR_MODE });
           dir.subdirs.add(sub);
         }
         await writeBlockFile(path, keyBytes, data, sums);
@@ -546,7 +547,7 @@ export class DiskTiers {
 
   /** Rebuilds the index of `dir` from its files, oldest first. */
   async #scan(dir: DiskDir): Promise<void> {
-    await Deno.mkdir(dir.path, { recursive: true });
+    await makePrivateDir(dir.path);
     const found: Array<{ e: Entry; mtime: number }> = [];
     const files: string[] = [];
     for await (const d of Deno.readDir(dir.path)) {
