@@ -10,6 +10,7 @@ import { resolve } from "node:path";
 import { kvSchemes, openKvEngine } from "../backends/mod.ts";
 import { Meta } from "../core/meta/mod.ts";
 import { formatVolume } from "../core/volume.ts";
+import { makePrivateDir } from "../core/_private_fs.ts";
 import { expectArgs, parse } from "./_args.ts";
 import { daemonize } from "./_daemonize.ts";
 import { CliError, describe } from "./_errors.ts";
@@ -127,7 +128,7 @@ function checkMetaScheme(metaUrl: string): void {
 
 async function ensureDefaultVolume(): Promise<string> {
   const dir = `${home()}/default`;
-  await Deno.mkdir(dir, { recursive: true });
+  await makePrivateDir(dir);
   const metaUrl = `sqlite3://${dir}/meta.db`;
   const kv = await openKvEngine(metaUrl);
   try {
