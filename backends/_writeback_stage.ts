@@ -136,7 +136,10 @@ export class Staging {
     spaceWaitMs: number,
   ): Promise<{ staging: Staging; found: Entry[] }> {
     try {
-      await makePrivateDir(dir);
+      await makePrivateDir(
+        dir,
+        (name) => name.startsWith(WRITEBACK_TEMP_PREFIX) || !!decodeKey(name),
+      );
     } catch (cause) {
       throw new Error(`Cannot create writeback directory "${dir}"`, { cause });
     }
@@ -150,6 +153,7 @@ export class Staging {
       const key = decodeKey(e.name);
       if (key === undefined) continue;
       const info = await Deno.stat(`${dir}/${e.name}`);
+      if (info.mode! & 0o077) await Deno.chmod(`${dir}/${e.name}`, PRIVATE_FILE_MODE);
       found.push({ key, name: e.name, size: info.size, mtime: info.mtime?.getTime() ?? 0 });
     }
     found.sort((a, b) => a.mtime - b.mtime || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

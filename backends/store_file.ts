@@ -85,7 +85,7 @@ export class FileBlockStore implements BlockStore {
     }
     const root = dir.length > 1 ? dir.replace(/\/+$/, "") || "/" : dir;
     try {
-      await makePrivateDir(root);
+      await makePrivateDir(root, () => true); // everything below is an object
     } catch (cause) {
       throw new Error(`Cannot create block store directory "${root}"`, { cause });
     }

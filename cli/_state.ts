@@ -102,7 +102,7 @@ export async function mountOf(pid: number): Promise<string | undefined> {
 
 /** Creates the run folder owner-only, or makes an existing one so (once, at mount). */
 export async function makeRunDir(): Promise<void> {
-  await makePrivateDir(runDir());
+  await makePrivateDir(runDir(), () => true);
 }
 
 /** Writes the daemon's state file (0600); the run folder must exist ({@linkcode makeRunDir}). */

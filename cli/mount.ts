@@ -128,7 +128,7 @@ function checkMetaScheme(metaUrl: string): void {
 
 async function ensureDefaultVolume(): Promise<string> {
   const dir = `${home()}/default`;
-  await makePrivateDir(dir);
+  await makePrivateDir(dir, () => true);
   const metaUrl = `sqlite3://${dir}/meta.db`;
   const kv = await openKvEngine(metaUrl);
   try {

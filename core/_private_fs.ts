@@ -7,9 +7,10 @@
  * Decisions: new files are created {@linkcode PRIVATE_FILE_MODE}, new folders
  * {@linkcode PRIVATE_DIR_MODE} (`mode` at creation, so there is no window with a looser mode; the
  * umask can only take bits away). A folder that already exists is tightened by
- * {@linkcode makePrivateDir} when it is one of the volume's own (its cache, stage or store folder):
- * a 0700 folder closes every file below it whatever their modes, so an old volume is private
- * after its next mount without walking its blocks.
+ * {@linkcode makePrivateDir} when it holds only the caller's own entries (a store, stage or run
+ * folder; a cache's block folders): a 0700 folder closes every file below it whatever their
+ * modes, so an old volume is private after its next mount without walking its blocks, and a
+ * folder shared with other programs is never changed.
  *
  * @module
  */
@@ -37,10 +38,20 @@ export async function tightenMode(path: string, mode: number): Promise<boolean> 
 }
 
 /**
- * Creates `dir` and its missing parents owner-only, and makes an existing `dir` owner-only too
- * (its parents are left alone). `/` is never changed.
+ * Creates `dir` and its missing parents owner-only. An existing `dir` is made owner-only too when
+ * it is plainly the caller's own: every entry in it passes `ours` (an empty folder does), and it
+ * is not a shared folder (`/`, or one with the sticky bit such as `/tmp`). Its parents are never
+ * changed. So `--cache-dir /var/cache` leaves `/var/cache` alone, while a volume's cache folder
+ * is closed.
  */
-export async function makePrivateDir(dir: string): Promise<void> {
+export async function makePrivateDir(
+  dir: string,
+  ours: (name: string) => boolean,
+): Promise<void> {
   await Deno.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
-  if (dir !== "/" && dir !== "") await tightenMode(dir, PRIVATE_DIR_MODE);
+  const info = await Deno.stat(dir);
+  if (dir === "/" || info.mode === null || (info.mode & 0o077) === 0) return;
+  if (info.mode & 0o1000) return; // sticky: shared by several users
+  for await (const e of Deno.readDir(dir)) if (!ours(e.name)) return;
+  await Deno.chmod(dir, PRIVATE_DIR_MODE);
 }

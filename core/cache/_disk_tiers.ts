@@ -30,7 +30,7 @@ import pLimit from "p-limit";
 import { blockKey as hashKey, CacheIndex } from "../../wasm/mod.ts";
 import { tryLoadLibc } from "../libc.ts";
 import { getLog } from "../log.ts";
-import { makePrivateDir, PRIVATE_DIR_MODE } from "../_private_fs.ts";
+import { makePrivateDir, PRIVATE_DIR_MODE, tightenMode } from "../_private_fs.ts";
 import {
   dataOffsetFor,
   decodeBlockFile,
@@ -547,13 +547,14 @@ export class DiskTiers {
 
   /** Rebuilds the index of `dir` from its files, oldest first. */
   async #scan(dir: DiskDir): Promise<void> {
-    await makePrivateDir(dir.path);
+    await makePrivateDir(dir.path, (name) => /^[0-9a-f]{2}$/.test(name));
     const found: Array<{ e: Entry; mtime: number }> = [];
     const files: string[] = [];
     for await (const d of Deno.readDir(dir.path)) {
       if (!d.isDirectory || !/^[0-9a-f]{2}$/.test(d.name)) continue;
       const sub = `${dir.path}/${d.name}`;
       dir.subdirs.add(sub);
+      await tightenMode(sub, PRIVATE_DIR_MODE); // ours, even in a shared --cache-dir
       for await (const f of Deno.readDir(sub)) {
         if (f.isFile) files.push(`${sub}/${f.name}`);
       }
