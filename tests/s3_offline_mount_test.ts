@@ -7,13 +7,24 @@
  */
 
 import assert from "node:assert/strict";
-import { forceUnmountSync, isMounted, runCli } from "./_mount.ts";
+import { CLI, forceUnmountSync, isMounted, REPO_ROOT } from "./_mount.ts";
+import { run, type RunResult } from "./_run.ts";
 import { startS3Server } from "./_s3server.ts";
 
 function noise(n: number): Uint8Array {
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, i + 65536));
   return out;
+}
+
+/**
+ * The CLI with this server's credentials in its environment (and its daemons'), not in this
+ * process's, which the test files running in parallel share.
+ */
+let credentials: Record<string, string> = {};
+
+function runCli(args: string[]): Promise<RunResult> {
+  return run(Deno.execPath(), ["run", "-A", CLI, ...args], { cwd: REPO_ROOT, env: credentials });
 }
 
 async function mount(args: string[]): Promise<void> {
@@ -33,8 +44,10 @@ Deno.test({
   async fn() {
     await using server = await startS3Server();
     await server.createBucket("edge");
-    Deno.env.set("AWS_ACCESS_KEY_ID", server.accessKeyId);
-    Deno.env.set("AWS_SECRET_ACCESS_KEY", server.secretAccessKey);
+    credentials = {
+      AWS_ACCESS_KEY_ID: server.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: server.secretAccessKey,
+    };
     const dir = await Deno.makeTempDir({ prefix: "slayerfs-offline-" });
     const meta = `sqlite3://${dir}/meta.db`;
     const mnt = `${dir}/mnt`;
