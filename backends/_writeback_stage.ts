@@ -10,6 +10,7 @@
  */
 
 import { Errno, FsError } from "../core/errno.ts";
+import { makePrivateDir, PRIVATE_FILE_MODE } from "../core/_private_fs.ts";
 
 /** The name prefix of temporary files in the staging directory; `open` removes them. */
 export const WRITEBACK_TEMP_PREFIX = ".tmp-";
@@ -135,7 +136,10 @@ export class Staging {
     spaceWaitMs: number,
   ): Promise<{ staging: Staging; found: Entry[] }> {
     try {
-      await Deno.mkdir(dir, { recursive: true });
+      await makePrivateDir(
+        dir,
+        (name) => name.startsWith(WRITEBACK_TEMP_PREFIX) || !!decodeKey(name),
+      );
     } catch (cause) {
       throw new Error(`Cannot create writeback directory "${dir}"`, { cause });
     }
@@ -149,6 +153,7 @@ export class Staging {
       const key = decodeKey(e.name);
       if (key === undefined) continue;
       const info = await Deno.stat(`${dir}/${e.name}`);
+      if (info.mode! & 0o077) await Deno.chmod(`${dir}/${e.name}`, PRIVATE_FILE_MODE);
       found.push({ key, name: e.name, size: info.size, mtime: info.mtime?.getTime() ?? 0 });
     }
     found.sort((a, b) => a.mtime - b.mtime || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -185,7 +190,11 @@ export class Staging {
     let renamed = false;
     try {
       {
-        using file = await Deno.open(tmp, { write: true, createNew: true });
+        using file = await Deno.open(tmp, {
+          write: true,
+          createNew: true,
+          mode: PRIVATE_FILE_MODE,
+        });
         for (let done = 0; done < size;) done += await file.write(data.subarray(done));
         await file.syncData();
       }

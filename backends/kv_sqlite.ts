@@ -11,6 +11,14 @@
  * - WAL journal, `synchronous=NORMAL` (a kill -9 never loses a commit; a power cut may lose the
  *   last ones but never tears one) or `FULL` with `durable: true`; `busy_timeout` so a second
  *   process waits for the write lock instead of failing.
+ * - Owner-only: a new database is created 0600 (SQLite gives its WAL and shared-memory files the
+ *   same mode), and a writable open takes the group and other bits off an existing one, since
+ *   small files are inlined in it.
+ * - Single host: {@linkcode SqliteKvEngine.lock} takes an exclusive `flock` on `PATH.lock`
+ *   (0600, holding the holder's pid) until `close`, so a second mount of the same file fails
+ *   at once; the kernel drops the lock when its process dies, even by kill -9. Readers and gc do
+ *   not take it: they work beside a mount through SQLite's own locking. `close` removes the file
+ *   before it unlocks, and `lock` checks that the file it locked is still the one at the path.
  * - Transactions run one at a time in this process (a promise-chain mutex). Each opens a
  *   deferred `BEGIN`, so all of its reads come from one snapshot; writes are buffered and applied
  *   at commit. If another process committed since the snapshot, SQLite refuses the upgrade to a
@@ -27,6 +35,7 @@ import { prefixUpperBound } from "./_keys.ts";
 import { bytesToByteString, byteStringToBytes } from "../core/_bytes.ts";
 import { Mutex } from "./_mutex.ts";
 import { type PendingWrites, scanWithOverlay } from "./_overlay.ts";
+import { PRIVATE_FILE_MODE, tightenMode } from "../core/_private_fs.ts";
 
 /** The `PRAGMA application_id` of a SlayerFS metadata database ("SLAY"). */
 export const SQLITE_APPLICATION_ID = 0x534c4159;
@@ -60,6 +69,30 @@ function notOurs(path: string, cause?: unknown): Error {
     `Metadata file "${path}" is not a SlayerFS SQLite database`,
     cause === undefined ? undefined : { cause },
   );
+}
+
+/** Another process holds the database's single-host lock ({@linkcode SqliteKvEngine.lock}). */
+export class SqliteLockedError extends Error {
+  /** The database file. */
+  readonly path: string;
+  /** The process that holds the lock, when it could be read. */
+  readonly pid: number | undefined;
+  /** Creates the error. */
+  constructor(path: string, pid: number | undefined) {
+    super(
+      `Metadata file "${path}" is in use by ${
+        pid === undefined ? "another process" : `pid ${pid}`
+      }`,
+    );
+    this.name = "SqliteLockedError";
+    this.path = path;
+    this.pid = pid;
+  }
+}
+
+async function lockHolder(lockPath: string): Promise<number | undefined> {
+  const pid = Number.parseInt(await Deno.readTextFile(lockPath).catch(() => ""), 10);
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
 }
 
 class Statements {
@@ -197,6 +230,7 @@ export class SqliteKvEngine implements KvEngine {
   readonly #db: DatabaseSync;
   readonly #st: Statements;
   readonly #mutex = new Mutex();
+  #lockFile: Deno.FsFile | undefined;
   #closed = false;
 
   private constructor(path: string, db: DatabaseSync, readOnly: boolean) {
@@ -225,6 +259,17 @@ export class SqliteKvEngine implements KvEngine {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
       if (readOnly) {
         throw new Error(`Metadata file "${path}" does not exist`, { cause: err });
+      }
+      // SQLite would create it 0644 whatever the umask; an empty file is an empty database.
+      await Deno.open(path, { write: true, createNew: true, mode: PRIVATE_FILE_MODE })
+        .then((f) => f.close(), (e) => {
+          if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+        });
+    }
+    // The WAL and shared-memory files take the database's mode when SQLite creates them.
+    if (!readOnly) {
+      for (const suffix of ["", "-wal", "-shm"]) {
+        await tightenMode(path + suffix, PRIVATE_FILE_MODE);
       }
     }
     let db: DatabaseSync;
@@ -316,11 +361,54 @@ export class SqliteKvEngine implements KvEngine {
     });
   }
 
-  /** Waits for running transactions and closes the database; idempotent. */
+  /**
+   * Takes the database's single-host lock and holds it until {@linkcode SqliteKvEngine.close}:
+   * an exclusive `flock` on `PATH.lock`, which holds this process's pid. Throws
+   * {@linkcode SqliteLockedError} at once if another process (or another engine of this one)
+   * holds it. Idempotent.
+   */
+  async lock(): Promise<void> {
+    if (this.#closed) throw new Error(`Metadata engine "${this.path}" is closed`);
+    if (this.#lockFile !== undefined) return;
+    const lockPath = `${this.path}.lock`;
+    for (;;) {
+      const file = await Deno.open(lockPath, {
+        read: true,
+        write: true,
+        create: true,
+        mode: PRIVATE_FILE_MODE,
+      });
+      try {
+        if (!await file.tryLock(true)) {
+          throw new SqliteLockedError(this.path, await lockHolder(lockPath));
+        }
+        // The holder may have removed the file between our open and lock: then lock the new one.
+        const [mine, now] = await Promise.all([file.stat(), Deno.stat(lockPath).catch(() => null)]);
+        if (now !== null && mine.ino === now.ino && mine.dev === now.dev) {
+          await file.truncate(0);
+          await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
+          this.#lockFile = file;
+          return;
+        }
+      } catch (err) {
+        file.close();
+        throw err;
+      }
+      file.close();
+    }
+  }
+
+  /** Waits for running transactions, closes the database and drops its lock; idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#mutex.idle();
     this.#db.close();
+    const lockFile = this.#lockFile;
+    if (lockFile === undefined) return;
+    this.#lockFile = undefined;
+    // Removed while still locked, so that a waiting `lock` notices and locks a fresh file.
+    await Deno.remove(`${this.path}.lock`).catch(() => {});
+    lockFile.close();
   }
 }

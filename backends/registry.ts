@@ -48,6 +48,11 @@ export interface OpenKvOptions {
 export interface OpenStoreOptions {
   /** Make each put survive a power cut (file: fsync before rename). */
   durable?: boolean;
+  /**
+   * Check at open that the store answers (S3: the bucket exists and may be listed). Default
+   * true; `false` opens a store that is down, whose requests then fail until it is back.
+   */
+  verify?: boolean;
 }
 
 /** Opens a metadata engine for a parsed URL (`url.protocol` is the factory's scheme). */
@@ -242,12 +247,13 @@ registerStoreScheme("mem", (url) => {
   return Promise.resolve(origin.share());
 });
 
-registerStoreScheme("s3", async (url) => {
+registerStoreScheme("s3", async (url, options) => {
   let s3: typeof import("./store_s3.ts");
   try {
     s3 = await import("./store_s3.ts");
   } catch (cause) {
     throw new BackendError(url.href, `Cannot load the storage backend for "s3"`, { cause });
   }
+  if (options.verify === false) return new s3.S3BlockStore(url.href);
   return await s3.openS3BlockStore(url.href);
 });

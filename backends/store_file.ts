@@ -9,6 +9,8 @@
  *   reader (or a crash) sees the old object, the new one or none — never a torn one. Temporary
  *   names start with {@linkcode FILE_STORE_TEMP_PREFIX}; `list` skips them and keys may not use it.
  *   With `durable: true` the data is fsynced before the rename.
+ * - Owner-only: objects are created 0600 and folders 0700, and `open` makes an existing root
+ *   folder 0700 (`core/_private_fs.ts`), so other local users cannot read the blocks.
  * - `get` of a range opens, seeks and reads only that range.
  * - `list` walks the tree in key order (a directory `d` sorts as `d/`), pruning subtrees that
  *   cannot hold keys of the page. It is meant for gc and tools: correct, not fast.
@@ -27,6 +29,7 @@ import {
 import type { StoreLimits } from "../core/block_store.ts";
 import { Errno, FsError } from "../core/errno.ts";
 import { DEFAULT_LIST_LIMIT } from "./store_memory.ts";
+import { makePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../core/_private_fs.ts";
 
 /** The name prefix of the temporary files `put` writes before renaming them. */
 export const FILE_STORE_TEMP_PREFIX = ".slayerfs-tmp-";
@@ -82,7 +85,7 @@ export class FileBlockStore implements BlockStore {
     }
     const root = dir.length > 1 ? dir.replace(/\/+$/, "") || "/" : dir;
     try {
-      await Deno.mkdir(root, { recursive: true });
+      await makePrivateDir(root, () => true); // everything below is an object
     } catch (cause) {
       throw new Error(`Cannot create block store directory "${root}"`, { cause });
     }
@@ -106,13 +109,15 @@ export class FileBlockStore implements BlockStore {
 
   async #ensureDir(dir: string): Promise<void> {
     if (this.#dirs.has(dir)) return;
-    await Deno.mkdir(dir, { recursive: true });
+    await Deno.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
     this.#dirs.add(dir);
   }
 
   async #writeTemp(tmp: string, data: Uint8Array): Promise<void> {
-    if (!this.#durable) return await Deno.writeFile(tmp, data, { createNew: true });
-    using file = await Deno.open(tmp, { write: true, createNew: true });
+    if (!this.#durable) {
+      return await Deno.writeFile(tmp, data, { createNew: true, mode: PRIVATE_FILE_MODE });
+    }
+    using file = await Deno.open(tmp, { write: true, createNew: true, mode: PRIVATE_FILE_MODE });
     for (let done = 0; done < data.length;) done += await file.write(data.subarray(done));
     await file.syncData();
   }

@@ -5,9 +5,8 @@
  * @module
  */
 
-import { dirname } from "node:path";
 import { CliError } from "./_errors.ts";
-import { readState } from "./_state.ts";
+import { makeLogFile, readState } from "./_state.ts";
 
 /** The top-level entry point the daemon runs (`cli.ts`, beside this folder). */
 const ENTRY = new URL("../cli.ts", import.meta.url).pathname;
@@ -25,7 +24,7 @@ export function failureReason(log: string): string | undefined {
 
 /** Starts `mount --foreground` as a detached daemon and returns once it serves. */
 export async function daemonize(args: string[], mnt: string, log: string): Promise<void> {
-  await Deno.mkdir(dirname(log), { recursive: true });
+  await makeLogFile(log);
   const self = Deno.execPath();
   const compiled = !/deno$/.test(self);
   const inner = compiled ? [self, "mount", "--foreground", ...args] : [

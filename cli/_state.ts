@@ -1,10 +1,18 @@
 /**
  * Where the CLI keeps things (`$SLAYERFS_HOME`, `~/.slayerfs` by default) and the state file each
  * running daemon writes about its mount (`run/<mountpoint>.json`), which `status`, `info`,
- * `umount` and the next `mount` read.
+ * `umount` and the next `mount` read. The run folder is owner-only (0700) and the state files
+ * 0600, as is everything else SlayerFS keeps on the local disk (`core/_private_fs.ts`).
  *
  * @module
  */
+
+import {
+  makePrivateDir,
+  PRIVATE_DIR_MODE,
+  PRIVATE_FILE_MODE,
+  tightenMode,
+} from "../core/_private_fs.ts";
 
 /** The CLI's home: `$SLAYERFS_HOME`, else `~/.slayerfs`. */
 export function home(): string {
@@ -78,9 +86,39 @@ export async function readState(mnt: string): Promise<MountState | undefined> {
   }
 }
 
-/** Writes the daemon's state file; the run directory must exist (made once at mount). */
+/** The mountpoint that the daemon `pid` serves, from the state files. */
+export async function mountOf(pid: number): Promise<string | undefined> {
+  try {
+    for await (const e of Deno.readDir(runDir())) {
+      if (!e.name.endsWith(".json")) continue;
+      const state = await readState(decodeURIComponent(e.name.slice(0, -".json".length)));
+      if (state?.pid === pid) return state.mountpoint;
+    }
+  } catch {
+    // no run folder: no mounts
+  }
+  return undefined;
+}
+
+/** Creates the run folder owner-only, or makes an existing one so (once, at mount). */
+export async function makeRunDir(): Promise<void> {
+  await makePrivateDir(runDir(), () => true);
+}
+
+/** Writes the daemon's state file (0600); the run folder must exist ({@linkcode makeRunDir}). */
 export async function writeState(s: MountState): Promise<void> {
   const path = stateFile(s.mountpoint);
-  await Deno.writeTextFile(path + ".tmp", JSON.stringify(s, null, 2));
+  await Deno.writeTextFile(path + ".tmp", JSON.stringify(s, null, 2), { mode: PRIVATE_FILE_MODE });
   await Deno.rename(path + ".tmp", path);
+}
+
+/**
+ * Creates the log file `path` owner-only (and its missing folders), or makes an existing one so:
+ * a background daemon appends to it.
+ */
+export async function makeLogFile(path: string): Promise<void> {
+  const at = path.lastIndexOf("/");
+  if (at > 0) await Deno.mkdir(path.slice(0, at), { recursive: true, mode: PRIVATE_DIR_MODE });
+  await Deno.writeFile(path, new Uint8Array(), { append: true, mode: PRIVATE_FILE_MODE });
+  await tightenMode(path, PRIVATE_FILE_MODE);
 }

@@ -10,6 +10,7 @@ import { resolve } from "node:path";
 import { openKvEngine } from "../backends/mod.ts";
 import { Meta } from "../core/meta/mod.ts";
 import { formatVolume } from "../core/volume.ts";
+import { makePrivateDir } from "../core/_private_fs.ts";
 import { findCommand, MOUNT_OPTIONS } from "./_commands.ts";
 import { daemonize } from "./_daemonize.ts";
 import { CliError, describe } from "./_errors.ts";
@@ -107,7 +108,7 @@ function mountOptions(list: string[]): Map<string, string> {
 
 async function ensureDefaultVolume(): Promise<string> {
   const dir = `${home()}/default`;
-  await Deno.mkdir(dir, { recursive: true });
+  await makePrivateDir(dir, () => true);
   const metaUrl = `sqlite3://${dir}/meta.db`;
   const kv = await openKvEngine(metaUrl);
   try {

@@ -7,7 +7,8 @@
  * @module
  */
 
-import { openBlockStore } from "../backends/mod.ts";
+import { openBlockStore, SqliteKvEngine, SqliteLockedError } from "../backends/mod.ts";
+import type { BlockStore } from "../core/block_store.ts";
 import { tryLoadLibc } from "../core/libc.ts";
 import { configureLogging, getLog } from "../core/log.ts";
 import { Meta } from "../core/meta/mod.ts";
@@ -15,7 +16,7 @@ import type { KvEngine } from "../core/kv.ts";
 import { formatVolume, Volume } from "../core/volume.ts";
 import { CliError, describe } from "./_errors.ts";
 import { openMeta } from "./_meta.ts";
-import { home, type MountState, runDir, stateFile, writeState } from "./_state.ts";
+import { home, makeRunDir, mountOf, type MountState, stateFile, writeState } from "./_state.ts";
 
 const log = getLog("daemon");
 
@@ -62,6 +63,54 @@ function tuneMalloc(): () => void {
   return () => clearInterval(timer);
 }
 
+/**
+ * Takes the SQLite volume's single-host lock for the daemon's life (the kernel drops it when the
+ * process ends, however it ends); a volume mounted elsewhere is a {@linkcode CliError}.
+ */
+async function lockSingleHost(kv: SqliteKvEngine): Promise<void> {
+  try {
+    await kv.lock();
+  } catch (err) {
+    if (!(err instanceof SqliteLockedError)) throw err;
+    const mnt = err.pid === undefined ? undefined : await mountOf(err.pid);
+    const where = `${mnt === undefined ? "" : ` at ${mnt}`}${
+      err.pid === undefined ? "" : ` (pid ${err.pid})`
+    }`;
+    throw new CliError(
+      `The volume of "${err.path}" is already mounted${where}: a sqlite3:// volume serves one ` +
+        "mount at a time; mounting one volume on several mountpoints or hosts needs a " +
+        "multi-host metadata engine (Redis, PostgreSQL and etcd engines are planned)",
+    );
+  }
+}
+
+/** Whether `err` says that the store could not be reached (not that it refused us). */
+function unreachable(err: unknown): boolean {
+  const e = err as { name?: unknown; status?: unknown; code?: unknown } | null;
+  if (e?.name !== "S3StoreError") return false;
+  if (typeof e.status === "number") return e.status >= 500 || e.status === 429;
+  return e.code !== "CredentialsProviderError";
+}
+
+/**
+ * Opens the volume's block store. With `--writeback`, a store that does not answer (an S3
+ * outage, no network) is opened anyway, offline: cached reads and staged writes work, uploads
+ * wait for it, and reads of uncached blocks fail with `EIO` until it is back.
+ */
+async function openStore(url: string, writeback: boolean): Promise<BlockStore> {
+  try {
+    return await openBlockStore(url);
+  } catch (err) {
+    if (!writeback || !unreachable(err)) throw err;
+    log.warn(
+      "Storage {url} does not answer ({reason}): mounting offline; cached reads and staged " +
+        "writes work, uploads resume when it answers",
+      { url, reason: describe(err), error: err },
+    );
+    return await openBlockStore(url, { verify: false });
+  }
+}
+
 /** Serves the volume of `metaUrl` at `mnt` until it is unmounted; then exits the process. */
 export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Promise<void> {
   configureLogging({ level: opts.options.has("debug") ? "debug" : "info" });
@@ -78,12 +127,13 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     | { stats(): unknown; flush(o?: { signal?: AbortSignal }): Promise<void> }
     | undefined;
   try {
+    if (kv instanceof SqliteKvEngine) await lockSingleHost(kv);
     let format = await Meta.readFormat(kv);
     if (!format && metaUrl.startsWith("mem://")) {
       format = await formatVolume(kv, { name: "mem", storage: "mem://" });
     }
     if (!format) throw new CliError(`No volume in "${metaUrl}": run slayerfs format first`);
-    let store = await openBlockStore(format.storage);
+    let store = await openStore(format.storage, opts.writeback);
     if (opts.writeback) {
       const { WritebackBlockStore } = await import("../backends/store_writeback.ts");
       const staged = await WritebackBlockStore.open(store, {
@@ -168,7 +218,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     });
     await writeState(state).catch(() => {});
   };
-  await Deno.mkdir(runDir(), { recursive: true });
+  await makeRunDir();
   await refresh();
   const timer = setInterval(refresh, 2000);
   log.info('Serving "{volume}" at {mountpoint} (pid {pid})', {

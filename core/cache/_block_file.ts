@@ -21,6 +21,7 @@
 
 import { xxh3_64 } from "../../wasm/mod.ts";
 import { CACHE_SEGMENT, segmentSums } from "../block_codec.ts";
+import { PRIVATE_FILE_MODE } from "../_private_fs.ts";
 
 /** Bytes of the fixed header of a block file. */
 export const HEADER = 20;
@@ -282,7 +283,7 @@ export async function writeBlockFile(
   const head = encodePrefix(keyBytes, data, sums);
   const tmp = `${path.slice(0, path.lastIndexOf("/"))}/.${crypto.randomUUID()}.tmp`;
   try {
-    const f = await Deno.open(tmp, { write: true, createNew: true });
+    const f = await Deno.open(tmp, { write: true, createNew: true, mode: PRIVATE_FILE_MODE });
     try {
       await writeAll(f, head);
       await writeAll(f, data);

@@ -30,6 +30,7 @@ import pLimit from "p-limit";
 import { blockKey as hashKey, CacheIndex } from "../../wasm/mod.ts";
 import { tryLoadLibc } from "../libc.ts";
 import { getLog } from "../log.ts";
+import { makePrivateDir, PRIVATE_DIR_MODE, tightenMode } from "../_private_fs.ts";
 import {
   dataOffsetFor,
   decodeBlockFile,
@@ -451,7 +452,7 @@ export class DiskTiers {
       try {
         const sub = path.slice(0, path.lastIndexOf("/"));
         if (!dir.subdirs.has(sub)) {
-          await Deno.mkdir(sub, { recursive: true });
+          await Deno.mkdir(sub, { recursive: true, mode: PRIVATE_DIR_MODE });
           dir.subdirs.add(sub);
         }
         await writeBlockFile(path, keyBytes, data, sums);
@@ -546,13 +547,14 @@ export class DiskTiers {
 
   /** Rebuilds the index of `dir` from its files, oldest first. */
   async #scan(dir: DiskDir): Promise<void> {
-    await Deno.mkdir(dir.path, { recursive: true });
+    await makePrivateDir(dir.path, (name) => /^[0-9a-f]{2}$/.test(name));
     const found: Array<{ e: Entry; mtime: number }> = [];
     const files: string[] = [];
     for await (const d of Deno.readDir(dir.path)) {
       if (!d.isDirectory || !/^[0-9a-f]{2}$/.test(d.name)) continue;
       const sub = `${dir.path}/${d.name}`;
       dir.subdirs.add(sub);
+      await tightenMode(sub, PRIVATE_DIR_MODE); // ours, even in a shared --cache-dir
       for await (const f of Deno.readDir(sub)) {
         if (f.isFile) files.push(`${sub}/${f.name}`);
       }
