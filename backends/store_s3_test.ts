@@ -6,6 +6,7 @@ import { storeConformance } from "./store_conformance.ts";
 import { openS3BlockStore, parseS3Url, S3BlockStore, type S3StoreOptions } from "./store_s3.ts";
 import { fetchedBody, FetchHandler, FetchNetworkError, type SdkHandler } from "./_s3_fetch.ts";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { configureLogging, resetLogging } from "../core/log.ts";
 
 /** An object's key and size, without the time it was written. */
 const keySize = (o: { key: string; size: number } | undefined) => o && { key: o.key, size: o.size };
@@ -409,6 +410,8 @@ Deno.test("S3BlockStore times out a request that gets no answer (get_timeout, re
       await store.put("k", new Uint8Array([5]));
       server.pause();
       let resumed = false;
+      const lines: string[] = [];
+      configureLogging({ level: "debug", write: (l) => lines.push(l) });
       try {
         const t0 = performance.now();
         const err = await store.get("k").then(() => undefined, (e: unknown) => e);
@@ -422,7 +425,17 @@ Deno.test("S3BlockStore times out a request that gets no answer (get_timeout, re
         server.resume();
         resumed = true;
         assert.deepEqual(await store.get("k"), new Uint8Array([5]));
+        // The outage is one warning, its retries debug lines, its end one info line.
+        const s3 = lines.filter((l) => l.includes(" s3: "));
+        assert.match(
+          s3[0] ?? "",
+          /^slayerfs: \[warning\] s3: S3 GET "k" at .* failed, retrying: .*timed out/,
+        );
+        assert.match(s3[1] ?? "", /^slayerfs: \[debug\] s3: S3 GET "k" failed again/);
+        assert.match(s3[2] ?? "", /^slayerfs: s3: S3 at http:\/\/127\.0\.0\.1:\d+ answers again/);
+        assert.equal(s3.length, 3, s3.join(""));
       } finally {
+        resetLogging();
         if (!resumed) server.resume();
       }
     },
