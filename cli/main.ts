@@ -50,7 +50,8 @@ Usage:
 Metadata URLs: ${urlExamples(kvSchemes())}
 Storage URLs:  ${urlExamples(storeSchemes())}
 Mount options (-o, comma separated): allow_other, ro, debug, nonempty, writeback_cache,
-  fs_flock, loop=js|mt, loop_spin_us=N, attr_timeout=SEC, entry_timeout=SEC
+  fs_flock, loop=js|mt, loop_spin_us=N, attr_timeout=SEC, entry_timeout=SEC,
+  io_deadline=SEC (EIO for a request the store cannot answer in time; default 60, 0 = none)
 `;
 }
 
