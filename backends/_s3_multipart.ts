@@ -70,7 +70,7 @@ export async function putMultipart(
               ContentLength: body.byteLength,
             }),
             { abortSignal: signal },
-          ));
+          ), "put");
         if (res.ETag === undefined) {
           throw new S3StoreError(`S3 UploadPart ${i + 1} of "${key}" returned no ETag`);
         }

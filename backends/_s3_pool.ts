@@ -3,8 +3,13 @@
  * requests in flight (private to `store_s3.ts`).
  *
  * Every request waits for one of `maxConnections` slots, has its own timeout (which covers
- * reading the answer's body), and is retried with exponential backoff and jitter
- * (`_retry.ts`) on 5xx answers, throttling and network errors. The SDK's own retries are off.
+ * reading the answer's body; `getTimeoutMs` without a body, `putTimeoutMs` with one), and is
+ * retried with exponential backoff and jitter (`_retry.ts`) on 5xx answers, throttling, timeouts
+ * and network errors. The SDK's own retries are off.
+ *
+ * An outage is logged once, not per retry: the first transiently failed attempt after a success
+ * is a warning (what failed, the key, the reason), later ones are debug lines, and the first
+ * success after them says the server answers again.
  *
  * @module
  */
@@ -18,6 +23,9 @@ import { FetchHandler, type SdkHandler } from "./_s3_fetch.ts";
 import { describe, isTransient, S3StoreError } from "./_s3_errors.ts";
 import type { S3Location } from "./_s3_url.ts";
 import { retry } from "./_retry.ts";
+import { getLog } from "../core/log.ts";
+
+const log = getLog("s3");
 
 /** Settings of an {@linkcode S3Pool}, already validated. */
 export interface S3PoolOptions {
@@ -25,8 +33,10 @@ export interface S3PoolOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /** Requests in flight at most, and connections per pool. */
   maxConnections: number;
-  /** Time allowed for one request, including reading the answer's body. */
-  timeoutMs: number;
+  /** Time allowed for one request without a body, including reading the answer's body. */
+  getTimeoutMs: number;
+  /** Time allowed for one request with a body (PUT, a part, DELETE). */
+  putTimeoutMs: number;
   /** Attempts per request, the first included. */
   maxAttempts: number;
   /** First backoff ceiling. */
@@ -46,6 +56,8 @@ export class S3Pool {
   readonly #slots: LimitFunction;
   readonly #closing = new AbortController();
   #closed = false;
+  /** Whether the last attempt that settled failed transiently (an outage being retried). */
+  #failing = false;
 
   /** Creates the client for `location` (`url` is its canonical form, for messages). */
   constructor(location: S3Location, url: string, options: S3PoolOptions) {
@@ -59,7 +71,7 @@ export class S3Pool {
     this.#agent = https ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
     const nodeHandler = new NodeHttpHandler({
       ...(https ? { httpsAgent: this.#agent } : { httpAgent: this.#agent }),
-      connectionTimeout: Math.min(options.timeoutMs, 10_000),
+      connectionTimeout: Math.min(options.putTimeoutMs, options.getTimeoutMs, 10_000),
     });
     const config: S3ClientConfig = {
       region: location.region,
@@ -96,16 +108,19 @@ export class S3Pool {
   }
 
   /**
-   * Runs `op` in a connection slot with a timeout, retrying transient failures with exponential
-   * backoff and jitter. Errors that are not transient (404, 403, ...) are rethrown as they are;
-   * the last transient one is wrapped in an {@linkcode S3StoreError}.
+   * Runs `op` in a connection slot with a timeout (`kind` `"put"` for requests with a body),
+   * retrying transient failures with exponential backoff and jitter. Errors that are not transient
+   * (404, 403, ...) are rethrown as they are; the last transient one is wrapped in an
+   * {@linkcode S3StoreError}.
    */
   async request<T>(
     what: string,
     key: string,
     op: (signal: AbortSignal) => Promise<T>,
+    kind: "get" | "put" = "get",
   ): Promise<T> {
-    const { timeoutMs, maxAttempts } = this.#options;
+    const { maxAttempts } = this.#options;
+    const timeoutMs = kind === "put" ? this.#options.putTimeoutMs : this.#options.getTimeoutMs;
     let lastErr: unknown;
     let transient = false;
     try {
@@ -124,10 +139,14 @@ export class S3Pool {
             timeoutMs,
           );
           try {
-            return await op(AbortSignal.any([timeout.signal, this.#closing.signal]));
+            const result = await op(AbortSignal.any([timeout.signal, this.#closing.signal]));
+            this.#succeeded();
+            return result;
           } catch (err) {
             lastErr = timeout.signal.aborted ? timeout.signal.reason : err;
             transient = !this.#closed && isTransient(lastErr);
+            if (transient) this.#attemptFailed(what, key, lastErr);
+            else if (describe(lastErr).status !== undefined) this.#succeeded(); // it answered
             throw err;
           } finally {
             clearTimeout(timer);
@@ -149,6 +168,23 @@ export class S3Pool {
         `${maxAttempts} attempts: ${reason || code || `HTTP ${status}`}`,
       { cause: lastErr, status, code },
     );
+  }
+
+  #attemptFailed(what: string, key: string, error: unknown): void {
+    const reason = error instanceof Error ? error.message : String(error);
+    const props = { what, key, where: this.where(), reason, error };
+    if (this.#failing) {
+      log.debug('S3 {what} "{key}" failed again: {reason}', props);
+      return;
+    }
+    this.#failing = true;
+    log.warn('S3 {what} "{key}" at {where} failed, retrying: {reason}', props);
+  }
+
+  #succeeded(): void {
+    if (!this.#failing) return;
+    this.#failing = false;
+    log.info("S3 at {where} answers again", { where: this.where() });
   }
 
   /** Aborts requests in flight and closes the connections; idempotent. */

@@ -29,12 +29,41 @@ export interface S3Location {
    * reads each body in one call; `node` is the SDK's `node:http` handler.
    */
   http: "fetch" | "node";
+  /**
+   * Time allowed for one request without a body (GET, HEAD, LIST), answer included
+   * (`get_timeout=SEC`). Default {@linkcode S3_DEFAULTS}`.getTimeoutMs` (30 s).
+   */
+  getTimeoutMs: number;
+  /**
+   * Time allowed for one request with a body (PUT, a multipart part, DELETE) (`put_timeout=SEC`).
+   * Default {@linkcode S3_DEFAULTS}`.putTimeoutMs` (60 s).
+   */
+  putTimeoutMs: number;
+  /**
+   * Further attempts of a request that failed transiently (5xx, throttling, a timeout, a network
+   * error) (`retries=N`). Default {@linkcode S3_DEFAULTS}`.retries` (5, so 6 attempts).
+   */
+  retries: number;
 }
 
-const QUERY_PARAMS = new Set(["endpoint", "region", "path_style", "sign_payload", "http"]);
+/** The defaults of the `get_timeout`, `put_timeout` and `retries` URL parameters. */
+export const S3_DEFAULTS = { getTimeoutMs: 30_000, putTimeoutMs: 60_000, retries: 5 } as const;
+
+const QUERY_PARAMS = [
+  "endpoint",
+  "region",
+  "path_style",
+  "sign_payload",
+  "http",
+  "get_timeout",
+  "put_timeout",
+  "retries",
+];
 
 /**
- * Parses `s3://BUCKET/PREFIX?endpoint=URL&region=R&path_style=true|false`.
+ * Parses `s3://BUCKET/PREFIX?endpoint=URL&region=R&path_style=true|false` (and the other
+ * parameters of {@linkcode S3Location}: `sign_payload`, `http`, `get_timeout=SEC`,
+ * `put_timeout=SEC`, `retries=N`).
  *
  * The prefix gets a trailing `/` unless it is empty. `region` defaults to `AWS_REGION`,
  * `AWS_DEFAULT_REGION`, then `us-east-1`; `path_style` defaults to true when an endpoint is given.
@@ -73,9 +102,9 @@ export function parseS3Url(url: string): S3Location {
   if (prefix !== "" && !prefix.endsWith("/")) prefix += "/";
 
   for (const name of u.searchParams.keys()) {
-    if (!QUERY_PARAMS.has(name)) {
+    if (!QUERY_PARAMS.includes(name)) {
       throw new TypeError(
-        `Unknown S3 storage URL parameter "${name}": expected endpoint, region, path_style, sign_payload or http`,
+        `Unknown S3 storage URL parameter "${name}": expected one of ${QUERY_PARAMS.join(", ")}`,
       );
     }
   }
@@ -111,7 +140,36 @@ export function parseS3Url(url: string): S3Location {
   if (http !== "fetch" && http !== "node") {
     throw new TypeError(`Invalid http "${http}": expected fetch or node`);
   }
-  return { bucket, prefix, endpoint, region, pathStyle, signPayload, http };
+  const getTimeoutMs = seconds(u, "get_timeout") ?? S3_DEFAULTS.getTimeoutMs;
+  const putTimeoutMs = seconds(u, "put_timeout") ?? S3_DEFAULTS.putTimeoutMs;
+  const rawRetries = u.searchParams.get("retries");
+  const retries = rawRetries === null ? S3_DEFAULTS.retries : Number(rawRetries);
+  if (rawRetries !== null && (rawRetries === "" || !Number.isSafeInteger(retries) || retries < 0)) {
+    throw new TypeError(`Invalid retries "${rawRetries}": expected a whole number >= 0`);
+  }
+  return {
+    bucket,
+    prefix,
+    endpoint,
+    region,
+    pathStyle,
+    signPayload,
+    http,
+    getTimeoutMs,
+    putTimeoutMs,
+    retries,
+  };
+}
+
+/** The query parameter `name` in seconds (fractions allowed, > 0), as ms; `undefined` if absent. */
+function seconds(u: URL, name: string): number | undefined {
+  const raw = u.searchParams.get(name);
+  if (raw === null) return undefined;
+  const ms = Math.round(Number(raw) * 1000);
+  if (raw === "" || !Number.isFinite(ms) || ms < 1) {
+    throw new TypeError(`Invalid ${name} "${raw}": expected seconds > 0`);
+  }
+  return ms;
 }
 
 /** Formats a location back into its canonical storage URL (never with credentials). */
@@ -122,6 +180,13 @@ export function formatS3Url(loc: S3Location): string {
   params.push(`path_style=${loc.pathStyle}`);
   if (loc.signPayload) params.push("sign_payload=true");
   if (loc.http !== "fetch") params.push(`http=${loc.http}`);
+  if (loc.getTimeoutMs !== S3_DEFAULTS.getTimeoutMs) {
+    params.push(`get_timeout=${loc.getTimeoutMs / 1000}`);
+  }
+  if (loc.putTimeoutMs !== S3_DEFAULTS.putTimeoutMs) {
+    params.push(`put_timeout=${loc.putTimeoutMs / 1000}`);
+  }
+  if (loc.retries !== S3_DEFAULTS.retries) params.push(`retries=${loc.retries}`);
   return `s3://${loc.bucket}/${loc.prefix}?${params.join("&")}`;
 }
 

@@ -1,14 +1,19 @@
 /**
  * A {@linkcode BlockStore} on Amazon S3 or any S3-compatible server.
  *
- * Storage URL: `s3://BUCKET/PREFIX?endpoint=http://HOST:PORT&region=R&path_style=true`.
+ * Storage URL: `s3://BUCKET/PREFIX?endpoint=http://HOST:PORT&region=R&path_style=true`, plus
+ * `get_timeout=SEC`, `put_timeout=SEC`, `retries=N`, `sign_payload=true` and `http=node`
+ * (see {@linkcode S3Location}).
  * Credentials never appear in the URL: they come from the AWS SDK's default provider chain
  * (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE` and the shared config files, ...)
  * unless passed explicitly in {@linkcode S3StoreOptions.credentials}.
  *
- * Every request goes through a bounded pool of connections, has its own timeout, and is retried
- * with exponential backoff and jitter on 5xx answers, throttling and network errors. Objects larger
- * than {@linkcode S3StoreOptions.multipartThreshold} are uploaded in parts.
+ * Every request goes through a bounded pool of connections, has its own timeout (`get_timeout=SEC`
+ * for requests without a body, default 30; `put_timeout=SEC` for those with one, default 60), and
+ * is retried `retries=N` times (default 5) with exponential backoff and jitter on 5xx answers,
+ * throttling, timeouts and network errors. The first failed attempt after a success is logged as
+ * a warning, the retries that follow at debug level, and the first success after failures at info
+ * level. Objects larger than {@linkcode S3StoreOptions.multipartThreshold} are uploaded in parts.
  *
  * @example Open a store and check that the bucket is there
  * ```ts ignore
@@ -35,7 +40,7 @@ import { fetchedBody } from "./_s3_fetch.ts";
 import { describe, S3StoreError } from "./_s3_errors.ts";
 import { putMultipart } from "./_s3_multipart.ts";
 import { S3Pool } from "./_s3_pool.ts";
-import { formatS3Url, parseS3Url, type S3Location } from "./_s3_url.ts";
+import { formatS3Url, parseS3Url, S3_DEFAULTS, type S3Location } from "./_s3_url.ts";
 import {
   type BlockStore,
   type ListPage,
@@ -44,7 +49,7 @@ import {
   type StoreLimits,
 } from "../core/block_store.ts";
 
-export { formatS3Url, parseS3Url, type S3Location, S3StoreError };
+export { formatS3Url, parseS3Url, S3_DEFAULTS, type S3Location, S3StoreError };
 
 const MiB = 1024 * 1024;
 
@@ -59,9 +64,12 @@ export interface S3StoreOptions {
   maxConnections?: number;
   /** The concurrency the core should use, reported in `limits`. Default 16. */
   concurrency?: number;
-  /** Time allowed for one request, including reading the answer's body. Default 60 s. */
+  /**
+   * Time allowed for one request of either kind, including reading the answer's body. Default:
+   * the URL's `get_timeout` (30 s) for requests without a body, `put_timeout` (60 s) for others.
+   */
   requestTimeoutMs?: number;
-  /** Attempts per request, the first included. Default 6. */
+  /** Attempts per request, the first included. Default: the URL's `retries` + 1 (6). */
   maxAttempts?: number;
   /** First backoff delay; each retry doubles it, up to {@linkcode maxBackoffMs}. Default 100 ms. */
   baseBackoffMs?: number;
@@ -101,8 +109,10 @@ export class S3BlockStore implements BlockStore {
     this.url = formatS3Url(this.location);
     const maxConnections = positiveInt(options.maxConnections ?? 32, "maxConnections");
     this.limits = { concurrency: positiveInt(options.concurrency ?? 16, "concurrency") };
-    const timeoutMs = positiveInt(options.requestTimeoutMs ?? 60_000, "requestTimeoutMs");
-    const maxAttempts = positiveInt(options.maxAttempts ?? 6, "maxAttempts");
+    const loc = this.location;
+    const getTimeoutMs = positiveInt(options.requestTimeoutMs ?? loc.getTimeoutMs, "getTimeoutMs");
+    const putTimeoutMs = positiveInt(options.requestTimeoutMs ?? loc.putTimeoutMs, "putTimeoutMs");
+    const maxAttempts = positiveInt(options.maxAttempts ?? loc.retries + 1, "maxAttempts");
     this.#partSize = positiveInt(options.partSize ?? 8 * MiB, "partSize");
     this.#multipartThreshold = Math.max(
       positiveInt(options.multipartThreshold ?? 16 * MiB, "multipartThreshold"),
@@ -112,7 +122,8 @@ export class S3BlockStore implements BlockStore {
     this.#pool = new S3Pool(this.location, this.url, {
       ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
       maxConnections,
-      timeoutMs,
+      getTimeoutMs,
+      putTimeoutMs,
       maxAttempts,
       baseBackoffMs: options.baseBackoffMs ?? 100,
       maxBackoffMs: options.maxBackoffMs ?? 5_000,
@@ -181,7 +192,7 @@ export class S3BlockStore implements BlockStore {
           ContentLength: data.byteLength,
         }),
         { abortSignal: signal },
-      ));
+      ), "put");
   }
 
   /**
@@ -277,6 +288,7 @@ export class S3BlockStore implements BlockStore {
           }),
           { abortSignal: signal },
         ),
+      "put",
     );
     const failed = (res.Errors ?? []).filter((e) => e.Code !== "NoSuchKey");
     if (failed.length > 0) {

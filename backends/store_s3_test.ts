@@ -6,6 +6,7 @@ import { storeConformance } from "./store_conformance.ts";
 import { openS3BlockStore, parseS3Url, S3BlockStore, type S3StoreOptions } from "./store_s3.ts";
 import { fetchedBody, FetchHandler, FetchNetworkError, type SdkHandler } from "./_s3_fetch.ts";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { configureLogging, resetLogging } from "../core/log.ts";
 
 /** An object's key and size, without the time it was written. */
 const keySize = (o: { key: string; size: number } | undefined) => o && { key: o.key, size: o.size };
@@ -17,11 +18,12 @@ async function withStore(
   fn: (store: S3BlockStore, server: S3TestServer) => Promise<void>,
   options: S3StoreOptions = {},
   prefix = "fs1",
+  params = "",
 ): Promise<void> {
   const server = await startS3Server();
   try {
     await server.createBucket("test");
-    const store = await openS3BlockStore(server.storeUrl("test", prefix), {
+    const store = await openS3BlockStore(server.storeUrl("test", prefix) + params, {
       credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
       ...options,
     });
@@ -92,8 +94,13 @@ Deno.test("parseS3Url() reads bucket, prefix, endpoint, region and path style", 
       pathStyle: true,
       signPayload: false,
       http: "fetch",
+      getTimeoutMs: 30_000,
+      putTimeoutMs: 60_000,
+      retries: 5,
     },
   );
+  const tuned = parseS3Url("s3://bkt/p?get_timeout=2.5&put_timeout=10&retries=0");
+  assert.deepEqual([tuned.getTimeoutMs, tuned.putTimeoutMs, tuned.retries], [2500, 10_000, 0]);
   assert.equal(parseS3Url("s3://bkt/p?http=node").http, "node");
   assert.equal(parseS3Url("s3://bkt/p?http=fetch").http, "fetch");
   assert.equal(parseS3Url("s3://bkt/p?sign_payload=true").signPayload, true);
@@ -129,6 +136,10 @@ Deno.test("parseS3Url() rejects bad URLs with clear messages", () => {
     ["s3://bucket/p?sign_payload=yes", /Invalid sign_payload "yes"/],
     ["s3://bucket/p?http=curl", /Invalid http "curl": expected fetch or node/],
     ["s3://bucket/p?region=EU%20West", /Invalid S3 region "EU West"/],
+    ["s3://bucket/p?get_timeout=0", /Invalid get_timeout "0": expected seconds > 0/],
+    ["s3://bucket/p?put_timeout=soon", /Invalid put_timeout "soon": expected seconds > 0/],
+    ["s3://bucket/p?retries=-1", /Invalid retries "-1": expected a whole number >= 0/],
+    ["s3://bucket/p?retries=1.5", /Invalid retries "1.5"/],
   ];
   for (const [url, message] of cases) {
     assert.throws(() => parseS3Url(url), message, url);
@@ -147,6 +158,16 @@ Deno.test("S3BlockStore.url is canonical and has no secrets", async () => {
     await store.close();
   }
 });
+const tuned = new S3BlockStore("s3://bkt/fs?region=r1&retries=2&get_timeout=5&put_timeout=7.5");
+try {
+  assert.equal(
+    tuned.url,
+    "s3://bkt/fs/?region=r1&path_style=false&get_timeout=5&put_timeout=7.5&retries=2",
+  );
+  assert.equal(new S3BlockStore(tuned.url).url, tuned.url);
+} finally {
+  await tuned.close();
+}
 
 Deno.test("S3BlockStore put/get/head/delete/list round trip", async () => {
   await withStore(async (store) => {
@@ -383,28 +404,45 @@ Deno.test("S3BlockStore retries across a server restart", async () => {
   }, { baseBackoffMs: 50, maxAttempts: 8 });
 });
 
-Deno.test("S3BlockStore times out a request that gets no answer, then recovers", async () => {
-  await withStore(async (store, server) => {
-    await store.put("k", new Uint8Array([5]));
-    server.pause();
-    let resumed = false;
-    try {
-      const t0 = performance.now();
-      const err = await store.get("k").then(() => undefined, (e: unknown) => e);
-      const ms = performance.now() - t0;
-      assert.ok(err instanceof Error);
-      assert.match(
-        err.message,
-        /^S3 GET "k" .* failed after 2 attempts: S3 GET timed out after 300 ms/,
-      );
-      assert.ok(ms < 2000, `took ${ms} ms`);
-      server.resume();
-      resumed = true;
-      assert.deepEqual(await store.get("k"), new Uint8Array([5]));
-    } finally {
-      if (!resumed) server.resume();
-    }
-  }, { requestTimeoutMs: 300, maxAttempts: 2, baseBackoffMs: 10 });
+Deno.test("S3BlockStore times out a request that gets no answer (get_timeout, retries), then recovers", async () => {
+  await withStore(
+    async (store, server) => {
+      await store.put("k", new Uint8Array([5]));
+      server.pause();
+      let resumed = false;
+      const lines: string[] = [];
+      configureLogging({ level: "debug", write: (l) => lines.push(l) });
+      try {
+        const t0 = performance.now();
+        const err = await store.get("k").then(() => undefined, (e: unknown) => e);
+        const ms = performance.now() - t0;
+        assert.ok(err instanceof Error);
+        assert.match(
+          err.message,
+          /^S3 GET "k" .* failed after 2 attempts: S3 GET timed out after 300 ms/,
+        );
+        assert.ok(ms < 2000, `took ${ms} ms`);
+        server.resume();
+        resumed = true;
+        assert.deepEqual(await store.get("k"), new Uint8Array([5]));
+        // The outage is one warning, its retries debug lines, its end one info line.
+        const s3 = lines.filter((l) => l.includes(" s3: "));
+        assert.match(
+          s3[0] ?? "",
+          /^slayerfs: \[warning\] s3: S3 GET "k" at .* failed, retrying: .*timed out/,
+        );
+        assert.match(s3[1] ?? "", /^slayerfs: \[debug\] s3: S3 GET "k" failed again/);
+        assert.match(s3[2] ?? "", /^slayerfs: s3: S3 at http:\/\/127\.0\.0\.1:\d+ answers again/);
+        assert.equal(s3.length, 3, s3.join(""));
+      } finally {
+        resetLogging();
+        if (!resumed) server.resume();
+      }
+    },
+    { baseBackoffMs: 10 },
+    "fs1",
+    "&get_timeout=0.3&retries=1",
+  );
 });
 
 Deno.test({

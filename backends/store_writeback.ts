@@ -404,12 +404,13 @@ export class WritebackBlockStore implements BlockStore {
             staging.forget(entry);
             entry.settle();
             staging.notifySpace();
-            this.#onError(
-              new FsError(Errno.EIO, `Staged object "${entry.key}" vanished from "${entry.path}"`, {
-                cause: err,
-              }),
-              entry.key,
+            const lost = new FsError(
+              Errno.EIO,
+              `Staged object "${entry.key}" vanished from "${entry.path}"`,
+              { cause: err },
             );
+            log.error("{error}", { error: lost });
+            this.#onError(lost, entry.key);
             return Promise.resolve();
           });
           continue;
@@ -429,6 +430,14 @@ export class WritebackBlockStore implements BlockStore {
         failed++;
         this.#failures++;
         this.#lastError = describe(err);
+        if (this.#healthy) {
+          // Once per outage; every failure still goes to onError (the daemon logs it at debug).
+          log.warn('Upload of "{key}" to {url} failed, retrying until it succeeds: {reason}', {
+            key: entry.key,
+            url: this.url,
+            reason: this.#lastError,
+          });
+        }
         this.#healthy = false;
         staging.notifySpace(); // puts waiting for room fail fast during an outage
         this.#onError(err, entry.key);
@@ -437,6 +446,7 @@ export class WritebackBlockStore implements BlockStore {
         continue;
       }
       this.#uploaded++;
+      if (!this.#healthy) log.info("Uploads to {url} succeed again", { url: this.url });
       this.#healthy = true;
       failed = 0;
       await staging.withKey(entry.key, async () => {

@@ -25,6 +25,10 @@ export const MOUNT_OPTIONS: readonly { readonly name: string; readonly help: str
   { name: "fs_flock", help: "send flock(2) to SlayerFS instead of keeping it in the kernel" },
   { name: "loop=js|mt", help: "the request loop: the JS thread (default) or libfuse's threads" },
   { name: "loop_spin_us=N", help: "how long the JS loop spins for the next request (500)" },
+  {
+    name: "io_deadline=SEC",
+    help: "EIO for a request the store cannot answer in time (60; 0 = none)",
+  },
 ];
 
 const META_URL = {

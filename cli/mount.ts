@@ -97,7 +97,9 @@ function mountOptions(list: string[]): Map<string, string> {
   if (options.has("loop") && options.get("loop") !== "js" && options.get("loop") !== "mt") {
     throw new CliError(`Invalid mount option loop=${options.get("loop")}: expected js or mt`, 2);
   }
-  for (const k of ["attr_timeout", "entry_timeout", "negative_timeout", "loop_spin_us"]) {
+  for (
+    const k of ["attr_timeout", "entry_timeout", "negative_timeout", "loop_spin_us", "io_deadline"]
+  ) {
     const v = options.get(k);
     if (v !== undefined && !(v !== "" && Number(v) >= 0)) {
       throw new CliError(`Invalid mount option ${k}=${v}: expected a number >= 0`, 2);

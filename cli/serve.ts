@@ -122,6 +122,8 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   } catch (err) {
     throw err instanceof CliError ? err : new CliError(describe(err));
   }
+  // io_deadline=SEC (default 60, 0 = none): no FUSE request waits longer for the store.
+  const deadlineMs = Number(opts.options.get("io_deadline") || 60) * 1000;
   let vol: Volume;
   let writeback:
     | { stats(): unknown; flush(o?: { signal?: AbortSignal }): Promise<void> }
@@ -139,9 +141,10 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       const staged = await WritebackBlockStore.open(store, {
         dir: opts.writebackDir ?? `${home()}/writeback/${format.uuid}`,
         capacityBytes: opts.writebackMiB * 2 ** 20,
-        // The block stays staged and is uploaded again later.
+        // The block stays staged and is uploaded again later; the stage itself warns once per
+        // outage, so each failed attempt is a debug line.
         onError: (error, key) =>
-          log.warn('Upload of "{key}" failed: {reason}', { key, reason: describe(error), error }),
+          log.debug('Upload of "{key}" failed: {reason}', { key, reason: describe(error), error }),
       });
       writeback = staged;
       store = staged;
@@ -152,6 +155,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     }
     vol = await Volume.openWith(kv, store, {
       cacheBytes: opts.cacheMiB * 2 ** 20,
+      ...(deadlineMs > 0 ? { fetchDeadlineMs: deadlineMs } : {}),
       ...(opts.cacheDirs.length
         ? {
           cacheDirs: opts.cacheDirs.map((path) => ({
@@ -181,6 +185,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     ...(num("attr_timeout") !== undefined ? { attrTimeout: num("attr_timeout")! } : {}),
     ...(num("entry_timeout") !== undefined ? { entryTimeout: num("entry_timeout")! } : {}),
     ...(num("negative_timeout") !== undefined ? { negativeTimeout: num("negative_timeout")! } : {}),
+    deadlineMs,
   }).catch(async (err) => {
     await vol.close();
     throw new CliError(describe(err));

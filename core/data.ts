@@ -36,6 +36,11 @@
  *   as an orphan. A blob freed between the lookup and the commit makes the commit fail with
  *   `NeedUploadError`; the writer then uploads its own copy (`putBlob`) and commits again. Reads
  *   still cache dedup blocks under their slice's block key.
+ * - **Deadline.** With `fetchDeadlineMs` (the mount's `io_deadline`), a block fetch that has not
+ *   settled that long after it started fails its readers with `EIO`, whatever the store's retries.
+ *   The fetch itself goes on (a late block is still cached), and until it settles a read of that
+ *   block fails at once: the kernel's immediate retry of a failed read, or a reader queued
+ *   behind the first, waits for the same deadline instead of starting a new one.
  * - **Caches.** Concurrent misses of one block share one fetch. Block records (immutable) are
  *   kept per slice id and blob keys per hash, both dropped wholesale past 100,000 entries. A
  *   chunk's resolved segments are kept per inode until `invalidate` (after each change of the
@@ -98,6 +103,11 @@ export interface DataOptions {
   codecWorkers?: number;
   /** Called with errors no request can report, e.g. a corrupt block. */
   onError?: (err: unknown) => void;
+  /**
+   * Milliseconds after its start at which a block fetch fails its readers with `EIO` (see the
+   * module notes, "Deadline"). Default: none.
+   */
+  fetchDeadlineMs?: number;
 }
 
 /**
@@ -164,6 +174,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   /** Called with errors no request can report. */
   readonly onError: (err: unknown) => void;
   #generation = 0;
+  readonly #fetchDeadlineMs: number | undefined;
 
   /** Creates the block layer of a volume. */
   constructor(store: BlockStore, meta: M, options: DataOptions = {}) {
@@ -181,6 +192,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     this.inlineMax = meta.format.inlineMax ?? 0;
     this.onError = options.onError ??
       ((err) => log.error("Block layer error: {error}", { error: err }));
+    this.#fetchDeadlineMs = options.fetchDeadlineMs;
   }
 
   /** Stops the codec workers and closes the cache. */
@@ -268,7 +280,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     if (hit) return Promise.resolve(hit);
     let p = this.#inflight.get(key);
     if (!p) {
-      p = (async () => {
+      const fetch = (async () => {
         const cached = await this.cache.get(key);
         if (cached) return cached;
         const rec = (await this.blockRecords(id))[index];
@@ -314,7 +326,19 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
           this.onError(err);
           throw err;
         }
-      })().finally(() => this.#inflight.delete(key));
+      })();
+      const done = () => {
+        this.#inflight.delete(key);
+      };
+      fetch.then(done, done);
+      p = this.#fetchDeadlineMs === undefined
+        ? fetch
+        : withDeadline(fetch, this.#fetchDeadlineMs, () =>
+          new FsError(
+            Errno.EIO,
+            `Block "${key}" was not fetched within the ${this.#fetchDeadlineMs! / 1000} s ` +
+              "deadline (io_deadline)",
+          ));
       this.#inflight.set(key, p);
     }
     return p;
@@ -559,4 +583,13 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
       n += batch.length;
     }
   }
+}
+
+/** `promise`, or a rejection with `error()` if it has not settled within `ms`. */
+function withDeadline<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(error()), ms);
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }

@@ -81,6 +81,8 @@ export interface RequestOp<D extends Def, T> {
   reply(h: OpHost, req: Req, value: T, ...args: Args<D>): void;
   /** Answers an error itself instead of `fuse_reply_err` (returns true if it did). */
   error?(h: OpHost, req: Req, errno: number): boolean;
+  /** It may wait without bound (a lock wait): exempt from the request deadline. */
+  readonly waits?: true;
 }
 
 /** A request without a reply (`forget`): run at once, errors only logged, `fuse_reply_none`. */
@@ -106,6 +108,8 @@ export interface AnyRequestOp {
   reply(h: OpHost, req: Req, v: unknown, a: A, b: A, c: A, d: A, e: A, f: A, g: A, i: A): void;
   /** See {@linkcode RequestOp.error}. */
   error?(h: OpHost, req: Req, errno: number): boolean;
+  /** See {@linkcode RequestOp.waits}. */
+  readonly waits?: true;
 }
 
 /** {@linkcode NoReplyOp} as the dispatcher calls it. */
@@ -443,6 +447,7 @@ export const OPERATIONS: Partial<Record<keyof typeof OPS_SLOT, AnyRequestOp | An
     call: (h, ctx, i, fi, lock, sleep) =>
       h.ops.setlk(ctx, ino(i), fiFhOf(fi), fiLockOwner(fi), readLock(lock), sleep !== 0),
     reply: ok,
+    waits: true,
   }),
   flock: request({
     /** void (*flock)(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op) */
@@ -450,6 +455,7 @@ export const OPERATIONS: Partial<Record<keyof typeof OPS_SLOT, AnyRequestOp | An
     method: "flock",
     call: (h, ctx, i, fi, op) => h.ops.flock(ctx, ino(i), fiFhOf(fi), fiLockOwner(fi), op),
     reply: ok,
+    waits: true,
   }),
   fallocate: request({
     /** void (*fallocate)(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, struct fuse_file_info *fi) */

@@ -7,9 +7,19 @@
  * data, `fi` fields; those pointers die when the callback returns) and starts its `FsOps` method,
  * and the callback returns at once. The reply is sent when the promise settles, so requests run
  * concurrently. Every request gets exactly one reply: a value becomes the entry's `fuse_reply_*`,
- * an {@linkcode FsError} becomes `fuse_reply_err(errno)`, anything else `EIO` (logged once per
- * operation), and a missing method `ENOSYS` (logged once per operation). `forget` and
- * `forget_multi` answer `fuse_reply_none`.
+ * an {@linkcode FsError} becomes `fuse_reply_err(errno)`, anything else `EIO`, and a missing
+ * method `ENOSYS` (logged once per operation). `forget` and `forget_multi` answer
+ * `fuse_reply_none`.
+ *
+ * A request that has not settled `deadlineMs` after it arrived (60 s by default; lock waits
+ * excepted) is answered `EIO` within a tenth of that (at most 1 s) after it: however the store
+ * retries, an application waits at most about that long. Its work goes on, and its late result is
+ * dropped. (The tick leaves the block layer, which fails a fetch at the deadline itself, time to
+ * give the error that names the block.)
+ *
+ * Every `EIO` or `ENOSPC` that reaches the application is logged as one error line (the
+ * operation, the inode, the error with its cause), at most one per operation per second; the
+ * next line counts those left out.
  *
  * All replies are made on the JS thread from small scratch buffers that C copies during the call;
  * memory C keeps (the ops table, the readdir buffer) comes from libc `malloc`.
@@ -17,7 +27,7 @@
  * @module
  */
 
-import { Errno, FsError, toErrno } from "../core/errno.ts";
+import { Errno, errnoName, type FsError, toErrno } from "../core/errno.ts";
 import type { FsOps } from "../core/fs_ops.ts";
 import type { LibC } from "../core/libc.ts";
 import { getLog } from "../core/log.ts";
@@ -50,6 +60,28 @@ export interface AdapterOptions {
   threadSafe?: boolean;
   /** Called once the kernel's INIT request has been answered by `init`. */
   onInit?: () => void;
+  /**
+   * Milliseconds after which a request still running is answered `EIO` (default 60,000; 0: no
+   * deadline). Lock waits (`setlk` with sleep, `flock`) are exempt.
+   */
+  deadlineMs?: number;
+}
+
+/** The default of {@linkcode AdapterOptions.deadlineMs}. */
+export const DEFAULT_DEADLINE_MS = 60_000;
+
+/** A request under the deadline: what answering it at the deadline needs. */
+interface Watched {
+  req: Req;
+  op: string;
+  ino: unknown;
+  t0: number;
+}
+
+/** Error lines of one operation: when the last was written, how many were left out since. */
+interface Reported {
+  at: number;
+  skipped: number;
 }
 
 type Ptr = Deno.PointerValue;
@@ -99,6 +131,14 @@ export class FuseAdapter {
   #pending = 0;
   readonly #opStats = new Map<string, OpStat>();
   #idleWaiters: (() => void)[] = [];
+  readonly #deadlineMs: number;
+  /** How often requests are checked against the deadline, and the grace after it. */
+  readonly #tick: number;
+  /** Requests under the deadline by arrival: the first ones are due first. */
+  readonly #watched = new Map<number, Watched>();
+  #nextWatch = 1;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  readonly #reported = new Map<string, Reported>();
 
   /** Builds the ops table for `ops`. */
   constructor(fuse: FuseLib, libc: LibC, ops: FsOps, options: AdapterOptions = {}) {
@@ -124,13 +164,16 @@ export class FuseAdapter {
     this.#flockLocks = options.flockLocks ?? false;
     this.#maxRead = options.maxRead;
     this.#onInit = options.onInit;
+    this.#deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    if (!(this.#deadlineMs >= 0)) throw new RangeError(`Invalid deadline ${this.#deadlineMs} ms`);
+    this.#tick = Math.max(10, Math.min(1000, this.#deadlineMs / 10));
     const table = libc.calloc(1n, BigInt(OPS_SIZE));
     if (table === null) throw new Error("Cannot allocate the fuse_lowlevel_ops table");
     this.table = table;
     this.#fill(options.threadSafe ?? false);
   }
 
-  /** Requests started and not yet answered. */
+  /** Requests started and not yet settled (one answered at its deadline may still run). */
   get pending(): number {
     return this.#pending;
   }
@@ -164,6 +207,8 @@ export class FuseAdapter {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#sweeper);
+    this.#watched.clear();
     for (const cb of this.#callbacks) cb.close();
     this.#callbacks.length = 0;
     this.#libc.free(this.table);
@@ -211,8 +256,8 @@ export class FuseAdapter {
 
   /**
    * Runs one request: ENOSYS without the method, else starts the call and replies once it
-   * settles. A throw or rejection becomes `fuse_reply_err` (an {@linkcode FsError}'s errno,
-   * otherwise EIO, logged once per operation) unless the entry answers the error itself.
+   * settles, or EIO at its deadline. A throw or rejection becomes `fuse_reply_err` (an
+   * {@linkcode FsError}'s errno, otherwise EIO) unless the entry answers the error itself.
    */
   #dispatch(
     name: string,
@@ -238,29 +283,64 @@ export class FuseAdapter {
       promise = op.call(host, readCtx(this.#fuse, req), a, b, c, d, e, f, g, i);
     } catch (err) {
       this.#record(name, t0, true);
-      this.#fail(req, name, err);
+      this.#fail(req, name, a, err);
       return;
     }
     this.#pending++;
+    const watch = this.#deadlineMs > 0 && op.waits !== true ? this.#watch(req, name, a, t0) : 0;
     promise.then(
       (value) => {
         this.#settled();
-        if (this.#closed) return;
+        if (this.#closed || (watch !== 0 && !this.#watched.delete(watch))) return;
         this.#record(name, t0, false);
         try {
           op.reply(host, req, value, a, b, c, d, e, f, g, i);
         } catch (err) {
-          this.#fail(req, name, err);
+          this.#fail(req, name, a, err);
         }
       },
       (err) => {
         this.#settled();
-        if (this.#closed) return;
+        if (this.#closed || (watch !== 0 && !this.#watched.delete(watch))) return;
         this.#record(name, t0, true);
         if (op.error !== undefined && op.error(host, req, toErrno(err))) return;
-        this.#fail(req, name, err);
+        this.#fail(req, name, a, err);
       },
     );
+  }
+
+  /** Puts a request under the deadline; returns its id (it is answered by whoever removes it). */
+  #watch(req: Req, op: string, ino: unknown, t0: number): number {
+    const id = this.#nextWatch++;
+    this.#watched.set(id, { req, op, ino, t0 });
+    if (this.#sweeper === undefined) {
+      // One timer for all: requests share one deadline, so they fall due in arrival order.
+      const sweeper = setInterval(() => this.#sweep(), this.#tick);
+      Deno.unrefTimer(sweeper);
+      this.#sweeper = sweeper;
+    }
+    return id;
+  }
+
+  /** Answers EIO to every request a tick past its deadline. */
+  #sweep(): void {
+    const now = performance.now();
+    for (const [id, w] of this.#watched) {
+      if (now - w.t0 < this.#deadlineMs + this.#tick) break;
+      this.#watched.delete(id);
+      this.#record(w.op, w.t0, true);
+      const s = this.#deadlineMs / 1000;
+      this.#fail(
+        w.req,
+        w.op,
+        w.ino,
+        new Error(`Not finished within the ${s} s deadline (io_deadline)`),
+      );
+    }
+    if (this.#watched.size === 0) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
   }
 
   /** Runs a request that expects no reply (`forget`): errors are logged, then `reply_none`. */
@@ -296,14 +376,31 @@ export class FuseAdapter {
     this.#replyErr(req, Errno.ENOSYS);
   }
 
-  #fail(req: Req, op: string, err: unknown): void {
-    if (!(err instanceof FsError)) {
-      this.#logOnce(`eio:${op}`, "error", "Operation {op} failed, answering EIO: {error}", {
-        op,
-        error: err,
-      });
+  #fail(req: Req, op: string, ino: unknown, err: unknown): void {
+    const errno = toErrno(err);
+    if (errno === Errno.EIO || errno === Errno.ENOSPC) this.#report(op, ino, errno, err);
+    this.#replyErr(req, errno);
+  }
+
+  /** Logs an error that reaches the application: one line per operation per second at most. */
+  #report(op: string, ino: unknown, errno: number, error: unknown): void {
+    const now = performance.now();
+    const last = this.#reported.get(op);
+    if (last !== undefined && now - last.at < 1000) {
+      last.skipped++;
+      return;
     }
-    this.#replyErr(req, toErrno(err));
+    const skipped = last?.skipped ?? 0;
+    this.#reported.set(op, { at: now, skipped: 0 });
+    const props = {
+      op,
+      ino: typeof ino === "bigint" || typeof ino === "number" ? Number(ino) : "?",
+      errno: errnoName(errno),
+      error,
+      skipped,
+    };
+    if (skipped === 0) log.error("{op} of inode {ino} answered {errno}: {error}", props);
+    else log.error("{op} of inode {ino} answered {errno}: {error} ({skipped} more since)", props);
   }
 
   #settled(): void {

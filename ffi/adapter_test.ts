@@ -8,16 +8,18 @@ import { Errno, FsError } from "../core/errno.ts";
 import type { FsOps } from "../core/fs_ops.ts";
 import { loadLibc } from "../core/libc.ts";
 import type { Attr, Ino } from "../core/types.ts";
+import { configureLogging, resetLogging } from "../core/log.ts";
 import { FuseAdapter } from "./adapter.ts";
 import { slotFn, STUB_ATTR, STUB_REQ, stubFuse } from "./testdata/stub_fuse.ts";
 
 const NAME_OP = ["pointer", "u64", "pointer"] as const;
 
-function setup(ops: Partial<FsOps>, negativeTimeout = 0) {
+function setup(ops: Partial<FsOps>, negativeTimeout = 0, deadlineMs?: number) {
   const { fuse, replies } = stubFuse();
   const adapter = new FuseAdapter(fuse, loadLibc(), ops as FsOps, {
     threadSafe: false,
     negativeTimeout,
+    ...(deadlineMs === undefined ? {} : { deadlineMs }),
   });
   return { adapter, replies };
 }
@@ -105,4 +107,75 @@ Deno.test("replies after close() are dropped", async () => {
   finish(STUB_ATTR);
   await new Promise((r) => setTimeout(r, 0));
   assert.deepEqual(replies, []);
+});
+
+const READ_OP = ["pointer", "u64", "usize", "i64", "pointer"] as const;
+const SETLK_OP = ["pointer", "u64", "pointer", "pointer", "i32"] as const;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test("a request still running at its deadline is answered EIO once; lock waits are exempt", async () => {
+  const finish: (() => void)[] = [];
+  const never = <T>(value: T) => new Promise<T>((resolve) => finish.push(() => resolve(value)));
+  const { adapter, replies } = setup(
+    {
+      read: () => never(new Uint8Array(1)),
+      setlk: () => never(undefined),
+    },
+    0,
+    200,
+  );
+  try {
+    const t0 = performance.now();
+    const read = slotFn(adapter, "read", READ_OP);
+    for (let i = 0; i < 3; i++) read.call(STUB_REQ, 5n, 4096n, 0n, null); // queued reads
+    const lock = new Uint8Array(32); // struct flock: F_RDLCK of the whole file
+    slotFn(adapter, "setlk", SETLK_OP).call(STUB_REQ, 5n, null, Deno.UnsafePointer.of(lock), 1);
+    while (replies.length < 3 && performance.now() - t0 < 5000) await sleep(10);
+    const ms = performance.now() - t0;
+    // Each read is answered at its own deadline (plus at most a tick), not one after another.
+    assert.ok(ms >= 200 && ms < 1000, `answered after ${ms} ms`);
+    assert.deepEqual(replies.map((r) => r.args), [[Errno.EIO], [Errno.EIO], [Errno.EIO]]);
+    assert.deepEqual(adapter.opStats().read, { ...adapter.opStats().read, count: 3, errors: 3 });
+    await sleep(300);
+    assert.equal(replies.length, 3, "the lock wait is not cut short");
+    for (const f of finish) f();
+    await adapter.idle();
+    // The late results of the reads are dropped; the lock wait gets its reply.
+    assert.deepEqual(replies.slice(3), [{ fn: "fuse_reply_err", args: [0] }]);
+    assert.equal(adapter.opStats().read?.count, 3);
+  } finally {
+    adapter.close();
+  }
+});
+
+Deno.test("an EIO or ENOSPC that reaches the application is logged, one line per op per second", async () => {
+  const lines: string[] = [];
+  configureLogging({ write: (l) => lines.push(l) });
+  const { adapter } = setup({
+    read: () =>
+      Promise.reject(new FsError(Errno.EIO, 'Cannot read block "chunks/0/0/1_0_9": down')),
+    write: () => Promise.reject(new FsError(Errno.ENOSPC, "Staging is full")),
+    lookup: () => Promise.reject(new FsError(Errno.ENOENT, "No such entry")),
+  });
+  try {
+    const read = slotFn(adapter, "read", READ_OP);
+    read.call(STUB_REQ, 7n, 10n, 0n, null);
+    read.call(STUB_REQ, 7n, 10n, 0n, null);
+    slotFn(adapter, "lookup", NAME_OP).call(STUB_REQ, 1n, Deno.UnsafePointer.of(name));
+    const buf = new Uint8Array(4);
+    slotFn(adapter, "write", ["pointer", "u64", "pointer", "usize", "i64", "pointer"])
+      .call(STUB_REQ, 8n, Deno.UnsafePointer.of(buf), 4n, 0n, null);
+    await adapter.idle();
+    assert.deepEqual(lines, [
+      'slayerfs: [error] fuse: read of inode 7 answered EIO: Cannot read block "chunks/0/0/1_0_9": down\n',
+      "slayerfs: [error] fuse: write of inode 8 answered ENOSPC: Staging is full\n",
+    ]);
+    await sleep(1050);
+    read.call(STUB_REQ, 7n, 10n, 0n, null);
+    await adapter.idle();
+    assert.match(lines[2] ?? "", /read of inode 7 answered EIO: .* \(1 more since\)\n$/);
+  } finally {
+    adapter.close();
+    resetLogging();
+  }
 });

@@ -71,6 +71,8 @@ export interface MountOptions {
   spinUs?: number;
   /** Milliseconds `unmount` waits for the loop and for running requests (default 5000). */
   unmountTimeoutMs?: number;
+  /** Milliseconds after which a request still running is answered `EIO` (see the adapter). */
+  deadlineMs?: number;
 }
 
 const INIT_TIMEOUT_MS = 10_000;
@@ -426,6 +428,7 @@ export async function mountFs(
     writebackCache: options.writebackCache ?? false,
     flockLocks: options.flockLocks ?? false,
     ...(options.maxRead !== undefined ? { maxRead: options.maxRead } : {}),
+    ...(options.deadlineMs !== undefined ? { deadlineMs: options.deadlineMs } : {}),
     threadSafe: loop === "mt",
     onInit: () => {
       initialised = true;

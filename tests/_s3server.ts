@@ -62,6 +62,8 @@ export interface S3TestServer {
   createBucket(name: string): Promise<void>;
   /** A SlayerFS storage URL for `bucket` and `prefix` on this server (no credentials in it). */
   storeUrl(bucket: string, prefix?: string): string;
+  /** Puts this server's credentials in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (for daemons). */
+  exportCredentials(): void;
   /** Kills the server process, keeping its data; connections are refused until `start()`. */
   kill(): Promise<void>;
   /** Starts the server again on the same port with the same data after {@linkcode kill}. */
@@ -139,6 +141,10 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Te
     },
     storeUrl(bucket, prefix = "") {
       return `s3://${bucket}/${prefix}?endpoint=${endpoint}&region=${region}&path_style=true`;
+    },
+    exportCredentials() {
+      Deno.env.set("AWS_ACCESS_KEY_ID", accessKeyId);
+      Deno.env.set("AWS_SECRET_ACCESS_KEY", secretAccessKey);
     },
     kill: killCurrent,
     async start() {
