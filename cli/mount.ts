@@ -73,10 +73,11 @@ export async function cmdMount(args: string[]): Promise<void> {
       resolve(d)
     ),
     noCacheDir: !!values["no-cache-dir"],
-    cacheDirMiB: mib("cache-dir-size", 10240),
+    // Unset: a share of the free space (see serve.ts).
+    cacheDirMiB: values["cache-dir-size"] === undefined ? undefined : mib("cache-dir-size", 0),
     writeback: !!values.writeback,
     writebackDir: values["writeback-dir"] ? resolve(values["writeback-dir"] as string) : undefined,
-    writebackMiB: mib("writeback-size", 10240),
+    writebackMiB: values["writeback-size"] === undefined ? undefined : mib("writeback-size", 0),
     log: (values.log as string | undefined) ?? `${home()}/slayerfs.log`,
   };
   mnt = resolve(mnt);

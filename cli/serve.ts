@@ -8,6 +8,7 @@
  */
 
 import { openBlockStore } from "../backends/mod.ts";
+import { type CacheDirOptions, DiskBudget, TieredCache } from "../core/cache/mod.ts";
 import { tryLoadLibc } from "../core/libc.ts";
 import { configureLogging, getLog } from "../core/log.ts";
 import { Meta } from "../core/meta/mod.ts";
@@ -18,6 +19,9 @@ import { openMeta } from "./_meta.ts";
 import { home, type MountState, runDir, stateFile, writeState } from "./_state.ts";
 
 const log = getLog("daemon");
+
+/** The default cap of the disk cache: this share of its filesystem's free space at mount. */
+const CACHE_SHARE = 0.5;
 
 /** How `slayerfs mount` was asked to serve. */
 export interface MountOpts {
@@ -31,14 +35,14 @@ export interface MountOpts {
   cacheDirs: string[];
   /** No disk cache even for a remote store. */
   noCacheDir: boolean;
-  /** The size of each disk cache folder, in MiB. */
-  cacheDirMiB: number;
+  /** The size of each disk cache folder, in MiB (default: a share of the free space). */
+  cacheDirMiB: number | undefined;
   /** Stage writes on disk and upload them in the background. */
   writeback: boolean;
   /** The staging folder (under the home by default). */
   writebackDir: string | undefined;
-  /** The staging capacity, in MiB. */
-  writebackMiB: number;
+  /** The staging capacity, in MiB (default: none, only the free space limits it). */
+  writebackMiB: number | undefined;
   /** The background daemon's log file. */
   log: string;
 }
@@ -60,6 +64,28 @@ function tuneMalloc(): () => void {
   const timer = setInterval(() => mallocTrim(0n), 1000);
   Deno.unrefTimer(timer);
   return () => clearInterval(timer);
+}
+
+/**
+ * The disk cache folders: `mib` each, or by default {@linkcode CACHE_SHARE} of the free space
+ * of their filesystem (split among the folders on it), each with its filesystem's budget.
+ */
+async function cacheDirOptions(
+  paths: string[],
+  mib: number | undefined,
+  budgets: Map<string, DiskBudget>,
+): Promise<CacheDirOptions[]> {
+  return await Promise.all(paths.map(async (path) => {
+    const budget = budgets.get(path)!;
+    const sharing = paths.filter((p) => budgets.get(p) === budget).length;
+    return {
+      path,
+      capacityBytes: mib !== undefined
+        ? mib * 2 ** 20
+        : await DiskBudget.shareOfFreeSpace(path, CACHE_SHARE / sharing),
+      budget,
+    };
+  }));
 }
 
 /** Serves the volume of `metaUrl` at `mnt` until it is unmounted; then exits the process. */
@@ -84,11 +110,24 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     }
     if (!format) throw new CliError(`No volume in "${metaUrl}": run slayerfs format first`);
     let store = await openBlockStore(format.storage);
-    if (opts.writeback) {
+    // Remote storage gets a disk cache by default, as JuiceFS does; local storage needs none.
+    if (!opts.cacheDirs.length && !opts.noCacheDir && !/^(file|mem):/.test(format.storage)) {
+      opts.cacheDirs.push(`${home()}/cache/${format.uuid}`);
+    }
+    const stageDir = opts.writeback
+      ? opts.writebackDir ?? `${home()}/writeback/${format.uuid}`
+      : undefined;
+    // The cache and the staging folders on one filesystem share its free space (a DiskBudget).
+    const budgets = await DiskBudget.perFilesystem(
+      [...opts.cacheDirs, ...(stageDir ? [stageDir] : [])],
+      { onError: (error) => log.warn("{error}", { error }) },
+    );
+    if (stageDir !== undefined) {
       const { WritebackBlockStore } = await import("../backends/store_writeback.ts");
       const staged = await WritebackBlockStore.open(store, {
-        dir: opts.writebackDir ?? `${home()}/writeback/${format.uuid}`,
-        capacityBytes: opts.writebackMiB * 2 ** 20,
+        dir: stageDir,
+        ...(opts.writebackMiB !== undefined ? { capacityBytes: opts.writebackMiB * 2 ** 20 } : {}),
+        budget: budgets.get(stageDir)!,
         // The block stays staged and is uploaded again later.
         onError: (error, key) =>
           log.warn('Upload of "{key}" failed: {reason}', { key, reason: describe(error), error }),
@@ -96,18 +135,15 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       writeback = staged;
       store = staged;
     }
-    // Remote storage gets a disk cache by default, as JuiceFS does; local storage needs none.
-    if (!opts.cacheDirs.length && !opts.noCacheDir && !/^(file|mem):/.test(format.storage)) {
-      opts.cacheDirs.push(`${home()}/cache/${format.uuid}`);
-    }
+    const cacheBytes = opts.cacheMiB * 2 ** 20;
     vol = await Volume.openWith(kv, store, {
-      cacheBytes: opts.cacheMiB * 2 ** 20,
+      cacheBytes,
       ...(opts.cacheDirs.length
         ? {
-          cacheDirs: opts.cacheDirs.map((path) => ({
-            path,
-            capacityBytes: opts.cacheDirMiB * 2 ** 20,
-          })),
+          cache: await TieredCache.open({
+            memoryBytes: cacheBytes,
+            dirs: await cacheDirOptions(opts.cacheDirs, opts.cacheDirMiB, budgets),
+          }),
         }
         : {}),
     });

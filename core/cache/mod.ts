@@ -89,5 +89,6 @@
 
 export { BlockCache } from "./block_cache.ts";
 export { type CacheDirOptions, TieredCache, type TieredCacheOptions } from "./tiered_cache.ts";
+export { DiskBudget, type DiskBudgetOptions, type SpaceYielder } from "./disk_budget.ts";
 export { type FreeSpace, statFreeSpace } from "./free_space.ts";
 export type { BlockCacheLike, CacheStats, HotBlock, TierStats } from "./types.ts";
