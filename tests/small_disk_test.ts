@@ -118,7 +118,14 @@ Deno.test({
       // only the free-space reserve (10% of the disk) and a block or two are left.
       const staged = await duBytes(`${disk.mnt}/stage`);
       assert.ok(staged >= 44 * MiB, `only ${staged} bytes staged when ENOSPC came`);
-      const wb = await writebackStats(fs.mnt);
+      const cached = await duBytes(`${disk.mnt}/cache`);
+      assert.ok(cached <= 8 * MiB, `the cache still holds ${cached} bytes`);
+      // `status` shows it too (the daemon refreshes its state file every 2 s).
+      let wb = await writebackStats(fs.mnt);
+      for (let i = 0; i < 20 && (wb?.stagedBytes ?? 0) < 44 * MiB; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        wb = await writebackStats(fs.mnt);
+      }
       assert.ok((wb?.stagedBytes ?? 0) >= 44 * MiB, JSON.stringify(wb));
       await server.start(); // S3 is back: the stage drains
       assert.ok(await sameFile(`${work}/before`, `${fs.mnt}/before`), "fsync'ed data reads back");
