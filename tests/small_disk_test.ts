@@ -8,8 +8,8 @@
  */
 
 import assert from "node:assert/strict";
-import { runCli, startSlayer } from "./_mount.ts";
-import { startS3Server } from "./_s3server.ts";
+import { runCli, type SlayerMount, startSlayer } from "./_mount.ts";
+import { type S3TestServer, startS3Server } from "./_s3server.ts";
 import { mountTmpfs } from "./_tmpfs.ts";
 import { run } from "./_run.ts";
 
@@ -44,69 +44,67 @@ async function duBytes(path: string): Promise<number> {
   return bytes;
 }
 
-async function writebackStats(mnt: string): Promise<{ stagedBytes: number } | undefined> {
+async function status(mnt: string): Promise<Record<string, unknown>> {
   const r = await runCli(["status", mnt]);
   assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout).writeback;
+  return JSON.parse(r.stdout);
+}
+
+/**
+ * Runs `fn` over a writeback mount of a fresh s3rver bucket whose cache and staging directories
+ * are on one 64 MiB tmpfs (`disk`), with `work` a scratch folder outside the mount.
+ */
+async function withSmallDisk(
+  fn: (ctx: { fs: SlayerMount; server: S3TestServer; disk: string; work: string }) => Promise<void>,
+): Promise<void> {
+  await using tmpfs = await mountTmpfs("64m");
+  await using server = await startS3Server();
+  await server.createBucket("small");
+  Deno.env.set("AWS_ACCESS_KEY_ID", server.accessKeyId);
+  Deno.env.set("AWS_SECRET_ACCESS_KEY", server.secretAccessKey);
+  const work = await Deno.makeTempDir({ prefix: "slayerfs-small-" });
+  try {
+    await using fs = await startSlayer({
+      storage: server.storeUrl("small", "v"),
+      extraArgs: [
+        "--writeback",
+        "--writeback-dir",
+        `${tmpfs.mnt}/stage`,
+        "--cache-dir",
+        `${tmpfs.mnt}/cache`,
+      ],
+    });
+    await fn({ fs, server, disk: tmpfs.mnt, work });
+  } finally {
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
 }
 
 Deno.test({
   name: "a 300 MiB dd conv=fsync fits through a 64 MiB cache and writeback disk while S3 answers",
   sanitizeOps: false,
   sanitizeResources: false,
-  async fn() {
-    await using disk = await mountTmpfs("64m");
-    await using server = await startS3Server();
-    await server.createBucket("small");
-    Deno.env.set("AWS_ACCESS_KEY_ID", server.accessKeyId);
-    Deno.env.set("AWS_SECRET_ACCESS_KEY", server.secretAccessKey);
-    const work = await Deno.makeTempDir({ prefix: "slayerfs-small-" });
-    try {
+  fn: () =>
+    withSmallDisk(async ({ fs, work }) => {
+      const st = await status(fs.mnt) as { cache: { tiers: Array<{ capacity: number }> } };
+      const cap = st.cache.tiers[1]?.capacity ?? 0;
+      assert.ok(cap >= 31 * MiB && cap <= 32 * MiB, `the cache may take half the disk: ${cap}`);
       await randomFile(`${work}/src`, 300);
-      await using fs = await startSlayer({
-        storage: server.storeUrl("small", "v"),
-        extraArgs: [
-          "--writeback",
-          "--writeback-dir",
-          `${disk.mnt}/stage`,
-          "--cache-dir",
-          `${disk.mnt}/cache`,
-        ],
-      });
       const r = await dd(`${work}/src`, `${fs.mnt}/big`);
       assert.equal(r.code, 0, `dd failed: ${r.stderr}\n${fs.log().slice(-3000)}`);
       await fs.restart(); // a clean stop uploads the rest; the next mount reads from S3
       assert.ok(await sameFile(`${work}/src`, `${fs.mnt}/big`), "the file reads back intact");
-    } finally {
-      await Deno.remove(work, { recursive: true }).catch(() => {});
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "with S3 down a write fills the 64 MiB stage, then gets ENOSPC; fsync'ed data survives",
   sanitizeOps: false,
   sanitizeResources: false,
-  async fn() {
-    await using disk = await mountTmpfs("64m");
-    await using server = await startS3Server();
-    await server.createBucket("full");
-    Deno.env.set("AWS_ACCESS_KEY_ID", server.accessKeyId);
-    Deno.env.set("AWS_SECRET_ACCESS_KEY", server.secretAccessKey);
-    const work = await Deno.makeTempDir({ prefix: "slayerfs-small-" });
-    try {
+  fn: () =>
+    withSmallDisk(async ({ fs, server, disk, work }) => {
       await randomFile(`${work}/before`, 40);
       await randomFile(`${work}/src`, 300);
-      await using fs = await startSlayer({
-        storage: server.storeUrl("full", "v"),
-        extraArgs: [
-          "--writeback",
-          "--writeback-dir",
-          `${disk.mnt}/stage`,
-          "--cache-dir",
-          `${disk.mnt}/cache`,
-        ],
-      });
       // Uploaded while S3 answers; its blocks then fill the cache.
       assert.equal((await dd(`${work}/before`, `${fs.mnt}/before`)).code, 0);
       assert.ok(await sameFile(`${work}/before`, `${fs.mnt}/before`));
@@ -116,23 +114,22 @@ Deno.test({
       assert.match(r.stderr, /No space left on device/, r.stderr);
       // The stage filled the disk first: the cache gave its room (its blocks are in S3) and
       // only the free-space reserve (10% of the disk) and a block or two are left.
-      const staged = await duBytes(`${disk.mnt}/stage`);
+      const staged = await duBytes(`${disk}/stage`);
       assert.ok(staged >= 44 * MiB, `only ${staged} bytes staged when ENOSPC came`);
-      const cached = await duBytes(`${disk.mnt}/cache`);
+      const cached = await duBytes(`${disk}/cache`);
       assert.ok(cached <= 8 * MiB, `the cache still holds ${cached} bytes`);
       // `status` shows it too (the daemon refreshes its state file every 2 s).
-      let wb = await writebackStats(fs.mnt);
-      for (let i = 0; i < 20 && (wb?.stagedBytes ?? 0) < 44 * MiB; i++) {
+      const stagedBytes = async () =>
+        ((await status(fs.mnt)).writeback as { stagedBytes: number } | undefined)?.stagedBytes ?? 0;
+      let seen = await stagedBytes();
+      for (let i = 0; i < 20 && seen < 44 * MiB; i++) {
         await new Promise((r) => setTimeout(r, 250));
-        wb = await writebackStats(fs.mnt);
+        seen = await stagedBytes();
       }
-      assert.ok((wb?.stagedBytes ?? 0) >= 44 * MiB, JSON.stringify(wb));
+      assert.ok(seen >= 44 * MiB, `status shows ${seen} bytes staged`);
       await server.start(); // S3 is back: the stage drains
       assert.ok(await sameFile(`${work}/before`, `${fs.mnt}/before`), "fsync'ed data reads back");
       await fs.restart();
       assert.ok(await sameFile(`${work}/before`, `${fs.mnt}/before`), "and after a remount");
-    } finally {
-      await Deno.remove(work, { recursive: true }).catch(() => {});
-    }
-  },
+    }),
 });
