@@ -1,7 +1,9 @@
 /**
  * The staging directory of a {@linkcode WritebackBlockStore} (private to `store_writeback.ts`):
  * which keys are staged, their bytes against the capacity, durable writes of staged files, the
- * per-key locks and the shared directory fsync. The uploader lives in `store_writeback.ts`.
+ * per-key locks, the shared directory fsync, and the wait for room (the staging capacity and the
+ * free space of the filesystem, shared with a disk cache through a `DiskBudget`). The uploader
+ * lives in `store_writeback.ts`.
  *
  * Key encoding is flat: every char outside `[A-Za-z0-9_-]` becomes `%XX` (`%uXXXX` above 255),
  * so `chunks/0/1/7_0_4096` is staged as `chunks%2F0%2F1%2F7_0_4096`.
@@ -9,6 +11,8 @@
  * @module
  */
 
+import pLimit from "p-limit";
+import { DiskBudget } from "../core/cache/disk_budget.ts";
 import { Errno, FsError } from "../core/errno.ts";
 import { makePrivateDir, PRIVATE_FILE_MODE } from "../core/_private_fs.ts";
 
@@ -100,13 +104,19 @@ export interface WriteHooks {
 export class Staging {
   /** The staging directory. */
   readonly dir: string;
-  /** The most bytes staged at once. */
+  /** The most bytes staged at once (`Infinity`: only the free space limits them). */
   readonly capacityBytes: number;
+  /** The free space of the staging directory's filesystem. */
+  readonly budget: DiskBudget;
   /** Staged keys. */
   readonly entries = new Map<string, Entry>();
   /** The bytes of the staged objects. */
   stagedBytes = 0;
   #reservedBytes = 0;
+  /** Counts the objects that left the staging area: a put waiting for room sees progress. */
+  #left = 0;
+  /** Puts wait for room one at a time, in order. */
+  readonly #roomTurn = pLimit(1);
   readonly #dirFile: Deno.FsFile;
   readonly #spaceWaitMs: number;
   readonly #keyLocks = new Map<string, Promise<void>>();
@@ -119,21 +129,25 @@ export class Staging {
     dirFile: Deno.FsFile,
     capacityBytes: number,
     spaceWaitMs: number,
+    budget: DiskBudget,
   ) {
     this.dir = dir;
     this.#dirFile = dirFile;
     this.capacityBytes = capacityBytes;
+    this.budget = budget;
     this.#spaceWaitMs = spaceWaitMs;
   }
 
   /**
    * Opens `dir` (creating it), removes leftover temporary files, and stages every object found,
-   * oldest first; returns the staging area and those entries in that order.
+   * oldest first; returns the staging area and those entries in that order. Without a `budget`
+   * the directory gets one of its own (keeping 10% of its filesystem free).
    */
   static async open(
     dir: string,
     capacityBytes: number,
     spaceWaitMs: number,
+    budget: DiskBudget = new DiskBudget(dir),
   ): Promise<{ staging: Staging; found: Entry[] }> {
     try {
       await makePrivateDir(
@@ -158,7 +172,7 @@ export class Staging {
     }
     found.sort((a, b) => a.mtime - b.mtime || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const dirFile = await Deno.open(dir, { read: true });
-    const staging = new Staging(dir, dirFile, capacityBytes, spaceWaitMs);
+    const staging = new Staging(dir, dirFile, capacityBytes, spaceWaitMs, budget);
     const entries = found.map((f) => {
       staging.stagedBytes += f.size;
       return staging.#newEntry(f.key, `${dir}/${f.name}`, f.size, f.mtime);
@@ -175,12 +189,29 @@ export class Staging {
   forget(entry: Entry): void {
     this.entries.delete(entry.key);
     this.stagedBytes -= entry.size;
+    this.#left++;
+  }
+
+  /**
+   * Removes the file of an entry just forgotten (a missing file is fine), then settles the entry
+   * and wakes the puts waiting for room.
+   */
+  async removeFile(entry: Entry): Promise<void> {
+    try {
+      await Deno.remove(entry.path);
+      this.budget.used(-entry.size);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    } finally {
+      entry.settle();
+      this.notifySpace();
+    }
   }
 
   /**
    * Writes `data` durably as the staged file `name` of `key` (temporary file, fsync, rename
-   * under the key's lock). Waits for room while uploads succeed, and rejects with `ENOSPC` when
-   * there is none. The caller then calls {@linkcode Staging.syncDir} to make the rename durable.
+   * under the key's lock). Waits for room (see {@linkcode WriteHooks.healthy}) while uploads
+   * succeed, and rejects with `ENOSPC` when there is none. The caller then calls {@linkcode Staging.syncDir} to make the rename durable.
    */
   async write(key: string, name: string, data: Uint8Array, hooks: WriteHooks): Promise<void> {
     const size = data.length;
@@ -203,6 +234,7 @@ export class Staging {
         renamed = true;
         const entry = this.entries.get(key);
         if (entry !== undefined) {
+          this.budget.used(-entry.size); // the older version's file is replaced
           this.stagedBytes += size - entry.size;
           entry.size = size;
           entry.mtime = Date.now();
@@ -222,6 +254,7 @@ export class Staging {
       throw err;
     } finally {
       this.#reservedBytes -= size;
+      this.budget.release(size, renamed);
       this.notifySpace();
     }
   }
@@ -287,30 +320,50 @@ export class Staging {
     return entry;
   }
 
-  /** Reserves room for `size` bytes, waiting for uploads to make room while they succeed. */
-  async #reserve(size: number, hooks: WriteHooks): Promise<void> {
-    const full = () =>
+  /**
+   * Reserves room for `size` bytes under the capacity and in the budget of the filesystem (which
+   * may take it from a disk cache there). Without room, waits for uploads to make some while they
+   * succeed, for at most `spaceWaitMs` without any object leaving; puts wait in turn, in order.
+   */
+  #reserve(size: number, hooks: WriteHooks): Promise<void> {
+    const full = (why: string) =>
       new FsError(
         Errno.ENOSPC,
-        `Writeback directory "${this.dir}" is full: ${this.stagedBytes} of ${this.capacityBytes} bytes staged, ${size} more asked`,
+        `Writeback directory "${this.dir}" is full: ${why}, ${this.stagedBytes} bytes staged, ${size} more asked`,
       );
-    if (size > this.capacityBytes) throw full();
-    let deadline: number | undefined;
-    while (this.stagedBytes + this.#reservedBytes + size > this.capacityBytes) {
-      if (hooks.closed()) throw hooks.closedError();
-      if (!hooks.healthy()) throw full();
-      deadline ??= Date.now() + this.#spaceWaitMs;
-      const left = deadline - Date.now();
-      if (left <= 0) throw full();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(wake, left);
-        function wake() {
-          clearTimeout(timer);
-          resolve();
+    if (size > this.capacityBytes) throw full(`the capacity is ${this.capacityBytes} bytes`);
+    return this.#roomTurn(async () => {
+      this.budget.wait(size);
+      try {
+        let left = this.#left;
+        let deadline: number | undefined;
+        for (;;) {
+          if (hooks.closed()) throw hooks.closedError();
+          const fits = this.stagedBytes + this.#reservedBytes + size <= this.capacityBytes;
+          if (fits && await this.budget.claim(size)) break;
+          const why = fits ? "no room left on its filesystem" : "its capacity is reached";
+          // Only uploads can make room now: none will while they fail, or with nothing staged.
+          if (!hooks.healthy() || this.stagedBytes + this.#reservedBytes === 0) throw full(why);
+          if (this.#left !== left) {
+            left = this.#left;
+            deadline = undefined;
+          }
+          deadline ??= Date.now() + this.#spaceWaitMs;
+          const wait = deadline - Date.now();
+          if (wait <= 0) throw full(`${why} and no upload finished for ${this.#spaceWaitMs} ms`);
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(wake, wait);
+            function wake() {
+              clearTimeout(timer);
+              resolve();
+            }
+            this.#spaceWaiters.push(wake);
+          });
         }
-        this.#spaceWaiters.push(wake);
-      });
-    }
-    this.#reservedBytes += size;
+        this.#reservedBytes += size;
+      } finally {
+        this.budget.unwait(size);
+      }
+    });
   }
 }

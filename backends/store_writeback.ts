@@ -33,12 +33,17 @@
  *   kill may be uploaded again (puts are idempotent). After a power cut a staged file removed by
  *   `delete` or by the uploader may reappear (removals are not fsynced) and is uploaded again; it
  *   is then an orphan that no metadata refers to.
- * - **Capacity.** Staged bytes (plus puts being written) never exceed `capacityBytes`. A put
- *   that does not fit waits for uploads to make room while they succeed, at most `spaceWaitMs`;
- *   while uploads fail (the inner store is down), after that wait, or when the object alone is
- *   larger than the capacity, it fails with `ENOSPC` and nothing already staged is touched. A
- *   disk-full error from the local file system is also `ENOSPC`. Objects found at `open` count
- *   even if they exceed the capacity (puts then wait for them to drain).
+ * - **Capacity.** Staged bytes (plus puts being written) never exceed `capacityBytes` (no fixed
+ *   cap by default), and the staging directory's filesystem keeps the reserve of its
+ *   {@linkcode DiskBudget} free (10% by default). The budget is shared with disk cache
+ *   directories on the same filesystem: a put that needs room there first makes the cache delete
+ *   clean blocks (they are in the inner store), and the cache leaves the room of waiting puts
+ *   free. A put that still does not fit waits for uploads to make room (backpressure), puts in
+ *   turn, while uploads succeed; it fails with `ENOSPC`, touching nothing already staged, only
+ *   while uploads fail (the inner store is down), when no upload finished for `spaceWaitMs`,
+ *   when nothing is staged that could make room, or when the object alone is larger than the
+ *   capacity. A disk-full error from the local file system is also `ENOSPC`. Objects found at
+ *   `open` count even if they exceed the capacity (puts then wait for them to drain).
  * - **Scope.** One process owns a staging directory at a time (the mount's lock ensures it);
  *   staged objects exist only on this machine until uploaded, so another client of the same
  *   volume cannot read them before that. The decorator owns the inner store: `close` closes it.
@@ -51,6 +56,7 @@ import { readRange } from "./_file_range.ts";
 import { backoffDelay } from "./_retry.ts";
 import { encodeKey, type Entry, Staging, type WriteHooks } from "./_writeback_stage.ts";
 import type { BlockStore, ListPage, ObjectInfo, StoreLimits } from "../core/block_store.ts";
+import type { DiskBudget } from "../core/cache/disk_budget.ts";
 import { Errno, FsError } from "../core/errno.ts";
 import { DEFAULT_LIST_LIMIT } from "./store_memory.ts";
 import { getLog } from "../core/log.ts";
@@ -63,8 +69,16 @@ export { WRITEBACK_TEMP_PREFIX } from "./_writeback_stage.ts";
 export interface WritebackOptions {
   /** The staging directory; created if missing. */
   dir: string;
-  /** The most bytes staged at once; a put beyond it fails with `ENOSPC`. */
-  capacityBytes: number;
+  /**
+   * The most bytes staged at once (a put beyond it waits for uploads). Default: no fixed cap,
+   * only the free space of the filesystem (see `budget`).
+   */
+  capacityBytes?: number;
+  /**
+   * The free space of the staging directory's filesystem, shared with disk cache directories on
+   * it (which then give way to staged writes). Default: a budget of its own keeping 10% free.
+   */
+  budget?: DiskBudget;
   /** Uploads in flight at most. Default: the inner store's `limits.concurrency`. */
   uploadConcurrency?: number;
   /**
@@ -72,7 +86,10 @@ export interface WritebackOptions {
    * (default 10,000), with jitter.
    */
   retry?: { baseMs?: number; maxMs?: number };
-  /** How long a put that does not fit waits for uploads to make room. Default 30,000 ms. */
+  /**
+   * How long a put that does not fit waits for room without any upload finishing, before it
+   * fails with `ENOSPC`. Default 30,000 ms.
+   */
   spaceWaitMs?: number;
   /**
    * Called with every background error (a failed upload attempt, a failed cleanup). Default: a
@@ -176,14 +193,16 @@ export class WritebackBlockStore implements BlockStore {
    * temporary files, and queues every object staged by an earlier run for upload.
    */
   static async open(inner: BlockStore, opts: WritebackOptions): Promise<WritebackBlockStore> {
-    if (!(opts.capacityBytes > 0)) {
+    const capacity = opts.capacityBytes ?? Infinity;
+    if (!(capacity > 0)) {
       throw new RangeError(`Writeback capacity "${opts.capacityBytes}" is not a positive number`);
     }
     const dir = opts.dir.length > 1 ? opts.dir.replace(/\/+$/, "") : opts.dir;
     const { staging, found } = await Staging.open(
       dir,
-      opts.capacityBytes,
+      capacity,
       Math.max(0, opts.spaceWaitMs ?? 30_000),
+      opts.budget,
     );
     const store = new WritebackBlockStore(inner, staging, opts);
     for (const entry of found) store.#schedule(entry);
@@ -195,7 +214,7 @@ export class WritebackBlockStore implements BlockStore {
     return this.#staging.dir;
   }
 
-  /** The most bytes staged at once. */
+  /** The most bytes staged at once (`Infinity`: no fixed cap). */
   get capacityBytes(): number {
     return this.#staging.capacityBytes;
   }
@@ -273,14 +292,7 @@ export class WritebackBlockStore implements BlockStore {
         this.#staging.forget(entry);
         if (entry.attempt !== undefined) inflight.push(entry.attempt);
         entry.wake?.();
-        try {
-          await Deno.remove(entry.path);
-        } catch (err) {
-          if (!(err instanceof Deno.errors.NotFound)) throw err;
-        } finally {
-          entry.settle();
-          this.#staging.notifySpace();
-        }
+        await this.#staging.removeFile(entry);
       });
     }));
     await Promise.all(inflight);
@@ -452,15 +464,8 @@ export class WritebackBlockStore implements BlockStore {
       await staging.withKey(entry.key, async () => {
         if (!staging.isCurrent(entry) || entry.version !== version) return;
         staging.forget(entry);
-        try {
-          await Deno.remove(entry.path);
-        } catch (err) {
-          // A leftover file is uploaded again by the next open: harmless.
-          if (!(err instanceof Deno.errors.NotFound)) this.#onError(err, entry.key);
-        } finally {
-          entry.settle();
-          staging.notifySpace();
-        }
+        // A leftover file is uploaded again by the next open: harmless.
+        await staging.removeFile(entry).catch((err) => this.#onError(err, entry.key));
       });
     }
   }

@@ -154,7 +154,7 @@ const MOUNT: CommandSpec = {
       arg: "SIZE",
       unit: MiB,
       help: "the size of each disk cache folder" + SIZE_IN_MIB,
-      default: 10240 * MiB,
+      defaultText: "half the free space of its filesystem",
     },
     { name: "no-cache-dir", kind: "flag", help: "no disk cache, even for remote storage" },
     {
@@ -176,7 +176,7 @@ const MOUNT: CommandSpec = {
       arg: "SIZE",
       unit: MiB,
       help: "the staging capacity" + SIZE_IN_MIB,
-      default: 10240 * MiB,
+      defaultText: "the free space, less 10% kept free",
     },
     {
       name: "log",

@@ -50,10 +50,11 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
     cacheMiB: args.number("cache-size") / MiB,
     cacheDirs: args.list("cache-dir").map((d) => resolve(d)),
     noCacheDir: args.flag("no-cache-dir"),
-    cacheDirMiB: args.number("cache-dir-size") / MiB,
+    // Unset: a share of the free space (see serve.ts).
+    cacheDirMiB: args.has("cache-dir-size") ? args.number("cache-dir-size") / MiB : undefined,
     writeback: args.flag("writeback"),
     writebackDir: args.has("writeback-dir") ? resolve(args.string("writeback-dir")!) : undefined,
-    writebackMiB: args.number("writeback-size") / MiB,
+    writebackMiB: args.has("writeback-size") ? args.number("writeback-size") / MiB : undefined,
     log: args.string("log") ?? `${home()}/slayerfs.log`,
   };
   mnt = resolve(mnt);

@@ -9,6 +9,7 @@
 
 import { openBlockStore, SqliteKvEngine, SqliteLockedError } from "../backends/mod.ts";
 import type { BlockStore } from "../core/block_store.ts";
+import { type CacheDirOptions, DiskBudget, TieredCache } from "../core/cache/mod.ts";
 import { tryLoadLibc } from "../core/libc.ts";
 import { configureLogging, getLog } from "../core/log.ts";
 import { Meta } from "../core/meta/mod.ts";
@@ -19,6 +20,9 @@ import { openMeta } from "./_meta.ts";
 import { home, makeRunDir, mountOf, type MountState, stateFile, writeState } from "./_state.ts";
 
 const log = getLog("daemon");
+
+/** The default cap of the disk cache: this share of its filesystem's free space at mount. */
+const CACHE_SHARE = 0.5;
 
 /** How `slayerfs mount` was asked to serve. */
 export interface MountOpts {
@@ -32,14 +36,14 @@ export interface MountOpts {
   cacheDirs: string[];
   /** No disk cache even for a remote store. */
   noCacheDir: boolean;
-  /** The size of each disk cache folder, in MiB. */
-  cacheDirMiB: number;
+  /** The size of each disk cache folder, in MiB (default: a share of the free space). */
+  cacheDirMiB: number | undefined;
   /** Stage writes on disk and upload them in the background. */
   writeback: boolean;
   /** The staging folder (under the home by default). */
   writebackDir: string | undefined;
-  /** The staging capacity, in MiB. */
-  writebackMiB: number;
+  /** The staging capacity, in MiB (default: none, only the free space limits it). */
+  writebackMiB: number | undefined;
   /** The background daemon's log file. */
   log: string;
 }
@@ -111,6 +115,28 @@ async function openStore(url: string, writeback: boolean): Promise<BlockStore> {
   }
 }
 
+/**
+ * The disk cache folders: `mib` each, or by default {@linkcode CACHE_SHARE} of the free space
+ * of their filesystem (split among the folders on it), each with its filesystem's budget.
+ */
+async function cacheDirOptions(
+  paths: string[],
+  mib: number | undefined,
+  budgets: Map<string, DiskBudget>,
+): Promise<CacheDirOptions[]> {
+  return await Promise.all(paths.map(async (path) => {
+    const budget = budgets.get(path)!;
+    const sharing = paths.filter((p) => budgets.get(p) === budget).length;
+    return {
+      path,
+      capacityBytes: mib !== undefined
+        ? mib * 2 ** 20
+        : await DiskBudget.shareOfFreeSpace(path, CACHE_SHARE / sharing),
+      budget,
+    };
+  }));
+}
+
 /** Serves the volume of `metaUrl` at `mnt` until it is unmounted; then exits the process. */
 export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Promise<void> {
   configureLogging({ level: opts.options.has("debug") ? "debug" : "info" });
@@ -136,11 +162,24 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     }
     if (!format) throw new CliError(`No volume in "${metaUrl}": run slayerfs format first`);
     let store = await openStore(format.storage, opts.writeback);
-    if (opts.writeback) {
+    // Remote storage gets a disk cache by default, as JuiceFS does; local storage needs none.
+    if (!opts.cacheDirs.length && !opts.noCacheDir && !/^(file|mem):/.test(format.storage)) {
+      opts.cacheDirs.push(`${home()}/cache/${format.uuid}`);
+    }
+    const stageDir = opts.writeback
+      ? opts.writebackDir ?? `${home()}/writeback/${format.uuid}`
+      : undefined;
+    // The cache and the staging folders on one filesystem share its free space (a DiskBudget).
+    const budgets = await DiskBudget.perFilesystem(
+      [...opts.cacheDirs, ...(stageDir ? [stageDir] : [])],
+      { onError: (error) => log.warn("{error}", { error }) },
+    );
+    if (stageDir !== undefined) {
       const { WritebackBlockStore } = await import("../backends/store_writeback.ts");
       const staged = await WritebackBlockStore.open(store, {
-        dir: opts.writebackDir ?? `${home()}/writeback/${format.uuid}`,
-        capacityBytes: opts.writebackMiB * 2 ** 20,
+        dir: stageDir,
+        ...(opts.writebackMiB !== undefined ? { capacityBytes: opts.writebackMiB * 2 ** 20 } : {}),
+        budget: budgets.get(stageDir)!,
         // The block stays staged and is uploaded again later; the stage itself warns once per
         // outage, so each failed attempt is a debug line.
         onError: (error, key) =>
@@ -149,19 +188,16 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       writeback = staged;
       store = staged;
     }
-    // Remote storage gets a disk cache by default, as JuiceFS does; local storage needs none.
-    if (!opts.cacheDirs.length && !opts.noCacheDir && !/^(file|mem):/.test(format.storage)) {
-      opts.cacheDirs.push(`${home()}/cache/${format.uuid}`);
-    }
+    const cacheBytes = opts.cacheMiB * 2 ** 20;
     vol = await Volume.openWith(kv, store, {
-      cacheBytes: opts.cacheMiB * 2 ** 20,
+      cacheBytes,
       ...(deadlineMs > 0 ? { fetchDeadlineMs: deadlineMs } : {}),
       ...(opts.cacheDirs.length
         ? {
-          cacheDirs: opts.cacheDirs.map((path) => ({
-            path,
-            capacityBytes: opts.cacheDirMiB * 2 ** 20,
-          })),
+          cache: await TieredCache.open({
+            memoryBytes: cacheBytes,
+            dirs: await cacheDirOptions(opts.cacheDirs, opts.cacheDirMiB, budgets),
+          }),
         }
         : {}),
     });

@@ -87,8 +87,10 @@ export interface S3TestServer {
 export async function startS3Server(options: S3ServerOptions = {}): Promise<S3TestServer> {
   await ensureS3rverInstalled();
   const directory = await Deno.makeTempDir({ prefix: "slayerfs-s3rver-" });
-  const accessKeyId = `TEST${randomHex(8).toUpperCase()}`;
-  const secretAccessKey = randomHex(20);
+  // Fixed: test files running in parallel share the process's AWS_* environment, which each
+  // sets for the mounts it spawns.
+  const accessKeyId = "TESTSLAYERFSKEY";
+  const secretAccessKey = "slayerfs-test-secret";
   const region = options.region ?? "us-east-1";
   const latency = options.getLatencyMs ?? 0;
   let proc: RunningServer | undefined;
@@ -346,12 +348,4 @@ async function exists(path: URL): Promise<boolean> {
     if (err instanceof Deno.errors.NotFound) return false;
     throw err;
   }
-}
-
-function randomHex(bytes: number): string {
-  return Array.from(
-    crypto.getRandomValues(new Uint8Array(bytes)),
-    (b) => b.toString(16).padStart(2, "0"),
-  )
-    .join("");
 }

@@ -43,7 +43,8 @@ import {
 } from "./_block_file.ts";
 import { type DiskDir, type Entry, type EntryTable, indexEntries, tierStats } from "./_entries.ts";
 import { FdPool, seekReader } from "./_fd_pool.ts";
-import { type FreeSpace, statFreeSpace } from "./free_space.ts";
+import { DiskBudget } from "./disk_budget.ts";
+import type { FreeSpace } from "./free_space.ts";
 import type { TierStats } from "./types.ts";
 
 /** A local disk cache directory. */
@@ -54,9 +55,15 @@ export interface CacheDirOptions {
   capacityBytes: number;
   /**
    * Share of its filesystem to keep free (0 <= ratio < 1); 0.1 by default. Cached blocks are
-   * deleted, least accessed first, to keep it.
+   * deleted, least accessed first, to keep it. Ignored with a `budget` (which has its own).
    */
   minFreeRatio?: number;
+  /**
+   * The free space of its filesystem, shared with other directories on it (a writeback staging
+   * directory): the cache leaves room for their writes and deletes blocks when they claim room.
+   * By default the directory has a budget of its own.
+   */
+  budget?: DiskBudget;
 }
 
 /** Options of {@linkcode DiskTiers}: the disk part of `TieredCacheOptions`. */
@@ -67,7 +74,7 @@ export interface DiskTiersOptions {
   writeBehindBytes?: number;
   /** How long a free-space reading is reused, in ms (2000). */
   freeSpaceTtlMs?: number;
-  /** Reads the free space of the filesystem holding a path; {@linkcode statFreeSpace} by default. */
+  /** Reads the free space of the filesystem holding a path; `statFreeSpace` by default. */
   freeSpace?: (path: string) => Promise<FreeSpace>;
   /** Receives disk errors and corrupt blocks; logged as warnings by default. */
   onError?: (error: Error) => void;
@@ -87,13 +94,13 @@ export class DiskTiers {
   readonly #dirsCapacity: number;
   readonly #table: EntryTable;
   readonly #writeBehindBytes: number;
-  readonly #freeSpaceTtlMs: number;
-  readonly #freeSpace: (path: string) => Promise<FreeSpace>;
   readonly #onError: (error: Error) => void;
   readonly #reads = new Map<Entry, Promise<Uint8Array | undefined>>();
   /** Open block files; undefined without libc (ranged reads then open files with Deno). */
   readonly #fds: FdPool<Entry> | undefined;
   readonly #background = new Set<Promise<void>>();
+  /** Removes this cache from the yielders of its budgets. */
+  readonly #unyield: Array<() => void> = [];
   // The write-behind queue: one writer, bounded in bytes and entries, and a full queue drops the
   // disk copy rather than making the caller wait; p-limit's queue is unbounded and cannot drop.
   #queue: Array<{ e: Entry; data: Uint8Array; sums: Uint8Array | undefined }> = [];
@@ -111,24 +118,29 @@ export class DiskTiers {
   /** Disk tiers over `opts.dirs` (checked, not created yet: see {@linkcode open}). */
   constructor(opts: DiskTiersOptions, table: EntryTable) {
     const { dirs, writeBehindBytes = 64 << 20, freeSpaceTtlMs = 2000 } = opts;
+    this.#onError = opts.onError ?? ((error) => log.warn("{error}", { error }));
     const seen = new Set<string>();
     this.dirs = dirs.map((d, i) => {
-      const { path, capacityBytes, minFreeRatio = 0.1 } = d;
+      const { path, capacityBytes } = d;
       if (!Number.isSafeInteger(capacityBytes) || capacityBytes < 1) {
         throw new RangeError(
           `Cache dir capacity must be a positive integer, got "${capacityBytes}"`,
         );
       }
-      if (!(minFreeRatio >= 0 && minFreeRatio < 1)) {
-        throw new RangeError(`minFreeRatio must be in [0, 1), got "${minFreeRatio}"`);
-      }
+      const budget = d.budget ?? new DiskBudget(path, {
+        ...(d.minFreeRatio !== undefined ? { minFreeRatio: d.minFreeRatio } : {}),
+        ...(opts.freeSpace ? { freeSpace: opts.freeSpace } : {}),
+        ttlMs: freeSpaceTtlMs,
+        onError: (error) => this.#report(error.message, error.cause),
+      });
       if (seen.has(path)) throw new RangeError(`Cache dir "${path}" is listed twice`);
       seen.add(path);
       return {
         path,
         tier: i + 1,
         capacity: capacityBytes,
-        minFreeRatio,
+        minFreeRatio: budget.minFreeRatio,
+        budget,
         index: new CacheIndex({
           maxEntries: indexEntries(capacityBytes, 65536),
           maxBytes: capacityBytes,
@@ -136,25 +148,25 @@ export class DiskTiers {
         subdirs: new Set<string>(),
         hits: 0,
         misses: 0,
-        fs: undefined,
-        fsAt: 0,
-        fsFailed: false,
       };
     });
     if (this.dirs.length > 254) throw new RangeError(`At most 254 cache dirs, got ${dirs.length}`);
     this.#dirsCapacity = this.dirs.reduce((n, d) => n + d.capacity, 0);
     this.#table = table;
     this.#writeBehindBytes = writeBehindBytes;
-    this.#freeSpaceTtlMs = freeSpaceTtlMs;
-    this.#freeSpace = opts.freeSpace ?? statFreeSpace;
-    this.#onError = opts.onError ?? ((error) => log.warn("{error}", { error }));
     const lib = this.dirs.length > 0 && opts.ffi !== false ? tryLoadLibc() : null;
     this.#fds = lib !== null ? new FdPool(lib) : undefined;
   }
 
-  /** Creates the directories and rebuilds their indexes from the files in them. */
+  /**
+   * Creates the directories and rebuilds their indexes from the files in them; from then on the
+   * directories give room to whoever claims it from their budgets.
+   */
   async open(): Promise<void> {
     for (const dir of this.dirs) await this.#scan(dir);
+    for (const budget of new Set(this.dirs.map((d) => d.budget))) {
+      this.#unyield.push(budget.addYielder({ yieldSpace: (n) => this.#yieldSpace(budget, n) }));
+    }
   }
 
   /** Bytes of the files in every directory. */
@@ -164,11 +176,14 @@ export class DiskTiers {
 
   /** Counters of each directory. */
   tierStats(): TierStats[] {
-    return this.dirs.map((d) => ({
-      ...tierStats(d.path, d.index, d.hits, d.misses),
-      minFreeRatio: d.minFreeRatio,
-      ...(d.fs ? { freeBytes: d.fs.free, totalBytes: d.fs.total } : {}),
-    }));
+    return this.dirs.map((d) => {
+      const fs = d.budget.reading;
+      return {
+        ...tierStats(d.path, d.index, d.hits, d.misses),
+        minFreeRatio: d.minFreeRatio,
+        ...(fs ? { freeBytes: fs.free, totalBytes: fs.total } : {}),
+      };
+    });
   }
 
   /** Counters of the queue and of the disk events. */
@@ -217,6 +232,7 @@ export class DiskTiers {
   /** Stops queueing, waits for pending writes and closes the open block files. */
   async close(): Promise<void> {
     this.#closed = true;
+    for (const unyield of this.#unyield.splice(0)) unyield();
     this.#wakeRoomWaiters();
     await this.flush();
     this.#fds?.close();
@@ -460,7 +476,7 @@ export class DiskTiers {
         this.#dropDiskEntry(e, dir);
         throw err;
       }
-      if (dir.fs) dir.fs.free -= size;
+      dir.budget.used(size);
       // Evicted or deleted while its file was being written: delete it now.
       if (e.disk !== dir || !this.#table.live(e)) await this.#unlinkPath(dir, path, size);
       return;
@@ -488,59 +504,51 @@ export class DiskTiers {
   async #unlinkPath(dir: DiskDir, path: string, size: number): Promise<void> {
     try {
       await Deno.remove(path);
-      if (dir.fs) dir.fs.free += size;
+      dir.budget.used(-size);
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) this.#report(`Cannot delete "${path}"`, err);
     }
   }
 
   /**
-   * Makes sure writing `size` more bytes to `dir` keeps its free-space ratio, deleting the least
-   * accessed blocks of `dir` if needed. False if the write must be skipped.
+   * Makes sure writing `size` more bytes to `dir` keeps its filesystem's reserve and the room of
+   * staged writes (see {@linkcode DiskBudget.shortfall}), deleting the least accessed blocks of
+   * `dir` if needed. False if the write must be skipped.
    */
   async #makeRoom(dir: DiskDir, size: number): Promise<boolean> {
-    if (dir.minFreeRatio === 0) return true;
-    const fs = await this.#readFreeSpace(dir);
-    if (fs === undefined) return true; // unknown: rely on the byte cap
-    const floor = dir.minFreeRatio * fs.total;
-    const shortBy = floor - (fs.free - size);
-    if (shortBy <= 0) return true;
+    const shortBy = await dir.budget.shortfall(size);
+    if (shortBy === undefined || shortBy <= 0) return true; // unknown: rely on the byte cap
     const mine = dir.index.bytes;
     // Without the write, we may still have to give space back.
-    const target = mine >= shortBy ? shortBy + Math.floor(mine / 64) : floor - fs.free;
-    if (target > 0) {
-      const victims: Array<{ hash: bigint; frequency: number; size: number }> = [];
-      for (const [hash, slot] of dir.index.entries()) {
-        victims.push({ hash, frequency: dir.index.frequency(hash), size: slot.size });
-      }
-      victims.sort((a, b) => a.frequency - b.frequency);
-      let freed = 0;
-      const deletes: Promise<void>[] = [];
-      for (const v of victims) {
-        if (freed >= target) break;
-        dir.index.remove(v.hash);
-        freed += v.size;
-        deletes.push(this.#evictDisk(dir, v.hash));
-      }
-      await Promise.all(deletes);
-    }
+    const target = mine >= shortBy ? shortBy + Math.floor(mine / 64) : shortBy - size;
+    if (target > 0) await this.#evictLeastAccessed([dir], target);
     return mine >= shortBy;
   }
 
-  async #readFreeSpace(dir: DiskDir): Promise<FreeSpace | undefined> {
-    const now = Date.now();
-    if (dir.fs && now - dir.fsAt < this.#freeSpaceTtlMs) return dir.fs;
-    try {
-      const { free, total } = await this.#freeSpace(dir.path);
-      dir.fs = { free, total };
-      dir.fsAt = now;
-      dir.fsFailed = false;
-    } catch (err) {
-      if (!dir.fsFailed) this.#report(`Cannot read the free space of "${dir.path}"`, err);
-      dir.fsFailed = true;
-      dir.fs = undefined;
+  /** Deletes the least accessed blocks of the directories on `budget` to free `bytes`. */
+  #yieldSpace(budget: DiskBudget, bytes: number): Promise<number> {
+    return this.#evictLeastAccessed(this.dirs.filter((d) => d.budget === budget), bytes);
+  }
+
+  /** Deletes the least accessed blocks of `dirs` until `target` bytes are freed; the bytes freed. */
+  async #evictLeastAccessed(dirs: DiskDir[], target: number): Promise<number> {
+    const victims: Array<{ dir: DiskDir; hash: bigint; frequency: number; size: number }> = [];
+    for (const dir of dirs) {
+      for (const [hash, slot] of dir.index.entries()) {
+        victims.push({ dir, hash, frequency: dir.index.frequency(hash), size: slot.size });
+      }
     }
-    return dir.fs;
+    victims.sort((a, b) => a.frequency - b.frequency);
+    let freed = 0;
+    const deletes: Promise<void>[] = [];
+    for (const v of victims) {
+      if (freed >= target) break;
+      v.dir.index.remove(v.hash);
+      freed += v.size;
+      deletes.push(this.#evictDisk(v.dir, v.hash));
+    }
+    await Promise.all(deletes);
+    return freed;
   }
 
   // --- scan --------------------------------------------------------------------------------
@@ -577,7 +585,7 @@ export class DiskTiers {
       for (const x of evicted) deletes.push(this.#evictDisk(dir, x.key));
     }
     await Promise.all(deletes);
-    if (dir.index.size > 0 || dir.minFreeRatio > 0) await this.#makeRoom(dir, 0);
+    await this.#makeRoom(dir, 0);
   }
 
   #report(message: string, cause?: unknown): void {

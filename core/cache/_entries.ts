@@ -20,7 +20,7 @@
 import type { CacheIndex } from "../../wasm/mod.ts";
 import type { TierStats } from "./types.ts";
 import type { BlockTable } from "./_block_file.ts";
-import type { FreeSpace } from "./free_space.ts";
+import type { DiskBudget } from "./disk_budget.ts";
 
 /** A local cache directory: its index and counters. */
 export interface DiskDir {
@@ -32,6 +32,8 @@ export interface DiskDir {
   readonly capacity: number;
   /** Share of its filesystem kept free. */
   readonly minFreeRatio: number;
+  /** The free space of its filesystem, maybe shared with other directories on it. */
+  readonly budget: DiskBudget;
   /** The S3-FIFO index of its blocks (sizes are file sizes). */
   readonly index: CacheIndex;
   /** Its subfolders known to exist. */
@@ -40,12 +42,6 @@ export interface DiskDir {
   hits: number;
   /** Lookups that missed it (see `TierStats.misses`). */
   misses: number;
-  /** The last free-space reading, adjusted for our writes and deletes. */
-  fs: FreeSpace | undefined;
-  /** When `fs` was read (ms). */
-  fsAt: number;
-  /** Whether the last reading failed (reported once). */
-  fsFailed: boolean;
 }
 
 /** A cached key and where its block is. */

@@ -15,6 +15,7 @@
  * - `_fd_pool.ts`: the pool of open block files and the `pread` reader.
  * - `_entries.ts`: the entries the tiers share.
  * - `free_space.ts`: `statvfs(3)` of a cache directory.
+ * - `disk_budget.ts`: the free space of a filesystem, shared with a writeback staging directory.
  *
  * ## Decisions
  *
@@ -37,10 +38,16 @@
  * - **Caps.** Memory bytes and directory bytes (file sizes, headers included) are the indexes'
  *   `maxBytes`; a disk block is entered in its index, and whatever that evicts deleted, before its
  *   file is written, so the directory never holds more than its cap. Before each disk write the
- *   directory's filesystem must keep `minFreeRatio` (default 0.1) of its size free after the write;
- *   if not, the least-accessed blocks of that directory are deleted first (with a little headroom),
- *   and the write is skipped if that cannot help. Free space comes from `statvfs(3)` through FFI
- *   (`df` as a fallback), cached for `freeSpaceTtlMs` and adjusted for our own writes and deletes.
+ *   directory's filesystem must keep `minFreeRatio` (default 0.1) of its size free after the write,
+ *   plus the room that staged writes on the same filesystem claimed or wait for; if not, the
+ *   least-accessed blocks of that directory are deleted first (with a little headroom), and the
+ *   write is skipped if that cannot help. Free space comes from `statvfs(3)` through FFI (`df` as a
+ *   fallback), cached for `freeSpaceTtlMs` and adjusted for our own writes and deletes.
+ * - **Sharing a disk.** A directory's {@linkcode DiskBudget} (its own by default, or one shared
+ *   with a writeback staging directory on the same filesystem, as `slayerfs mount` does) tracks
+ *   that free space. Cached blocks are clean copies, staged ones are not, so staged writes come
+ *   first: when one claims room the filesystem lacks, the directories on that budget delete their
+ *   least-accessed blocks until it fits (`yieldSpace`), and cache writes leave its room free.
  * - **Files.** `<dir>/<first 2 hex digits of xxh3(key)>/<escaped key>`: a 20-byte header (magic
  *   `SFC2`, key length u16, log2 of the segment size u8 (16), a zero byte, data length u32, XXH3-64
  *   of the header, key and table with this field zeroed u64; little endian), the key, a table of
@@ -89,5 +96,6 @@
 
 export { BlockCache } from "./block_cache.ts";
 export { type CacheDirOptions, TieredCache, type TieredCacheOptions } from "./tiered_cache.ts";
+export { DiskBudget, type DiskBudgetOptions, type SpaceYielder } from "./disk_budget.ts";
 export { type FreeSpace, statFreeSpace } from "./free_space.ts";
 export type { BlockCacheLike, CacheStats, HotBlock, TierStats } from "./types.ts";
