@@ -83,7 +83,7 @@ Deno.test("cli --help of every command matches the README", async () => {
     assert.ok(mount.includes(s), `mount --help names ${s}`);
   }
   assert.match(mount, /--cache-size SIZE [^(]*\(default: 32 MiB\)/);
-  assert.match(mount, /--cache-dir-size SIZE [^(]*\(default: 10 GiB\)/);
+  assert.match(mount, /--cache-dir-size SIZE [^(]*\(default: half the free space/);
   const format = (await cli(["format", "--help"])).stdout.replace(/\s+/g, " ");
   assert.match(format, /s3:\/\//, "format --help shows s3:// storage");
   assert.match(format, /--block-size SIZE [^(]*\(default: 4 MiB\)/);
