@@ -6,9 +6,27 @@
  * @module
  */
 
+import { CliError } from "./_errors.ts";
+
 /** The CLI's home: `$SLAYERFS_HOME`, else `~/.slayerfs`. */
 export function home(): string {
   return Deno.env.get("SLAYERFS_HOME") ?? `${Deno.env.get("HOME") ?? "/root"}/.slayerfs`;
+}
+
+/**
+ * Creates folder `dir` (with its parents) for the CLI's own files; a folder that cannot be made
+ * is a {@linkcode CliError} that, under the home, says how to choose another home.
+ */
+export async function makeHomeDir(dir: string): Promise<void> {
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+  } catch (err) {
+    const reason = err instanceof Error ? err.message.replace(/ \(os error \d+\).*$/, "") : err;
+    const hint = dir.startsWith(home())
+      ? `; set SLAYERFS_HOME to a folder you can write (default ~/.slayerfs)`
+      : "";
+    throw new CliError(`Cannot create "${dir}": ${reason}${hint}`);
+  }
 }
 
 /** The folder of the daemons' state files. */

@@ -13,7 +13,7 @@ import { formatVolume } from "../core/volume.ts";
 import { expectArgs, parse } from "./_args.ts";
 import { daemonize } from "./_daemonize.ts";
 import { CliError, describe } from "./_errors.ts";
-import { home, processAlive, readState, stateFile } from "./_state.ts";
+import { home, makeHomeDir, processAlive, readState, stateFile } from "./_state.ts";
 import { type MountOpts, serve } from "./serve.ts";
 
 const KNOWN_O = new Set([
@@ -49,6 +49,7 @@ export async function cmdMount(args: string[]): Promise<void> {
   let metaUrl: string;
   let mnt: string;
   if (positionals.length === 1) {
+    await checkLibfuse(); // before the default volume is formatted: nothing made for a failure
     metaUrl = await ensureDefaultVolume();
     mnt = positionals[0]!;
   } else {
@@ -127,7 +128,7 @@ function checkMetaScheme(metaUrl: string): void {
 
 async function ensureDefaultVolume(): Promise<string> {
   const dir = `${home()}/default`;
-  await Deno.mkdir(dir, { recursive: true });
+  await makeHomeDir(dir);
   const metaUrl = `sqlite3://${dir}/meta.db`;
   const kv = await openKvEngine(metaUrl);
   try {
@@ -149,9 +150,18 @@ async function checkLibfuse(): Promise<void> {
     throw new CliError(describe(err));
   }
   try {
-    await Deno.stat("/dev/fuse");
-  } catch {
-    throw new CliError("/dev/fuse is missing: load the fuse kernel module (modprobe fuse)");
+    (await Deno.open("/dev/fuse", { read: true, write: true })).close();
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new CliError("/dev/fuse is missing: load the fuse kernel module (modprobe fuse)");
+    }
+    if (err instanceof Deno.errors.PermissionDenied) {
+      throw new CliError(
+        "Failed to open /dev/fuse: Permission denied (mount as root, or let this user read and " +
+          "write /dev/fuse: chmod 666 /dev/fuse, as most distributions ship it)",
+      );
+    }
+    throw new CliError(`Failed to open /dev/fuse: ${describe(err)}`);
   }
 }
 

@@ -86,14 +86,16 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     let store = await openBlockStore(format.storage);
     if (opts.writeback) {
       const { WritebackBlockStore } = await import("../backends/store_writeback.ts");
+      const dir = opts.writebackDir ?? `${home()}/writeback/${format.uuid}`;
       const staged = await WritebackBlockStore.open(store, {
-        dir: opts.writebackDir ?? `${home()}/writeback/${format.uuid}`,
+        dir,
         capacityBytes: opts.writebackMiB * 2 ** 20,
         // The block stays staged and is uploaded again later.
         onError: (error, key) =>
           log.warn('Upload of "{key}" failed: {reason}', { key, reason: describe(error), error }),
       });
-      writeback = staged;
+      // `status` and `umount` say where the blocks not uploaded yet are.
+      writeback = { flush: (o) => staged.flush(o), stats: () => ({ ...staged.stats(), dir }) };
       store = staged;
     }
     // Remote storage gets a disk cache by default, as JuiceFS does; local storage needs none.

@@ -24,7 +24,7 @@ async function writeSynced(path: string, data: Uint8Array): Promise<void> {
 }
 
 async function status(mnt: string): Promise<Record<string, unknown>> {
-  const r = await runCli(["status", mnt]);
+  const r = await runCli(["status", "--json", mnt]);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);
 }
