@@ -1,0 +1,112 @@
+/**
+ * `umount` of a `--writeback` mount on a real s3rver: with blocks not uploaded yet it says how
+ * many are left and where they are staged; `umount --flush` waits until they are uploaded.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { forceUnmountSync, isMounted, runCli } from "./_mount.ts";
+import { startS3Server } from "./_s3server.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function noise(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, i + 65536));
+  return out;
+}
+
+async function writeSynced(path: string, data: Uint8Array): Promise<void> {
+  using f = await Deno.open(path, { write: true, create: true, truncate: true });
+  for (let done = 0; done < data.length;) done += await f.write(data.subarray(done));
+  await f.sync();
+}
+
+/** The staged block files in the writeback folder. */
+function staged(dir: string): string[] {
+  try {
+    return [...Deno.readDirSync(dir)].filter((e) => e.isFile && !e.name.startsWith(".tmp-"))
+      .map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
+
+Deno.test({
+  name: "umount warns of staged uploads and where they are; umount --flush waits for them",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await using server = await startS3Server();
+    await server.createBucket("wbvol");
+    Deno.env.set("AWS_ACCESS_KEY_ID", server.accessKeyId);
+    Deno.env.set("AWS_SECRET_ACCESS_KEY", server.secretAccessKey);
+    const dir = await Deno.makeTempDir({ prefix: "slayerfs-umount-" });
+    const mnt = `${dir}/mnt`;
+    const stage = `${dir}/stage`;
+    const meta = `sqlite3://${dir}/meta.db`;
+    const mountArgs = [
+      "mount",
+      "--writeback",
+      "--writeback-dir",
+      stage,
+      "--no-cache-dir",
+      meta,
+      mnt,
+    ];
+    try {
+      await Deno.mkdir(mnt);
+      const f = await runCli(["format", "--storage", server.storeUrl("wbvol", "v"), meta, "wbvol"]);
+      assert.equal(f.code, 0, f.stderr);
+      assert.equal((await runCli(mountArgs)).code, 0);
+
+      // --flush: the server freezes, a file is staged, umount waits until it is uploaded.
+      server.pause();
+      const a = noise(3 << 20);
+      await writeSynced(`${mnt}/a`, a);
+      assert.ok(staged(stage).length > 0, "staged while the server is frozen");
+      const flushing = runCli(["umount", "--flush", mnt]);
+      await sleep(2500);
+      assert.ok(isMounted(mnt), "umount --flush waits for the uploads");
+      server.resume();
+      const fl = await flushing;
+      assert.equal(fl.code, 0, fl.stderr);
+      assert.match(fl.stderr, /waiting for \d+ staged blocks \([\d.]+ MiB\) to upload from /);
+      assert.doesNotMatch(fl.stderr, /not uploaded/);
+      assert.deepEqual(staged(stage), [], "everything uploaded");
+      assert.ok(!isMounted(mnt));
+
+      // Without --flush, during an outage: a warning with how much is left and where.
+      assert.equal((await runCli(mountArgs)).code, 0);
+      await server.kill();
+      const b = noise(2 << 20);
+      await writeSynced(`${mnt}/b`, b);
+      const u = await runCli(["umount", mnt]);
+      assert.equal(u.code, 0, u.stderr);
+      assert.ok(!isMounted(mnt));
+      const left = staged(stage).length;
+      assert.ok(left > 0, "the blocks stay staged");
+      assert.match(
+        u.stderr,
+        new RegExp(
+          `warning: ${left} blocks \\(2\\.0 MiB\\) written with --writeback are not uploaded ` +
+            `yet; they stay staged in ${stage} and upload at the next mount`,
+        ),
+      );
+
+      // They upload at the next mount.
+      await server.start();
+      assert.equal((await runCli(mountArgs)).code, 0);
+      assert.deepEqual(await Deno.readFile(`${mnt}/b`), b);
+      assert.deepEqual(await Deno.readFile(`${mnt}/a`), a);
+      const last = await runCli(["umount", "--flush", mnt]);
+      assert.equal(last.code, 0, last.stderr);
+      assert.deepEqual(staged(stage), []);
+    } finally {
+      server.resume();
+      forceUnmountSync(mnt);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
