@@ -6,7 +6,11 @@
  * @module
  */
 
+import type { WritebackStats } from "../backends/store_writeback.ts";
 import { CliError } from "./_errors.ts";
+
+/** What a daemon records of its `--writeback` staging: the counters and the folder. */
+export type StagedStats = WritebackStats & { dir?: string };
 
 /** The CLI's home: `$SLAYERFS_HOME`, else `~/.slayerfs`. */
 export function home(): string {
@@ -73,8 +77,8 @@ export interface MountState {
   cache?: unknown;
   /** The files with the most cached blocks, with the tiered cache. */
   hottestFiles?: unknown;
-  /** The writeback staging's counters, with `--writeback`. */
-  writeback?: unknown;
+  /** The writeback staging's counters and folder, with `--writeback`. */
+  writeback?: StagedStats;
 }
 
 /** Whether process `pid` runs (a zombie, killed and not yet reaped, does not). */

@@ -19,17 +19,6 @@ import { liveMountOf } from "./_mount_of.ts";
 import { pathsOf } from "./_paths.ts";
 import type { MountState } from "./_state.ts";
 
-/** The writeback counters a daemon records (see `backends/store_writeback.ts`). */
-interface StagedStats {
-  stagedObjects: number;
-  stagedBytes: number;
-  uploading: number;
-  uploaded: number;
-  failures: number;
-  lastError?: string;
-  dir?: string;
-}
-
 /** Runs `slayerfs status` with the arguments after the command name. */
 export async function cmdStatus(args: string[]): Promise<void> {
   const { values, positionals } = parse(args, { json: { type: "boolean" } });
@@ -94,7 +83,7 @@ function mountText(mnt: string, s: MountState & { usage?: string }, paths: Map<I
     `${humanBytes(s.cacheBytes ?? 0)}${cache ? "" : " in memory"}, ${hits} hits, ${misses} ` +
     `misses (${percent(hits + misses ? hits / (hits + misses) : 0)} hit rate)`,
   ]);
-  const wb = s.writeback as StagedStats | undefined;
+  const wb = s.writeback;
   if (wb) {
     rows.push([
       "Staged:",

@@ -13,14 +13,6 @@ import { CliError } from "./_errors.ts";
 import { humanBytes } from "./_human.ts";
 import { type MountState, processAlive, readState } from "./_state.ts";
 
-/** What a daemon records about its staged uploads (see `cli/serve.ts`). */
-interface Staged {
-  stagedObjects: number;
-  stagedBytes: number;
-  uploading: number;
-  dir?: string;
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs `slayerfs umount` with the arguments after the command name. */
@@ -54,7 +46,7 @@ export async function cmdUmount(args: string[]): Promise<void> {
     for (let i = 0; i < 1200 && processAlive(state.pid); i++) await sleep(50);
   }
   console.log(`Unmounted ${mnt}`);
-  const staged = state?.writeback as Staged | undefined;
+  const staged = state?.writeback;
   if (staged?.dir) {
     const left = await stagedFiles(staged.dir);
     if (left.count > 0) {
@@ -72,7 +64,7 @@ async function waitForUploads(mnt: string, state: MountState): Promise<MountStat
   const since = Date.now();
   let said = 0;
   for (let s: MountState | undefined = state; s && processAlive(s.pid); s = await readState(mnt)) {
-    const wb = s.writeback as Staged | undefined;
+    const wb = s.writeback;
     const fresh = Date.parse(s.updated) >= since - 100;
     if (!wb || (fresh && wb.stagedObjects === 0 && wb.uploading === 0)) return s;
     if (wb.stagedObjects > 0 && Date.now() - said >= 10_000) {

@@ -7,21 +7,10 @@
 
 import assert from "node:assert/strict";
 import { forceUnmountSync, isMounted, runCli } from "./_mount.ts";
+import { noise, writeSynced } from "./_io.ts";
 import { startS3Server } from "./_s3server.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function noise(n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, i + 65536));
-  return out;
-}
-
-async function writeSynced(path: string, data: Uint8Array): Promise<void> {
-  using f = await Deno.open(path, { write: true, create: true, truncate: true });
-  for (let done = 0; done < data.length;) done += await f.write(data.subarray(done));
-  await f.sync();
-}
 
 /** The staged block files in the writeback folder. */
 function staged(dir: string): string[] {
