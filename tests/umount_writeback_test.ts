@@ -44,11 +44,15 @@ Deno.test({
       meta,
       mnt,
     ];
+    const mount = async () => {
+      const r = await runCli(mountArgs);
+      assert.equal(r.code, 0, r.stderr);
+    };
     try {
       await Deno.mkdir(mnt);
       const f = await runCli(["format", "--storage", server.storeUrl("wbvol", "v"), meta, "wbvol"]);
       assert.equal(f.code, 0, f.stderr);
-      assert.equal((await runCli(mountArgs)).code, 0);
+      await mount();
 
       // --flush: the server freezes, a file is staged, umount waits until it is uploaded.
       server.pause();
@@ -67,7 +71,7 @@ Deno.test({
       assert.ok(!isMounted(mnt));
 
       // Without --flush, during an outage: a warning with how much is left and where.
-      assert.equal((await runCli(mountArgs)).code, 0);
+      await mount();
       await server.kill();
       const b = noise(2 << 20);
       await writeSynced(`${mnt}/b`, b);
@@ -86,7 +90,7 @@ Deno.test({
 
       // They upload at the next mount.
       await server.start();
-      assert.equal((await runCli(mountArgs)).code, 0);
+      await mount();
       assert.deepEqual(await Deno.readFile(`${mnt}/b`), b);
       assert.deepEqual(await Deno.readFile(`${mnt}/a`), a);
       const last = await runCli(["umount", "--flush", mnt]);
