@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { forceUnmountSync, isMounted, REPO_ROOT, runCli } from "./_mount.ts";
+import { CLI, forceUnmountSync, isMounted, REPO_ROOT } from "./_mount.ts";
 import { run } from "./_run.ts";
 
 /** The stderr lines that are not Deno's own chatter. */
@@ -105,9 +105,17 @@ Deno.test("an S3 endpoint that refuses connections is said so once", async () =>
     const port = (listener.addr as Deno.NetAddr).port;
     listener.close(); // nothing listens there now: connections are refused
     const url = `s3://bkt/p?endpoint=http://127.0.0.1:${port}&region=us-east-1&path_style=true`;
-    Deno.env.set("AWS_ACCESS_KEY_ID", "test");
-    Deno.env.set("AWS_SECRET_ACCESS_KEY", "test");
-    const r = await runCli(["format", "--storage", url, `sqlite3://${dir}/meta.db`, "v"]);
+    // Credentials for this process only: other test files share the environment.
+    const r = await run(Deno.execPath(), [
+      "run",
+      "-A",
+      CLI,
+      "format",
+      "--storage",
+      url,
+      `sqlite3://${dir}/meta.db`,
+      "v",
+    ], { cwd: REPO_ROOT, env: { AWS_ACCESS_KEY_ID: "test", AWS_SECRET_ACCESS_KEY: "test" } });
     assert.equal(r.code, 1, r.stdout);
     const lines = errorLines(r.stderr);
     assert.equal(lines.length, 1, r.stderr);
