@@ -203,26 +203,37 @@ const UMOUNT: CommandSpec = {
   args: [{ name: "MOUNTPOINT", help: "a SlayerFS mountpoint" }],
   arity: [1, 1],
   complete: "dir",
-  options: [{ name: "lazy", short: "l", kind: "flag", help: "detach now even if busy" }],
-  examples: ["slayerfs umount /mnt/vol1"],
+  options: [
+    { name: "lazy", short: "l", kind: "flag", help: "detach now even if busy" },
+    {
+      name: "flush",
+      kind: "flag",
+      help: "first wait until every block staged with --writeback is uploaded",
+    },
+  ],
+  examples: ["slayerfs umount /mnt/vol1", "slayerfs umount --flush /mnt/vol1"],
 };
 
 const STATUS: CommandSpec = {
   name: "status",
   summary: "show a mount's state, or a volume's format and usage",
-  usage: ["MOUNTPOINT|META_URL"],
-  args: [{ name: "MOUNTPOINT|META_URL", help: "a mountpoint, or a volume's metadata URL" }],
+  usage: ["PATH|META_URL"],
+  args: [{ name: "PATH|META_URL", help: "any path inside a mount, or a volume's metadata URL" }],
   arity: [1, 1],
   complete: "dir",
-  options: [],
-  examples: ["slayerfs status /mnt/vol1", "slayerfs status sqlite3:///var/lib/slayerfs/meta.db"],
+  options: [{ name: "json", kind: "flag", help: "print the raw state as JSON, for scripts" }],
+  examples: [
+    "slayerfs status /mnt/vol1",
+    "slayerfs status --json /mnt/vol1",
+    "slayerfs status sqlite3:///var/lib/slayerfs/meta.db",
+  ],
 };
 
 const INFO: CommandSpec = {
   name: "info",
-  summary: "show a file's chunks, slices and blocks",
+  summary: "show a file's sizes, chunks, slices and blocks, or a directory's summary",
   usage: ["PATH"],
-  args: [{ name: "PATH", help: "a file inside a SlayerFS mount" }],
+  args: [{ name: "PATH", help: "a file or directory inside a SlayerFS mount" }],
   arity: [1, 1],
   complete: "file",
   options: [],

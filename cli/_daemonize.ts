@@ -5,8 +5,9 @@
  * @module
  */
 
+import { dirname } from "node:path";
 import { CliError } from "./_errors.ts";
-import { makeLogFile, readState } from "./_state.ts";
+import { makeHomeDir, makeLogFile, readState } from "./_state.ts";
 
 /** The top-level entry point the daemon runs (`cli.ts`, beside this folder). */
 const ENTRY = new URL("../cli.ts", import.meta.url).pathname;
@@ -24,6 +25,7 @@ export function failureReason(log: string): string | undefined {
 
 /** Starts `mount --foreground` as a detached daemon and returns once it serves. */
 export async function daemonize(args: string[], mnt: string, log: string): Promise<void> {
+  await makeHomeDir(dirname(log));
   await makeLogFile(log);
   const self = Deno.execPath();
   const compiled = !/deno$/.test(self);
@@ -66,6 +68,10 @@ export async function daemonize(args: string[], mnt: string, log: string): Promi
     } catch { /* gone */ }
     throw new CliError(`The mount at "${mnt}" did not become ready in 60 s (see ${log})`);
   }
-  const text = await Deno.readTextFile(log).catch(() => "");
-  throw new CliError(failureReason(text.slice(logStart)) ?? `The daemon failed (see ${log})`);
+  const text = (await Deno.readTextFile(log).catch(() => "")).slice(logStart);
+  const reason = failureReason(text) ?? `The daemon failed (see ${log})`;
+  // libfuse says why a mount failed on lines of its own ("fuse: failed to open /dev/fuse: ...").
+  const fuse = text.split("\n").filter((l) => /^(fuse|fusermount3?): /.test(l))
+    .map((l) => l.replace(/^fuse: /, ""));
+  throw new CliError(fuse.length ? `${reason}: ${fuse.join("; ")}` : reason);
 }

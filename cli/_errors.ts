@@ -25,8 +25,16 @@ export function describe(err: unknown): string {
     return err.message;
   }
   if (err instanceof Error) {
-    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
-    return err.message + cause;
+    // Each cause once: a message often already quotes its cause's.
+    let text = err.message;
+    for (let c = err.cause, depth = 0; c instanceof Error && depth < 5; c = c.cause, depth++) {
+      if (!text.includes(c.message)) text += `: ${c.message}`;
+    }
+    return text.replace(FETCH_NOISE, "cannot connect: ");
   }
   return String(err);
 }
+
+/** What Deno's `fetch` says around a refused or unreachable connection, before the reason. */
+const FETCH_NOISE =
+  /Request to \S+ failed: fetch failed: error sending request for url \([^)]*\): client error \(Connect\): (?:tcp connect error: )?/g;

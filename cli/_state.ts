@@ -13,10 +13,31 @@ import {
   PRIVATE_FILE_MODE,
   tightenMode,
 } from "../core/_private_fs.ts";
+import type { WritebackStats } from "../backends/store_writeback.ts";
+import { CliError } from "./_errors.ts";
+
+/** What a daemon records of its `--writeback` staging: the counters and the folder. */
+export type StagedStats = WritebackStats & { dir?: string };
 
 /** The CLI's home: `$SLAYERFS_HOME`, else `~/.slayerfs`. */
 export function home(): string {
   return Deno.env.get("SLAYERFS_HOME") ?? `${Deno.env.get("HOME") ?? "/root"}/.slayerfs`;
+}
+
+/**
+ * Creates folder `dir` (with its parents) for the CLI's own files; a folder that cannot be made
+ * is a {@linkcode CliError} that, under the home, says how to choose another home.
+ */
+export async function makeHomeDir(dir: string): Promise<void> {
+  try {
+    await Deno.mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  } catch (err) {
+    const reason = err instanceof Error ? err.message.replace(/ \(os error \d+\).*$/, "") : err;
+    const hint = dir.startsWith(home())
+      ? `; set SLAYERFS_HOME to a folder you can write (default ~/.slayerfs)`
+      : "";
+    throw new CliError(`Cannot create "${dir}": ${reason}${hint}`);
+  }
 }
 
 /** The folder of the daemons' state files. */
@@ -63,8 +84,8 @@ export interface MountState {
   cache?: unknown;
   /** The files with the most cached blocks, with the tiered cache. */
   hottestFiles?: unknown;
-  /** The writeback staging's counters, with `--writeback`. */
-  writeback?: unknown;
+  /** The writeback staging's counters and folder, with `--writeback`. */
+  writeback?: StagedStats;
 }
 
 /** Whether process `pid` runs (a zombie, killed and not yet reaped, does not). */

@@ -17,7 +17,7 @@ import { CliError, describe } from "./_errors.ts";
 import { openMeta } from "./_meta.ts";
 import { type ParsedArgs, usageError } from "./_spec.ts";
 import { closest, didYouMean } from "./_suggest.ts";
-import { home, processAlive, readState, stateFile } from "./_state.ts";
+import { home, makeHomeDir, processAlive, readState, stateFile } from "./_state.ts";
 import { checkMetaUrl } from "./_urls.ts";
 import { type MountOpts, serve } from "./serve.ts";
 
@@ -58,6 +58,8 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
     log: args.string("log") ?? `${home()}/slayerfs.log`,
   };
   mnt = resolve(mnt);
+  // libfuse and /dev/fuse before anything is made: a failure leaves no volume or mountpoint.
+  await checkLibfuse();
   if (metaUrl === undefined) {
     metaUrl = await ensureDefaultVolume();
   } else {
@@ -67,7 +69,6 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
   }
   const madeMountpoint = await prepareMountpoint(mnt, options.has("nonempty"));
   try {
-    await checkLibfuse();
     if (opts.foreground) return await serve(metaUrl, mnt, opts);
     const inner = args.raw.filter((a) => a !== "-d" && a !== "--background");
     await daemonize(inner, mnt, opts.log);
@@ -111,6 +112,7 @@ function mountOptions(list: string[]): Map<string, string> {
 
 async function ensureDefaultVolume(): Promise<string> {
   const dir = `${home()}/default`;
+  await makeHomeDir(dir);
   await makePrivateDir(dir, () => true);
   const metaUrl = `sqlite3://${dir}/meta.db`;
   const kv = await openKvEngine(metaUrl);
@@ -133,9 +135,18 @@ async function checkLibfuse(): Promise<void> {
     throw new CliError(describe(err));
   }
   try {
-    await Deno.stat("/dev/fuse");
-  } catch {
-    throw new CliError("/dev/fuse is missing: load the fuse kernel module (modprobe fuse)");
+    (await Deno.open("/dev/fuse", { read: true, write: true })).close();
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new CliError("/dev/fuse is missing: load the fuse kernel module (modprobe fuse)");
+    }
+    if (err instanceof Deno.errors.PermissionDenied) {
+      throw new CliError(
+        "Failed to open /dev/fuse: Permission denied (mount as root, or let this user read and " +
+          "write /dev/fuse: chmod 666 /dev/fuse, as most distributions ship it)",
+      );
+    }
+    throw new CliError(`Failed to open /dev/fuse: ${describe(err)}`);
   }
 }
 

@@ -185,7 +185,11 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
         onError: (error, key) =>
           log.debug('Upload of "{key}" failed: {reason}', { key, reason: describe(error), error }),
       });
-      writeback = staged;
+      // `status` and `umount` say where the blocks not uploaded yet are.
+      writeback = {
+        flush: (o) => staged.flush(o),
+        stats: () => ({ ...staged.stats(), dir: stageDir }),
+      };
       store = staged;
     }
     const cacheBytes = opts.cacheMiB * 2 ** 20;

@@ -1,42 +1,132 @@
 /**
- * `slayerfs status MOUNTPOINT|META_URL`: a mount's daemon state (from its state file) with the
- * volume's usage, or a volume's format and usage straight from its metadata.
+ * `slayerfs status [--json] PATH|META_URL`: for any path inside a mount, the mount's daemon state
+ * (volume, storage, cache tiers with sizes and hit rates, staged uploads, the hottest files by
+ * path, FUSE requests) with the volume's usage; for a metadata URL, the volume's format and usage.
+ * Human-readable by default, the raw state as JSON with `--json`. A dead mount (its daemon gone)
+ * is an error (exit 1).
  *
  * @module
  */
 
-import { resolve } from "node:path";
-import { CliError } from "./_errors.ts";
+import type { CacheStats } from "../core/cache/mod.ts";
+import { Meta } from "../core/meta/mod.ts";
+import type { VolumeFormat } from "../core/format.ts";
+import type { Ino } from "../core/types.ts";
+import { humanAge, humanBytes, percent, table } from "./_human.ts";
 import { openMeta, volumeSummary } from "./_meta.ts";
+import { liveMountOf } from "./_mount_of.ts";
+import { pathsOf } from "./_paths.ts";
 import type { ParsedArgs } from "./_spec.ts";
-import { processAlive, readState } from "./_state.ts";
+import type { MountState } from "./_state.ts";
 
 /** Runs `slayerfs status` with its checked arguments. */
 export async function cmdStatus(args: ParsedArgs): Promise<void> {
   const target = args.positionals[0]!;
+  const json = args.flag("json");
   if (/^[a-z0-9+.-]+:\/\//i.test(target)) {
     const kv = await openMeta(target, true);
     try {
       const { format, usage } = await volumeSummary(kv);
-      console.log(JSON.stringify({ ...format, usage }, null, 2));
+      console.log(json ? JSON.stringify({ ...format, usage }, null, 2) : volumeText(format, usage));
     } finally {
       await kv.close();
     }
     return;
   }
-  const mnt = resolve(target);
-  const { isMounted } = await import("../ffi/mounts.ts");
-  if (!isMounted(mnt)) throw new CliError(`"${mnt}" is not mounted`);
-  const state = await readState(mnt);
-  if (!state) throw new CliError(`"${mnt}" is not a SlayerFS mount of this host`);
-  const out: Record<string, unknown> = { ...state, alive: processAlive(state.pid) };
+  const { mountpoint, state } = await liveMountOf(target);
+  const out: MountState & { alive: boolean; usage?: string } = { ...state, alive: true };
+  let paths = new Map<Ino, string>();
   if (state.meta.startsWith("sqlite3://")) {
     const kv = await openMeta(state.meta, true);
     try {
       out.usage = (await volumeSummary(kv)).usage;
+      const hot = (state.hottestFiles ?? []) as Array<{ ino: Ino }>;
+      if (!json && hot.length) paths = await pathsOf(await Meta.open(kv), hot.map((h) => h.ino));
     } finally {
       await kv.close();
     }
   }
-  console.log(JSON.stringify(out, null, 2));
+  console.log(json ? JSON.stringify(out, null, 2) : mountText(mountpoint, out, paths));
+}
+
+function volumeText(f: VolumeFormat, usage: string): string {
+  return [
+    `Volume "${f.name}" (uuid ${f.uuid}, formatted ${f.createdAt})`,
+    ...table([
+      ["Storage:", f.storage],
+      [
+        "Blocks:",
+        `${humanBytes(f.blockSize)}, compression ${f.compression}, dedup ${
+          f.dedup ? "on" : "off"
+        }, inline up to ${humanBytes(f.inlineMax ?? 0)}`,
+      ],
+      ["Capacity:", `${humanBytes(f.capacity)}, ${f.inodes} inodes`],
+      ["Usage:", usage],
+    ]),
+  ].join("\n");
+}
+
+function mountText(mnt: string, s: MountState & { usage?: string }, paths: Map<Ino, string>) {
+  const rows = [
+    ["Metadata:", s.meta],
+    ["Storage:", s.storage],
+    ...(s.usage ? [["Usage:", s.usage]] : []),
+    ["Open:", `${s.openFiles ?? 0} files, ${s.handles ?? 0} handles`],
+  ];
+  const cache = s.cache as CacheStats | undefined;
+  const hits = cache?.hits ?? s.cacheHits ?? 0;
+  const misses = cache?.misses ?? s.cacheMisses ?? 0;
+  rows.push([
+    "Cache:",
+    `${humanBytes(s.cacheBytes ?? 0)}${cache ? "" : " in memory"}, ${hits} hits, ${misses} ` +
+    `misses (${percent(hits + misses ? hits / (hits + misses) : 0)} hit rate)`,
+  ]);
+  const wb = s.writeback;
+  if (wb) {
+    rows.push([
+      "Staged:",
+      `${wb.stagedObjects} blocks, ${humanBytes(wb.stagedBytes)} not uploaded yet (` +
+      `${wb.uploading} uploading, ${wb.uploaded} uploaded, ${wb.failures} failed)` +
+      (wb.dir ? ` in ${wb.dir}` : ""),
+    ]);
+    if (wb.lastError) rows.push(["", `last upload error: ${wb.lastError}`]);
+  }
+  const lines = [
+    `Volume "${s.volume}" mounted at ${mnt} (pid ${s.pid}, up ${
+      humanAge(Date.now() - Date.parse(s.started))
+    }, state of ${humanAge(Date.now() - Date.parse(s.updated))} ago)`,
+    ...table(rows),
+  ];
+  if (cache) {
+    lines.push(
+      "  Cache tiers:",
+      ...table(
+        cache.tiers.map((t) => [
+          t.name,
+          `${humanBytes(t.bytes)} of ${humanBytes(t.capacity)}`,
+          `${t.entries} blocks`,
+          `${percent(t.hitRate)} hits`,
+        ]),
+        "    ",
+      ),
+    );
+  }
+  const hot = (s.hottestFiles ?? []) as Array<{ ino: Ino; frequency: number }>;
+  if (hot.length) {
+    lines.push(
+      "  Hottest files (cache hits, path):",
+      ...table(hot.map((h) => [String(h.frequency), paths.get(h.ino) ?? `inode ${h.ino}`]), "    "),
+    );
+  }
+  const ops = Object.entries(s.ops ?? {}).filter(([, o]) => o.count > 0);
+  if (ops.length) {
+    lines.push(
+      "  FUSE requests:",
+      ...table([
+        ["operation", "count", "errors", "mean"],
+        ...ops.map(([op, o]) => [op, String(o.count), String(o.errors), `${o.meanUs} µs`]),
+      ], "    "),
+    );
+  }
+  return lines.join("\n");
 }

@@ -1,21 +1,29 @@
 /**
- * `slayerfs umount [--lazy] MOUNTPOINT`: unmounts, then waits for the daemon to finish flushing
- * and exit.
+ * `slayerfs umount [--lazy] [--flush] MOUNTPOINT`: unmounts, then waits for the daemon to finish
+ * and exit. With `--writeback` blocks not uploaded yet, it says how many are left and where they
+ * are staged (they upload at the next mount); `--flush` first waits until every staged block is
+ * uploaded.
  *
  * @module
  */
 
 import { resolve } from "node:path";
 import { CliError } from "./_errors.ts";
+import { humanBytes } from "./_human.ts";
 import type { ParsedArgs } from "./_spec.ts";
-import { processAlive, readState } from "./_state.ts";
+import { type MountState, processAlive, readState } from "./_state.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs `slayerfs umount` with its checked arguments. */
 export async function cmdUmount(args: ParsedArgs): Promise<void> {
   const mnt = resolve(args.positionals[0]!);
   const { isMounted, forceUnmount } = await import("../ffi/mounts.ts");
   if (!isMounted(mnt)) throw new CliError(`"${mnt}" is not mounted`);
-  const state = await readState(mnt);
+  let state = await readState(mnt);
+  if (args.flag("flush") && state && processAlive(state.pid)) {
+    state = await waitForUploads(mnt, state);
+  }
   if (args.flag("lazy")) {
     await forceUnmount(mnt);
   } else {
@@ -32,9 +40,54 @@ export async function cmdUmount(args: ParsedArgs): Promise<void> {
   }
   // Wait for the daemon to finish flushing and exit.
   if (state && processAlive(state.pid)) {
-    for (let i = 0; i < 600 && processAlive(state.pid); i++) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    for (let i = 0; i < 1200 && processAlive(state.pid); i++) await sleep(50);
   }
   console.log(`Unmounted ${mnt}`);
+  const staged = state?.writeback;
+  if (staged?.dir) {
+    const left = await stagedFiles(staged.dir);
+    if (left.count > 0) {
+      console.error(
+        `slayerfs: warning: ${left.count} blocks (${humanBytes(left.bytes)}) written with ` +
+          `--writeback are not uploaded yet; they stay staged in ${staged.dir} and upload at the ` +
+          `next mount of this volume (umount --flush waits for them)`,
+      );
+    }
+  }
+}
+
+/** Waits until the daemon's state shows nothing staged; returns that state. */
+async function waitForUploads(mnt: string, state: MountState): Promise<MountState> {
+  const since = Date.now();
+  let said = 0;
+  for (let s: MountState | undefined = state; s && processAlive(s.pid); s = await readState(mnt)) {
+    const wb = s.writeback;
+    const fresh = Date.parse(s.updated) >= since - 100;
+    if (!wb || (fresh && wb.stagedObjects === 0 && wb.uploading === 0)) return s;
+    if (wb.stagedObjects > 0 && Date.now() - said >= 10_000) {
+      said = Date.now();
+      console.error(
+        `slayerfs: waiting for ${wb.stagedObjects} staged blocks (${
+          humanBytes(wb.stagedBytes)
+        }) to upload from ${wb.dir ?? "the writeback folder"}`,
+      );
+    }
+    await sleep(250);
+    state = s;
+  }
+  return state;
+}
+
+/** The staged blocks left in a writeback folder (temporary files left out). */
+async function stagedFiles(dir: string): Promise<{ count: number; bytes: number }> {
+  let count = 0;
+  let bytes = 0;
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (!e.isFile || e.name.startsWith(".tmp-")) continue;
+      count++;
+      bytes += await Deno.stat(`${dir}/${e.name}`).then((s) => s.size, () => 0);
+    }
+  } catch { /* gone: nothing left */ }
+  return { count, bytes };
 }

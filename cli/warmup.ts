@@ -7,7 +7,7 @@
 
 import { resolve } from "node:path";
 import pLimit from "p-limit";
-import { mib } from "./_args.ts";
+import { humanBytes, Progress } from "./_human.ts";
 import { CliError, describe } from "./_errors.ts";
 import type { ParsedArgs } from "./_spec.ts";
 
@@ -38,20 +38,11 @@ export async function cmdWarmup(args: ParsedArgs): Promise<void> {
   let done = 0;
   let doneFiles = 0;
   const started = Date.now();
-  const tty = !quiet && Deno.stderr.isTerminal();
-  const enc = new TextEncoder();
-  const draw = (final = false) => {
-    if (quiet) return;
-    const frac = total ? done / total : 1;
-    const bar = "#".repeat(Math.round(frac * 30)).padEnd(30, " ");
-    const rate = done / 2 ** 20 / Math.max(0.001, (Date.now() - started) / 1000);
-    const line =
-      `[${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${mib(done)}/${mib(total)} MiB ` +
-      `${doneFiles}/${files.length} files ${rate.toFixed(1)} MiB/s`;
-    if (tty) Deno.stderr.writeSync(enc.encode(`\r${line}${final ? "\n" : ""}`));
-    else if (final) console.error(line);
-  };
-  const timer = setInterval(draw, 200);
+  const progress = new Progress(() => ({
+    fraction: total ? done / total : 1,
+    text: `${humanBytes(done)} of ${humanBytes(total)}, ${doneFiles}/${files.length} files, ` +
+      `${humanBytes(done / Math.max(0.001, (Date.now() - started) / 1000))}/s`,
+  }), { quiet });
   const failures: string[] = [];
   // One buffer per file being read, reused: at most `threads` of them.
   const spare: Uint8Array[] = [];
@@ -71,8 +62,7 @@ export async function cmdWarmup(args: ParsedArgs): Promise<void> {
     }
     doneFiles++;
   });
-  clearInterval(timer);
-  draw(true);
+  progress.done();
   if (failures.length) {
     throw new CliError(`${failures.length} files could not be read, first: ${failures[0]}`);
   }

@@ -27,7 +27,7 @@
  * @module
  */
 
-import { Errno, errnoName, type FsError, toErrno } from "../core/errno.ts";
+import { Errno, errnoName, toErrno } from "../core/errno.ts";
 import type { FsOps } from "../core/fs_ops.ts";
 import type { LibC } from "../core/libc.ts";
 import { getLog } from "../core/log.ts";

@@ -242,7 +242,7 @@ Deno.test("cli sizes take units and bad values say what is wrong", async () => {
     const f = await cli(["format", "--block-size", "1MiB", "--inline-max", "4k", meta, "v"]);
     assert.equal(f.code, 0, f.stderr);
     assert.match(f.stdout, /block size 1 MiB/);
-    const st = await cli(["status", meta]);
+    const st = await cli(["status", "--json", meta]);
     assert.equal(JSON.parse(st.stdout).blockSize, 1 << 20, st.stdout);
   });
 });

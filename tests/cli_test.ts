@@ -203,7 +203,7 @@ Deno.test("cli mounts in the background, reports status and info, and unmounts",
       let ops: Record<string, { count: number; errors: number; meanUs: number }> = {};
       for (let i = 0; i < 50 && !(ops.create?.count && ops.write?.count); i++) {
         await new Promise((r) => setTimeout(r, 100));
-        ops = JSON.parse((await runCli(["status", mnt])).stdout).ops ?? {};
+        ops = JSON.parse((await runCli(["status", "--json", mnt])).stdout).ops ?? {};
       }
       assert.equal(ops.create?.count, 1, `status counts the create: ${JSON.stringify(ops)}`);
       assert.ok(ops.write!.count >= 1 && ops.write!.errors === 0, "status counts the write");

@@ -23,7 +23,7 @@ Deno.test({
     const mount = async (mnt: string) => {
       const r = await runCli(["mount", meta, mnt]);
       assert.equal(r.code, 0, `mount at ${mnt}: ${r.stderr}`);
-      const st = await runCli(["status", mnt]);
+      const st = await runCli(["status", "--json", mnt]);
       return (JSON.parse(st.stdout) as { pid: number }).pid;
     };
     try {

@@ -8,23 +8,12 @@
 
 import assert from "node:assert/strict";
 import { runCli, startSlayer } from "./_mount.ts";
+import { noise, writeSynced } from "./_io.ts";
 import { startS3Server } from "./_s3server.ts";
 import { openBlockStore } from "../backends/mod.ts";
 
-function noise(n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, i + 65536));
-  return out;
-}
-
-async function writeSynced(path: string, data: Uint8Array): Promise<void> {
-  using f = await Deno.open(path, { write: true, create: true, truncate: true });
-  for (let done = 0; done < data.length;) done += await f.write(data.subarray(done));
-  await f.sync();
-}
-
 async function status(mnt: string): Promise<Record<string, unknown>> {
-  const r = await runCli(["status", mnt]);
+  const r = await runCli(["status", "--json", mnt]);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);
 }

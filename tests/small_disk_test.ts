@@ -45,7 +45,7 @@ async function duBytes(path: string): Promise<number> {
 }
 
 async function status(mnt: string): Promise<Record<string, unknown>> {
-  const r = await runCli(["status", mnt]);
+  const r = await runCli(["status", "--json", mnt]);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);
 }
