@@ -140,6 +140,7 @@ export class Vfs implements FsOps {
     if (w?.dirty) {
       if (w.pendingEnd > a.size) a.size = w.pendingEnd;
       if (w.mtime) a.mtime = a.ctime = w.mtime;
+      if (a.allocated !== undefined) a.allocated = Math.min(a.size, a.allocated + w.pendingBytes);
     }
     return a;
   }
