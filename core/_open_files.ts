@@ -4,8 +4,11 @@
  * readahead each handle earns ({@linkcode readahead}).
  *
  * A failed flush drops the pending writes of a file ({@linkcode FileWriter}); each handle then
- * learns of it once, like a Linux file description (`errseq_t`): its next `write` fails, and its
- * next `fsync` or `close` fails even if a `write` already did ({@linkcode reportFailure}). The
+ * learns of it, like a Linux file description (`errseq_t`): its next `write` fails, its next
+ * `fsync` fails even if a `write` already did, and each `close` (FUSE flush) fails until an
+ * `fsync` has reported it, as NFS does ({@linkcode reportFailure}). A close does not mark it
+ * reported: a process may close a duplicate of the descriptor (Deno does for each async file
+ * operation) and fsync the original afterwards. The
  * kernel may still cache pages of the dropped writes: the next open of the file
  * ({@linkcode OpenFiles.openFile}) asks it to drop them.
  *
@@ -44,25 +47,31 @@ export interface Handle {
   syncSeen?: number;
 }
 
+/** What reports a failure to a handle: its writes, its fsyncs, or a close (FUSE flush). */
+export type FailureReport = "write" | "sync" | "close";
+
 /**
- * Throws the failure of `w` that handle `h` was not told of yet, once: to a `"write"` if no
- * write of `h` had it, to a `"sync"` (fsync, close) if no sync of `h` had it (a sync also counts
- * for the writes).
+ * Throws the failure of `w` that handle `h` was not told of yet: to a `"write"` once (if no
+ * write or fsync of `h` had it), to a `"sync"` once (if no fsync of `h` had it), to a `"close"`
+ * as long as no fsync of `h` had it.
  */
-export function reportFailure(h: Handle, w: FileWriter | undefined, kind: "write" | "sync"): void {
+export function reportFailure(h: Handle, w: FileWriter | undefined, kind: FailureReport): void {
   if (!w) return;
-  const seen = kind === "write" ? h.writeSeen : h.syncSeen;
-  const err = w.errorSince(seen ?? 0);
+  const err = w.errorSince((kind === "write" ? h.writeSeen : h.syncSeen) ?? 0);
   if (!err) return;
-  h.writeSeen = w.errors;
+  if (kind !== "close") h.writeSeen = w.errors;
   if (kind === "sync") h.syncSeen = w.errors;
   throw err;
 }
 
-/** Flushes `w` for handle `h` (fsync, close): fails once for each failure `h` was not told of. */
-export async function syncHandle(h: Handle, w: FileWriter | undefined): Promise<void> {
+/** Flushes `w` for handle `h` (fsync, close), then reports what `h` was not told of. */
+export async function syncHandle(
+  h: Handle,
+  w: FileWriter | undefined,
+  kind: "sync" | "close",
+): Promise<void> {
   await w?.flush().catch(() => {}); // a failure counts in w.errors
-  reportFailure(h, w, "sync");
+  reportFailure(h, w, kind);
 }
 
 /** The open inodes and handles of one mount. */

@@ -315,7 +315,7 @@ export class Vfs implements FsOps {
   async flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner: bigint): Promise<void> {
     const h = this.#open.handle(fh, ino);
     this.locks.releasePosix(ino, lockOwner);
-    await syncHandle(h, this.#open.file(ino)?.writer);
+    await syncHandle(h, this.#open.file(ino)?.writer, "close");
   }
 
   async release(
@@ -345,7 +345,7 @@ export class Vfs implements FsOps {
   }
 
   async fsync(_ctx: Ctx, ino: Ino, fh: Fh, _datasync: boolean): Promise<void> {
-    await syncHandle(this.#open.handle(fh, ino), this.#open.file(ino)?.writer);
+    await syncHandle(this.#open.handle(fh, ino), this.#open.file(ino)?.writer, "sync");
   }
 
   async opendir(_ctx: Ctx, ino: Ino, _flags: number): Promise<Opened> {
