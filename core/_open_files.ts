@@ -3,6 +3,15 @@
  * pending writes) and one {@linkcode Handle} per file handle the kernel holds, with the sequential
  * readahead each handle earns ({@linkcode readahead}).
  *
+ * A failed flush drops the pending writes of a file ({@linkcode FileWriter}); each handle then
+ * learns of it, like a Linux file description (`errseq_t`): its next `write` fails, its next
+ * `fsync` fails even if a `write` already did, and each `close` (FUSE flush) fails until an
+ * `fsync` has reported it, as NFS does ({@linkcode reportFailure}). A close does not mark it
+ * reported: a process may close a duplicate of the descriptor (Deno does for each async file
+ * operation) and fsync the original afterwards. The
+ * kernel may still cache pages of the dropped writes: the next open of the file
+ * ({@linkcode OpenFiles.openFile}) asks it to drop them.
+ *
  * @module
  */
 
@@ -32,12 +41,45 @@ export interface Handle {
   window?: number;
   /** For a directory: its entries as of the read at offset 0 (a snapshot per handle). */
   dir?: { entries: DirEntry[] | undefined };
+  /** The writer's failure count ({@linkcode FileWriter.errors}) this handle's writes were told. */
+  writeSeen?: number;
+  /** The failure count this handle's `fsync` and `close` were told. */
+  syncSeen?: number;
+}
+
+/** What reports a failure to a handle: its writes, its fsyncs, or a close (FUSE flush). */
+export type FailureReport = "write" | "sync" | "close";
+
+/**
+ * Throws the failure of `w` that handle `h` was not told of yet: to a `"write"` once (if no
+ * write or fsync of `h` had it), to a `"sync"` once (if no fsync of `h` had it), to a `"close"`
+ * as long as no fsync of `h` had it.
+ */
+export function reportFailure(h: Handle, w: FileWriter | undefined, kind: FailureReport): void {
+  if (!w) return;
+  const err = w.errorSince((kind === "write" ? h.writeSeen : h.syncSeen) ?? 0);
+  if (!err) return;
+  if (kind !== "close") h.writeSeen = w.errors;
+  if (kind === "sync") h.syncSeen = w.errors;
+  throw err;
+}
+
+/** Flushes `w` for handle `h` (fsync, close), then reports what `h` was not told of. */
+export async function syncHandle(
+  h: Handle,
+  w: FileWriter | undefined,
+  kind: "sync" | "close",
+): Promise<void> {
+  await w?.flush().catch(() => {}); // a failure counts in w.errors
+  reportFailure(h, w, kind);
 }
 
 /** The open inodes and handles of one mount. */
 export class OpenFiles {
   readonly #files = new Map<Ino, OpenFile>();
   readonly #handles = new Map<number, Handle>();
+  /** Inodes whose pending writes were dropped: the kernel may cache their pages. */
+  readonly #stalePages = new Set<Ino>();
   #nextFh = 1;
 
   /** Open inodes. */
@@ -72,14 +114,23 @@ export class OpenFiles {
     return h;
   }
 
-  /** Opens a handle on file `ino`, of `size` bytes if it was not open yet. */
+  /**
+   * Opens a handle on file `ino`, of `size` bytes if it was not open yet. The kernel keeps its
+   * cached pages of the file, unless writes to it were dropped since its last open.
+   */
   openFile(ino: Ino, flags: number, size: number): Opened {
     let of = this.#files.get(ino);
     if (!of) this.#files.set(ino, of = { opens: 0, size });
     of.opens++;
     const fh = this.#nextFh++ as Fh;
-    this.#handles.set(fh, { ino, flags });
-    return { fh, keepCache: true };
+    const seen = of.writer?.errors ?? 0;
+    this.#handles.set(fh, { ino, flags, writeSeen: seen, syncSeen: seen });
+    return { fh, keepCache: !this.#stalePages.delete(ino) };
+  }
+
+  /** Notes that pending writes of `ino` were dropped (the kernel may still cache them). */
+  dropped(ino: Ino): void {
+    this.#stalePages.add(ino);
   }
 
   /** Opens a handle on directory `ino`. */

@@ -80,6 +80,12 @@ export interface Attr {
   ctime: Timespec;
   /** The parent directory (directories only; 0 for others). */
   parent: Ino;
+  /**
+   * Bytes of a regular file that hold data, not holes (`st_blocks` is this in 512-byte units),
+   * once its metadata counts them; `undefined` for other inodes and for files not written since
+   * an older version created them (then `st_blocks` follows the size).
+   */
+  allocated?: number;
 }
 
 /** Who is asking: the caller's credentials, from `fuse_req_ctx` or the embedding API. */

@@ -37,7 +37,7 @@ import {
   type StatFs,
 } from "./types.ts";
 import { FileWriter } from "./writer.ts";
-import { type OpenFile, OpenFiles, readahead } from "./_open_files.ts";
+import { type OpenFile, OpenFiles, readahead, reportFailure, syncHandle } from "./_open_files.ts";
 import { XattrMisses } from "./_xattr_misses.ts";
 import { FreeQueue } from "./_free_queue.ts";
 import { applySetAttr, permits } from "./permissions.ts";
@@ -132,7 +132,7 @@ export class Vfs implements FsOps {
     return of.writer ??= new FileWriter(ino, this.data, (attr, freed) => {
       of.size = attr.size;
       this.#freeQueue.add(freed);
-    });
+    }, () => this.#open.dropped(ino));
   }
 
   #withPending(a: Attr): Attr {
@@ -140,6 +140,7 @@ export class Vfs implements FsOps {
     if (w?.dirty) {
       if (w.pendingEnd > a.size) a.size = w.pendingEnd;
       if (w.mtime) a.mtime = a.ctime = w.mtime;
+      if (a.allocated !== undefined) a.allocated = Math.min(a.size, a.allocated + w.pendingBytes);
     }
     return a;
   }
@@ -303,16 +304,18 @@ export class Vfs implements FsOps {
     if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError(Errno.EBADF);
     const of = this.#open.file(ino)!;
     const w = this.#writer(ino, of);
+    reportFailure(h, w, "write");
     if (h.flags & O_APPEND) offset = Math.max(of.size, w.dirty ? w.pendingEnd : 0);
     if (offset + data.byteLength > Number.MAX_SAFE_INTEGER / 2) throw new FsError(Errno.EFBIG);
     await w.write(offset, data);
+    reportFailure(h, w, "write"); // dropped while it waited for uploads
     return data.byteLength;
   }
 
   async flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner: bigint): Promise<void> {
-    this.#open.handle(fh, ino);
+    const h = this.#open.handle(fh, ino);
     this.locks.releasePosix(ino, lockOwner);
-    await this.#flushIno(ino);
+    await syncHandle(h, this.#open.file(ino)?.writer, "close");
   }
 
   async release(
@@ -342,8 +345,7 @@ export class Vfs implements FsOps {
   }
 
   async fsync(_ctx: Ctx, ino: Ino, fh: Fh, _datasync: boolean): Promise<void> {
-    this.#open.handle(fh, ino);
-    await this.#flushIno(ino);
+    await syncHandle(this.#open.handle(fh, ino), this.#open.file(ino)?.writer, "sync");
   }
 
   async opendir(_ctx: Ctx, ino: Ino, _flags: number): Promise<Opened> {

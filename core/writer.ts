@@ -38,9 +38,16 @@
  * - **Reads of pending data.** Reads see pending writes: the VFS takes a {@linkcode
  *   FileWriter.snapshot} before reading committed data and overlays it afterwards, so a slice that
  *   commits in between is still overlaid, and the file's size includes `pendingEnd`.
- * - **Errors.** The first failed upload or commit sticks: every later `write` and `flush` fails
- *   with it (as `EIO` unless it already is an `FsError`), and the buffered writes are not retried,
- *   so a lost write is never reported as done. `reset` drops the buffered state and the error.
+ * - **Errors.** A failed upload or commit drops every pending slice at once: the file is back to
+ *   its last committed state, as Linux may drop the page cache of a file whose writeback failed.
+ *   The buffered writes are not retried, so a lost write is never reported as done, and nothing
+ *   sticks: the writer takes new writes at once, and they succeed as soon as the store answers
+ *   again. Each failure counts in {@linkcode FileWriter.errors} (a sequence, like Linux's
+ *   `errseq_t`), which the VFS compares with what each handle was told ({@linkcode
+ *   FileWriter.errorSince}), so that `fsync` and `close` of every handle open at the time report
+ *   it once. `flush` itself throws only a failure that happened while it ran. Blocks uploaded for
+ *   dropped slices are unreferenced objects, which `slayerfs gc` finds. `onDrop` is called on each
+ *   failure (the VFS then makes the kernel drop its cached pages of the file at the next open).
  *
  * @module
  */
@@ -76,6 +83,11 @@ class PendingSlice {
 
 /** Called after a commit with the new attributes and the slices it freed. */
 export type OnCommit = (attr: Attr, freed: FreedSlice[]) => void;
+
+/** An error as the application sees it: itself if it is an `FsError`, else `EIO`. */
+function toFsError(e: unknown): FsError {
+  return e instanceof FsError ? e : new FsError(Errno.EIO, `Write failed: ${e}`, { cause: e });
+}
 
 /** What a writer needs of the metadata: the two methods of `Meta` (`core/meta/`) it calls. */
 export interface WriterMeta {
@@ -118,17 +130,22 @@ export class FileWriter {
   #chain: Promise<void> = Promise.resolve();
   #inflight = 0;
   #waiters: Array<() => void> = [];
-  #error: unknown;
+  #errors = 0;
+  #lastError: unknown;
+  readonly #onDrop: () => void;
   /** The end of the furthest pending write. */
   pendingEnd = 0;
   /** When the last pending write happened. */
   mtime: Timespec | undefined;
 
-  /** Creates the writer of `ino`. */
-  constructor(ino: Ino, data: WriterData, onCommit: OnCommit) {
+  /**
+   * Creates the writer of `ino`; `onDrop` is called when a failure drops the pending writes.
+   */
+  constructor(ino: Ino, data: WriterData, onCommit: OnCommit, onDrop: () => void = () => {}) {
     this.ino = ino;
     this.#data = data;
     this.#onCommit = onCommit;
+    this.#onDrop = onDrop;
   }
 
   /** Whether writes are waiting to be committed. */
@@ -136,12 +153,42 @@ export class FileWriter {
     return this.#slices.length > 0;
   }
 
+  /** Bytes of the pending slices (an upper bound of the pending data, for `st_blocks`). */
+  get pendingBytes(): number {
+    let n = 0;
+    for (const s of this.#slices) n += s.len;
+    return n;
+  }
+
+  /** How many failures have dropped pending writes so far (only ever grows). */
+  get errors(): number {
+    return this.#errors;
+  }
+
+  /** The last failure as an `FsError`, if one happened after {@linkcode errors} was `seen`. */
+  errorSince(seen: number): FsError | undefined {
+    return this.#errors > seen ? toFsError(this.#lastError) : undefined;
+  }
+
+  /** A failure: every pending write is lost; the file is back to its committed state. */
+  #drop(err: unknown): void {
+    this.#errors++;
+    this.#lastError = err;
+    this.#slices = [];
+    this.pendingEnd = 0;
+    this.mtime = undefined;
+    this.#onDrop();
+  }
+
+  #live(s: PendingSlice): boolean {
+    return this.#slices.includes(s);
+  }
+
   /**
    * Writes `data` at file offset `off`. `data` is copied before the first `await` (it may be a
    * view of a buffer the caller reuses).
    */
   async write(off: number, data: Uint8Array): Promise<void> {
-    if (this.#error) throw this.#fail();
     const cs = this.#data.chunkSize;
     let done = 0;
     let copied = false;
@@ -166,12 +213,6 @@ export class FileWriter {
     while (this.#inflight > this.#data.uploadConcurrency) {
       await new Promise<void>((r) => this.#waiters.push(r));
     }
-    if (this.#error) throw this.#fail();
-  }
-
-  #fail(): FsError {
-    const e = this.#error;
-    return e instanceof FsError ? e : new FsError(Errno.EIO, `Write failed: ${e}`, { cause: e });
   }
 
   /** The slice a write at `inChunk` can go into, if any. */
@@ -244,7 +285,7 @@ export class FileWriter {
         s.records[bi] = stored.record;
         s.uploaded[bi] = stored.uploaded;
       }, (err) => {
-        this.#error ??= err;
+        if (this.#live(s)) this.#drop(err);
       }).finally(() => {
         this.#inflight--;
         this.#waiters.shift()?.();
@@ -267,10 +308,10 @@ export class FileWriter {
       if (s.len > s.sealed) this.#upload(s, s.len - s.sealed);
     }
     const run = this.#chain.then(async () => {
-      const todo = batch.filter((s) => this.#slices.includes(s));
+      const todo = batch.filter((s) => this.#live(s));
       if (todo.length === 0) return;
       await Promise.all(todo.flatMap((s) => s.uploads));
-      if (this.#error) throw this.#fail();
+      if (!todo.every((s) => this.#live(s))) throw this.#lastError; // dropped meanwhile
       let end = 0;
       const slices = todo.filter((s) => s.len > 0).map((s) => {
         end = Math.max(end, s.chunk * this.#data.chunkSize + s.pos + s.len);
@@ -303,18 +344,23 @@ export class FileWriter {
       this.#onCommit(attr, freed);
     });
     this.#chain = run.catch((err) => {
-      this.#error ??= err;
+      if (batch.some((s) => this.#live(s))) this.#drop(err);
     });
     return run;
   }
 
-  /** Uploads everything pending and commits it; resolves when it is durable in the metadata. */
+  /**
+   * Uploads everything pending and commits it; resolves when it is durable in the metadata.
+   * Throws (and the pending writes are dropped) if that fails; a failure of earlier background
+   * work is not thrown here but counted in {@linkcode errors}.
+   */
   async flush(): Promise<void> {
-    if (this.#error) throw this.#fail();
+    const before = this.#errors;
     const batch = [...this.#slices];
-    if (batch.length) await this.#enqueue(batch);
-    else await this.#chain;
-    if (this.#error) throw this.#fail();
+    if (batch.length) this.#enqueue(batch).catch(() => {}); // reported through the count
+    await this.#chain;
+    const err = this.errorSince(before);
+    if (err) throw err;
   }
 
   /**
@@ -347,12 +393,5 @@ export class FileWriter {
         p += n;
       }
     }
-  }
-
-  /** Drops the buffered state after a failure has been reported. */
-  reset(): void {
-    this.#slices = [];
-    this.#error = undefined;
-    this.pendingEnd = 0;
   }
 }

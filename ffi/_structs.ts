@@ -67,7 +67,7 @@ function writeStat(dv: DataView, base: number, attr: Attr): void {
   set64(dv, base + STAT.rdev, attr.rdev);
   set64(dv, base + STAT.size, attr.size);
   set64(dv, base + STAT.blksize, BLKSIZE);
-  set64(dv, base + STAT.blocks, Math.ceil(attr.size / 512));
+  set64(dv, base + STAT.blocks, Math.ceil((attr.allocated ?? attr.size) / 512));
   set64(dv, base + STAT.atime, attr.atime.sec);
   set64(dv, base + STAT.atime + 8, attr.atime.nsec);
   set64(dv, base + STAT.mtime, attr.mtime.sec);

@@ -11,7 +11,7 @@ import { decodeUtf8, encodeUtf8 } from "../_bytes.ts";
 
 const ATTR_SIZE = 84;
 
-/** Encodes an inode's attributes (everything but `ino`). */
+/** Encodes an inode's attributes (everything but `ino`; `allocated`, if counted, at byte 72). */
 export function encodeAttr(a: Attr): Uint8Array {
   const buf = new Uint8Array(ATTR_SIZE);
   const v = new DataView(buf.buffer);
@@ -28,13 +28,17 @@ export function encodeAttr(a: Attr): Uint8Array {
   v.setFloat64(52, a.ctime.sec);
   v.setUint32(60, a.ctime.nsec);
   v.setFloat64(64, a.parent);
+  if (a.allocated !== undefined) {
+    v.setFloat64(72, a.allocated);
+    v.setUint32(80, 1); // counted (older versions left these bytes 0)
+  }
   return buf;
 }
 
 /** Decodes attributes written by {@linkcode encodeAttr}. */
 export function decodeAttr(ino: Ino, buf: Uint8Array): Attr {
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  return {
+  const a: Attr = {
     ino,
     mode: v.getUint32(0),
     uid: v.getUint32(4),
@@ -47,6 +51,8 @@ export function decodeAttr(ino: Ino, buf: Uint8Array): Attr {
     ctime: { sec: v.getFloat64(52), nsec: v.getUint32(60) },
     parent: v.getFloat64(64) as Ino,
   };
+  if (v.getUint32(80) === 1) a.allocated = v.getFloat64(72);
+  return a;
 }
 
 /** Encodes a directory entry value: type (mode >> 12) and inode. */

@@ -10,6 +10,14 @@
  * with the blobs whose last reference went with it; the block layer deletes their objects after
  * the transaction commits. `copyRange` shares slices between files (only references change).
  *
+ * Each change of a chunk list also updates the file's `allocated` bytes (its `st_blocks`) in the
+ * same transaction, by the visible data bytes the chunk gained or lost: an overwrite counts once,
+ * a hole or a punched range not at all. That costs a resolve of the one chunk list changed (a
+ * short list: it is compacted), never a scan of the file, and getattr reads the count from the
+ * attributes. A file written by a version that did not count is counted once, by a scan, at its
+ * next change. `fallocate` counts the range it allocates; the count never exceeds the size, so
+ * data written into an allocated range is not counted twice.
+ *
  * @module
  */
 
@@ -92,6 +100,26 @@ export interface NewSlice {
 /** A chunk list grows this long before it is compacted (then every 32 records). */
 const COMPACT_AT = 64;
 
+/** Bytes of data (not holes) that the records of one chunk show. */
+function dataBytes(recs: readonly SliceRecord[]): number {
+  let n = 0;
+  for (const s of resolveSegments(recs)) if (s.id !== 0) n += s.len;
+  return n;
+}
+
+/** Makes sure `a.allocated` is counted: by a scan of the file's chunks if it never was. */
+async function counted(tx: KvTxn, a: Attr): Promise<void> {
+  if (a.allocated !== undefined) return;
+  a.allocated = 0;
+  for (const [, v] of await tx.scan(chunkPrefix(a.ino))) a.allocated += dataBytes(decodeRecords(v));
+}
+
+/** Stores `a` with `allocated` (counted) moved by `delta`, at most its size. */
+function putCounted(tx: KvTxn, a: Attr, delta: number): void {
+  a.allocated = Math.max(0, Math.min(a.size, (a.allocated ?? 0) + delta));
+  putAttr(tx, a);
+}
+
 /** Drops one reference per record; slices reaching zero go to the garbage list. */
 export async function unref(
   tx: KvTxn,
@@ -170,29 +198,34 @@ export async function blobs(
   return raws.map((raw) => raw ? decodeBlob(raw).key : undefined);
 }
 
-/** Appends records to a chunk, compacting the list when it grows long. */
+/**
+ * Appends records to a chunk, compacting the list when it grows long. Returns the data bytes the
+ * chunk gained (negative if it lost some).
+ */
 async function append(
   tx: KvTxn,
   ino: Ino,
   chunk: number,
   recs: SliceRecord[],
   freed: FreedSlice[],
-): Promise<void> {
+): Promise<number> {
   const key = chunkKey(ino, chunk);
   const old = await tx.get(key);
   const had = (old?.byteLength ?? 0) / 24;
   const count = had + recs.length;
+  const before = decodeRecords(old);
+  const gained = dataBytes([...before, ...recs]) - dataBytes(before);
   // Compact from time to time (amortised): drop records no longer visible.
   if (count <= COMPACT_AT || Math.floor(count / 32) === Math.floor(had / 32)) {
     tx.set(key, concatBytes(old, encodeRecords(recs)));
-    return;
+    return gained;
   }
-  const before = decodeRecords(old);
   const after = resolveSegments([...before, ...recs]).filter((r) => r.id !== 0);
   // The references the new records bring are added by the caller; rebalance the rest.
   await ref(tx, after, +1, freed);
   await ref(tx, [...before, ...recs], -1, freed);
   tx.set(key, encodeRecords(after));
+  return gained;
 }
 
 /** The number of the next set of orphaned blobs. */
@@ -216,6 +249,7 @@ export async function commitSlices(
 ): Promise<WithAttr> {
   const freed: FreedSlice[] = [];
   const a = await getAttr(tx, ino);
+  await counted(tx, a);
   const byChunk = new Map<number, SliceRecord[]>();
   const perSlice = new Map<
     number,
@@ -267,11 +301,12 @@ export async function commitSlices(
     tx.set(garbageKey(gid), encodeGarbage(0, orphans));
     freed.push({ id: gid, size: 0, blobs: orphans });
   }
-  for (const [chunk, recs] of byChunk) await append(tx, ino, chunk, recs, freed);
+  let gained = 0;
+  for (const [chunk, recs] of byChunk) gained += await append(tx, ino, chunk, recs, freed);
   const oldSize = a.size;
   if (length > a.size) a.size = length;
   if (mtime) a.mtime = a.ctime = mtime;
-  putAttr(tx, a);
+  putCounted(tx, a, gained);
   await bump(tx, keyUsedSpace, spaceOf(a.size) - spaceOf(oldSize));
   return { attr: a, freed };
 }
@@ -290,16 +325,22 @@ export async function truncate(
   const freed: FreedSlice[] = [];
   const a = await getAttr(tx, ino);
   if ((a.mode & S_IFMT) !== S_IFREG) throw new FsError(Errno.EINVAL, "Not a regular file");
-  if (size < a.size) await zeroRange(tx, chunkSize, ino, size, a.size - size, true, freed);
+  await counted(tx, a);
+  const gained = size < a.size
+    ? await zeroRange(tx, chunkSize, ino, size, a.size - size, true, freed)
+    : 0;
   const oldSize = a.size;
   a.size = size;
   a.mtime = a.ctime = t;
-  putAttr(tx, a);
+  putCounted(tx, a, gained);
   await bump(tx, keyUsedSpace, spaceOf(size) - spaceOf(oldSize));
   return { attr: a, freed };
 }
 
-/** Makes `[off, off+len)` read as zeros; with `toEnd`, drops whole chunks past `off`. */
+/**
+ * Makes `[off, off+len)` read as zeros; with `toEnd`, drops whole chunks past `off`. Returns the
+ * data bytes gained (zero or less).
+ */
 async function zeroRange(
   tx: KvTxn,
   cs: number,
@@ -308,8 +349,9 @@ async function zeroRange(
   len: number,
   toEnd: boolean,
   freed: FreedSlice[],
-): Promise<void> {
+): Promise<number> {
   const end = off + len;
+  let gained = 0;
   const first = Math.floor(off / cs);
   if (toEnd) {
     const keepFirst = off % cs !== 0;
@@ -319,12 +361,14 @@ async function zeroRange(
     for (const [k, v] of chunks) {
       if (chunkIndexOf(k) < startDrop) continue;
       tx.delete(k);
-      dropped.push(...decodeRecords(v));
+      const recs = decodeRecords(v);
+      gained -= dataBytes(recs);
+      dropped.push(...recs);
     }
     await unref(tx, dropped, freed);
     if (keepFirst && await tx.get(chunkKey(ino, first))) {
       const pos = off % cs;
-      await append(tx, ino, first, [{
+      gained += await append(tx, ino, first, [{
         pos,
         id: 0 as SliceId,
         size: 0,
@@ -332,15 +376,16 @@ async function zeroRange(
         len: cs - pos,
       }], freed);
     }
-    return;
+    return gained;
   }
   for (let c = first; c * cs < end; c++) {
     const from = Math.max(off, c * cs) - c * cs;
     const to = Math.min(end, (c + 1) * cs) - c * cs;
     if (!await tx.get(chunkKey(ino, c))) continue;
     const rec = { pos: from, id: 0 as SliceId, size: 0, off: 0, len: to - from };
-    await append(tx, ino, c, [rec], freed);
+    gained += await append(tx, ino, c, [rec], freed);
   }
+  return gained;
 }
 
 /** What `fallocate` is asked to do. */
@@ -365,16 +410,21 @@ export async function fallocate(
   const freed: FreedSlice[] = [];
   const a = await getAttr(tx, ino);
   if ((a.mode & S_IFMT) !== S_IFREG) throw new FsError(Errno.ENODEV);
+  await counted(tx, a);
   const t = now();
+  let gained = 0;
   if (punch) {
     const end = Math.min(off + len, a.size);
-    if (end > off) await zeroRange(tx, chunkSize, ino, off, end - off, false, freed);
-  } else if (!keepSize && off + len > a.size) {
-    await bump(tx, keyUsedSpace, spaceOf(off + len) - spaceOf(a.size));
-    a.size = off + len;
+    if (end > off) gained = await zeroRange(tx, chunkSize, ino, off, end - off, false, freed);
+  } else {
+    gained = len; // allocated, as far as the size goes
+    if (!keepSize && off + len > a.size) {
+      await bump(tx, keyUsedSpace, spaceOf(off + len) - spaceOf(a.size));
+      a.size = off + len;
+    }
   }
   a.mtime = a.ctime = t;
-  putAttr(tx, a);
+  putCounted(tx, a, gained);
   return { attr: a, freed };
 }
 
@@ -409,6 +459,7 @@ export async function copyRange(
   }
   const n = Math.max(0, Math.min(len, src.size - offIn));
   if (n === 0) return { copied: 0, attr: dst, freed };
+  await counted(tx, dst);
   if (inoIn === inoOut && offIn < offOut + n && offOut < offIn + n) {
     throw new FsError(Errno.EINVAL, "Overlapping ranges in the same file");
   }
@@ -465,16 +516,17 @@ export async function copyRange(
   }
   // Zero records only matter where the destination chunk already has data.
   await ref(tx, added, +1, freed);
+  let gained = 0;
   for (const [c, recs] of byChunk) {
     const exists = !!await tx.get(chunkKey(inoOut, c));
     const keep = exists ? recs : recs.filter((r) => r.id !== 0);
-    if (keep.length) await append(tx, inoOut, c, keep, freed);
+    if (keep.length) gained += await append(tx, inoOut, c, keep, freed);
   }
   const t = now();
   const oldSize = dst.size;
   dst.size = Math.max(dst.size, offOut + n);
   dst.mtime = dst.ctime = t;
-  putAttr(tx, dst);
+  putCounted(tx, dst, gained);
   await bump(tx, keyUsedSpace, spaceOf(dst.size) - spaceOf(oldSize));
   return { copied: n, attr: dst, freed };
 }

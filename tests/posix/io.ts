@@ -228,4 +228,45 @@ cases.block_boundaries = async (d) => {
 };
 
 /** The I/O cases, in suite order. */
+/**
+ * st_blocks counts the blocks that hold data (`du`): a sparse file little, a written one its data
+ * once however often overwritten; growing adds nothing, punching a hole takes away, fallocate
+ * allocates.
+ */
+cases.st_blocks = (d) => {
+  const blocks = (fd: number) => L.fstat(fd).blocks * 512;
+  const sparse = L.open(`${d}/sparse`, L.O.RDWR | L.O.CREAT);
+  try {
+    L.pwriteFull(sparse, pseudoRandom(4096, 1), 1 << 30);
+    L.fsync(sparse);
+    assert.equal(L.fstat(sparse).size, (1 << 30) + 4096);
+    assert.ok(blocks(sparse) >= 4096, `the data counts: ${blocks(sparse)}`);
+    assert.ok(blocks(sparse) < L.fstat(sparse).size / 10, `a sparse file: ${blocks(sparse)}`);
+  } finally {
+    L.close(sparse);
+  }
+  const full = L.open(`${d}/full`, L.O.RDWR | L.O.CREAT);
+  try {
+    L.pwriteFull(full, pseudoRandom(2 * MiB, 2), 0);
+    L.fsync(full);
+    assert.ok(blocks(full) >= 2 * MiB, `a written file: ${blocks(full)}`);
+    L.pwriteFull(full, pseudoRandom(2 * MiB, 3), 0);
+    L.fsync(full);
+    assert.ok(blocks(full) <= 2 * MiB + 65536, `an overwrite counts once: ${blocks(full)}`);
+    L.ftruncate(full, 64 * MiB);
+    assert.ok(blocks(full) <= 2 * MiB + 65536, `growing adds a hole: ${blocks(full)}`);
+    L.fallocate(full, L.FALLOC_FL_PUNCH_HOLE | L.FALLOC_FL_KEEP_SIZE, 0, MiB);
+    assert.ok(blocks(full) <= MiB + 65536, `a punched hole: ${blocks(full)}`);
+  } finally {
+    L.close(full);
+  }
+  const alloc = L.open(`${d}/alloc`, L.O.RDWR | L.O.CREAT);
+  try {
+    L.fallocate(alloc, 0, 0, MiB);
+    assert.ok(blocks(alloc) >= MiB, `fallocate allocates: ${blocks(alloc)}`);
+  } finally {
+    L.close(alloc);
+  }
+};
+
 export const ioCases: CaseBodies = cases;
