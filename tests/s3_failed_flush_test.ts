@@ -19,7 +19,7 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 
 async function status(mnt: string): Promise<{ openFiles: number; writeback?: unknown }> {
-  const r = await runCli(["status", mnt]);
+  const r = await runCli(["status", "--json", mnt]);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);
 }
