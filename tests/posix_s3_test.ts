@@ -19,8 +19,7 @@ Deno.test({
     await using server = await startS3Server();
     await server.createBucket("posix");
     // The daemon takes its credentials from the environment, like any AWS SDK client.
-    Deno.env.set("AWS_ACCESS_KEY_ID", server.accessKeyId);
-    Deno.env.set("AWS_SECRET_ACCESS_KEY", server.secretAccessKey);
+    server.exportCredentials();
     await using fs = await startSlayer({
       storage: server.storeUrl("posix", "vol"),
       extraArgs: ["-o", "allow_other"],

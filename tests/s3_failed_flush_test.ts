@@ -40,8 +40,7 @@ async function until(
 async function s3Server(bucket: string): Promise<S3TestServer> {
   const server = await startS3Server();
   await server.createBucket(bucket);
-  Deno.env.set("AWS_ACCESS_KEY_ID", server.accessKeyId);
-  Deno.env.set("AWS_SECRET_ACCESS_KEY", server.secretAccessKey);
+  server.exportCredentials();
   return server;
 }
 

@@ -25,8 +25,7 @@ Deno.test({
   async fn() {
     await using server = await startS3Server();
     await server.createBucket("offline");
-    Deno.env.set("AWS_ACCESS_KEY_ID", server.accessKeyId);
-    Deno.env.set("AWS_SECRET_ACCESS_KEY", server.secretAccessKey);
+    server.exportCredentials();
     const work = await Deno.makeTempDir({ prefix: "slayerfs-wb-" });
     try {
       const a = noise(3 << 20);
@@ -89,8 +88,7 @@ Deno.test({
   async fn() {
     await using server = await startS3Server();
     await server.createBucket("outage");
-    Deno.env.set("AWS_ACCESS_KEY_ID", server.accessKeyId);
-    Deno.env.set("AWS_SECRET_ACCESS_KEY", server.secretAccessKey);
+    server.exportCredentials();
     await using fs = await startSlayer({ storage: server.storeUrl("outage", "v") });
     await writeSynced(`${fs.mnt}/ok`, noise(1 << 20));
     await server.kill();

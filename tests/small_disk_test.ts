@@ -60,8 +60,7 @@ async function withSmallDisk(
   await using tmpfs = await mountTmpfs("64m");
   await using server = await startS3Server();
   await server.createBucket("small");
-  Deno.env.set("AWS_ACCESS_KEY_ID", server.accessKeyId);
-  Deno.env.set("AWS_SECRET_ACCESS_KEY", server.secretAccessKey);
+  server.exportCredentials();
   const work = await Deno.makeTempDir({ prefix: "slayerfs-small-" });
   try {
     await using fs = await startSlayer({

@@ -29,8 +29,7 @@ Deno.test({
   async fn() {
     await using server = await startS3Server();
     await server.createBucket("wbvol");
-    Deno.env.set("AWS_ACCESS_KEY_ID", server.accessKeyId);
-    Deno.env.set("AWS_SECRET_ACCESS_KEY", server.secretAccessKey);
+    server.exportCredentials();
     const dir = await Deno.makeTempDir({ prefix: "slayerfs-umount-" });
     const mnt = `${dir}/mnt`;
     const stage = `${dir}/stage`;
