@@ -82,6 +82,26 @@ export const DEFAULT_LIBC = "libc.so.6";
 let lib: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
 
 /**
+ * The file to load a native library from: environment variable `env` when set and not empty
+ * (`SLAYERFS_LIBC`, `SLAYERFS_LIBFUSE`), else `fallback` (also without `--allow-env`).
+ *
+ * @example
+ * ```ts
+ * import { libraryPath } from "./libc.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * equal(libraryPath("SLAYERFS_NO_SUCH_VARIABLE", "libz.so.1"), "libz.so.1");
+ * ```
+ */
+export function libraryPath(env: string, fallback: string): string {
+  try {
+    return Deno.env.get(env) || fallback;
+  } catch {
+    return fallback; // no --allow-env
+  }
+}
+
+/**
  * Opens the C library once per process (`SLAYERFS_LIBC`, else {@linkcode DEFAULT_LIBC}) and
  * returns its symbols.
  *
@@ -90,12 +110,7 @@ let lib: Deno.DynamicLibrary<typeof LIBC_SYMBOLS> | undefined;
  */
 export function loadLibc(): LibC {
   if (lib) return lib.symbols;
-  let path = DEFAULT_LIBC;
-  try {
-    path = Deno.env.get("SLAYERFS_LIBC") || DEFAULT_LIBC;
-  } catch {
-    // No --allow-env: the default name.
-  }
+  const path = libraryPath("SLAYERFS_LIBC", DEFAULT_LIBC);
   try {
     lib = Deno.dlopen(path, LIBC_SYMBOLS);
   } catch (cause) {

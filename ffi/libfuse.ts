@@ -9,6 +9,8 @@
  * @module
  */
 
+import { libraryPath } from "../core/libc.ts";
+
 /** The libfuse3 low-level symbols SlayerFS calls, each with its C signature. */
 export const FUSE_SYMBOLS = {
   /** struct fuse_session *fuse_session_new(struct fuse_args *args, const struct fuse_lowlevel_ops *op, size_t op_size, void *userdata); */
@@ -122,12 +124,7 @@ let fuseLib: Deno.DynamicLibrary<typeof FUSE_SYMBOLS> | undefined;
  */
 export function loadLibfuse(): FuseLib {
   if (fuseLib) return fuseLib.symbols;
-  let path = DEFAULT_LIBFUSE;
-  try {
-    path = Deno.env.get("SLAYERFS_LIBFUSE") || DEFAULT_LIBFUSE;
-  } catch {
-    // No --allow-env: use the default name.
-  }
+  const path = libraryPath("SLAYERFS_LIBFUSE", DEFAULT_LIBFUSE);
   try {
     fuseLib = Deno.dlopen(path, FUSE_SYMBOLS);
   } catch (cause) {

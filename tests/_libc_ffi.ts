@@ -10,7 +10,7 @@
  * @module
  */
 
-import { DEFAULT_LIBC } from "../core/libc.ts";
+import { DEFAULT_LIBC, libraryPath } from "../core/libc.ts";
 import { Errno } from "../core/errno.ts";
 
 /** The symbol table for libc, with the C signature of each function. */
@@ -113,7 +113,7 @@ export const BLOCKING_SYMBOLS = {
 export function openLibc<S extends Deno.ForeignLibraryInterface>(
   symbols: S,
 ): Deno.DynamicLibrary<S> {
-  const path = Deno.env.get("SLAYERFS_LIBC") || DEFAULT_LIBC;
+  const path = libraryPath("SLAYERFS_LIBC", DEFAULT_LIBC);
   try {
     return Deno.dlopen(path, symbols);
   } catch (cause) {
