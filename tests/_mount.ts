@@ -274,9 +274,15 @@ export async function startSlayer(opts: StartOptions = {}): Promise<SlayerMount>
     aborted = false;
     // A dead mount left by a SIGKILL may still be there (ENOTCONN): the CLI must replace it, so
     // wait for a mount that answers. (Mount ids are reused, so they cannot tell the two apart.)
+    // The probe is a name never looked up before: the kernel cannot answer it from its caches
+    // (a stat of the root itself can succeed from cached attributes on the dead mount).
     const ready = async () => {
       if (!isMounted(mnt)) return false;
-      const stat = Deno.stat(mnt).then(() => true, () => false);
+      const probe = `${mnt}/.slayerfs-ready-${crypto.randomUUID()}`;
+      const stat = Deno.stat(probe).then(
+        () => true,
+        (err) => err instanceof Deno.errors.NotFound,
+      );
       return await Promise.race([stat, sleep(3000).then(() => false)]);
     };
     await Deno.mkdir(mnt, { recursive: true }).catch(() => {});

@@ -41,10 +41,17 @@ Deno.test({
         ],
       });
       await writeSynced(`${fs.mnt}/a`, a);
+      // The daemon's log tells why, if the mount dies under the outage.
+      const dump = () => console.error(`daemon log:\n${fs.log()}`);
       await server.kill(); // the outage starts
       await writeSynced(`${fs.mnt}/b`, b); // staged on local disk: fsync still succeeds
-      assert.deepEqual(await Deno.readFile(`${fs.mnt}/b`), b);
-      assert.deepEqual(await Deno.readFile(`${fs.mnt}/a`), a);
+      try {
+        assert.deepEqual(await Deno.readFile(`${fs.mnt}/b`), b);
+        assert.deepEqual(await Deno.readFile(`${fs.mnt}/a`), a);
+      } catch (err) {
+        dump();
+        throw err;
+      }
       let staged = 0;
       for (let i = 0; i < 40 && staged === 0; i++) {
         await new Promise((r) => setTimeout(r, 250)); // the daemon refreshes its status every 2 s
@@ -56,7 +63,12 @@ Deno.test({
       await fs.kill9();
       await server.start();
       await fs.restart();
-      assert.deepEqual(await Deno.readFile(`${fs.mnt}/b`), b);
+      try {
+        assert.deepEqual(await Deno.readFile(`${fs.mnt}/b`), b);
+      } catch (err) {
+        dump();
+        throw err;
+      }
       await fs.stop(); // umount flushes the staging area
       // Everything reached S3, and nothing is left staged.
       const left = [];
