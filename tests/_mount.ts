@@ -19,6 +19,7 @@
  * @module
  */
 
+import { dirname } from "node:path";
 import { run, type RunResult } from "./_run.ts";
 
 /** The repository root (the directory holding `cli.ts`). */
@@ -278,11 +279,14 @@ export async function startSlayer(opts: StartOptions = {}): Promise<SlayerMount>
     // (a stat of the root itself can succeed from cached attributes on the dead mount).
     const ready = async () => {
       if (!isMounted(mnt)) return false;
+      // ... and the folder must not be the bare mountpoint, seen between the CLI's unmount of
+      // the dead mount and its new mount (it has its parent's device).
       const probe = `${mnt}/.slayerfs-ready-${crypto.randomUUID()}`;
+      const parentDev = Deno.statSync(dirname(mnt)).dev;
       const stat = Deno.stat(probe).then(
         () => true,
         (err) => err instanceof Deno.errors.NotFound,
-      );
+      ).then(async (answered) => answered && (await Deno.stat(mnt)).dev !== parentDev);
       return await Promise.race([stat, sleep(3000).then(() => false)]);
     };
     await Deno.mkdir(mnt, { recursive: true }).catch(() => {});
