@@ -58,6 +58,11 @@ export interface TxnOptions {
 export interface KvEngine {
   /** The engine's scheme name, e.g. `"sqlite3"` or `"mem"`. */
   readonly scheme: string;
+  /**
+   * Requests sent to the server so far (network engines; for benchmarks that print round trips
+   * per operation). Embedded engines leave it undefined.
+   */
+  readonly roundTrips?: number;
   /** Runs `fn` in a serializable transaction and returns what it returns. */
   txn<T>(fn: (tx: KvTxn) => Promise<T>, options?: TxnOptions): Promise<T>;
   /** Flushes and closes; idempotent. */

@@ -52,6 +52,13 @@ export interface StartOptions {
   extraArgs?: string[];
   /** Extra arguments for `cli.ts format`, placed before the positional arguments. */
   formatArgs?: string[];
+  /**
+   * The metadata URL (default: a SQLite file in the temp dir), e.g. a private Redis server's, or
+   * the `meta` of another mount to mount the same volume a second time.
+   */
+  meta?: string;
+  /** Whether to format the volume first (default true; false to mount an existing volume). */
+  format?: boolean;
 }
 
 /** A running SlayerFS mount. */
@@ -60,7 +67,7 @@ export interface SlayerMount extends AsyncDisposable {
   readonly mnt: string;
   /** The temporary directory holding everything. */
   readonly dir: string;
-  /** The metadata URL (`sqlite3:///…/meta.db`). */
+  /** The metadata URL (`sqlite3:///…/meta.db` unless {@link StartOptions.meta} was given). */
   readonly meta: string;
   /** The storage URL (`file:///…/blocks` or `mem://`). */
   readonly storage: string;
@@ -242,7 +249,7 @@ export async function startSlayer(opts: StartOptions = {}): Promise<SlayerMount>
   // Claim the directory at once: a parallel test file's cleanup must not take it for a dead
   // run's while the volume is being formatted (before the daemon's pid is recorded).
   await writeRecord(dir, mnt);
-  const meta = `sqlite3://${dir}/meta.db`;
+  const meta = opts.meta ?? `sqlite3://${dir}/meta.db`;
   const storage = opts.storage === "mem"
     ? "mem://"
     : opts.storage && opts.storage !== "file"
@@ -430,7 +437,7 @@ export async function startSlayer(opts: StartOptions = {}): Promise<SlayerMount>
   };
 
   try {
-    await formatVolume();
+    if (opts.format !== false) await formatVolume();
     await spawn();
   } catch (e) {
     await handle.stop();
