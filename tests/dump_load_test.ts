@@ -1,10 +1,10 @@
 /**
  * `slayerfs dump` and `slayerfs load` on every engine of `_engines.ts`: a volume written through a
  * real mount (files over several chunks with holes, overwrites, inline blocks, dedup, folders,
- * symlinks, hard links, xattrs, a FIFO and a device-less special file, a deleted file's garbage)
- * is dumped, loaded into a fresh volume of the same engine and into the memory engine, dumped
- * again (identical records), and the loaded volume, mounted on the same store, reads the same
- * bytes. A non-empty target and a truncated dump are refused.
+ * symlinks, hard links, xattrs, a FIFO, a deleted file) is dumped, loaded into a fresh volume of
+ * the same engine and into the memory engine, dumped again (identical records), checks clean with
+ * fsck, and the loaded volume, mounted on the same store, reads the same bytes. A non-empty target
+ * and a truncated dump are refused.
  *
  * @module
  */
@@ -175,6 +175,9 @@ for (const fixture of engineFixtures) {
         assert.match(cut.stderr, /^slayerfs: The dump is truncated/);
         assert.equal(await Deno.stat(`${dir}/cut.db`).then(() => true, () => false), false);
       }
+
+      // fsck finds the loaded volume whole (dedup, inline and sparse files; counters).
+      assert.match(await cli(["fsck", target]), /^ok$/m);
 
       // The loaded volume, on the same store, reads the same bytes.
       await using m2 = await startSlayer({ meta: target, storage, format: false });
