@@ -1,10 +1,10 @@
 /**
  * `slayerfs dump` and `slayerfs load` on every engine of `_engines.ts`: a volume written through a
  * real mount (files over several chunks with holes, overwrites, inline blocks, dedup, folders,
- * symlinks, hard links, xattrs, a FIFO, a deleted file) is dumped, loaded into a fresh volume of
- * the same engine and into the memory engine, dumped again (identical records), checks clean with
- * fsck, and the loaded volume, mounted on the same store, reads the same bytes. A non-empty target
- * and a truncated dump are refused.
+ * symlinks, hard links, xattrs, a FIFO, a deleted file) is dumped, migrated to SQLite, back into
+ * a fresh volume of the engine, and into the memory engine; every dump of a copy has the same
+ * records, the copies check clean with fsck, and the volume loaded back, mounted on the same
+ * store, reads the same bytes. A non-empty target and a truncated dump are refused.
  *
  * @module
  */
@@ -130,15 +130,16 @@ for (const fixture of engineFixtures) {
       assert.ok(!one.includes(`{"t":"raw"`), "every key of this version is known");
       assert.ok(one.includes('"name":"é ünïcödé name.txt"'), "names are text");
 
-      // Into a fresh volume of the same engine, from standard input; dumped again to stdout.
-      const target = server.newVolumeUrl();
+      // Migrated to SQLite (from standard input), dumped to standard output, and back into a
+      // fresh volume of the fixture's engine: every dump has the same records.
+      const copy = `sqlite3://${dir}/copy.db`;
       const load = await new Deno.Command("sh", {
         args: [
           "-c",
           `exec "$0" run -A "$1" load "$2" - < "$3"`,
           Deno.execPath(),
           CLI,
-          target,
+          copy,
           `${dir}/one.json`,
         ],
         cwd: REPO_ROOT,
@@ -146,20 +147,43 @@ for (const fixture of engineFixtures) {
         stderr: "piped",
       }).output();
       assert.equal(load.code, 0, new TextDecoder().decode(load.stderr));
-      const two = await cli(["dump", target, "-"]);
-      assert.equal(body(two), body(one), "the loaded volume dumps identically");
+      const two = await cli(["dump", copy, "-"]);
+      assert.equal(body(two), body(one), "the SQLite copy dumps identically");
+      await Deno.writeTextFile(`${dir}/two.json`, two);
+      const target = server.newVolumeUrl();
+      await cli(["load", target, `${dir}/two.json`]);
+      await cli(["dump", target, `${dir}/three.json`]);
+      const three = await Deno.readTextFile(`${dir}/three.json`);
+      assert.equal(body(three), body(one), "the volume loaded back dumps identically");
 
       // Into the memory engine, in process.
       const mem = new MemoryKvEngine();
       try {
         using f = await Deno.open(`${dir}/one.json`);
-        await loadMeta(mem, readLines(f.readable));
-        let three = "";
+        await loadMeta(mem, readLines(f.readable), { batch: 3 });
+        let four = "";
         await dumpMeta(mem, (t) => {
-          three += t;
+          four += t;
           return Promise.resolve();
         }, { batch: 7 });
-        assert.equal(body(three), body(one), "memory engine: identical dump (paged by 7)");
+        assert.equal(body(four), body(one), "memory engine: identical dump (paged by 7)");
+        // A dump reformatted by another tool (not one record per line) loads too.
+        const pretty = JSON.stringify(JSON.parse(one), null, 2).split("\n");
+        const mem2 = new MemoryKvEngine();
+        try {
+          const lines = (async function* () {
+            yield* pretty;
+          })();
+          await loadMeta(mem2, lines);
+          let five = "";
+          await dumpMeta(mem2, (t) => {
+            five += t;
+            return Promise.resolve();
+          });
+          assert.equal(body(five), body(one), "a reformatted dump loads the same keys");
+        } finally {
+          await mem2.close();
+        }
       } finally {
         await mem.close();
       }
@@ -177,6 +201,7 @@ for (const fixture of engineFixtures) {
       }
 
       // fsck finds the loaded volume whole (dedup, inline and sparse files; counters).
+      assert.match(await cli(["fsck", copy]), /^ok$/m);
       assert.match(await cli(["fsck", target]), /^ok$/m);
 
       // The loaded volume, on the same store, reads the same bytes.

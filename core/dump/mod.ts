@@ -151,7 +151,8 @@ async function* parseDump(
     onHeader(h as DumpHeader);
   };
   let keys = 0;
-  if (first.startsWith(HEADER) && first.endsWith(",") && (await next()) === '"records":[') {
+  const second = first.startsWith(HEADER) && first.endsWith(",") ? await next() : undefined;
+  if (second === '"records":[') {
     checkHeader(parseLine(first.slice(0, -1) + "}", 1).slayerfs_dump);
     let n = 2;
     for (;;) {
@@ -174,8 +175,9 @@ async function* parseDump(
     return;
   }
   // Not laid out by dump (reformatted): read it whole.
-  let text = first + "\n";
+  let text = first + "\n" + (second === undefined ? "" : second + "\n");
   for (let line = await next(); line !== undefined; line = await next()) text += line + "\n";
+  if (text.trim() === "") throw new DumpError("The dump is empty");
   const doc = parseLine(text, 1);
   checkHeader(doc.slayerfs_dump);
   if (!Array.isArray(doc.records)) throw new DumpError("The dump has no records array");
