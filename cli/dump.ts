@@ -26,6 +26,11 @@ async function writeAll(w: { write(p: Uint8Array): Promise<number> }, bytes: Uin
   for (let o = 0; o < bytes.byteLength;) o += await w.write(bytes.subarray(o));
 }
 
+/** An OS error's message without the path Deno appends (`: open '/x.tmp-12'`). */
+function osMessage(err: unknown): string {
+  return (err as Error).message.replace(/ \(os error \d+\)/, "").replace(/: \w+ '.*'$/, "");
+}
+
 function summary(verb: string, s: DumpStats, where: string): string {
   return `${verb} ${s.keys} keys (${s.inodes} inodes` +
     (s.raw ? `, ${s.raw} kept as raw keys` : "") + `) ${where}`;
@@ -42,7 +47,7 @@ export async function cmdDump(args: ParsedArgs): Promise<void> {
     out = toStdout ? undefined! : await Deno.open(tmp!, { write: true, createNew: true });
   } catch (err) {
     await kv.close();
-    throw new CliError(`Cannot write "${file}": ${(err as Error).message}`);
+    throw new CliError(`Cannot write "${file}": ${osMessage(err)}`);
   }
   const sink = toStdout ? Deno.stdout : out;
   const enc = new TextEncoder();
@@ -122,7 +127,7 @@ export async function cmdLoad(args: ParsedArgs): Promise<void> {
       input = await Deno.open(file, { read: true });
       size = (await input.stat()).size;
     } catch (err) {
-      throw new CliError(`Cannot read "${file}": ${(err as Error).message}`);
+      throw new CliError(`Cannot read "${file}": ${osMessage(err)}`);
     }
   }
   let target: { kv: KvEngine; created?: string };

@@ -175,6 +175,7 @@ async function* parseDump(
     return;
   }
   // Not laid out by dump (reformatted): read it whole.
+  if (!/^\s*(\{|$)/.test(first)) throw new DumpError("Not a SlayerFS dump (not a JSON object)");
   let text = first + "\n" + (second === undefined ? "" : second + "\n");
   for (let line = await next(); line !== undefined; line = await next()) text += line + "\n";
   if (text.trim() === "") throw new DumpError("The dump is empty");
