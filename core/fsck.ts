@@ -271,7 +271,7 @@ export async function checkVolume(
   if (brokenInos.size) {
     const paths = await pathsOf(kv, new Set(brokenInos.keys()), batch);
     for (const [ino, problems] of brokenInos) {
-      report.brokenFiles.push({ ino: ino as Ino, paths: paths.get(ino) ?? [], problems });
+      report.brokenFiles.push({ ino: ino as Ino, paths: (paths.get(ino) ?? []).sort(), problems });
     }
   }
 
