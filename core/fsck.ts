@@ -17,6 +17,8 @@
  * and counters (a slice no chunk refers to is left alone: `gc` reports its objects once it is
  * freed). Missing blocks cannot be repaired: the report names the files to restore. The volume
  * should not be written meanwhile: a check of a volume in use can report files written during it.
+ * Unlike `dump`, a check keeps the listing (key and size of each object) and each slice's
+ * reference count in memory: some 100-200 bytes per object and slice.
  *
  * @module
  */
@@ -172,9 +174,12 @@ export async function checkVolume(
   const refs = new Map<number, number>(); // slice id → stored reference count
   const broken = new Map<number, string>(); // slice id → what is wrong
   for await (const page of scanAll(kv, "K", batch)) {
+    // Each block's check runs once the page's inline blocks and blobs are read (one read).
     const inline: string[] = [];
     const blobs: string[] = [];
-    const checks: Array<() => string | undefined> = [];
+    let inlineValues: (Uint8Array | undefined)[] = [];
+    let blobValues: (Uint8Array | undefined)[] = [];
+    const checks: Array<{ id: number; problem: () => string | undefined }> = [];
     for (const [key, value] of page) {
       const id = readU64(key, 1) as SliceId;
       const info = decodeSliceInfo(value);
@@ -187,42 +192,47 @@ export async function checkVolume(
         continue;
       }
       for (const [i, len] of blocks) {
-        const r = records[i]!;
+        const want = records[i]!.storedLen;
+        const { flags, hash } = records[i]!;
         report.blocks++;
-        const want = r.storedLen;
-        if (r.flags & BLOCK_INLINE) {
+        if (flags & BLOCK_INLINE) {
           const at = inline.push(inlineKey(id, i)) - 1;
-          checks.push(() => {
-            const got = inlineValues[at];
-            if (got === undefined) return `slice ${id}: inline block ${i} is missing`;
-            if (got.byteLength !== want) {
-              return `slice ${id}: inline block ${i} has ${got.byteLength} bytes, expected ${want}`;
-            }
+          checks.push({
+            id,
+            problem: () => {
+              const got = inlineValues[at];
+              if (got === undefined) return `slice ${id}: inline block ${i} is missing`;
+              if (got.byteLength !== want) {
+                return `slice ${id}: inline block ${i} has ${got.byteLength} bytes, expected ${want}`;
+              }
+            },
           });
-        } else if (r.flags & BLOCK_DEDUP && r.hash) {
-          const at = blobs.push(blobKey(r.hash)) - 1;
-          checks.push(() => {
-            const raw = blobValues[at];
-            if (raw === undefined) return `slice ${id}: block ${i} names a dedup blob that is gone`;
-            return objectProblem(id, i, decodeBlob(raw).key, want);
+        } else if (flags & BLOCK_DEDUP && hash) {
+          const at = blobs.push(blobKey(hash)) - 1;
+          checks.push({
+            id,
+            problem: () => {
+              const raw = blobValues[at];
+              if (raw === undefined) {
+                return `slice ${id}: block ${i} names a dedup blob that is gone`;
+              }
+              return objectProblem(id, i, decodeBlob(raw).key, want);
+            },
           });
         } else {
-          const objectKey = blockKey(id, i, len);
-          checks.push(() => objectProblem(id, i, objectKey, want));
+          checks.push({ id, problem: () => objectProblem(id, i, blockKey(id, i, len), want) });
         }
-        const check = checks.at(-1)!;
-        checks[checks.length - 1] = () => {
-          const problem = check();
-          if (problem !== undefined && !broken.has(id)) broken.set(id, problem);
-          return problem;
-        };
       }
     }
-    const [inlineValues, blobValues] = await kv.txn(
+    [inlineValues, blobValues] = await kv.txn(
       async (tx) => [await tx.getMany(inline), await tx.getMany(blobs)],
       { readOnly: true },
     );
-    for (const check of checks) check();
+    for (const { id, problem } of checks) {
+      if (broken.has(id)) continue;
+      const p = problem();
+      if (p !== undefined) broken.set(id, p);
+    }
     progress("checking slices", report.slices);
   }
   report.brokenSlices = broken.size;
