@@ -8,6 +8,7 @@
 
 import { DEFAULT_BLOCK_SIZE, DEFAULT_INLINE_MAX } from "../core/format.ts";
 import type { CommandSpec } from "./_spec.ts";
+import { DUMP, FSCK, LOAD } from "./_commands_tools.ts";
 
 const MiB = 2 ** 20;
 
@@ -308,6 +309,9 @@ export const COMMANDS: readonly CommandSpec[] = [
   INFO,
   WARMUP,
   GC,
+  DUMP,
+  LOAD,
+  FSCK,
   COMPLETION,
   VERSION,
 ];
