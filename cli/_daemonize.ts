@@ -16,11 +16,22 @@ const ENTRY = new URL("../cli.ts", import.meta.url).pathname;
  * Why a daemon failed, from the text it logged: its last line starting with `slayerfs:`, without
  * that prefix, and without the `[level] category: ` of a LogTape record (`core/log.ts`). Logger
  * categories are lowercase words; messages are in sentence case, so a plain error line keeps its
- * first word.
+ * first word. A JSON record (`--log-format json`) gives its message.
  */
 export function failureReason(log: string): string | undefined {
-  const last = log.trim().split("\n").findLast((l) => l.startsWith("slayerfs:"));
+  const last = log.trim().split("\n").findLast((l) => l.startsWith("slayerfs:") || isJson(l));
+  if (last !== undefined && isJson(last)) return JSON.parse(last).message; // --log-format json
   return last?.replace(/^slayerfs: (?:\[\w+\] )?(?:[a-z][\w.-]*: )?/, "");
+}
+
+/** Whether `line` is a JSON log record (`--log-format json`) with a message. */
+function isJson(line: string): boolean {
+  if (!line.startsWith("{")) return false;
+  try {
+    return typeof JSON.parse(line).message === "string";
+  } catch {
+    return false;
+  }
 }
 
 /** Starts `mount --foreground` as a detached daemon and returns once it serves. */

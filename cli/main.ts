@@ -19,6 +19,7 @@ import { cmdFormat } from "./format.ts";
 import { cmdGc } from "./gc.ts";
 import { cmdInfo } from "./info.ts";
 import { cmdMount } from "./mount.ts";
+import { cmdStats } from "./stats.ts";
 import { cmdStatus } from "./status.ts";
 import { cmdUmount } from "./umount.ts";
 import { cmdVersion } from "./version.ts";
@@ -30,6 +31,7 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   mount: cmdMount,
   umount: cmdUmount,
   status: cmdStatus,
+  stats: cmdStats,
   info: cmdInfo,
   warmup: cmdWarmup,
   gc: cmdGc,
