@@ -58,8 +58,11 @@ function safeEnv(): Record<string, string> {
 /** A property value as JSON can carry it: errors as their message, bigints as numbers. */
 function jsonValue(value: unknown, depth = 0): unknown {
   if (value instanceof Error) {
-    const cause = value.cause === undefined ? "" : `: ${String(jsonValue(value.cause, depth + 1))}`;
-    return value.message + cause;
+    // The cause's message, unless the error's message already quotes it.
+    const cause = value.cause === undefined ? "" : String(jsonValue(value.cause, depth + 1));
+    return cause === "" || value.message.includes(cause)
+      ? value.message
+      : `${value.message}: ${cause}`;
   }
   if (typeof value === "bigint") {
     return value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : String(value);
