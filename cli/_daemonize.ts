@@ -53,7 +53,13 @@ export async function daemonize(args: string[], mnt: string, log: string): Promi
   const cmd = new Deno.Command("setsid", {
     args: ["sh", "-c", 'log="$1"; shift; exec "$@" >>"$log" 2>&1 </dev/null', "sh", log, ...inner],
     // Fewer malloc arenas: the I/O threads otherwise each keep freed block buffers resident.
-    env: { MALLOC_ARENA_MAX: Deno.env.get("MALLOC_ARENA_MAX") ?? "2" },
+    env: {
+      MALLOC_ARENA_MAX: Deno.env.get("MALLOC_ARENA_MAX") ?? "2",
+      // Traces go to an OTLP endpoint when one is set: Deno's OpenTelemetry is on from the start.
+      ...(Deno.env.get("OTEL_EXPORTER_OTLP_ENDPOINT") && !Deno.env.get("OTEL_DENO")
+        ? { OTEL_DENO: "true" }
+        : {}),
+    },
     stdin: "null",
     stdout: "null",
     stderr: "null",

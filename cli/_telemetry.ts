@@ -10,7 +10,8 @@
 import { BlockCache } from "../core/cache/mod.ts";
 import { configureLogging, getLog, type LogLevel, stderrLogFile } from "../core/log.ts";
 import { type MetricsServer, parseAddress, serveMetrics } from "../core/metrics/http.ts";
-import type { MountMetrics, ScrapeSources } from "../core/metrics/metrics.ts";
+import { MountMetrics, type ScrapeSources } from "../core/metrics/metrics.ts";
+import { daemonTracer } from "../core/metrics/trace.ts";
 import type { StagingSample } from "../core/metrics/sources.ts";
 import type { KvEngine } from "../core/kv.ts";
 import { usage } from "../core/meta/reclaim.ts";
@@ -89,6 +90,16 @@ export interface ExportOptions {
   pending: () => number;
   /** The writeback staging's counters, with `--writeback`. */
   staging?: (() => StagingSample) | undefined;
+}
+
+/**
+ * The mount's request-path instrumentation: metrics unless `--no-metrics`, and spans when Deno's
+ * OpenTelemetry is on (`OTEL_DENO=true`); `undefined` when neither is wanted.
+ */
+export function mountMetrics(opts: TelemetryOpts): MountMetrics | undefined {
+  const tracer = daemonTracer();
+  if (tracer !== undefined) log.info("Tracing to OpenTelemetry (OTEL_DENO)");
+  return opts.metrics === undefined && tracer === undefined ? undefined : new MountMetrics(tracer);
 }
 
 /**

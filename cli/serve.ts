@@ -17,8 +17,12 @@ import type { KvEngine } from "../core/kv.ts";
 import type { WritebackStats } from "../backends/store_writeback.ts";
 import { formatVolume, Volume } from "../core/volume.ts";
 import { CliError, describe } from "./_errors.ts";
-import { MountMetrics } from "../core/metrics/metrics.ts";
-import { configureDaemonLogging, exportMetrics, type TelemetryOpts } from "./_telemetry.ts";
+import {
+  configureDaemonLogging,
+  exportMetrics,
+  mountMetrics,
+  type TelemetryOpts,
+} from "./_telemetry.ts";
 import { openMeta } from "./_meta.ts";
 import { home, makeRunDir, mountOf, type MountState, stateFile, writeState } from "./_state.ts";
 
@@ -145,7 +149,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   const logContext = configureDaemonLogging(opts, opts.options.has("debug"), mnt); // telemetry
   const stopTrimming = tuneMalloc();
   const { mountFs } = await import("../ffi/mod.ts");
-  const metrics = opts.metrics === undefined ? undefined : new MountMetrics(); // telemetry
+  const metrics = mountMetrics(opts); // telemetry: metrics and traces
   let kv: KvEngine;
   try {
     kv = await openMeta(metaUrl);
@@ -206,7 +210,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
           cache: await TieredCache.open({
             memoryBytes: cacheBytes,
             dirs: await cacheDirOptions(opts.cacheDirs, opts.cacheDirMiB, budgets),
-          }),
+          }).then((c) => metrics?.cache(c) ?? c), // telemetry: cache lookup spans
         }
         : {}),
     });
@@ -216,7 +220,8 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   }
   const o = opts.options;
   const num = (k: string) => o.has(k) ? Number(o.get(k)) : undefined;
-  const session = await mountFs(vol.vfs, mnt, {
+  const fsOps = metrics?.ops(vol.vfs, { "slayerfs.volume": vol.format.name }) ?? vol.vfs; // telemetry
+  const session = await mountFs(fsOps, mnt, {
     fsname: `slayerfs:${vol.format.name}`,
     subtype: "slayerfs",
     allowOther: o.has("allow_other"),
@@ -247,13 +252,15 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   };
   logContext.volume = vol.format.name; // telemetry: the volume in every JSON log record
   // telemetry: the metrics endpoint, its address in the state file
-  const metricsServer = metrics && exportMetrics(metrics, vol, {
-    address: opts.metrics!,
-    mountpoint: mnt,
-    kv,
-    pending: () => session.pending,
-    staging: writeback && (() => writeback!.stats()),
-  });
+  const metricsServer = metrics && opts.metrics !== undefined
+    ? exportMetrics(metrics, vol, {
+      address: opts.metrics,
+      mountpoint: mnt,
+      kv,
+      pending: () => session.pending,
+      staging: writeback && (() => writeback!.stats()),
+    })
+    : undefined;
   if (metricsServer) state.metrics = metricsServer.address;
   const refresh = async () => {
     const s = vol.vfs.stats();

@@ -30,6 +30,7 @@ import type { BlockStore } from "../block_store.ts";
 import type { KvEngine } from "../kv.ts";
 import { instrumentKv } from "./kv.ts";
 import { instrumentStore } from "./store.ts";
+import { traceCache, traceOps, type Tracer } from "./trace.ts";
 import { type ScrapeSources, watchSources } from "./sources.ts";
 
 export type { ScrapeSources };
@@ -96,8 +97,12 @@ export class MountMetrics {
   /** The request-path metrics. */
   readonly requests: RequestMetrics;
 
-  /** Creates the registry and the request-path metrics. */
-  constructor() {
+  /** Spans of requests, transactions, lookups and object requests, when tracing is on. */
+  readonly tracer: Tracer | undefined;
+
+  /** Creates the registry and the request-path metrics (and traces with `tracer`). */
+  constructor(tracer?: Tracer) {
+    this.tracer = tracer;
     const registers = [this.registry];
     this.requests = {
       fuseDuration: new Histogram({
@@ -191,12 +196,22 @@ export class MountMetrics {
 
   /** `kv` with its transactions counted (see `kv.ts`). */
   kv(kv: KvEngine): KvEngine {
-    return instrumentKv(kv, this.requests);
+    return instrumentKv(kv, this.requests, this.tracer);
   }
 
   /** `store` with its requests counted (see `store.ts`). */
   store(store: BlockStore): BlockStore {
-    return instrumentStore(store, this.requests);
+    return instrumentStore(store, this.requests, this.tracer);
+  }
+
+  /** `ops` (the mount's `FsOps`) with a span per call when tracing, else `ops` itself. */
+  ops<T extends object>(ops: T, attributes: Record<string, string>): T {
+    return this.tracer ? traceOps(ops, this.tracer, attributes) : ops;
+  }
+
+  /** `cache` with a span per lookup when tracing, else `cache` itself. */
+  cache<T extends object>(cache: T): T {
+    return this.tracer ? traceCache(cache, this.tracer) : cache;
   }
 
   /** Reads what the mount keeps (caches, staging, handles, usage, process) at every scrape. */
