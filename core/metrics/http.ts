@@ -51,7 +51,7 @@ export function parseAddress(addr: string): { hostname: string; port: number } {
       `Invalid metrics address "${addr}": expected HOST:PORT, e.g. 127.0.0.1:9567`,
     );
   }
-  const hostname = m[1] ?? (m[2] === "" && addr.startsWith(":") ? "0.0.0.0" : m[2] || "127.0.0.1");
+  const hostname = m[1] || (addr.startsWith(":") ? "0.0.0.0" : m[2] || "127.0.0.1");
   return { hostname, port };
 }
 
