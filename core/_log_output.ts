@@ -34,7 +34,10 @@ export class Redactor {
   /** Masks these literal values too, besides the environment's secrets. */
   constructor(values: readonly string[] = [], env: Record<string, string> = safeEnv()) {
     const found = new Set(values.filter((v) => v.length >= 4));
-    for (const [k, v] of Object.entries(env)) if (SECRET_ENV.test(k) && v.length >= 4) found.add(v);
+    // Not a flag's value (`SOME_TOKEN=true` must not mask every "true").
+    for (const [k, v] of Object.entries(env)) {
+      if (SECRET_ENV.test(k) && v.length >= 6 && !/^(true|false|\d+)$/i.test(v)) found.add(v);
+    }
     // Longest first: a value containing another is masked whole.
     this.#values = [...found].sort((a, b) => b.length - a.length);
   }

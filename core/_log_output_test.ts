@@ -7,17 +7,18 @@ Deno.test("Redactor masks URL passwords, secret parameters and secret environmen
     AWS_ACCESS_KEY_ID: "AKIAEXAMPLEKEY",
     AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG",
     HOME: "/root",
+    USE_TOKEN: "true",
   });
   const line = r.redact(
     "meta postgres://me:hunter22@db:5432/x and redis://:pw1234@r:6379/0, " +
       "s3 ?endpoint=http://127.0.0.1:9000&X-Amz-Signature=abcdef&token=t0k&region=us " +
-      "key AKIAEXAMPLEKEY secret wJalrXUtnFEMI/K7MDENG extra-secret-value home /root",
+      "key AKIAEXAMPLEKEY secret wJalrXUtnFEMI/K7MDENG extra-secret-value home /root true",
   );
   assert.equal(
     line,
     "meta postgres://me:***@db:5432/x and redis://:***@r:6379/0, " +
       "s3 ?endpoint=http://127.0.0.1:9000&X-Amz-Signature=***&token=***&region=us " +
-      "key *** secret *** *** home /root",
+      "key *** secret *** *** home /root true",
   );
 });
 
