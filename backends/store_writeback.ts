@@ -112,6 +112,8 @@ export interface WritebackStats {
   failures: number;
   /** The message of the last failed upload attempt. */
   lastError?: string;
+  /** When the oldest block still staged was staged (ms since the epoch); none staged: absent. */
+  oldestStagedAt?: number;
 }
 
 /** Options of {@linkcode WritebackBlockStore.flush}. */
@@ -234,6 +236,9 @@ export class WritebackBlockStore implements BlockStore {
       failures: this.#failures,
     };
     if (this.#lastError !== undefined) stats.lastError = this.#lastError;
+    let oldest = Infinity;
+    for (const e of this.#staging.entries.values()) oldest = Math.min(oldest, e.mtime);
+    if (oldest !== Infinity) stats.oldestStagedAt = oldest;
     return stats;
   }
 

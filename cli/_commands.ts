@@ -7,7 +7,7 @@
  */
 
 import { DEFAULT_BLOCK_SIZE, DEFAULT_INLINE_MAX } from "../core/format.ts";
-import type { CommandSpec } from "./_spec.ts";
+import type { CommandSpec, OptionSpec } from "./_spec.ts";
 import { DUMP, FSCK, LOAD } from "./_commands_tools.ts";
 
 const MiB = 2 ** 20;
@@ -102,6 +102,50 @@ const FORMAT: CommandSpec = {
 
 const SIZE_IN_MIB = "; a plain number is MiB";
 
+/** The mount's metrics and logging options (see README "Operations"). */
+const TELEMETRY_OPTIONS: readonly OptionSpec[] = [
+  {
+    name: "metrics",
+    kind: "string",
+    arg: "ADDR",
+    help: "serve Prometheus metrics at http://ADDR/metrics (the next free port if taken)",
+    default: "127.0.0.1:9567",
+  },
+  { name: "no-metrics", kind: "flag", help: "no metrics endpoint" },
+  {
+    name: "log-level",
+    kind: "choice",
+    arg: "LEVEL",
+    choices: ["debug", "info", "warning", "error"],
+    help: "the lowest level logged: debug, info, warning or error",
+    defaultText: "info (debug with -o debug)",
+  },
+  {
+    name: "log-format",
+    kind: "choice",
+    arg: "text|json",
+    choices: ["text", "json"],
+    help: "log lines as text, or as JSON objects (one per line)",
+    default: "text",
+  },
+  {
+    name: "log-max-size",
+    kind: "size",
+    arg: "SIZE",
+    unit: MiB,
+    help: "rotate the log file at this size (0: never)" + SIZE_IN_MIB,
+    default: 64 * MiB,
+  },
+  {
+    name: "log-max-files",
+    kind: "int",
+    arg: "N",
+    min: 0,
+    help: "rotated log files kept (FILE.1 ... FILE.N)",
+    default: 5,
+  },
+];
+
 const MOUNT: CommandSpec = {
   name: "mount",
   summary: "mount a volume (in the background by default)",
@@ -187,6 +231,7 @@ const MOUNT: CommandSpec = {
       help: "the background daemon's log file",
       defaultText: "$SLAYERFS_HOME/slayerfs.log",
     },
+    ...TELEMETRY_OPTIONS,
   ],
   examples: [
     "slayerfs mount sqlite3:///var/lib/slayerfs/meta.db /mnt/vol1",
@@ -228,6 +273,39 @@ const STATUS: CommandSpec = {
     "slayerfs status --json /mnt/vol1",
     "slayerfs status sqlite3:///var/lib/slayerfs/meta.db",
   ],
+};
+
+const STATS: CommandSpec = {
+  name: "stats",
+  summary: "show a mount's live statistics every second (ops, throughput, cache, objects)",
+  description: "Reads the mount's metrics endpoint (see --metrics of mount) and prints one " +
+    "line per interval: FUSE operations per second and their mean latency, read and write " +
+    "throughput, the block cache's hit rate, object store requests and bytes, metadata " +
+    "transactions, staged blocks, and the daemon's CPU and memory. Runs until interrupted, " +
+    "or for --count lines.",
+  usage: ["MOUNTPOINT"],
+  args: [{ name: "MOUNTPOINT", help: "any path inside a mount" }],
+  arity: [1, 1],
+  complete: "dir",
+  options: [
+    {
+      name: "interval",
+      kind: "seconds",
+      arg: "SEC",
+      help: "seconds between lines",
+      default: 1,
+    },
+    {
+      name: "count",
+      short: "n",
+      kind: "int",
+      arg: "N",
+      min: 1,
+      help: "stop after N lines",
+      defaultText: "until interrupted",
+    },
+  ],
+  examples: ["slayerfs stats /mnt/vol1", "slayerfs stats --count 5 /mnt/vol1"],
 };
 
 const INFO: CommandSpec = {
@@ -306,6 +384,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   MOUNT,
   UMOUNT,
   STATUS,
+  STATS,
   INFO,
   WARMUP,
   GC,

@@ -16,11 +16,22 @@ const ENTRY = new URL("../cli.ts", import.meta.url).pathname;
  * Why a daemon failed, from the text it logged: its last line starting with `slayerfs:`, without
  * that prefix, and without the `[level] category: ` of a LogTape record (`core/log.ts`). Logger
  * categories are lowercase words; messages are in sentence case, so a plain error line keeps its
- * first word.
+ * first word. A JSON record (`--log-format json`) gives its message.
  */
 export function failureReason(log: string): string | undefined {
-  const last = log.trim().split("\n").findLast((l) => l.startsWith("slayerfs:"));
+  const last = log.trim().split("\n").findLast((l) => l.startsWith("slayerfs:") || isJson(l));
+  if (last !== undefined && isJson(last)) return JSON.parse(last).message; // --log-format json
   return last?.replace(/^slayerfs: (?:\[\w+\] )?(?:[a-z][\w.-]*: )?/, "");
+}
+
+/** Whether `line` is a JSON log record (`--log-format json`) with a message. */
+function isJson(line: string): boolean {
+  if (!line.startsWith("{")) return false;
+  try {
+    return typeof JSON.parse(line).message === "string";
+  } catch {
+    return false;
+  }
 }
 
 /** Starts `mount --foreground` as a detached daemon and returns once it serves. */
@@ -42,7 +53,13 @@ export async function daemonize(args: string[], mnt: string, log: string): Promi
   const cmd = new Deno.Command("setsid", {
     args: ["sh", "-c", 'log="$1"; shift; exec "$@" >>"$log" 2>&1 </dev/null', "sh", log, ...inner],
     // Fewer malloc arenas: the I/O threads otherwise each keep freed block buffers resident.
-    env: { MALLOC_ARENA_MAX: Deno.env.get("MALLOC_ARENA_MAX") ?? "2" },
+    env: {
+      MALLOC_ARENA_MAX: Deno.env.get("MALLOC_ARENA_MAX") ?? "2",
+      // Traces go to an OTLP endpoint when one is set: Deno's OpenTelemetry is on from the start.
+      ...(Deno.env.get("OTEL_EXPORTER_OTLP_ENDPOINT") && !Deno.env.get("OTEL_DENO")
+        ? { OTEL_DENO: "true" }
+        : {}),
+    },
     stdin: "null",
     stdout: "null",
     stderr: "null",

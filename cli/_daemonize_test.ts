@@ -36,3 +36,11 @@ Deno.test("failureReason() is undefined without a slayerfs: line", () => {
   equal(failureReason(""), undefined);
   equal(failureReason("error: Uncaught (in promise) Error\n    at main\n"), undefined);
 });
+
+Deno.test("failureReason() takes a JSON record's message (--log-format json)", () => {
+  const json = '{"time":"t","level":"error","category":"daemon","message":"Mount failed: busy"}\n';
+  equal(failureReason(json), "Mount failed: busy");
+  // The CLI's own last line wins over earlier records.
+  equal(failureReason(`${json}slayerfs: Cannot mount\n`), "Cannot mount");
+  equal(failureReason("{not json\n"), undefined);
+});

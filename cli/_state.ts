@@ -86,6 +86,8 @@ export interface MountState {
   hottestFiles?: unknown;
   /** The writeback staging's counters and folder, with `--writeback`. */
   writeback?: StagedStats;
+  /** The metrics endpoint's address (`HOST:PORT`, serving `/metrics`), unless `--no-metrics`. */
+  metrics?: string;
 }
 
 /** Whether process `pid` runs (a zombie, killed and not yet reaped, does not). */

@@ -21,6 +21,7 @@ import { cmdFormat } from "./format.ts";
 import { cmdGc } from "./gc.ts";
 import { cmdInfo } from "./info.ts";
 import { cmdMount } from "./mount.ts";
+import { cmdStats } from "./stats.ts";
 import { cmdStatus } from "./status.ts";
 import { cmdUmount } from "./umount.ts";
 import { cmdVersion } from "./version.ts";
@@ -32,6 +33,7 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   mount: cmdMount,
   umount: cmdUmount,
   status: cmdStatus,
+  stats: cmdStats,
   info: cmdInfo,
   warmup: cmdWarmup,
   gc: cmdGc,

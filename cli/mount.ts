@@ -20,6 +20,7 @@ import { closest, didYouMean } from "./_suggest.ts";
 import { home, makeHomeDir, processAlive, readState, stateFile } from "./_state.ts";
 import { checkMetaUrl } from "./_urls.ts";
 import { type MountOpts, serve } from "./serve.ts";
+import { telemetryOptions } from "./_telemetry.ts";
 
 /** The `-o` option names (without `=VALUE`). */
 const KNOWN_O = MOUNT_OPTIONS.map((o) => o.name.replace(/=.*$/, ""));
@@ -56,6 +57,7 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
     writebackDir: args.has("writeback-dir") ? resolve(args.string("writeback-dir")!) : undefined,
     writebackMiB: args.has("writeback-size") ? args.number("writeback-size") / MiB : undefined,
     log: args.string("log") ?? `${home()}/slayerfs.log`,
+    ...telemetryOptions(args),
   };
   mnt = resolve(mnt);
   // libfuse and /dev/fuse before anything is made: a failure leaves no volume or mountpoint.

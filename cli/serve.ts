@@ -11,11 +11,18 @@ import { openBlockStore, SqliteKvEngine, SqliteLockedError } from "../backends/m
 import type { BlockStore } from "../core/block_store.ts";
 import { type CacheDirOptions, DiskBudget, TieredCache } from "../core/cache/mod.ts";
 import { tryLoadLibc } from "../core/libc.ts";
-import { configureLogging, getLog } from "../core/log.ts";
+import { getLog } from "../core/log.ts";
 import { Meta } from "../core/meta/mod.ts";
 import type { KvEngine } from "../core/kv.ts";
+import type { WritebackStats } from "../backends/store_writeback.ts";
 import { formatVolume, Volume } from "../core/volume.ts";
 import { CliError, describe } from "./_errors.ts";
+import {
+  configureDaemonLogging,
+  exportMetrics,
+  mountMetrics,
+  type TelemetryOpts,
+} from "./_telemetry.ts";
 import { openMeta } from "./_meta.ts";
 import { home, makeRunDir, mountOf, type MountState, stateFile, writeState } from "./_state.ts";
 
@@ -24,8 +31,8 @@ const log = getLog("daemon");
 /** The default cap of the disk cache: this share of its filesystem's free space at mount. */
 const CACHE_SHARE = 0.5;
 
-/** How `slayerfs mount` was asked to serve. */
-export interface MountOpts {
+/** How `slayerfs mount` was asked to serve (the metrics and log options: `_telemetry.ts`). */
+export interface MountOpts extends TelemetryOpts {
   /** Serve in this process instead of a detached daemon. */
   foreground: boolean;
   /** The `-o` mount options, by name (`""` for a flag). */
@@ -139,9 +146,10 @@ async function cacheDirOptions(
 
 /** Serves the volume of `metaUrl` at `mnt` until it is unmounted; then exits the process. */
 export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Promise<void> {
-  configureLogging({ level: opts.options.has("debug") ? "debug" : "info" });
+  const logContext = configureDaemonLogging(opts, opts.options.has("debug"), mnt); // telemetry
   const stopTrimming = tuneMalloc();
   const { mountFs } = await import("../ffi/mod.ts");
+  const metrics = mountMetrics(opts); // telemetry: metrics and traces
   let kv: KvEngine;
   try {
     kv = await openMeta(metaUrl);
@@ -152,7 +160,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   const deadlineMs = Number(opts.options.get("io_deadline") || 60) * 1000;
   let vol: Volume;
   let writeback:
-    | { stats(): unknown; flush(o?: { signal?: AbortSignal }): Promise<void> }
+    | { stats(): WritebackStats; flush(o?: { signal?: AbortSignal }): Promise<void> }
     | undefined;
   try {
     if (kv instanceof SqliteKvEngine) await lockSingleHost(kv);
@@ -162,6 +170,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     }
     if (!format) throw new CliError(`No volume in "${metaUrl}": run slayerfs format first`);
     let store = await openStore(format.storage, opts.writeback);
+    if (metrics) store = metrics.store(store); // telemetry: object store requests
     // Remote storage gets a disk cache by default, as JuiceFS does; local storage needs none.
     if (!opts.cacheDirs.length && !opts.noCacheDir && !/^(file|mem):/.test(format.storage)) {
       opts.cacheDirs.push(`${home()}/cache/${format.uuid}`);
@@ -193,7 +202,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       store = staged;
     }
     const cacheBytes = opts.cacheMiB * 2 ** 20;
-    vol = await Volume.openWith(kv, store, {
+    vol = await Volume.openWith(metrics?.kv(kv) ?? kv, store, {
       cacheBytes,
       ...(deadlineMs > 0 ? { fetchDeadlineMs: deadlineMs } : {}),
       ...(opts.cacheDirs.length
@@ -201,7 +210,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
           cache: await TieredCache.open({
             memoryBytes: cacheBytes,
             dirs: await cacheDirOptions(opts.cacheDirs, opts.cacheDirMiB, budgets),
-          }),
+          }).then((c) => metrics?.cache(c) ?? c), // telemetry: cache lookup spans
         }
         : {}),
     });
@@ -211,7 +220,8 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   }
   const o = opts.options;
   const num = (k: string) => o.has(k) ? Number(o.get(k)) : undefined;
-  const session = await mountFs(vol.vfs, mnt, {
+  const fsOps = metrics?.ops(vol.vfs, { "slayerfs.volume": vol.format.name }) ?? vol.vfs; // telemetry
+  const session = await mountFs(fsOps, mnt, {
     fsname: `slayerfs:${vol.format.name}`,
     subtype: "slayerfs",
     allowOther: o.has("allow_other"),
@@ -226,6 +236,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     ...(num("entry_timeout") !== undefined ? { entryTimeout: num("entry_timeout")! } : {}),
     ...(num("negative_timeout") !== undefined ? { negativeTimeout: num("negative_timeout")! } : {}),
     deadlineMs,
+    ...(metrics ? { onOp: metrics.fuseOp } : {}), // telemetry: FUSE requests
   }).catch(async (err) => {
     await vol.close();
     throw new CliError(describe(err));
@@ -239,6 +250,18 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     started: new Date().toISOString(),
     updated: new Date().toISOString(),
   };
+  logContext.volume = vol.format.name; // telemetry: the volume in every JSON log record
+  // telemetry: the metrics endpoint, its address in the state file
+  const metricsServer = metrics && opts.metrics !== undefined
+    ? exportMetrics(metrics, vol, {
+      address: opts.metrics,
+      mountpoint: mnt,
+      kv,
+      pending: () => session.pending,
+      staging: writeback && (() => writeback!.stats()),
+    })
+    : undefined;
+  if (metricsServer) state.metrics = metricsServer.address;
   const refresh = async () => {
     const s = vol.vfs.stats();
     Object.assign(state, {
@@ -277,6 +300,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       log.info("Unmounting {mountpoint} ({why})", { mountpoint: mnt, why });
       clearInterval(timer);
       stopTrimming();
+      await metricsServer?.close(); // telemetry
       try {
         await session.unmount();
       } catch (error) {

@@ -72,6 +72,7 @@ function mountText(mnt: string, s: MountState & { usage?: string }, paths: Map<I
     ["Storage:", s.storage],
     ...(s.usage ? [["Usage:", s.usage]] : []),
     ["Open:", `${s.openFiles ?? 0} files, ${s.handles ?? 0} handles`],
+    ...(s.metrics ? [["Metrics:", `http://${s.metrics}/metrics (slayerfs stats ${mnt})`]] : []),
   ];
   const cache = s.cache as CacheStats | undefined;
   const hits = cache?.hits ?? s.cacheHits ?? 0;

@@ -6,7 +6,10 @@
  * (`getLog("cache")` logs as `["slayerfs", "cache"]`), and passes structured properties rather than
  * formatted strings. As a library SlayerFS configures nothing: an embedding program sees the logs
  * only if it configures LogTape itself. The daemon and the CLI call {@linkcode configureLogging},
- * which writes one line per record to standard error (the daemon's log file).
+ * which writes one line per record to standard error (the daemon's log file): text by default, or
+ * a JSON object per line (`format: "json"`) carrying the context (volume, mountpoint) and the
+ * record's properties (inode, path, error). Credentials are masked in either (`_log_output.ts`),
+ * and a log file can be capped in size (`rotate`).
  *
  * Levels are chosen for the reader: `error` for what failed a call or lost a write, `warning` for
  * something an operator must act on, `info` for lifecycle events (mounted, unmounted), `debug` for
@@ -31,8 +34,10 @@ import {
   type LogRecord,
   resetSync,
 } from "@logtape/logtape";
+import { jsonLogLine, Redactor, RotatingFile } from "./_log_output.ts";
 
 export type { Logger, LogLevel };
+export { stderrLogFile } from "./_log_output.ts";
 
 /** The root category: every SlayerFS logger is below it. */
 export const LOG_ROOT = "slayerfs";
@@ -57,6 +62,20 @@ export interface LoggingOptions {
   level?: LogLevel;
   /** Where each formatted line goes; standard error by default. */
   write?: (line: string) => void;
+  /** Text lines (the default) or JSON lines. */
+  format?: "text" | "json";
+  /**
+   * Properties every JSON record carries (the volume, the mountpoint). Read at each record, so
+   * the caller may fill it in later.
+   */
+  context?: Readonly<Record<string, unknown>>;
+  /**
+   * The file the lines end up in, rotated at `maxBytes` (0: never) keeping `keep` old files
+   * (`FILE.1` newest). `write` must append to it (standard error redirected with `>>`).
+   */
+  rotate?: { path: string; maxBytes: number; keep: number };
+  /** More literal values to mask, besides those the environment names secret. */
+  secrets?: readonly string[];
 }
 
 const encoder = new TextEncoder();
@@ -89,13 +108,19 @@ function writeStderr(line: string): void {
  * ```
  */
 export function formatLogRecord(record: LogRecord): string {
+  const message = renderMessage(record);
+  const where = record.category.slice(1).join(".");
+  const level = record.level === "info" ? "" : `[${record.level}] `;
+  return `${LOG_ROOT}: ${level}${where ? `${where}: ` : ""}${message}\n`;
+}
+
+/** The record's message with its placeholders filled in. */
+function renderMessage(record: LogRecord): string {
   let message = "";
   for (const [i, part] of record.message.entries()) {
     message += i % 2 === 0 ? String(part) : renderValue(part);
   }
-  const where = record.category.slice(1).join(".");
-  const level = record.level === "info" ? "" : `[${record.level}] `;
-  return `${LOG_ROOT}: ${level}${where ? `${where}: ` : ""}${message}\n`;
+  return message;
 }
 
 function renderValue(value: unknown): string {
@@ -127,9 +152,22 @@ function renderValue(value: unknown): string {
  */
 export function configureLogging(options: LoggingOptions = {}): void {
   const write = options.write ?? writeStderr;
+  const redactor = new Redactor(options.secrets);
+  const json = options.format === "json";
+  const context = options.context ?? {};
+  const rotate = options.rotate === undefined
+    ? undefined
+    : new RotatingFile(options.rotate.path, options.rotate.maxBytes, options.rotate.keep);
+  const sink = (record: LogRecord) => {
+    const line = redactor.redact(
+      json ? jsonLogLine(record, renderMessage(record), context) : formatLogRecord(record),
+    );
+    write(line);
+    rotate?.wrote(encoder.encode(line).byteLength);
+  };
   configureSync({
     reset: true,
-    sinks: { line: (record: LogRecord) => write(formatLogRecord(record)) },
+    sinks: { line: sink },
     loggers: [
       { category: [LOG_ROOT], lowestLevel: options.level ?? "info", sinks: ["line"] },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["line"] },

@@ -65,7 +65,15 @@ export interface AdapterOptions {
    * deadline). Lock waits (`setlk` with sleep, `flock`) are exempt.
    */
   deadlineMs?: number;
+  /**
+   * Called for every answered request (metrics): the operation, its time in milliseconds from
+   * arrival to reply, whether it failed, and the value it answered (read bytes, write count).
+   */
+  onOp?: OpObserver;
 }
+
+/** See {@linkcode AdapterOptions.onOp}. */
+export type OpObserver = (op: string, ms: number, error: boolean, value?: unknown) => void;
 
 /** The default of {@linkcode AdapterOptions.deadlineMs}. */
 export const DEFAULT_DEADLINE_MS = 60_000;
@@ -139,6 +147,7 @@ export class FuseAdapter {
   #nextWatch = 1;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   readonly #reported = new Map<string, Reported>();
+  readonly #onOp: OpObserver | undefined;
 
   /** Builds the ops table for `ops`. */
   constructor(fuse: FuseLib, libc: LibC, ops: FsOps, options: AdapterOptions = {}) {
@@ -164,6 +173,7 @@ export class FuseAdapter {
     this.#flockLocks = options.flockLocks ?? false;
     this.#maxRead = options.maxRead;
     this.#onInit = options.onInit;
+    this.#onOp = options.onOp;
     this.#deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
     if (!(this.#deadlineMs >= 0)) throw new RangeError(`Invalid deadline ${this.#deadlineMs} ms`);
     this.#tick = Math.max(10, Math.min(1000, this.#deadlineMs / 10));
@@ -186,12 +196,14 @@ export class FuseAdapter {
     return Object.fromEntries([...this.#opStats].map(([k, v]) => [k, { ...v }]));
   }
 
-  #record(op: string, t0: number, error: boolean): void {
+  #record(op: string, t0: number, error: boolean, value?: unknown): void {
     let st = this.#opStats.get(op);
     if (st === undefined) this.#opStats.set(op, st = { count: 0, errors: 0, totalUs: 0 });
     st.count++;
     if (error) st.errors++;
-    st.totalUs += Math.round((performance.now() - t0) * 1000);
+    const ms = performance.now() - t0;
+    st.totalUs += Math.round(ms * 1000);
+    this.#onOp?.(op, ms, error, value);
   }
 
   /** Resolves when no request is pending (or at once if none is). */
@@ -292,7 +304,7 @@ export class FuseAdapter {
       (value) => {
         this.#settled();
         if (this.#closed || (watch !== 0 && !this.#watched.delete(watch))) return;
-        this.#record(name, t0, false);
+        this.#record(name, t0, false, value);
         try {
           op.reply(host, req, value, a, b, c, d, e, f, g, i);
         } catch (err) {

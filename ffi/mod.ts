@@ -7,6 +7,6 @@
 
 export type { FsOps } from "../core/fs_ops.ts";
 export type * from "../core/types.ts";
-export type { OpStat } from "./adapter.ts";
+export type { OpObserver, OpStat } from "./adapter.ts";
 export { FuseSession, mountFs, type MountOptions } from "./session.ts";
 export { forceUnmount, isMounted, type MountInfo, mountInfo } from "./mounts.ts";

@@ -18,7 +18,7 @@ import type { FsOps } from "../core/fs_ops.ts";
 import { type LibC, loadLibc } from "../core/libc.ts";
 import { getLog } from "../core/log.ts";
 import { cString } from "./_cstring.ts";
-import { FuseAdapter, type OpStat } from "./adapter.ts";
+import { FuseAdapter, type OpObserver, type OpStat } from "./adapter.ts";
 import { FUSE_ARGS, FUSE_BUF, type FuseLib, LIBC, loadLibfuse, OPS_SIZE } from "./libfuse.ts";
 import { mountInfo, resolveMountpoint } from "./mounts.ts";
 
@@ -73,6 +73,8 @@ export interface MountOptions {
   unmountTimeoutMs?: number;
   /** Milliseconds after which a request still running is answered `EIO` (see the adapter). */
   deadlineMs?: number;
+  /** Called for every answered request (see the adapter's `onOp`). */
+  onOp?: OpObserver;
 }
 
 const INIT_TIMEOUT_MS = 10_000;
@@ -429,6 +431,7 @@ export async function mountFs(
     flockLocks: options.flockLocks ?? false,
     ...(options.maxRead !== undefined ? { maxRead: options.maxRead } : {}),
     ...(options.deadlineMs !== undefined ? { deadlineMs: options.deadlineMs } : {}),
+    ...(options.onOp !== undefined ? { onOp: options.onOp } : {}),
     threadSafe: loop === "mt",
     onInit: () => {
       initialised = true;

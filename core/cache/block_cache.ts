@@ -83,4 +83,9 @@ export class BlockCache implements BlockCacheLike {
   get bytes(): number {
     return this.#lru?.calculatedSize ?? 0;
   }
+
+  /** Blocks cached. */
+  get entries(): number {
+    return this.#lru?.size ?? 0;
+  }
 }
