@@ -1,0 +1,592 @@
+/**
+ * `EtcdKvEngine`: the `etcd://` metadata engine, the volume's keys under one prefix of an etcd v3
+ * cluster (npm `etcd3`, over gRPC). Loaded on first use by `registry.ts`.
+ *
+ * Decisions:
+ * - Keys: `PREFIX/` (UTF-8) followed by the key's bytes (a byte string sent as bytes, so etcd's
+ *   bytewise order is the engine's order). The key `PREFIX` itself holds a marker
+ *   ({@linkcode ETCD_MARKER}); a prefix that holds keys but no marker is some other data and is
+ *   refused at open. The first commit on an empty prefix writes the marker.
+ * - Transactions are optimistic, like etcd's STM: all reads of one attempt are at one revision
+ *   (the first read's, a linearizable read); every key read is remembered with its
+ *   `mod_revision` (0 when absent), every scanned range with its bounds. The commit is one etcd
+ *   `Txn` that compares each read key's `mod_revision`, and `mod_revision < rev + 1` over each
+ *   scanned range (so a key inserted there since fails it), and applies all the sets and deletes.
+ *   A failed compare runs `fn` again; retries of one process queue on a local lock, so a burst of
+ *   transactions on one hot key finishes in about twice as many attempts, not quadratically many.
+ *   Read-only transactions, and transactions that wrote nothing, commit nothing.
+ * - `getMany` is one `Txn` of range requests (per 128 keys: etcd's default `--max-txn-ops`).
+ * - Outages: a request that fails because etcd is unreachable (or has no leader, or times out
+ *   after {@linkcode RPC_TIMEOUT_MS}) makes the transaction wait and run again, for up to
+ *   {@linkcode OUTAGE_MS}; then it fails with `EIO`. The client reconnects by itself. A commit
+ *   whose answer was lost is run again as a new attempt, which reads what the lost one may have
+ *   written (the same ambiguity every networked store has).
+ * - etcd3's own retry and circuit-breaker policies are turned off: this module decides.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import {
+  Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdPermissionDeniedError,
+  GRPCDeadlineExceededError,
+  type ICompare,
+  type IKeyValue,
+  type IRequestOp,
+  isRecoverableError,
+} from "etcd3";
+import type { KvEngine, KvPair, KvTxn, ScanOptions, TxnOptions } from "../core/kv.ts";
+import { Errno, FsError } from "../core/errno.ts";
+import { bytesToByteString, byteStringToBytes } from "../core/_bytes.ts";
+import { getLog } from "../core/log.ts";
+import { prefixUpperBound, scanLowerBound } from "./_keys.ts";
+import { type PendingWrites, scanWithOverlay } from "./_overlay.ts";
+import { backoffDelay } from "./_retry.ts";
+import { type EtcdUrl, parseEtcdUrl } from "./_etcd_url.ts";
+
+export { EtcdUrlError } from "./_etcd_url.ts";
+
+/** The value of the marker key `PREFIX` of a SlayerFS volume. */
+export const ETCD_MARKER = "SlayerFS metadata v1";
+/** Each request's deadline, in ms. */
+export const RPC_TIMEOUT_MS = 10_000;
+/** How long a transaction waits for an unreachable etcd before failing with `EIO`, in ms. */
+export const OUTAGE_MS = 60_000;
+/** How long `open` tries to reach etcd, in ms. */
+const OPEN_TIMEOUT_MS = 5_000;
+/** Read ops per `Txn` in `getMany` (etcd's default `--max-txn-ops`). */
+const READS_PER_TXN = 128;
+/** Keys per range request when a scan has no smaller limit. */
+const SCAN_PAGE = 1000;
+/** Conflicts before a transaction gives up. */
+const MAX_CONFLICTS = 100;
+
+const log = getLog("etcd");
+const EMPTY = new Uint8Array(0);
+const MARKER = Buffer.from(ETCD_MARKER);
+
+/** Options of {@linkcode EtcdKvEngine.open}. */
+export interface EtcdKvOptions {
+  /** Writes throw `EROFS`. */
+  readOnly?: boolean;
+  /** How long a transaction waits for an unreachable etcd (default {@linkcode OUTAGE_MS}). */
+  outageMs?: number;
+}
+
+/** No retries, no circuit breaker: {@linkcode EtcdKvEngine} retries whole transactions. */
+const NO_POLICY = {
+  execute<T>(fn: (context: unknown) => T | Promise<T>): Promise<T> {
+    return Promise.resolve().then(() => fn({ signal: new AbortController().signal }));
+  },
+};
+
+/** The error says etcd is (maybe briefly) unreachable or unable to serve. */
+function isTransient(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (isRecoverableError(err) || err instanceof GRPCDeadlineExceededError) return true;
+  return /no leader|leader changed|request timed out|too many requests|not capable|UNAVAILABLE|ECONNREFUSED|ECONNRESET/i
+    .test(err.message);
+}
+
+function isCompacted(err: unknown): boolean {
+  return err instanceof Error && err.message.includes("required revision has been compacted");
+}
+
+/** The first line of a gRPC error, without its status-code prefix. */
+function short(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return (text.split("\n")[0] ?? "").replace(/^\d+ [A-Z_]+: /, "").replace(/^etcdserver: /, "");
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The bytes after `bytes` in order: `bytes` plus one at the last byte below 0xff. */
+function rangeEnd(bytes: Uint8Array): Buffer {
+  let end = bytes.length;
+  while (end > 0 && bytes[end - 1] === 0xff) end--;
+  if (end === 0) return Buffer.from([0]);
+  const out = Buffer.from(bytes.subarray(0, end));
+  out[end - 1]! += 1;
+  return out;
+}
+
+/** One attempt of a transaction. */
+class EtcdTxn implements KvTxn {
+  readonly #engine: EtcdKvEngine;
+  readonly #readOnly: boolean;
+  /** The revision all reads use, set by the first read. */
+  rev: string | undefined;
+  /** Keys read, with their `mod_revision` ("0" when absent). */
+  readonly mods = new Map<string, string>();
+  /** Values read (not for keys-only scans). */
+  readonly values = new Map<string, Uint8Array | undefined>();
+  /** Scanned ranges `[start, end)`, as etcd keys. */
+  readonly ranges: [Buffer, Buffer][] = [];
+  readonly pending: PendingWrites = new Map();
+  done = false;
+
+  constructor(engine: EtcdKvEngine, readOnly: boolean) {
+    this.#engine = engine;
+    this.#readOnly = readOnly;
+  }
+
+  #check(): void {
+    if (this.done) throw new Error("Transaction is already finished");
+  }
+
+  #checkWrite(key: string): void {
+    this.#check();
+    if (this.#readOnly) throw new FsError(Errno.EROFS, `Write of "${key}" in a read-only txn`);
+  }
+
+  #local(key: string): Uint8Array | undefined | null {
+    const mine = this.pending.get(key);
+    if (mine !== undefined) return mine === null ? undefined : mine.slice();
+    if (this.values.has(key)) return this.values.get(key)?.slice();
+    return null;
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    this.#check();
+    const local = this.#local(key);
+    if (local !== null) return local;
+    await this.#engine.readKeys(this, [key]);
+    return this.values.get(key)?.slice();
+  }
+
+  async getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]> {
+    this.#check();
+    const missing = [...new Set(keys.filter((k) => !this.pending.has(k) && !this.values.has(k)))];
+    if (missing.length > 0) await this.#engine.readKeys(this, missing);
+    return keys.map((key) => this.#local(key) ?? undefined);
+  }
+
+  set(key: string, value: Uint8Array): void {
+    this.#checkWrite(key);
+    byteStringToBytes(key); // rejects chars above 255 now rather than at commit
+    this.pending.set(key, value.slice());
+  }
+
+  delete(key: string): void {
+    this.#checkWrite(key);
+    this.pending.set(key, null);
+  }
+
+  async scan(prefix: string, options?: ScanOptions): Promise<KvPair[]> {
+    this.#check();
+    const limit = options?.limit;
+    if (limit !== undefined && limit <= 0) return [];
+    const lower = scanLowerBound(prefix, options?.startAfter);
+    let mine = 0;
+    for (const key of this.pending.keys()) if (key >= lower && key.startsWith(prefix)) mine++;
+    const committed = await this.#engine.readRange(
+      this,
+      prefix,
+      lower,
+      limit === undefined ? undefined : limit + mine,
+      options?.keysOnly === true,
+    );
+    return scanWithOverlay(this.pending, prefix, options, () => committed);
+  }
+}
+
+/**
+ * The etcd metadata engine (scheme `"etcd"`). Open it with {@linkcode EtcdKvEngine.open}.
+ *
+ * @example
+ * ```ts ignore
+ * import { EtcdKvEngine } from "./kv_etcd.ts";
+ * const kv = await EtcdKvEngine.open("etcd://127.0.0.1:2379/myfs");
+ * await kv.txn(async (tx) => tx.set("a", new Uint8Array([1])));
+ * await kv.close();
+ * ```
+ */
+export class EtcdKvEngine implements KvEngine {
+  /** Always `"etcd"`. */
+  readonly scheme = "etcd";
+  /** The URL without its password. */
+  readonly url: string;
+  /** Whether writes are refused. */
+  readonly readOnly: boolean;
+  readonly #client: Etcd3;
+  readonly #where: string;
+  /** `PREFIX/` as bytes. */
+  readonly #base: Buffer;
+  /** The marker key, `PREFIX`. */
+  readonly #marker: Buffer;
+  readonly #outageMs: number;
+  /** The tail of the queue of retrying transactions (see the module notes). */
+  #retryTail: Promise<void> = Promise.resolve();
+  #markerSeen = false;
+  #roundTrips = 0;
+  #closed = false;
+
+  private constructor(url: EtcdUrl, client: Etcd3, options: EtcdKvOptions) {
+    this.url = url.display;
+    this.readOnly = options.readOnly === true;
+    this.#client = client;
+    this.#where = `etcd at ${url.hosts.join(",")}`;
+    this.#marker = Buffer.from(url.prefix);
+    this.#base = Buffer.from(`${url.prefix}/`);
+    this.#outageMs = options.outageMs ?? OUTAGE_MS;
+  }
+
+  /** Requests sent to etcd so far. */
+  get roundTrips(): number {
+    return this.#roundTrips;
+  }
+
+  /**
+   * Connects to the etcd that `raw` names and checks its prefix: empty, or a SlayerFS volume.
+   * Throws `EtcdUrlError` for a bad URL, and an `Error` with a one-line message when etcd
+   * cannot be reached within a few seconds, refuses the credentials, or the prefix holds other
+   * data.
+   */
+  static async open(raw: string, options: EtcdKvOptions = {}): Promise<EtcdKvEngine> {
+    const url = parseEtcdUrl(raw);
+    const client = new Etcd3({
+      hosts: url.hosts.map((h) => `http://${h}`),
+      ...(url.auth === undefined ? {} : {
+        auth: {
+          username: url.auth.username,
+          password: url.auth.password,
+          callOptions: () => ({ deadline: Date.now() + RPC_TIMEOUT_MS }),
+        },
+      }),
+      grpcOptions: {
+        "grpc.max_receive_message_length": -1,
+        "grpc.max_send_message_length": -1,
+        "grpc.initial_reconnect_backoff_ms": 100,
+        "grpc.max_reconnect_backoff_ms": 1000,
+      },
+      faultHandling: {
+        host: () => NO_POLICY as never,
+        global: NO_POLICY as never,
+      },
+    });
+    const engine = new EtcdKvEngine(url, client, options);
+    try {
+      await engine.#probe();
+      return engine;
+    } catch (err) {
+      client.close();
+      engine.#closed = true;
+      throw err;
+    }
+  }
+
+  /** Checks that etcd answers and that the prefix is empty or ours. */
+  async #probe(): Promise<void> {
+    const deadline = Date.now() + OPEN_TIMEOUT_MS;
+    for (let attempt = 1;; attempt++) {
+      try {
+        const res = await this.#call(
+          (o) =>
+            this.#client.kv.txn({
+              success: [
+                { request_range: { key: this.#marker } },
+                {
+                  request_range: {
+                    key: this.#base,
+                    range_end: rangeEnd(this.#base),
+                    limit: 1,
+                    keys_only: true,
+                  },
+                },
+              ],
+            }, o),
+          Math.max(1, deadline - Date.now()),
+        );
+        const marker = res.responses[0]?.response_range.kvs[0];
+        const other = res.responses[1]?.response_range.kvs[0];
+        if (marker !== undefined) {
+          if (!MARKER.equals(marker.value)) throw this.#foreign();
+          this.#markerSeen = true;
+        } else if (other !== undefined) {
+          throw this.#foreign();
+        }
+        return;
+      } catch (err) {
+        if (!isTransient(err)) throw this.#fatal(err);
+        if (Date.now() + 200 >= deadline) {
+          throw new Error(`Cannot reach ${this.#where} (${this.url}): ${short(err)}`);
+        }
+        await sleep(Math.min(backoffDelay(attempt, { baseMs: 100, maxMs: 1000 }), 1000));
+      }
+    }
+  }
+
+  #foreign(): Error {
+    return new Error(
+      `The etcd prefix "${this.#marker.toString()}" of ${this.url} holds data that is not a ` +
+        `SlayerFS volume: choose another prefix`,
+    );
+  }
+
+  /** The one-line error for a failure that retrying cannot fix. */
+  #fatal(err: unknown): Error {
+    if (err instanceof FsError) return err;
+    if (err instanceof EtcdAuthenticationFailedError) {
+      return new Error(`${this.#where} refused the credentials of ${this.url}`);
+    }
+    if (err instanceof EtcdPermissionDeniedError) {
+      return new Error(`${this.#where} denied access to the prefix of ${this.url}`);
+    }
+    const text = short(err);
+    if (/too many operations|request is too large|message larger/i.test(text)) {
+      return new FsError(
+        Errno.EIO,
+        `${this.#where} refused a transaction (${text}): raise its --max-txn-ops or ` +
+          `--max-request-bytes (see the README)`,
+      );
+    }
+    if (/user name is empty|authentication is not enabled/i.test(text)) {
+      return new Error(`${this.#where}: ${text} (${this.url})`);
+    }
+    return err instanceof Error ? err : new Error(text);
+  }
+
+  /** Sends one request with a deadline, counting it. */
+  #call<T>(fn: (options: { deadline: number }) => Promise<T>, timeoutMs = RPC_TIMEOUT_MS) {
+    if (this.#closed) return Promise.reject(new Error(`Metadata engine ${this.url} is closed`));
+    this.#roundTrips++;
+    return fn({ deadline: Date.now() + timeoutMs });
+  }
+
+  #key(key: string): Buffer {
+    const bytes = byteStringToBytes(key);
+    const out = Buffer.allocUnsafe(this.#base.length + bytes.length);
+    this.#base.copy(out, 0);
+    out.set(bytes, this.#base.length);
+    return out;
+  }
+
+  #unkey(key: Buffer): string {
+    return bytesToByteString(key.subarray(this.#base.length));
+  }
+
+  #note(tx: EtcdTxn, kv: IKeyValue, keysOnly: boolean): string {
+    const key = this.#unkey(kv.key);
+    tx.mods.set(key, String(kv.mod_revision));
+    if (!keysOnly) tx.values.set(key, new Uint8Array(kv.value));
+    return key;
+  }
+
+  /** Reads `keys` (none read before in `tx`) into `tx`'s read set. */
+  async readKeys(tx: EtcdTxn, keys: readonly string[]): Promise<void> {
+    const readChunk = async (chunk: readonly string[]) => {
+      const rev = tx.rev;
+      const res = await this.#call((o) =>
+        this.#client.kv.txn({
+          success: chunk.map((k): IRequestOp => ({
+            request_range: { key: this.#key(k), ...(rev === undefined ? {} : { revision: rev }) },
+          })),
+        }, o)
+      );
+      tx.rev ??= String(res.header.revision);
+      chunk.forEach((key, i) => {
+        const kv = res.responses[i]?.response_range.kvs[0];
+        if (kv === undefined) {
+          tx.mods.set(key, "0");
+          tx.values.set(key, undefined);
+        } else {
+          this.#note(tx, kv, false);
+        }
+      });
+    };
+    if (keys.length === 1) {
+      const key = keys[0]!;
+      const rev = tx.rev;
+      const res = await this.#call((o) =>
+        this.#client.kv.range({
+          key: this.#key(key),
+          ...(rev === undefined ? {} : { revision: rev }),
+        }, o)
+      );
+      tx.rev ??= String(res.header.revision);
+      const kv = res.kvs[0];
+      if (kv === undefined) {
+        tx.mods.set(key, "0");
+        tx.values.set(key, undefined);
+      } else {
+        this.#note(tx, kv, false);
+      }
+      return;
+    }
+    let rest = keys;
+    if (tx.rev === undefined) {
+      await readChunk(rest.slice(0, READS_PER_TXN));
+      rest = rest.slice(READS_PER_TXN);
+    }
+    const chunks: (readonly string[])[] = [];
+    for (let i = 0; i < rest.length; i += READS_PER_TXN) {
+      chunks.push(rest.slice(i, i + READS_PER_TXN));
+    }
+    await Promise.all(chunks.map(readChunk));
+  }
+
+  /**
+   * Reads committed pairs under `prefix` from `lower` (inclusive), ascending, at most `limit`,
+   * into `tx`'s read set; the range read is remembered for the commit's compare.
+   */
+  async readRange(
+    tx: EtcdTxn,
+    prefix: string,
+    lower: string,
+    limit: number | undefined,
+    keysOnly: boolean,
+  ): Promise<KvPair[]> {
+    const upper = prefixUpperBound(prefix);
+    if (upper !== undefined && lower >= upper) return [];
+    const end = upper === undefined ? rangeEnd(this.#base) : this.#key(upper);
+    const start = this.#key(lower);
+    const out: KvPair[] = [];
+    let from = start;
+    for (;;) {
+      const want = limit === undefined ? SCAN_PAGE : Math.min(SCAN_PAGE, limit - out.length);
+      const rev = tx.rev;
+      const res = await this.#call((o) =>
+        this.#client.kv.range({
+          key: from,
+          range_end: end,
+          limit: want,
+          keys_only: keysOnly,
+          ...(rev === undefined ? {} : { revision: rev }),
+        }, o)
+      );
+      tx.rev ??= String(res.header.revision);
+      for (const kv of res.kvs) {
+        const key = this.#note(tx, kv, keysOnly);
+        out.push([key, keysOnly ? EMPTY : tx.values.get(key)!.slice()]);
+      }
+      const last = res.kvs.at(-1);
+      const full = limit !== undefined && out.length >= limit;
+      if (!res.more || last === undefined || full) {
+        // Scanned: [start, end) when exhausted, else up to and including the last key.
+        const stop = res.more && last !== undefined
+          ? Buffer.concat([last.key, Buffer.from([0])])
+          : end;
+        tx.ranges.push([start, stop]);
+        return out;
+      }
+      from = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+  }
+
+  /** Commits `tx`'s writes if nothing it read has changed; false on a conflict. */
+  async #commit(tx: EtcdTxn): Promise<boolean> {
+    const compare: ICompare[] = [];
+    for (const [key, mod] of tx.mods) {
+      compare.push({ key: this.#key(key), target: "Mod", result: "Equal", mod_revision: mod });
+    }
+    if (tx.rev !== undefined) {
+      const next = String(BigInt(tx.rev) + 1n);
+      for (const [key, range_end] of tx.ranges) {
+        compare.push({ key, range_end, target: "Mod", result: "Less", mod_revision: next });
+      }
+    }
+    const success: IRequestOp[] = [];
+    const markerNew = !this.#markerSeen;
+    if (markerNew) {
+      compare.push({ key: this.#marker, target: "Version", result: "Equal", version: 0 });
+      success.push({ request_put: { key: this.#marker, value: MARKER } });
+    }
+    for (const [key, value] of tx.pending) {
+      success.push(
+        value === null ? { request_delete_range: { key: this.#key(key) } } : {
+          request_put: {
+            key: this.#key(key),
+            value: Buffer.from(value.buffer, value.byteOffset, value.byteLength),
+          },
+        },
+      );
+    }
+    const res = await this.#call((o) => this.#client.kv.txn({ compare, success }, o));
+    if (res.succeeded) {
+      this.#markerSeen = true;
+      return true;
+    }
+    if (markerNew) await this.#probe();
+    return false;
+  }
+
+  /** Runs `fn` in a serializable transaction; its writes apply only if it resolves. */
+  async txn<T>(fn: (tx: KvTxn) => Promise<T>, options?: TxnOptions): Promise<T> {
+    if (this.#closed) throw new Error(`Metadata engine ${this.url} is closed`);
+    const readOnly = this.readOnly || options?.readOnly === true;
+    let conflicts = 0;
+    let outageSince: number | undefined;
+    let release: (() => void) | undefined;
+    try {
+      for (let attempt = 1;; attempt++) {
+        const tx = new EtcdTxn(this, readOnly);
+        try {
+          const result = await fn(tx);
+          tx.done = true;
+          if (tx.pending.size === 0 || await this.#commit(tx)) {
+            if (outageSince !== undefined) log.info(`${this.#where} answers again`);
+            return result;
+          }
+          conflicts++;
+        } catch (err) {
+          tx.done = true;
+          if (this.#closed) throw new Error(`Metadata engine ${this.url} is closed`);
+          if (isCompacted(err)) {
+            conflicts++;
+          } else if (isTransient(err)) {
+            const now = Date.now();
+            if (outageSince === undefined) {
+              outageSince = now;
+              log.warn(`${this.#where} is unreachable (${short(err)}); waiting`);
+            }
+            if (now - outageSince >= this.#outageMs) {
+              throw new FsError(
+                Errno.EIO,
+                `${this.#where} unreachable for ${Math.round((now - outageSince) / 1000)} s: ` +
+                  short(err),
+              );
+            }
+            await sleep(backoffDelay(attempt, { baseMs: 100, maxMs: 2000 }));
+            continue;
+          } else {
+            throw this.#fatal(err);
+          }
+        }
+        if (conflicts >= MAX_CONFLICTS) {
+          throw new FsError(
+            Errno.EIO,
+            `etcd transaction still conflicting after ${conflicts} tries`,
+          );
+        }
+        // Retries of this process run one at a time (see the module notes).
+        if (release === undefined) release = await this.#queueRetry();
+        else await sleep(backoffDelay(conflicts, { baseMs: 2, maxMs: 200 }));
+      }
+    } finally {
+      release?.();
+    }
+  }
+
+  /** Waits for the retries queued before this one; resolves to the function that ends ours. */
+  async #queueRetry(): Promise<() => void> {
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => release = resolve);
+    const before = this.#retryTail;
+    this.#retryTail = before.then(() => mine);
+    await before;
+    return release;
+  }
+
+  /** Closes the connection; idempotent. Later transactions fail. */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#client.close();
+    }
+    return Promise.resolve();
+  }
+}
