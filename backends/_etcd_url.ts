@@ -15,8 +15,8 @@ export interface EtcdUrl {
   hosts: string[];
   /** The volume's key prefix (no leading or trailing slash, not empty). */
   prefix: string;
-  /** User and password, when the URL has them. */
-  auth?: { username: string; password: string };
+  /** User and password, when the URL has them (no password after `etcd://USER@`). */
+  auth?: { username: string; password?: string };
   /** The URL without its password, for messages. */
   display: string;
 }
@@ -84,9 +84,11 @@ export function parseEtcdUrl(raw: string): EtcdUrl {
     const at = userinfo.indexOf(":");
     try {
       const username = decodeURIComponent(at < 0 ? userinfo : userinfo.slice(0, at));
-      const password = at < 0 ? "" : decodeURIComponent(userinfo.slice(at + 1));
       if (username === "") throw new EtcdUrlError(`Empty user name in "${display}"`);
-      url.auth = { username, password };
+      url.auth = at < 0 ? { username } : {
+        username,
+        password: decodeURIComponent(userinfo.slice(at + 1)),
+      };
     } catch (err) {
       if (err instanceof EtcdUrlError) throw err;
       throw new EtcdUrlError(`Invalid percent-encoding in the credentials of "${display}"`);

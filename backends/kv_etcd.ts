@@ -30,19 +30,29 @@ import { Buffer } from "node:buffer";
 import {
   Etcd3,
   EtcdAuthenticationFailedError,
+  EtcdError,
   EtcdPermissionDeniedError,
   GRPCDeadlineExceededError,
+  GRPCGenericError,
+  GRPCNotImplementedError,
   type ICompare,
   type IKeyValue,
   type IRequestOp,
-  isRecoverableError,
 } from "etcd3";
-import type { KvEngine, KvPair, KvTxn, ScanOptions, TxnOptions } from "../core/kv.ts";
+import type { KvEngine, KvPair, KvTxn, TxnOptions } from "../core/kv.ts";
 import { Errno, FsError } from "../core/errno.ts";
 import { bytesToByteString, byteStringToBytes } from "../core/_bytes.ts";
 import { getLog } from "../core/log.ts";
-import { prefixUpperBound, scanLowerBound } from "./_keys.ts";
-import { type PendingWrites, scanWithOverlay } from "./_overlay.ts";
+import { prefixUpperBound } from "./_keys.ts";
+import {
+  type EtcdReads,
+  EtcdTxn,
+  isCompacted,
+  isTransient,
+  rangeEnd,
+  short,
+  sleep,
+} from "./_etcd_txn.ts";
 import { backoffDelay } from "./_retry.ts";
 import { type EtcdUrl, parseEtcdUrl } from "./_etcd_url.ts";
 
@@ -75,124 +85,25 @@ export interface EtcdKvOptions {
   outageMs?: number;
 }
 
+/** Whether `err` comes from etcd or gRPC (rather than from a transaction's own code). */
+function isEtcdError(err: unknown): boolean {
+  if (
+    err instanceof GRPCGenericError || err instanceof EtcdError ||
+    err instanceof EtcdAuthenticationFailedError || err instanceof EtcdPermissionDeniedError
+  ) {
+    return true;
+  }
+  // The authenticator's errors are gRPC's own, not cast by etcd3.
+  const e = err as { code?: unknown; metadata?: unknown } | null;
+  return err instanceof Error && typeof e?.code === "number" && e.metadata !== undefined;
+}
+
 /** No retries, no circuit breaker: {@linkcode EtcdKvEngine} retries whole transactions. */
 const NO_POLICY = {
   execute<T>(fn: (context: unknown) => T | Promise<T>): Promise<T> {
     return Promise.resolve().then(() => fn({ signal: new AbortController().signal }));
   },
 };
-
-/** The error says etcd is (maybe briefly) unreachable or unable to serve. */
-function isTransient(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  if (isRecoverableError(err) || err instanceof GRPCDeadlineExceededError) return true;
-  return /no leader|leader changed|request timed out|too many requests|not capable|UNAVAILABLE|ECONNREFUSED|ECONNRESET/i
-    .test(err.message);
-}
-
-function isCompacted(err: unknown): boolean {
-  return err instanceof Error && err.message.includes("required revision has been compacted");
-}
-
-/** The first line of a gRPC error, without its status-code prefix. */
-function short(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
-  return (text.split("\n")[0] ?? "").replace(/^\d+ [A-Z_]+: /, "").replace(/^etcdserver: /, "");
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** The bytes after `bytes` in order: `bytes` plus one at the last byte below 0xff. */
-function rangeEnd(bytes: Uint8Array): Buffer {
-  let end = bytes.length;
-  while (end > 0 && bytes[end - 1] === 0xff) end--;
-  if (end === 0) return Buffer.from([0]);
-  const out = Buffer.from(bytes.subarray(0, end));
-  out[end - 1]! += 1;
-  return out;
-}
-
-/** One attempt of a transaction. */
-class EtcdTxn implements KvTxn {
-  readonly #engine: EtcdKvEngine;
-  readonly #readOnly: boolean;
-  /** The revision all reads use, set by the first read. */
-  rev: string | undefined;
-  /** Keys read, with their `mod_revision` ("0" when absent). */
-  readonly mods = new Map<string, string>();
-  /** Values read (not for keys-only scans). */
-  readonly values = new Map<string, Uint8Array | undefined>();
-  /** Scanned ranges `[start, end)`, as etcd keys. */
-  readonly ranges: [Buffer, Buffer][] = [];
-  readonly pending: PendingWrites = new Map();
-  done = false;
-
-  constructor(engine: EtcdKvEngine, readOnly: boolean) {
-    this.#engine = engine;
-    this.#readOnly = readOnly;
-  }
-
-  #check(): void {
-    if (this.done) throw new Error("Transaction is already finished");
-  }
-
-  #checkWrite(key: string): void {
-    this.#check();
-    if (this.#readOnly) throw new FsError(Errno.EROFS, `Write of "${key}" in a read-only txn`);
-  }
-
-  #local(key: string): Uint8Array | undefined | null {
-    const mine = this.pending.get(key);
-    if (mine !== undefined) return mine === null ? undefined : mine.slice();
-    if (this.values.has(key)) return this.values.get(key)?.slice();
-    return null;
-  }
-
-  async get(key: string): Promise<Uint8Array | undefined> {
-    this.#check();
-    const local = this.#local(key);
-    if (local !== null) return local;
-    await this.#engine.readKeys(this, [key]);
-    return this.values.get(key)?.slice();
-  }
-
-  async getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]> {
-    this.#check();
-    const missing = [...new Set(keys.filter((k) => !this.pending.has(k) && !this.values.has(k)))];
-    if (missing.length > 0) await this.#engine.readKeys(this, missing);
-    return keys.map((key) => this.#local(key) ?? undefined);
-  }
-
-  set(key: string, value: Uint8Array): void {
-    this.#checkWrite(key);
-    byteStringToBytes(key); // rejects chars above 255 now rather than at commit
-    this.pending.set(key, value.slice());
-  }
-
-  delete(key: string): void {
-    this.#checkWrite(key);
-    this.pending.set(key, null);
-  }
-
-  async scan(prefix: string, options?: ScanOptions): Promise<KvPair[]> {
-    this.#check();
-    const limit = options?.limit;
-    if (limit !== undefined && limit <= 0) return [];
-    const lower = scanLowerBound(prefix, options?.startAfter);
-    let mine = 0;
-    for (const key of this.pending.keys()) if (key >= lower && key.startsWith(prefix)) mine++;
-    const committed = await this.#engine.readRange(
-      this,
-      prefix,
-      lower,
-      limit === undefined ? undefined : limit + mine,
-      options?.keysOnly === true,
-    );
-    return scanWithOverlay(this.pending, prefix, options, () => committed);
-  }
-}
 
 /**
  * The etcd metadata engine (scheme `"etcd"`). Open it with {@linkcode EtcdKvEngine.open}.
@@ -205,7 +116,7 @@ class EtcdTxn implements KvTxn {
  * await kv.close();
  * ```
  */
-export class EtcdKvEngine implements KvEngine {
+export class EtcdKvEngine implements KvEngine, EtcdReads {
   /** Always `"etcd"`. */
   readonly scheme = "etcd";
   /** The URL without its password. */
@@ -253,7 +164,7 @@ export class EtcdKvEngine implements KvEngine {
       ...(url.auth === undefined ? {} : {
         auth: {
           username: url.auth.username,
-          password: url.auth.password,
+          password: url.auth.password ?? Deno.env.get("ETCD_PASSWORD") ?? "",
           callOptions: () => ({ deadline: Date.now() + RPC_TIMEOUT_MS }),
         },
       }),
@@ -262,6 +173,8 @@ export class EtcdKvEngine implements KvEngine {
         "grpc.max_send_message_length": -1,
         "grpc.initial_reconnect_backoff_ms": 100,
         "grpc.max_reconnect_backoff_ms": 1000,
+        // etcd is reached directly: an HTTP proxy set for downloads would answer for it.
+        "grpc.enable_http_proxy": 0,
       },
       faultHandling: {
         host: () => NO_POLICY as never,
@@ -282,6 +195,7 @@ export class EtcdKvEngine implements KvEngine {
   /** Checks that etcd answers and that the prefix is empty or ours. */
   async #probe(): Promise<void> {
     const deadline = Date.now() + OPEN_TIMEOUT_MS;
+    let reason: unknown;
     for (let attempt = 1;; attempt++) {
       try {
         const res = await this.#call(
@@ -299,7 +213,7 @@ export class EtcdKvEngine implements KvEngine {
                 },
               ],
             }, o),
-          Math.max(1, deadline - Date.now()),
+          Math.max(500, deadline - Date.now()),
         );
         const marker = res.responses[0]?.response_range.kvs[0];
         const other = res.responses[1]?.response_range.kvs[0];
@@ -312,8 +226,10 @@ export class EtcdKvEngine implements KvEngine {
         return;
       } catch (err) {
         if (!isTransient(err)) throw this.#fatal(err);
-        if (Date.now() + 200 >= deadline) {
-          throw new Error(`Cannot reach ${this.#where} (${this.url}): ${short(err)}`);
+        // The last attempt's error may be a bare deadline: an earlier one says more.
+        if (reason === undefined || !(err instanceof GRPCDeadlineExceededError)) reason = err;
+        if (Date.now() + 500 >= deadline) {
+          throw new Error(`Cannot reach ${this.#where} (${this.url}): ${short(reason)}`);
         }
         await sleep(Math.min(backoffDelay(attempt, { baseMs: 100, maxMs: 1000 }), 1000));
       }
@@ -328,26 +244,25 @@ export class EtcdKvEngine implements KvEngine {
   }
 
   /** The one-line error for a failure that retrying cannot fix. */
-  #fatal(err: unknown): Error {
-    if (err instanceof FsError) return err;
-    if (err instanceof EtcdAuthenticationFailedError) {
-      return new Error(`${this.#where} refused the credentials of ${this.url}`);
-    }
-    if (err instanceof EtcdPermissionDeniedError) {
-      return new Error(`${this.#where} denied access to the prefix of ${this.url}`);
-    }
+  #fatal(err: unknown): unknown {
+    // Errors of `fn` itself (the core's FsErrors, bugs) pass through unchanged.
+    if (!isEtcdError(err)) return err;
     const text = short(err);
-    if (/too many operations|request is too large|message larger/i.test(text)) {
-      return new FsError(
-        Errno.EIO,
-        `${this.#where} refused a transaction (${text}): raise its --max-txn-ops or ` +
-          `--max-request-bytes (see the README)`,
-      );
+    let message = `${this.#where} failed: ${text} (${this.url})`;
+    if (err instanceof EtcdAuthenticationFailedError || /authentication failed/.test(text)) {
+      message = `${this.#where} refused the credentials of ${this.url}`;
+    } else if (/user name is empty/.test(text)) {
+      message = `${this.#where} requires a user and password: etcd://USER:PASS@HOST:PORT/PREFIX ` +
+        `(or etcd://USER@... with the password in ETCD_PASSWORD)`;
+    } else if (err instanceof EtcdPermissionDeniedError) {
+      message = `${this.#where} denied access to the prefix of ${this.url}`;
+    } else if (/too many operations|request is too large|message larger/i.test(text)) {
+      message = `${this.#where} refused a transaction (${text}): raise its --max-txn-ops or ` +
+        `--max-request-bytes (see the README)`;
+    } else if (err instanceof GRPCNotImplementedError) {
+      message = `${this.url} does not answer like etcd: ${text}`;
     }
-    if (/user name is empty|authentication is not enabled/i.test(text)) {
-      return new Error(`${this.#where}: ${text} (${this.url})`);
-    }
-    return err instanceof Error ? err : new Error(text);
+    return new FsError(Errno.EIO, message);
   }
 
   /** Sends one request with a deadline, counting it. */

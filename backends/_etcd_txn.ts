@@ -1,0 +1,151 @@
+/**
+ * One attempt of an etcd transaction ({@linkcode EtcdTxn}: its read set, scanned ranges and
+ * buffered writes) and the helpers `kv_etcd.ts` shares with it.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { GRPCDeadlineExceededError, isRecoverableError } from "etcd3";
+import type { KvPair, KvTxn, ScanOptions } from "../core/kv.ts";
+import { Errno, FsError } from "../core/errno.ts";
+import { byteStringToBytes } from "../core/_bytes.ts";
+import { scanLowerBound } from "./_keys.ts";
+import { type PendingWrites, scanWithOverlay } from "./_overlay.ts";
+
+/** What a transaction asks of its engine: reads at the transaction's revision. */
+export interface EtcdReads {
+  /** Reads `keys` (none read before in `tx`) into `tx`'s read set. */
+  readKeys(tx: EtcdTxn, keys: readonly string[]): Promise<void>;
+  /** Reads committed pairs of `prefix` from `lower`, at most `limit`, into `tx`'s read set. */
+  readRange(
+    tx: EtcdTxn,
+    prefix: string,
+    lower: string,
+    limit: number | undefined,
+    keysOnly: boolean,
+  ): Promise<KvPair[]>;
+}
+
+/** The error says etcd is (maybe briefly) unreachable or unable to serve. */
+export function isTransient(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (isRecoverableError(err) || err instanceof GRPCDeadlineExceededError) return true;
+  return /no leader|leader changed|request timed out|too many requests|not capable|UNAVAILABLE|ECONNREFUSED|ECONNRESET/i
+    .test(err.message);
+}
+
+export function isCompacted(err: unknown): boolean {
+  return err instanceof Error && err.message.includes("required revision has been compacted");
+}
+
+/** The first line of a gRPC error, without its status-code prefix. */
+export function short(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  const connect = /connect (E[A-Z]+)/.exec(text)?.[1];
+  if (connect !== undefined) {
+    return `cannot connect: ${CONNECT_ERRORS[connect] ?? connect}`;
+  }
+  return (text.split("\n")[0] ?? "").replace(/^\d+ [A-Z_]+: /, "").replace(/^etcdserver: /, "");
+}
+
+const CONNECT_ERRORS: Record<string, string> = {
+  ECONNREFUSED: "Connection refused",
+  EHOSTUNREACH: "No route to host",
+  ENETUNREACH: "Network is unreachable",
+  ETIMEDOUT: "Connection timed out",
+};
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The bytes after `bytes` in order: `bytes` plus one at the last byte below 0xff. */
+export function rangeEnd(bytes: Uint8Array): Buffer {
+  let end = bytes.length;
+  while (end > 0 && bytes[end - 1] === 0xff) end--;
+  if (end === 0) return Buffer.from([0]);
+  const out = Buffer.from(bytes.subarray(0, end));
+  out[end - 1]! += 1;
+  return out;
+}
+
+/** One attempt of a transaction. */
+export class EtcdTxn implements KvTxn {
+  readonly #engine: EtcdReads;
+  readonly #readOnly: boolean;
+  /** The revision all reads use, set by the first read. */
+  rev: string | undefined;
+  /** Keys read, with their `mod_revision` ("0" when absent). */
+  readonly mods = new Map<string, string>();
+  /** Values read (not for keys-only scans). */
+  readonly values = new Map<string, Uint8Array | undefined>();
+  /** Scanned ranges `[start, end)`, as etcd keys. */
+  readonly ranges: [Buffer, Buffer][] = [];
+  readonly pending: PendingWrites = new Map();
+  done = false;
+
+  constructor(engine: EtcdReads, readOnly: boolean) {
+    this.#engine = engine;
+    this.#readOnly = readOnly;
+  }
+
+  #check(): void {
+    if (this.done) throw new Error("Transaction is already finished");
+  }
+
+  #checkWrite(key: string): void {
+    this.#check();
+    if (this.#readOnly) throw new FsError(Errno.EROFS, `Write of "${key}" in a read-only txn`);
+  }
+
+  #local(key: string): Uint8Array | undefined | null {
+    const mine = this.pending.get(key);
+    if (mine !== undefined) return mine === null ? undefined : mine.slice();
+    if (this.values.has(key)) return this.values.get(key)?.slice();
+    return null;
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    this.#check();
+    const local = this.#local(key);
+    if (local !== null) return local;
+    await this.#engine.readKeys(this, [key]);
+    return this.values.get(key)?.slice();
+  }
+
+  async getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]> {
+    this.#check();
+    const missing = [...new Set(keys.filter((k) => !this.pending.has(k) && !this.values.has(k)))];
+    if (missing.length > 0) await this.#engine.readKeys(this, missing);
+    return keys.map((key) => this.#local(key) ?? undefined);
+  }
+
+  set(key: string, value: Uint8Array): void {
+    this.#checkWrite(key);
+    byteStringToBytes(key); // rejects chars above 255 now rather than at commit
+    this.pending.set(key, value.slice());
+  }
+
+  delete(key: string): void {
+    this.#checkWrite(key);
+    this.pending.set(key, null);
+  }
+
+  async scan(prefix: string, options?: ScanOptions): Promise<KvPair[]> {
+    this.#check();
+    const limit = options?.limit;
+    if (limit !== undefined && limit <= 0) return [];
+    const lower = scanLowerBound(prefix, options?.startAfter);
+    let mine = 0;
+    for (const key of this.pending.keys()) if (key >= lower && key.startsWith(prefix)) mine++;
+    const committed = await this.#engine.readRange(
+      this,
+      prefix,
+      lower,
+      limit === undefined ? undefined : limit + mine,
+      options?.keysOnly === true,
+    );
+    return scanWithOverlay(this.pending, prefix, options, () => committed);
+  }
+}
