@@ -12,8 +12,10 @@
  *   `mod_revision` (0 when absent), every scanned range with its bounds. The commit is one etcd
  *   `Txn` that compares each read key's `mod_revision`, and `mod_revision < rev + 1` over each
  *   scanned range (so a key inserted there since fails it), and applies all the sets and deletes.
- *   A failed compare runs `fn` again; retries of one process queue on a local lock, so a burst of
- *   transactions on one hot key finishes in about twice as many attempts, not quadratically many.
+ *   A failed compare runs `fn` again; retries of one process queue on a local lock, and while
+ *   that queue is not empty new writers of the process join it: under contention (many creates
+ *   in one directory) the process's writers run one at a time instead of failing each other
+ *   quadratically, and run in parallel again once the queue drains.
  *   Read-only transactions, and transactions that wrote nothing, commit nothing.
  * - `getMany` is one `Txn` of range requests (per 128 keys: etcd's default `--max-txn-ops`).
  * - Outages: a request that fails because etcd is unreachable (or has no leader, or times out
@@ -132,6 +134,8 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
   readonly #outageMs: number;
   /** The tail of the queue of retrying transactions (see the module notes). */
   #retryTail: Promise<void> = Promise.resolve();
+  /** Transactions in or waiting for the queue. */
+  #queued = 0;
   #markerSeen = false;
   #roundTrips = 0;
   #closed = false;
@@ -195,6 +199,10 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
   /** Checks that etcd answers and that the prefix is empty or ours. */
   async #probe(): Promise<void> {
     const deadline = Date.now() + OPEN_TIMEOUT_MS;
+    // A volume's keys must not fall under another volume's prefix: `a/b` is refused inside `a`
+    // here, and `a` over `a/b` by the check of the keys under `a/`.
+    const parts = this.#marker.toString().split("/");
+    const ancestors = parts.slice(1).map((_, i) => parts.slice(0, i + 1).join("/"));
     let reason: unknown;
     for (let attempt = 1;; attempt++) {
       try {
@@ -211,12 +219,22 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
                     keys_only: true,
                   },
                 },
+                ...ancestors.map((a): IRequestOp => ({ request_range: { key: Buffer.from(a) } })),
               ],
             }, o),
           Math.max(500, deadline - Date.now()),
         );
         const marker = res.responses[0]?.response_range.kvs[0];
         const other = res.responses[1]?.response_range.kvs[0];
+        ancestors.forEach((a, i) => {
+          const kv = res.responses[i + 2]?.response_range.kvs[0];
+          if (kv !== undefined && MARKER.equals(kv.value)) {
+            throw new Error(
+              `The etcd prefix "${this.#marker.toString()}" of ${this.url} is inside the ` +
+                `SlayerFS volume at prefix "${a}": choose another prefix`,
+            );
+          }
+        });
         if (marker !== undefined) {
           if (!MARKER.equals(marker.value)) throw this.#foreign();
           this.#markerSeen = true;
@@ -435,7 +453,8 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
     const readOnly = this.readOnly || options?.readOnly === true;
     let conflicts = 0;
     let outageSince: number | undefined;
-    let release: (() => void) | undefined;
+    // While transactions queue after a conflict, new writers queue behind them.
+    let release = !readOnly && this.#queued > 0 ? await this.#queueRetry() : undefined;
     try {
       for (let attempt = 1;; attempt++) {
         const tx = new EtcdTxn(this, readOnly);
@@ -492,8 +511,12 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
     const mine = new Promise<void>((resolve) => release = resolve);
     const before = this.#retryTail;
     this.#retryTail = before.then(() => mine);
+    this.#queued++;
     await before;
-    return release;
+    return () => {
+      this.#queued--;
+      release();
+    };
   }
 
   /** Closes the connection; idempotent. Later transactions fail. */

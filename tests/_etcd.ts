@@ -160,7 +160,12 @@ async function waitHealthy(
 
 /** Starts a private etcd in a fresh temporary directory and waits until it is healthy. */
 export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdServer> {
-  const directory = await Deno.makeTempDir({ prefix: "slayerfs-etcd-" });
+  // In memory where there is /dev/shm: etcd fsyncs every commit, and the tests share one disk.
+  const shm = await Deno.stat("/dev/shm").then((s) => s.isDirectory, () => false);
+  const directory = await Deno.makeTempDir({
+    prefix: "slayerfs-etcd-",
+    ...(shm ? { dir: "/dev/shm" } : {}),
+  });
   let clientPort = 0;
   let peerPort = 0;
   let current: Running | undefined;
