@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { kvConformance } from "./kv_conformance.ts";
 import { EtcdKvEngine } from "./kv_etcd.ts";
 import { startEtcd } from "../tests/_etcd.ts";
+import type { KvTxn } from "../core/kv.ts";
+import { Errno, FsError } from "../core/errno.ts";
 
 const etcd = await startEtcd();
 let n = 0;
@@ -24,6 +26,113 @@ globalThis.addEventListener("unload", () => {
 
 kvConformance("etcd", () => EtcdKvEngine.open(newUrl()), {
   reopen: (kv) => EtcdKvEngine.open((kv as EtcdKvEngine).url),
+});
+
+const enc = new TextEncoder();
+
+/** Runs `fn` in a transaction of `kv`, counting its attempts; `meddle` runs during the first. */
+async function attempts(
+  kv: EtcdKvEngine,
+  fn: (tx: KvTxn) => Promise<void>,
+  meddle: () => Promise<void>,
+): Promise<number> {
+  let runs = 0;
+  await kv.txn(async (tx) => {
+    runs++;
+    await fn(tx);
+    if (runs === 1) await meddle();
+    tx.set("out", enc.encode(String(runs)));
+  });
+  return runs;
+}
+
+Deno.test("etcd: a scan is in the read set: inserts and deletes in its range conflict", async () => {
+  const url = newUrl();
+  const kv = await EtcdKvEngine.open(url);
+  const other = await EtcdKvEngine.open(url);
+  try {
+    await kv.txn((tx) => {
+      for (const k of ["d/b", "d/d", "d/f"]) tx.set(k, enc.encode(k));
+      return Promise.resolve();
+    });
+    const write = (fn: (tx: KvTxn) => void) =>
+      other.txn((tx) => {
+        fn(tx);
+        return Promise.resolve();
+      });
+    const scanAll = async (tx: KvTxn) => void await tx.scan("d/");
+    const scanTwo = async (tx: KvTxn) => void await tx.scan("d/", { limit: 2 });
+    // An insert into the scanned range makes the commit fail and run again.
+    assert.equal(
+      await attempts(kv, scanAll, () => write((tx) => tx.set("d/c", enc.encode("c")))),
+      2,
+    );
+    // So does a delete of a scanned key, and a change of its value.
+    assert.equal(await attempts(kv, scanAll, () => write((tx) => tx.delete("d/c"))), 2);
+    assert.equal(
+      await attempts(kv, scanAll, () => write((tx) => tx.set("d/b", enc.encode("x")))),
+      2,
+    );
+    // A limited scan covers only up to its last key: an insert after it does not conflict...
+    assert.equal(
+      await attempts(kv, scanTwo, () => write((tx) => tx.set("d/z", enc.encode("z")))),
+      1,
+    );
+    // ... an insert before it does.
+    assert.equal(
+      await attempts(kv, scanTwo, () => write((tx) => tx.set("d/a", enc.encode("a")))),
+      2,
+    );
+    // Outside the prefix, nothing conflicts.
+    assert.equal(
+      await attempts(kv, scanAll, () => write((tx) => tx.set("e/1", enc.encode("e")))),
+      1,
+    );
+    // A key read as absent conflicts when it appears.
+    const readMissing = async (tx: KvTxn) => void await tx.get("gone");
+    assert.equal(
+      await attempts(kv, readMissing, () => write((tx) => tx.set("gone", enc.encode("g")))),
+      2,
+    );
+    // A getMany is in the read set too.
+    const readMany = async (tx: KvTxn) => void await tx.getMany(["d/b", "d/d", "nope"]);
+    assert.equal(
+      await attempts(kv, readMany, () => write((tx) => tx.set("d/d", enc.encode("y")))),
+      2,
+    );
+    // A read-only transaction commits nothing, in no round trip after its reads.
+    const before = kv.roundTrips;
+    await kv.txn((tx) => tx.getMany(["d/b", "d/d"]), { readOnly: true });
+    assert.equal(kv.roundTrips - before, 1);
+  } finally {
+    await kv.close();
+    await other.close();
+  }
+});
+
+Deno.test("etcd: during an outage transactions wait, fail with EIO after the bound, then recover", async () => {
+  await using server = await startEtcd();
+  const kv = await EtcdKvEngine.open(server.url("outage"), { outageMs: 3000 });
+  try {
+    await kv.txn(async (tx) => tx.set("a", enc.encode("1")));
+    await server.kill();
+    await assert.rejects(
+      kv.txn((tx) => tx.get("a")),
+      (err) => err instanceof FsError && err.errno === Errno.EIO && /unreachable/.test(err.message),
+    );
+    // A transaction that starts during the outage finishes once etcd is back.
+    const pending = kv.txn(async (tx) => {
+      const a = await tx.get("a");
+      tx.set("b", a ?? enc.encode("missing"));
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    await server.start();
+    await pending;
+    const b = await kv.txn((tx) => tx.get("b"));
+    assert.equal(new TextDecoder().decode(b), "1");
+  } finally {
+    await kv.close();
+  }
 });
 
 Deno.test("etcd: stop the private server", async () => {
