@@ -114,7 +114,7 @@ Deno.test("etcd: during an outage transactions wait, fail with EIO after the bou
   await using server = await startEtcd();
   const kv = await EtcdKvEngine.open(server.url("outage"), { outageMs: 3000 });
   try {
-    await kv.txn(async (tx) => tx.set("a", enc.encode("1")));
+    await kv.txn((tx) => Promise.resolve(tx.set("a", enc.encode("1"))));
     await server.kill();
     await assert.rejects(
       kv.txn((tx) => tx.get("a")),
