@@ -6,15 +6,32 @@
  */
 
 import { Buffer } from "node:buffer";
-import { GRPCDeadlineExceededError, isRecoverableError } from "etcd3";
+import {
+  EtcdAuthenticationFailedError,
+  EtcdError,
+  EtcdPermissionDeniedError,
+  GRPCDeadlineExceededError,
+  GRPCGenericError,
+  isRecoverableError,
+} from "etcd3";
 import type { KvPair, KvTxn, ScanOptions } from "../core/kv.ts";
 import { Errno, FsError } from "../core/errno.ts";
 import { byteStringToBytes } from "../core/_bytes.ts";
 import { scanLowerBound } from "./_keys.ts";
 import { type PendingWrites, scanWithOverlay } from "./_overlay.ts";
 
+/** A value this process saw or wrote last, with its `mod_revision` ("0": absent). */
+export interface CachedValue {
+  /** The value, or `undefined` for an absent key. */
+  readonly value: Uint8Array | undefined;
+  /** Its `mod_revision`. */
+  readonly mod: string;
+}
+
 /** What a transaction asks of its engine: reads at the transaction's revision. */
 export interface EtcdReads {
+  /** The last value of `key` this process knows of, if it remembers one. */
+  cached(key: string): CachedValue | undefined;
   /** Reads `keys` (none read before in `tx`) into `tx`'s read set. */
   readKeys(tx: EtcdTxn, keys: readonly string[]): Promise<void>;
   /** Reads committed pairs of `prefix` from `lower`, at most `limit`, into `tx`'s read set. */
@@ -25,6 +42,19 @@ export interface EtcdReads {
     limit: number | undefined,
     keysOnly: boolean,
   ): Promise<KvPair[]>;
+}
+
+/** Whether `err` comes from etcd or gRPC (rather than from a transaction's own code). */
+export function isEtcdError(err: unknown): boolean {
+  if (
+    err instanceof GRPCGenericError || err instanceof EtcdError ||
+    err instanceof EtcdAuthenticationFailedError || err instanceof EtcdPermissionDeniedError
+  ) {
+    return true;
+  }
+  // The authenticator's errors are gRPC's own, not cast by etcd3.
+  const e = err as { code?: unknown; metadata?: unknown } | null;
+  return err instanceof Error && typeof e?.code === "number" && e.metadata !== undefined;
 }
 
 /** The error says etcd is (maybe briefly) unreachable or unable to serve. */
@@ -83,11 +113,28 @@ export class EtcdTxn implements KvTxn {
   /** Scanned ranges `[start, end)`, as etcd keys. */
   readonly ranges: [Buffer, Buffer][] = [];
   readonly pending: PendingWrites = new Map();
+  /** Whether a read came from the engine's cache (the commit's compares validate it). */
+  usedCache = false;
   done = false;
 
   constructor(engine: EtcdReads, readOnly: boolean) {
     this.#engine = engine;
     this.#readOnly = readOnly;
+  }
+
+  /**
+   * Takes `key` from the engine's cache into the read set. Only transactions that may write do:
+   * their commit (or, without writes, a validation) checks the `mod_revision`s, while a read-only
+   * transaction commits nothing that would.
+   */
+  #fromCache(key: string): boolean {
+    if (this.#readOnly) return false;
+    const hit = this.#engine.cached(key);
+    if (hit === undefined) return false;
+    this.mods.set(key, hit.mod);
+    this.values.set(key, hit.value);
+    this.usedCache = true;
+    return true;
   }
 
   #check(): void {
@@ -110,13 +157,17 @@ export class EtcdTxn implements KvTxn {
     this.#check();
     const local = this.#local(key);
     if (local !== null) return local;
-    await this.#engine.readKeys(this, [key]);
+    if (!this.#fromCache(key)) await this.#engine.readKeys(this, [key]);
     return this.values.get(key)?.slice();
   }
 
   async getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]> {
     this.#check();
-    const missing = [...new Set(keys.filter((k) => !this.pending.has(k) && !this.values.has(k)))];
+    const missing = [
+      ...new Set(
+        keys.filter((k) => !this.pending.has(k) && !this.values.has(k) && !this.#fromCache(k)),
+      ),
+    ];
     if (missing.length > 0) await this.#engine.readKeys(this, missing);
     return keys.map((key) => this.#local(key) ?? undefined);
   }

@@ -17,6 +17,12 @@
  *   in one directory) the process's writers run one at a time instead of failing each other
  *   quadratically, and run in parallel again once the queue drains.
  *   Read-only transactions, and transactions that wrote nothing, commit nothing.
+ * - A cache of the values this process last saw or wrote (up to 4 KiB each, 32 MiB in all) serves
+ *   the point reads of transactions that may write: their commit compares the cached
+ *   `mod_revision`s like any other read, so a stale value only costs a conflict and a rerun (and
+ *   the stale entries are dropped). A transaction that wrote nothing or threw after a cached read
+ *   checks its reads in one compare-only `Txn` first. Read-only transactions never use the cache,
+ *   so what they return is current. A create in a known directory is then one round trip or two.
  * - `getMany` is one `Txn` of range requests (per 128 keys: etcd's default `--max-txn-ops`).
  * - Outages: a request that fails because etcd is unreachable (or has no leader, or times out
  *   after {@linkcode RPC_TIMEOUT_MS}) makes the transaction wait and run again, for up to
@@ -32,10 +38,8 @@ import { Buffer } from "node:buffer";
 import {
   Etcd3,
   EtcdAuthenticationFailedError,
-  EtcdError,
   EtcdPermissionDeniedError,
   GRPCDeadlineExceededError,
-  GRPCGenericError,
   GRPCNotImplementedError,
   type ICompare,
   type IKeyValue,
@@ -46,10 +50,13 @@ import { Errno, FsError } from "../core/errno.ts";
 import { bytesToByteString, byteStringToBytes } from "../core/_bytes.ts";
 import { getLog } from "../core/log.ts";
 import { prefixUpperBound } from "./_keys.ts";
+import { LRUCache } from "lru-cache";
 import {
+  type CachedValue,
   type EtcdReads,
   EtcdTxn,
   isCompacted,
+  isEtcdError,
   isTransient,
   rangeEnd,
   short,
@@ -72,6 +79,10 @@ const OPEN_TIMEOUT_MS = 5_000;
 const READS_PER_TXN = 128;
 /** Keys per range request when a scan has no smaller limit. */
 const SCAN_PAGE = 1000;
+/** Values up to this size are cached (see the module notes). */
+const CACHE_VALUE_MAX = 4096;
+/** Bytes of cached keys and values at most. */
+const CACHE_BYTES = 32 << 20;
 /** Conflicts before a transaction gives up. */
 const MAX_CONFLICTS = 100;
 
@@ -85,19 +96,6 @@ export interface EtcdKvOptions {
   readOnly?: boolean;
   /** How long a transaction waits for an unreachable etcd (default {@linkcode OUTAGE_MS}). */
   outageMs?: number;
-}
-
-/** Whether `err` comes from etcd or gRPC (rather than from a transaction's own code). */
-function isEtcdError(err: unknown): boolean {
-  if (
-    err instanceof GRPCGenericError || err instanceof EtcdError ||
-    err instanceof EtcdAuthenticationFailedError || err instanceof EtcdPermissionDeniedError
-  ) {
-    return true;
-  }
-  // The authenticator's errors are gRPC's own, not cast by etcd3.
-  const e = err as { code?: unknown; metadata?: unknown } | null;
-  return err instanceof Error && typeof e?.code === "number" && e.metadata !== undefined;
 }
 
 /** No retries, no circuit breaker: {@linkcode EtcdKvEngine} retries whole transactions. */
@@ -136,6 +134,11 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
   #retryTail: Promise<void> = Promise.resolve();
   /** Transactions in or waiting for the queue. */
   #queued = 0;
+  /** The values this process saw or wrote last; `seen` is the revision they were seen at. */
+  readonly #cache = new LRUCache<string, CachedValue & { seen: bigint }>({
+    maxSize: CACHE_BYTES,
+    sizeCalculation: (v, k) => k.length + (v.value?.length ?? 0) + 64,
+  });
   #markerSeen = false;
   #roundTrips = 0;
   #closed = false;
@@ -304,9 +307,33 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
 
   #note(tx: EtcdTxn, kv: IKeyValue, keysOnly: boolean): string {
     const key = this.#unkey(kv.key);
-    tx.mods.set(key, String(kv.mod_revision));
-    if (!keysOnly) tx.values.set(key, new Uint8Array(kv.value));
+    const mod = String(kv.mod_revision);
+    tx.mods.set(key, mod);
+    if (!keysOnly) {
+      const value = new Uint8Array(kv.value);
+      tx.values.set(key, value);
+      this.#remember(key, value, mod, tx.rev!);
+    }
     return key;
+  }
+
+  /** The last value of `key` this process saw or wrote, if remembered. */
+  cached(key: string): CachedValue | undefined {
+    return this.#cache.get(key);
+  }
+
+  /** Remembers `key`'s value as seen at revision `seen`, unless a later sight is remembered. */
+  #remember(key: string, value: Uint8Array | undefined, mod: string, seen: string): void {
+    const at = BigInt(seen);
+    const known = this.#cache.peek(key);
+    if (known !== undefined && known.seen > at) return;
+    if (value !== undefined && value.length > CACHE_VALUE_MAX) this.#cache.delete(key);
+    else this.#cache.set(key, { value, mod, seen: at });
+  }
+
+  /** Forgets what `tx` read: some of it changed. */
+  #forget(tx: EtcdTxn): void {
+    for (const key of tx.mods.keys()) this.#cache.delete(key);
   }
 
   /** Reads `keys` (none read before in `tx`) into `tx`'s read set. */
@@ -326,6 +353,7 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
         if (kv === undefined) {
           tx.mods.set(key, "0");
           tx.values.set(key, undefined);
+          this.#remember(key, undefined, "0", tx.rev!);
         } else {
           this.#note(tx, kv, false);
         }
@@ -345,6 +373,7 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
       if (kv === undefined) {
         tx.mods.set(key, "0");
         tx.values.set(key, undefined);
+        this.#remember(key, undefined, "0", tx.rev!);
       } else {
         this.#note(tx, kv, false);
       }
@@ -412,16 +441,7 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
 
   /** Commits `tx`'s writes if nothing it read has changed; false on a conflict. */
   async #commit(tx: EtcdTxn): Promise<boolean> {
-    const compare: ICompare[] = [];
-    for (const [key, mod] of tx.mods) {
-      compare.push({ key: this.#key(key), target: "Mod", result: "Equal", mod_revision: mod });
-    }
-    if (tx.rev !== undefined) {
-      const next = String(BigInt(tx.rev) + 1n);
-      for (const [key, range_end] of tx.ranges) {
-        compare.push({ key, range_end, target: "Mod", result: "Less", mod_revision: next });
-      }
-    }
+    const compare = this.#compares(tx);
     const success: IRequestOp[] = [];
     const markerNew = !this.#markerSeen;
     if (markerNew) {
@@ -441,10 +461,36 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
     const res = await this.#call((o) => this.#client.kv.txn({ compare, success }, o));
     if (res.succeeded) {
       this.#markerSeen = true;
+      const rev = String(res.header.revision);
+      for (const [key, value] of tx.pending) {
+        this.#remember(key, value ?? undefined, value === null ? "0" : rev, rev);
+      }
       return true;
     }
     if (markerNew) await this.#probe();
     return false;
+  }
+
+  /** The compares that hold while nothing `tx` read has changed. */
+  #compares(tx: EtcdTxn): ICompare[] {
+    const compare: ICompare[] = [];
+    for (const [key, mod] of tx.mods) {
+      compare.push({ key: this.#key(key), target: "Mod", result: "Equal", mod_revision: mod });
+    }
+    if (tx.rev !== undefined) {
+      const next = String(BigInt(tx.rev) + 1n);
+      for (const [key, range_end] of tx.ranges) {
+        compare.push({ key, range_end, target: "Mod", result: "Less", mod_revision: next });
+      }
+    }
+    return compare;
+  }
+
+  /** Whether what `tx` read (some of it from the cache) is still current. */
+  async #validate(tx: EtcdTxn): Promise<boolean> {
+    if (!tx.usedCache) return true;
+    const compare = this.#compares(tx);
+    return (await this.#call((o) => this.#client.kv.txn({ compare }, o))).succeeded;
   }
 
   /** Runs `fn` in a serializable transaction; its writes apply only if it resolves. */
@@ -461,15 +507,21 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
         try {
           const result = await fn(tx);
           tx.done = true;
-          if (tx.pending.size === 0 || await this.#commit(tx)) {
+          const done = tx.pending.size === 0 ? await this.#validate(tx) : await this.#commit(tx);
+          if (done) {
             if (outageSince !== undefined) log.info(`${this.#where} answers again`);
             return result;
           }
+          this.#forget(tx);
           conflicts++;
         } catch (err) {
           tx.done = true;
           if (this.#closed) throw new Error(`Metadata engine ${this.url} is closed`);
           if (isCompacted(err)) {
+            conflicts++;
+          } else if (!isEtcdError(err) && !await this.#validate(tx).catch(() => true)) {
+            // `fn` failed on a cached value that had changed (e.g. EEXIST for a removed entry).
+            this.#forget(tx);
             conflicts++;
           } else if (isTransient(err)) {
             const now = Date.now();

@@ -135,6 +135,55 @@ Deno.test("etcd: during an outage transactions wait, fail with EIO after the bou
   }
 });
 
+Deno.test("etcd: values cached by one engine never leak stale into results", async () => {
+  const url = newUrl();
+  const a = await EtcdKvEngine.open(url);
+  const b = await EtcdKvEngine.open(url);
+  const dec = new TextDecoder();
+  const put = (kv: EtcdKvEngine, key: string, value: string | null) =>
+    kv.txn((tx) => {
+      if (value === null) tx.delete(key);
+      else tx.set(key, enc.encode(value));
+      return Promise.resolve();
+    });
+  try {
+    await put(a, "k", "1");
+    await put(a, "entry", "x");
+    // a remembers k = 1 and entry = x; b changes both.
+    await put(b, "k", "2");
+    await put(b, "entry", null);
+    // A read-only transaction never answers from the cache.
+    assert.equal(dec.decode(await a.txn((tx) => tx.get("k"), { readOnly: true })), "2");
+    // A writing transaction that read a stale value conflicts and runs again on fresh values.
+    let runs = 0;
+    await a.txn(async (tx) => {
+      runs++;
+      const n = Number(dec.decode(await tx.get("k")));
+      tx.set("k", enc.encode(String(n + 10)));
+    });
+    assert.equal(dec.decode(await b.txn((tx) => tx.get("k"))), "12");
+    // An error raised on a stale cached value is not reported: the transaction runs again.
+    await put(a, "entry", "y");
+    await put(b, "entry", null);
+    runs = 0;
+    const made = await a.txn(async (tx) => {
+      runs++;
+      if (await tx.get("entry")) throw new FsError(Errno.EEXIST, "entry exists");
+      tx.set("entry", enc.encode("z"));
+      return "made";
+    });
+    assert.equal(made, "made");
+    assert.equal(runs, 2);
+    // A transaction that writes nothing validates what it read from the cache.
+    await put(b, "k", "3");
+    const seen = await a.txn(async (tx) => dec.decode(await tx.get("k")));
+    assert.equal(seen, "3");
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
 Deno.test("etcd: stop the private server", async () => {
   await etcd.stop();
   assert.ok(true);
