@@ -140,6 +140,8 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
     sizeCalculation: (v, k) => k.length + (v.value?.length ?? 0) + 64,
   });
   #markerSeen = false;
+  /** An outage was logged and no transaction succeeded since. */
+  #down = false;
   #roundTrips = 0;
   #closed = false;
 
@@ -509,7 +511,10 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
           tx.done = true;
           const done = tx.pending.size === 0 ? await this.#validate(tx) : await this.#commit(tx);
           if (done) {
-            if (outageSince !== undefined) log.info(`${this.#where} answers again`);
+            if (this.#down) {
+              this.#down = false;
+              log.info(`${this.#where} answers again`);
+            }
             return result;
           }
           this.#forget(tx);
@@ -525,8 +530,10 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
             conflicts++;
           } else if (isTransient(err)) {
             const now = Date.now();
-            if (outageSince === undefined) {
-              outageSince = now;
+            outageSince ??= now;
+            if (!this.#down) {
+              // Once per outage, however many transactions wait.
+              this.#down = true;
               log.warn(`${this.#where} is unreachable (${short(err)}); waiting`);
             }
             if (now - outageSince >= this.#outageMs) {
