@@ -61,7 +61,7 @@ export function isEtcdError(err: unknown): boolean {
 export function isTransient(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (isRecoverableError(err) || err instanceof GRPCDeadlineExceededError) return true;
-  return /no leader|leader changed|request timed out|too many requests|not capable|UNAVAILABLE|ECONNREFUSED|ECONNRESET/i
+  return /no leader|leader changed|request timed out|too many requests|not capable|UNAVAILABLE|ECONNREFUSED|ECONNRESET|circuit breaker is open/i
     .test(err.message);
 }
 

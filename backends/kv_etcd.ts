@@ -98,7 +98,7 @@ export interface EtcdKvOptions {
   outageMs?: number;
 }
 
-/** No retries, no circuit breaker: {@linkcode EtcdKvEngine} retries whole transactions. */
+/** No retries: {@linkcode EtcdKvEngine} retries whole transactions. */
 const NO_POLICY = {
   execute<T>(fn: (context: unknown) => T | Promise<T>): Promise<T> {
     return Promise.resolve().then(() => fn({ signal: new AbortController().signal }));
@@ -185,10 +185,11 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
         // etcd is reached directly: an HTTP proxy set for downloads would answer for it.
         "grpc.enable_http_proxy": 0,
       },
-      faultHandling: {
-        host: () => NO_POLICY as never,
-        global: NO_POLICY as never,
-      },
+      // With several hosts, etcd3's circuit breaker (per host) sends requests to the others while
+      // one is down; with one, it would only delay the first request after an outage.
+      faultHandling: url.hosts.length > 1
+        ? { global: NO_POLICY as never }
+        : { host: () => NO_POLICY as never, global: NO_POLICY as never },
     });
     const engine = new EtcdKvEngine(url, client, options);
     try {
