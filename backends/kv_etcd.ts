@@ -253,7 +253,10 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
         // The last attempt's error may be a bare deadline: an earlier one says more.
         if (reason === undefined || !(err instanceof GRPCDeadlineExceededError)) reason = err;
         if (Date.now() + 500 >= deadline) {
-          throw new Error(`Cannot reach ${this.#where} (${this.url}): ${short(reason)}`);
+          const why = reason instanceof GRPCDeadlineExceededError
+            ? `no answer in ${OPEN_TIMEOUT_MS / 1000} s`
+            : short(reason);
+          throw new Error(`Cannot reach ${this.#where} (${this.url}): ${why}`);
         }
         await sleep(Math.min(backoffDelay(attempt, { baseMs: 100, maxMs: 1000 }), 1000));
       }

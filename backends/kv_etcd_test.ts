@@ -184,6 +184,24 @@ Deno.test("etcd: values cached by one engine never leak stale into results", asy
   }
 });
 
+Deno.test("etcd: with several hosts, one that is down is routed around", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const dead = (listener.addr as Deno.NetAddr).port;
+  listener.close(); // nothing listens there: connections are refused
+  const kv = await EtcdKvEngine.open(`etcd://127.0.0.1:${dead},${etcd.address}/hosts${++n}`);
+  try {
+    for (let i = 0; i < 30; i++) {
+      await kv.txn(async (tx) => {
+        const v = await tx.get("c");
+        tx.set("c", new Uint8Array([(v?.[0] ?? 0) + 1]));
+      });
+    }
+    assert.equal((await kv.txn((tx) => tx.get("c"), { readOnly: true }))?.[0], 30);
+  } finally {
+    await kv.close();
+  }
+});
+
 Deno.test("etcd: stop the private server", async () => {
   await etcd.stop();
   assert.ok(true);
