@@ -202,6 +202,32 @@ Deno.test("etcd: with several hosts, one that is down is routed around", async (
   }
 });
 
+Deno.test("etcd: on a default etcd (128 ops per txn) getMany works and a larger commit is a clear EIO", async () => {
+  await using small = await startEtcd({ maxTxnOps: 128 });
+  const kv = await EtcdKvEngine.open(small.url("small"));
+  try {
+    const keys = Array.from({ length: 300 }, (_, i) => `k/${String(i).padStart(3, "0")}`);
+    for (let i = 0; i < keys.length; i += 100) {
+      await kv.txn((tx) => {
+        for (const k of keys.slice(i, i + 100)) tx.set(k, enc.encode(k));
+        return Promise.resolve();
+      });
+    }
+    const values = await kv.txn((tx) => tx.getMany(keys), { readOnly: true });
+    assert.deepEqual(values.map((v) => new TextDecoder().decode(v)), keys);
+    await assert.rejects(
+      kv.txn((tx) => {
+        for (const k of keys) tx.set(k, enc.encode("x"));
+        return Promise.resolve();
+      }),
+      (err) =>
+        err instanceof FsError && err.errno === Errno.EIO && /--max-txn-ops/.test(err.message),
+    );
+  } finally {
+    await kv.close();
+  }
+});
+
 Deno.test("etcd: stop the private server", async () => {
   await etcd.stop();
   assert.ok(true);
