@@ -76,7 +76,12 @@ export function short(err: unknown): string {
   if (connect !== undefined) {
     return `cannot connect: ${CONNECT_ERRORS[connect] ?? connect}`;
   }
-  return (text.split("\n")[0] ?? "").replace(/^\d+ [A-Z_]+: /, "").replace(/^etcdserver: /, "");
+  if (/write EPIPE|ECONNRESET/.test(text)) {
+    return "the server closed the connection (with etcds://, check the client cert and key)";
+  }
+  return (text.split("\n")[0] ?? "").replace(/^\d+ [A-Z_]+: /, "").replace(/^etcdserver: /, "")
+    .replace(/^No connection established\. Last error: /, "")
+    .replace(/ \(\d{4}-\d\d-\d\dT[^)]*\)\.? ?Resolution note:.*$/, "");
 }
 
 const CONNECT_ERRORS: Record<string, string> = {

@@ -1,5 +1,7 @@
 /**
- * The `etcd://` metadata URL: `etcd://[USER:PASS@]HOST:PORT[,HOST:PORT...]/PREFIX`.
+ * The `etcd://` metadata URL: `etcd://[USER:PASS@]HOST:PORT[,HOST:PORT...]/PREFIX`, and
+ * `etcds://...` for TLS with `?ca=FILE` (else the system's roots) and, for client-certificate
+ * authentication, `&cert=FILE&key=FILE`.
  *
  * Decisions: the prefix (the URL's path, without its leading and trailing slashes) is required:
  * one etcd cluster holds many volumes side by side, and a volume at the root would take the
@@ -8,6 +10,8 @@
  *
  * @module
  */
+
+import { Buffer } from "node:buffer";
 
 /** A parsed `etcd://` URL. */
 export interface EtcdUrl {
@@ -19,6 +23,8 @@ export interface EtcdUrl {
   auth?: { username: string; password?: string };
   /** The URL without its password, for messages. */
   display: string;
+  /** TLS (`etcds://`): PEM files of the CA and of the client's certificate and key. */
+  tls?: { ca?: string; cert?: string; key?: string };
 }
 
 /** A URL that cannot be an etcd metadata URL; `message` says why. */
@@ -34,7 +40,7 @@ const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/;
 
 /**
  * Parses `raw`. Throws {@linkcode EtcdUrlError} for a wrong scheme, a missing port or prefix, or
- * any query parameter.
+ * an unknown query parameter (`etcd://` takes none; `etcds://` takes `ca`, `cert` and `key`).
  *
  * @example
  * ```ts
@@ -48,15 +54,23 @@ const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/;
  * ```
  */
 export function parseEtcdUrl(raw: string): EtcdUrl {
-  const m = /^etcd:\/\/(?:([^@/?#]*)@)?([^/?#]*)([^?#]*)(\?[^#]*)?(#.*)?$/i.exec(raw);
+  const m = /^(etcds?):\/\/(?:([^@/?#]*)@)?([^/?#]*)([^?#]*)(\?[^#]*)?(#.*)?$/i.exec(raw);
   if (m === null) throw new EtcdUrlError(`The URL "${raw}" is not an etcd://HOST:PORT/PREFIX URL`);
-  const [, userinfo, hostList = "", path = "", query, fragment] = m;
+  const [, scheme = "etcd", userinfo, hostList = "", path = "", query, fragment] = m;
+  const secure = scheme.toLowerCase() === "etcds";
   const display = userinfo === undefined
     ? raw
     : raw.replace(`${userinfo}@`, `${userinfo.split(":")[0]}:***@`);
-  if (query !== undefined && query.length > 1) {
-    const names = [...new URLSearchParams(query.slice(1)).keys()];
-    throw new EtcdUrlError(`Unknown parameter "${names[0]}" in "${display}": expected none`);
+  const params = new URLSearchParams(query?.slice(1) ?? "");
+  const known = secure ? ["ca", "cert", "key"] : [];
+  for (const name of params.keys()) {
+    if (!known.includes(name)) {
+      throw new EtcdUrlError(
+        `Unknown parameter "${name}" in "${display}": expected ${
+          secure ? "ca, cert or key" : "none (TLS is etcds://...?ca=FILE)"
+        }`,
+      );
+    }
   }
   if (fragment !== undefined) throw new EtcdUrlError(`Unexpected "#" in "${display}"`);
   const hosts = hostList.split(",");
@@ -80,6 +94,25 @@ export function parseEtcdUrl(raw: string): EtcdUrl {
     );
   }
   const url: EtcdUrl = { hosts, prefix, display };
+  if (secure) {
+    const [ca, cert, key] = ["ca", "cert", "key"].map((n) => params.get(n) ?? undefined);
+    if ((cert === undefined) !== (key === undefined)) {
+      throw new EtcdUrlError(`"${display}" needs both cert and key, or neither`);
+    }
+    // Deno's TLS refuses an IP address as the server name that grpc-js gives it.
+    const ip = hosts.find((h) => /^(\d+\.\d+\.\d+\.\d+|\[.*\]):/.test(h));
+    if (ip !== undefined) {
+      throw new EtcdUrlError(
+        `etcds:// needs host names, not IP addresses ("${ip}" in "${display}"): the name in ` +
+          "the server's certificate",
+      );
+    }
+    url.tls = {
+      ...(ca === undefined ? {} : { ca }),
+      ...(cert === undefined ? {} : { cert }),
+      ...(key === undefined ? {} : { key }),
+    };
+  }
   if (userinfo !== undefined) {
     const at = userinfo.indexOf(":");
     try {
@@ -95,4 +128,31 @@ export function parseEtcdUrl(raw: string): EtcdUrl {
     }
   }
   return url;
+}
+
+/** The PEM files an `etcds://` URL names, read (an unreadable one is said so in one line). */
+export async function readEtcdTls(
+  url: EtcdUrl,
+): Promise<{ rootCertificate: Buffer; privateKey?: Buffer; certChain?: Buffer }> {
+  const read = async (what: string, path: string | undefined) => {
+    if (path === undefined) return undefined;
+    try {
+      return Buffer.from(await Deno.readFile(path));
+    } catch (err) {
+      throw new Error(
+        `Cannot read the ${what} "${path}" of ${url.display}: ${(err as Error).message}`,
+      );
+    }
+  };
+  const [ca, cert, key] = [
+    await read("CA certificate", url.tls?.ca),
+    await read("client certificate", url.tls?.cert),
+    await read("client key", url.tls?.key),
+  ];
+  // Without a CA file, grpc-js uses the system's roots.
+  return {
+    rootCertificate: ca as Buffer,
+    ...(key === undefined ? {} : { privateKey: key }),
+    ...(cert === undefined ? {} : { certChain: cert }),
+  };
 }

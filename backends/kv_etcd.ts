@@ -63,7 +63,7 @@ import {
   sleep,
 } from "./_etcd_txn.ts";
 import { backoffDelay } from "./_retry.ts";
-import { type EtcdUrl, parseEtcdUrl } from "./_etcd_url.ts";
+import { type EtcdUrl, parseEtcdUrl, readEtcdTls } from "./_etcd_url.ts";
 
 export { EtcdUrlError } from "./_etcd_url.ts";
 
@@ -169,6 +169,7 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
   static async open(raw: string, options: EtcdKvOptions = {}): Promise<EtcdKvEngine> {
     const url = parseEtcdUrl(raw);
     const client = new Etcd3({
+      ...(url.tls === undefined ? {} : { credentials: await readEtcdTls(url) }),
       hosts: url.hosts.map((h) => `http://${h}`),
       ...(url.auth === undefined ? {} : {
         auth: {

@@ -228,6 +228,31 @@ Deno.test("etcd: on a default etcd (128 ops per txn) getMany works and a larger 
   }
 });
 
+Deno.test("etcds: TLS with a private CA and a client certificate", async () => {
+  await using secure = await startEtcd({ tls: true });
+  const kv = await EtcdKvEngine.open(secure.url("tls"));
+  try {
+    await kv.txn((tx) => Promise.resolve(tx.set("a", enc.encode("over tls"))));
+    const scanned = await kv.txn((tx) => tx.scan(""), { readOnly: true });
+    assert.deepEqual(scanned.map(([k, v]) => [k, new TextDecoder().decode(v)]), [[
+      "a",
+      "over tls",
+    ]]);
+  } finally {
+    await kv.close();
+  }
+  // Without its client certificate the server refuses the connection: one clear error, soon.
+  await assert.rejects(
+    EtcdKvEngine.open(secure.url("tls", undefined, { clientCert: false })),
+    /Cannot reach etcd at localhost:\d+/,
+  );
+  // A URL with an IP address cannot be checked against the certificate here: said at once.
+  await assert.rejects(
+    EtcdKvEngine.open(`etcds://127.0.0.1:${secure.port}/tls?ca=${secure.tls!.ca}`),
+    /etcds:\/\/ needs host names, not IP addresses/,
+  );
+});
+
 Deno.test("etcd: stop the private server", async () => {
   await etcd.stop();
   assert.ok(true);

@@ -241,7 +241,7 @@ registerKvScheme("mem", (url) => {
   return Promise.resolve(origin.share());
 });
 
-registerKvScheme("etcd", async (_url, options, raw) => {
+const openEtcd: KvFactory = async (_url, options, raw) => {
   let etcd: typeof import("./kv_etcd.ts");
   try {
     etcd = await import("./kv_etcd.ts");
@@ -254,7 +254,9 @@ registerKvScheme("etcd", async (_url, options, raw) => {
     if (err instanceof etcd.EtcdUrlError) throw new BackendError(raw, err.message, { cause: err });
     throw err;
   }
-});
+};
+registerKvScheme("etcd", openEtcd);
+registerKvScheme("etcds", openEtcd);
 
 registerStoreScheme("file", async (url, options) => {
   checkQuery(url, ["durable"]);

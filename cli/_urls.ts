@@ -18,6 +18,7 @@ const URL_EXAMPLES: Record<string, string> = {
   mem: "mem://[name]",
   s3: "s3://BUCKET/PREFIX?endpoint=URL",
   etcd: "etcd://HOST:PORT/PREFIX",
+  etcds: "etcds://HOST:PORT/PREFIX?ca=FILE",
 };
 
 /** The schemes whose URL names a local absolute path (`SCHEME:///abs/path`). */

@@ -24,6 +24,18 @@ export interface EtcdOptions {
   maxTxnOps?: number;
   /** `--max-request-bytes` (default 8 MiB). */
   maxRequestBytes?: number;
+  /**
+   * TLS on the client port with a private CA, and client certificates required
+   * (`--client-cert-auth`); the address is then `localhost:PORT`.
+   */
+  tls?: boolean;
+}
+
+/** PEM files of a TLS test server: its CA, and a client certificate and key it accepts. */
+export interface EtcdTlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
 }
 
 /** A running private etcd; stop it with {@linkcode EtcdServer.stop} or `await using`. */
@@ -34,8 +46,18 @@ export interface EtcdServer extends AsyncDisposable {
   readonly port: number;
   /** The data directory, removed by {@linkcode EtcdServer.stop}. */
   readonly directory: string;
-  /** `etcd://[USER:PASS@]127.0.0.1:PORT/PREFIX`. */
-  url(prefix: string, credentials?: { user: string; password: string }): string;
+  /** The TLS files, for a server started with `tls`. */
+  readonly tls: EtcdTlsFiles | undefined;
+  /**
+   * `etcd://[USER:PASS@]127.0.0.1:PORT/PREFIX`, or with `tls`
+   * `etcds://localhost:PORT/PREFIX?ca=...&cert=...&key=...` (no client certificate with
+   * `clientCert: false`).
+   */
+  url(
+    prefix: string,
+    credentials?: { user: string; password: string },
+    options?: { clientCert?: boolean },
+  ): string;
   /** Creates user `root` with `password` and turns authentication on. */
   enableAuth(password: string): Promise<void>;
   /** Puts a raw key (text) with etcdctl, e.g. to plant foreign data under a prefix. */
@@ -63,13 +85,87 @@ interface Running {
   kill(): Promise<void>;
 }
 
+/** Makes a CA, a server certificate for localhost and 127.0.0.1, and a client certificate. */
+async function makeTls(
+  dir: string,
+): Promise<EtcdTlsFiles & { serverCert: string; serverKey: string }> {
+  await Deno.mkdir(dir);
+  const ssl = async (...args: string[]) => {
+    const out = await new Deno.Command("openssl", {
+      args,
+      cwd: dir,
+      stdout: "null",
+      stderr: "piped",
+    })
+      .output();
+    if (!out.success) {
+      throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
+    }
+  };
+  const days = ["-days", "2"];
+  await ssl(
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    ...days,
+    "-subj",
+    "/CN=slayerfs-test-ca",
+  );
+  await Deno.writeTextFile(`${dir}/server.ext`, "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+  await Deno.writeTextFile(`${dir}/client.ext`, "extendedKeyUsage=clientAuth\n");
+  for (const [name, cn] of [["server", "localhost"], ["client", "root"]]) {
+    await ssl(
+      "req",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      `${name}.key`,
+      "-out",
+      `${name}.csr`,
+      "-subj",
+      `/CN=${cn}`,
+    );
+    await ssl(
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-out",
+      `${name}.pem`,
+      ...days,
+      "-extfile",
+      `${name}.ext`,
+    );
+  }
+  return {
+    ca: `${dir}/ca.pem`,
+    cert: `${dir}/client.pem`,
+    key: `${dir}/client.key`,
+    serverCert: `${dir}/server.pem`,
+    serverKey: `${dir}/server.key`,
+  };
+}
+
 function spawn(
   directory: string,
   clientPort: number,
   peerPort: number,
   options: EtcdOptions,
+  tls: (EtcdTlsFiles & { serverCert: string; serverKey: string }) | undefined,
 ): { running: Running; log: () => string; exited: Promise<Deno.CommandStatus> } {
-  const client = `http://127.0.0.1:${clientPort}`;
+  const client = `${tls === undefined ? "http" : "https"}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   // etcd runs under a shell that kills it when our end of its stdin closes: at kill(), or when
   // this process dies, however it dies (no etcd outlives a test run).
@@ -100,6 +196,15 @@ function spawn(
       "zap",
       "--log-level",
       "warn",
+      ...(tls === undefined ? [] : [
+        "--cert-file",
+        tls.serverCert,
+        "--key-file",
+        tls.serverKey,
+        "--client-cert-auth",
+        "--trusted-ca-file",
+        tls.ca,
+      ]),
     ],
     stdin: "piped",
     stdout: "null",
@@ -134,7 +239,13 @@ async function waitHealthy(
   clientPort: number,
   exited: Promise<Deno.CommandStatus>,
   log: () => string,
+  tls: EtcdTlsFiles | undefined,
 ): Promise<void> {
+  using client = tls === undefined ? undefined : Deno.createHttpClient({
+    caCerts: [await Deno.readTextFile(tls.ca)],
+    cert: await Deno.readTextFile(tls.cert),
+    key: await Deno.readTextFile(tls.key),
+  });
   const deadline = Date.now() + START_TIMEOUT_MS;
   let dead: Deno.CommandStatus | undefined;
   exited.then((s) => dead = s);
@@ -143,8 +254,12 @@ async function waitHealthy(
       throw new Error(`etcd exited with code ${dead.code} before it was ready: ${log()}`);
     }
     try {
-      const res = await fetch(`http://127.0.0.1:${clientPort}/health`, {
+      const url = tls === undefined
+        ? `http://127.0.0.1:${clientPort}/health`
+        : `https://localhost:${clientPort}/health`;
+      const res = await fetch(url, {
         signal: AbortSignal.timeout(2000),
+        ...(client === undefined ? {} : { client }),
       });
       const body = await res.text();
       if (res.ok && body.includes('"true"')) return;
@@ -171,11 +286,12 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdServer> 
   let current: Running | undefined;
   let stopped = false;
   let rootPassword: string | undefined;
+  let tls: Awaited<ReturnType<typeof makeTls>> | undefined;
 
   const launch = async (): Promise<void> => {
-    const started = spawn(`${directory}/data`, clientPort, peerPort, options);
+    const started = spawn(`${directory}/data`, clientPort, peerPort, options, tls);
     try {
-      await waitHealthy(clientPort, started.exited, started.log);
+      await waitHealthy(clientPort, started.exited, started.log, tls);
       current = started.running;
     } catch (err) {
       await started.running.kill();
@@ -184,6 +300,7 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdServer> 
   };
 
   try {
+    if (options.tls) tls = await makeTls(`${directory}/tls`);
     // Another process may take a free port before etcd binds it: try new ports a few times.
     for (let attempt = 1;; attempt++) {
       clientPort = freePort();
@@ -201,11 +318,19 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdServer> 
     throw err;
   }
 
-  const address = `127.0.0.1:${clientPort}`;
+  const address = `${tls === undefined ? "127.0.0.1" : "localhost"}:${clientPort}`;
   const ctl = async (...args: string[]): Promise<void> => {
     const auth = rootPassword === undefined ? [] : [`--user=root:${rootPassword}`];
+    const secure = tls === undefined
+      ? []
+      : [`--cacert=${tls.ca}`, `--cert=${tls.cert}`, `--key=${tls.key}`];
     const out = await new Deno.Command(ETCDCTL, {
-      args: [`--endpoints=http://${address}`, ...auth, ...args],
+      args: [
+        `--endpoints=${tls === undefined ? "http" : "https"}://${address}`,
+        ...secure,
+        ...auth,
+        ...args,
+      ],
       env: { ETCDCTL_API: "3" },
       stdin: "null",
       stdout: "piped",
@@ -226,11 +351,14 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdServer> 
     address,
     port: clientPort,
     directory,
-    url(prefix, credentials) {
+    tls: tls === undefined ? undefined : { ca: tls.ca, cert: tls.cert, key: tls.key },
+    url(prefix, credentials, urlOptions) {
       const auth = credentials === undefined
         ? ""
         : `${encodeURIComponent(credentials.user)}:${encodeURIComponent(credentials.password)}@`;
-      return `etcd://${auth}${address}/${prefix}`;
+      if (tls === undefined) return `etcd://${auth}${address}/${prefix}`;
+      const client = urlOptions?.clientCert === false ? "" : `&cert=${tls.cert}&key=${tls.key}`;
+      return `etcds://${auth}${address}/${prefix}?ca=${tls.ca}${client}`;
     },
     async enableAuth(password) {
       await ctl("user", "add", `root:${password}`);

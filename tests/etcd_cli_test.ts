@@ -121,3 +121,22 @@ Deno.test("etcd credentials: refused, missing, then accepted from ETCD_PASSWORD"
     assert.doesNotMatch(ok.stdout + ok.stderr, /s3cret/, "the password is never printed");
   });
 });
+
+Deno.test("etcds: TLS volumes format, and a missing client certificate is one line", async () => {
+  await using etcd = await startEtcd({ tls: true });
+  await withTemp(async (dir) => {
+    const storage = ["--storage", `file://${dir}/blocks`];
+    const noCert = etcd.url("t", undefined, { clientCert: false });
+    assert.match(
+      await failsWith(["format", ...storage, noCert, "t"], 1),
+      /Cannot reach etcd at localhost:\d+ .*the server closed the connection/,
+    );
+    const missing = etcd.url("t").replace(/ca=[^&]*/, `ca=${dir}/none.pem`);
+    assert.match(
+      await failsWith(["format", ...storage, missing, "t"], 1),
+      /Cannot read the CA certificate ".*none\.pem"/,
+    );
+    const ok = await cliIn(["format", ...storage, etcd.url("t"), "t"]);
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+});
