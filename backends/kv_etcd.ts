@@ -29,7 +29,9 @@
  *   {@linkcode OUTAGE_MS}; then it fails with `EIO`. The client reconnects by itself. A commit
  *   whose answer was lost is run again as a new attempt, which reads what the lost one may have
  *   written (the same ambiguity every networked store has).
- * - etcd3's own retry and circuit-breaker policies are turned off: this module decides.
+ * - etcd3's own retries are off (this module decides); its per-host circuit breaker stays on
+ *   with several hosts, so requests go to the others while one is down.
+ * - `etcds://` is the same over TLS (`_etcd_url.ts`).
  *
  * @module
  */
