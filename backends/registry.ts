@@ -7,7 +7,8 @@
  * the code that opens URLs. The built-in schemes are registered by this module, and no backend
  * module imports it back. The `s3://` factory loads `store_s3.ts` with a dynamic `import()` on
  * first use, which keeps the AWS SDK out of runs that never touch S3 (`deno compile` needs
- * `--include backends/store_s3.ts` for it, see the `compile` task). `mem://NAME` URLs with the
+ * `--include backends/store_s3.ts` for it, see the `compile` task); the `etcd://` factory loads
+ * `kv_etcd.ts` (and npm `etcd3`) the same way. `mem://NAME` URLs with the
  * same name share one engine or store in this process (a new handle each time), so tests can
  * close and reopen in-process.
  *
@@ -55,8 +56,12 @@ export interface OpenStoreOptions {
   verify?: boolean;
 }
 
-/** Opens a metadata engine for a parsed URL (`url.protocol` is the factory's scheme). */
-export type KvFactory = (url: URL, options: OpenKvOptions) => Promise<KvEngine>;
+/**
+ * Opens a metadata engine for a parsed URL (`url.protocol` is the factory's scheme); `raw` is the
+ * URL as given (for a multi-host authority such as `etcd://h1:2379,h2:2379/p`, which `url` has
+ * with its first host only).
+ */
+export type KvFactory = (url: URL, options: OpenKvOptions, raw: string) => Promise<KvEngine>;
 /** Opens a block store for a parsed URL (`url.protocol` is the factory's scheme). */
 export type StoreFactory = (url: URL, options: OpenStoreOptions) => Promise<BlockStore>;
 
@@ -120,6 +125,9 @@ function parse<F>(url: string, kind: string, table: Map<string, F>): { url: URL;
   try {
     return { url: new URL(url), factory };
   } catch (cause) {
+    // A multi-host authority (`h1:p1,h2:p2`) is no WHATWG URL: parse it with its first host.
+    const first = url.replace(/^([^:]*:\/\/(?:[^@/?#]*@)?[^,/?#]*),[^/?#]*/, "$1");
+    if (first !== url && URL.canParse(first)) return { url: new URL(first), factory };
     throw new BackendError(url, `Invalid ${kind} URL "${url}"`, { cause });
   }
 }
@@ -127,7 +135,8 @@ function parse<F>(url: string, kind: string, table: Map<string, F>): { url: URL;
 /**
  * Opens the metadata engine that `url` names: `sqlite3:///ABS/PATH.db` (query `?durable=1`,
  * `?readonly=1` allowed), `mem://` (a new engine) or `mem://NAME` (shared by name in this
- * process), or any registered scheme. Throws {@linkcode BackendError} for a bad URL.
+ * process), `etcd://[USER:PASS@]HOST:PORT[,HOST:PORT]/PREFIX` (see `kv_etcd.ts`, loaded on
+ * first use), or any registered scheme. Throws {@linkcode BackendError} for a bad URL.
  *
  * @example
  * ```ts
@@ -142,7 +151,7 @@ function parse<F>(url: string, kind: string, table: Map<string, F>): { url: URL;
  */
 export async function openKvEngine(url: string, options: OpenKvOptions = {}): Promise<KvEngine> {
   const parsed = parse(url, "metadata", kvFactories);
-  return await parsed.factory(parsed.url, options);
+  return await parsed.factory(parsed.url, options, url);
 }
 
 /**
@@ -231,6 +240,23 @@ registerKvScheme("mem", (url) => {
   if (origin === undefined) memoryKv.set(name, origin = new MemoryKvEngine());
   return Promise.resolve(origin.share());
 });
+
+const openEtcd: KvFactory = async (_url, options, raw) => {
+  let etcd: typeof import("./kv_etcd.ts");
+  try {
+    etcd = await import("./kv_etcd.ts");
+  } catch (cause) {
+    throw new BackendError(raw, `Cannot load the metadata engine for "etcd"`, { cause });
+  }
+  try {
+    return await etcd.EtcdKvEngine.open(raw, options.readOnly ? { readOnly: true } : {});
+  } catch (err) {
+    if (err instanceof etcd.EtcdUrlError) throw new BackendError(raw, err.message, { cause: err });
+    throw err;
+  }
+};
+registerKvScheme("etcd", openEtcd);
+registerKvScheme("etcds", openEtcd);
 
 registerStoreScheme("file", async (url, options) => {
   checkQuery(url, ["durable"]);

@@ -17,6 +17,8 @@ const URL_EXAMPLES: Record<string, string> = {
   file: "file:///abs/dir",
   mem: "mem://[name]",
   s3: "s3://BUCKET/PREFIX?endpoint=URL",
+  etcd: "etcd://HOST:PORT/PREFIX",
+  etcds: "etcds://HOST:PORT/PREFIX?ca=FILE",
 };
 
 /** The schemes whose URL names a local absolute path (`SCHEME:///abs/path`). */
@@ -75,6 +77,8 @@ function checkUrl(kind: string, url: string, schemes: readonly string[]): void {
   try {
     parsed = new URL(url);
   } catch {
+    // A multi-host authority (`etcd://h1:2379,h2:2379/p`) is no WHATWG URL: its engine checks it.
+    if (!local && /^\/\/[^/?#]*,/.test(rest)) return;
     throw new CliError(`Invalid ${kind} URL "${url}": ${expected}`, 2);
   }
   if (!local) return;

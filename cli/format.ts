@@ -29,7 +29,17 @@ export async function cmdFormat(args: ParsedArgs): Promise<void> {
   const storage = args.string("storage") ??
     (dbPath !== undefined
       ? `file://${dirname(dbPath)}/${name}-data`
-      : "mem://" + (metaUrl.slice("mem://".length) || name));
+      : metaUrl.toLowerCase().startsWith("mem:")
+      ? "mem://" + (metaUrl.slice("mem://".length) || name)
+      : undefined);
+  if (storage === undefined) {
+    // A networked engine's volume is for many hosts: no default place suits all of them.
+    throw new CliError(
+      `A volume with ${metaUrl.split(":")[0]}:// metadata needs --storage URL (e.g. an s3:// ` +
+        "bucket that every host reaches)",
+      2,
+    );
+  }
   await checkStorageUrl(storage);
   const settings = {
     name,

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { startEtcd } from "./_etcd.ts";
+
 /** A running private server of one engine. */
 export interface EngineServer extends AsyncDisposable {
   /** A meta URL naming a new, empty volume on this server (unique per call). */
@@ -48,5 +50,20 @@ const sqlite: EngineFixture = {
   },
 };
 
+/** etcd: a private single-node etcd (`tests/_etcd.ts`), one key prefix per volume. */
+const etcd: EngineFixture = {
+  name: "etcd",
+  shared: true,
+  async start() {
+    const server = await startEtcd();
+    let n = 0;
+    return {
+      newVolumeUrl: () => server.url(`vol${++n}`),
+      stop: () => server.stop(),
+      [Symbol.asyncDispose]: () => server.stop(),
+    };
+  },
+};
+
 /** Every engine fixture, embedded first. */
-export const engineFixtures: readonly EngineFixture[] = [sqlite];
+export const engineFixtures: readonly EngineFixture[] = [sqlite, etcd];
