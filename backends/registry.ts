@@ -257,3 +257,26 @@ registerStoreScheme("s3", async (url, options) => {
   if (options.verify === false) return new s3.S3BlockStore(url.href);
   return await s3.openS3BlockStore(url.href);
 });
+
+/**
+ * `postgres://` and `postgresql://`: loads `kv_postgres.ts` (and the npm `postgres` client) on
+ * first use. A malformed URL or an unknown parameter is a {@linkcode BackendError}.
+ */
+async function openPostgres(url: URL, options: OpenKvOptions): Promise<KvEngine> {
+  let pg: typeof import("./kv_postgres.ts");
+  try {
+    pg = await import("./kv_postgres.ts");
+  } catch (cause) {
+    throw new BackendError(url.href, `Cannot load the metadata engine for "postgres"`, { cause });
+  }
+  let config: import("./kv_postgres.ts").PgConfig;
+  try {
+    config = pg.parsePgUrl(url.href);
+  } catch (cause) {
+    throw new BackendError(url.href, (cause as Error).message, { cause });
+  }
+  return await pg.PostgresKvEngine.open(config, options.readOnly ? { readOnly: true } : {});
+}
+
+registerKvScheme("postgres", openPostgres);
+registerKvScheme("postgresql", openPostgres);

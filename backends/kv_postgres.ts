@@ -1,0 +1,553 @@
+/**
+ * `PostgresKvEngine`: the `postgres://` (and `postgresql://`) metadata engine, one table in a
+ * PostgreSQL database, shared by any number of mounts on any number of hosts. The client is npm
+ * `postgres` (porsager/postgres); URL forms and parameters are in `_pg_url.ts`.
+ *
+ * Decisions:
+ * - **Schema.** Two tables in the connection's current schema: `slayerfs_kv (key bytea PRIMARY
+ *   KEY, value bytea NOT NULL)` and `slayerfs_schema (version integer)` with one row,
+ *   {@linkcode PG_SCHEMA_VERSION}. bytea compares bytewise (memcmp, shorter first), which is the
+ *   byte-string order of keys, so a prefix scan is `key >= lower AND key < upper ORDER BY key
+ *   LIMIT n` on the primary key index. A writable open of an empty database creates both tables
+ *   (under an advisory lock, so concurrent formats do not race); a database that holds any other
+ *   table or view is refused (it belongs to something else, e.g. another filesystem's
+ *   metadata), and so is a schema version newer than this build knows. A read-only open never
+ *   creates anything.
+ * - **Isolation: SERIALIZABLE, with retries.** The engine cannot know which keys a transaction
+ *   will read before it reads them (lookups, scans of directory ranges), so row locks
+ *   (`SELECT ... FOR UPDATE`) would miss phantoms (a scan that a concurrent insert changes) and
+ *   would need a lock on every key read. PostgreSQL's serializable snapshot isolation covers
+ *   reads, scans and writes with no help from the caller; a transaction that loses a conflict
+ *   fails with SQLSTATE 40001 (or 40P01 for a deadlock) and runs again from the start, as the
+ *   {@linkcode KvEngine} contract allows, after a short jittered backoff (bounded attempts).
+ *   Read-only transactions use `REPEATABLE READ READ ONLY`: one consistent snapshot, never a
+ *   conflict, no predicate locks.
+ * - **Round trips.** Each transaction holds one pooled connection (`reserve`); `BEGIN` is sent
+ *   with the first read, pipelined, so a read costs one round trip. Writes are buffered
+ *   (read-your-writes through `_overlay.ts`) and the commit is one round trip: one multi-row
+ *   upsert (`INSERT ... SELECT FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT DO UPDATE`),
+ *   one `DELETE ... WHERE key = ANY($1)` and `COMMIT`, pipelined. A transaction that wrote
+ *   nothing sends its `COMMIT` without waiting for it. Every statement has a fixed text, so it is
+ *   prepared once per connection and reused. {@linkcode PostgresKvEngine.roundTrips} counts the
+ *   round trips transactions waited for.
+ * - **Pool.** At most `pool` connections (default 10); more concurrent transactions wait for one.
+ * - **Outages.** A transaction that fails because the server cannot be reached, restarts or drops
+ *   the connection runs again with a backoff (100 ms doubling to 2 s) for up to `retry_timeout`
+ *   seconds (default 60); then it fails with `EIO`. A connection that was dropped is never used
+ *   again, the pool reconnects, and the mount goes on without a remount. Only a failure during
+ *   `COMMIT` is ambiguous (it may have committed): the transaction runs again and sees its own
+ *   effect, as with any client of a database. Opening (format, mount) does not wait: a server
+ *   that cannot be reached, refused credentials or a missing database is one clear error at once.
+ *
+ * @module
+ */
+
+import postgres from "postgres";
+import { Buffer } from "node:buffer";
+import type { KvEngine, KvPair, KvTxn, ScanOptions, TxnOptions } from "../core/kv.ts";
+import { Errno, FsError } from "../core/errno.ts";
+import { getLog } from "../core/log.ts";
+import { prefixUpperBound, scanLowerBound } from "./_keys.ts";
+import { type PendingWrites, scanWithOverlay } from "./_overlay.ts";
+import { backoffDelay } from "./_retry.ts";
+import { classify, openError, type PgFailure } from "./_pg_errors.ts";
+import { parsePgUrl, type PgConfig } from "./_pg_url.ts";
+
+export { parsePgUrl, type PgConfig };
+
+/** The schema version this build writes and reads (the row of `slayerfs_schema`). */
+export const PG_SCHEMA_VERSION = 1;
+const KV_TABLE = "slayerfs_kv";
+const SCHEMA_TABLE = "slayerfs_schema";
+/** `pg_advisory_xact_lock` key for schema creation ("SLAYFS" in ASCII). */
+const SCHEMA_LOCK = 0x534c4159_4653;
+const MAX_CONFLICT_ATTEMPTS = 500;
+const CONFLICT_BACKOFF = { baseMs: 2, maxMs: 100 };
+const OUTAGE_BACKOFF = { baseMs: 100, maxMs: 2000 };
+const EMPTY = new Uint8Array(0);
+const log = getLog("postgres");
+
+const BEGIN_WRITE = "BEGIN ISOLATION LEVEL SERIALIZABLE";
+const BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+const SQL_GET = `SELECT value FROM ${KV_TABLE} WHERE key = $1`;
+const SQL_GET_MANY = `SELECT key, value FROM ${KV_TABLE} WHERE key = ANY($1::bytea[])`;
+const SQL_UPSERT = `INSERT INTO ${KV_TABLE} (key, value) SELECT * FROM unnest($1::bytea[], ` +
+  `$2::bytea[]) ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+const SQL_DELETE = `DELETE FROM ${KV_TABLE} WHERE key = ANY($1::bytea[])`;
+
+function scanSql(bounded: boolean, keysOnly: boolean): string {
+  return `SELECT key${keysOnly ? "" : ", value"} FROM ${KV_TABLE} WHERE key >= $1${
+    bounded ? " AND key < $2" : ""
+  } ORDER BY key LIMIT $${bounded ? 3 : 2}`;
+}
+
+const SCANS = [
+  scanSql(false, false),
+  scanSql(true, false),
+  scanSql(false, true),
+  scanSql(true, true),
+];
+
+type Sql = ReturnType<typeof postgres>;
+type Reserved = Awaited<ReturnType<Sql["reserve"]>>;
+type Row = Record<string, string>;
+/** postgres.js's connection object, as its `onexecute` query option hands it out. */
+type PgConnection = { onclose: ((err?: unknown) => void) | null };
+
+/** `\x` and the hex of a byte-string key (throws on a char above 255). */
+function keyHex(key: string): string {
+  for (let i = 0; i < key.length; i++) {
+    if (key.charCodeAt(i) > 0xff) throw new TypeError(`Key has a char above 255 at ${i}`);
+  }
+  return "\\x" + Buffer.from(key, "latin1").toString("hex");
+}
+
+function valueHex(value: Uint8Array): string {
+  return "\\x" + Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("hex");
+}
+
+/** A `bytea[]` literal of already hex-encoded (`\x...`) elements. */
+function byteaArray(hexes: readonly string[]): string {
+  return "{" + hexes.map((h) => `"\\${h}"`).join(",") + "}";
+}
+
+function keyOf(hex: string): string {
+  return Buffer.from(hex.slice(2), "hex").toString("latin1");
+}
+
+function valueOf(hex: string): Uint8Array {
+  const buf = Buffer.from(hex.slice(2), "hex");
+  return new Uint8Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+}
+
+/** One attempt of a transaction: its connection, its `BEGIN`, the first failure it saw. */
+class Attempt {
+  readonly #engine: PostgresKvEngine;
+  readonly #readOnly: boolean;
+  #reserving: Promise<Reserved> | undefined;
+  #conn: Reserved | undefined;
+  #pgConn: PgConnection | undefined;
+  #begun = false;
+  /** The connection was dropped: never send on it, never give it back. */
+  #dead = false;
+  /** The first retryable failure any statement of this attempt met. */
+  failure: { kind: PgFailure; error: unknown } | undefined;
+
+  constructor(engine: PostgresKvEngine, readOnly: boolean) {
+    this.#engine = engine;
+    this.#readOnly = readOnly;
+  }
+
+  readonly #onExecute = (c: PgConnection): boolean => {
+    if (this.#pgConn === undefined) {
+      this.#pgConn = c;
+      c.onclose = () => {
+        this.#dead = true;
+      };
+    }
+    return true;
+  };
+
+  #note(err: unknown): void {
+    const kind = classify(err);
+    if (kind === "outage") this.#dead ||= !(err instanceof Error && err.name === "PostgresError");
+    if (kind !== "other" && this.failure === undefined) this.failure = { kind, error: err };
+  }
+
+  #send(text: string, params: unknown[] = []): Promise<Row[]> {
+    if (this.#dead) {
+      throw Object.assign(new Error("connection lost"), { code: "CONNECTION_CLOSED" });
+    }
+    const q = this.#conn!.unsafe(text, params as never[], {
+      prepare: true,
+      onexecute: this.#onExecute,
+    } as never);
+    (q as unknown as { execute(): void }).execute();
+    return (q as unknown as Promise<Row[]>).catch((err) => {
+      this.#note(err);
+      throw err;
+    });
+  }
+
+  async #connection(): Promise<void> {
+    if (this.#conn !== undefined) return;
+    this.#reserving ??= this.#engine.reserve();
+    const conn = await this.#reserving.catch((err) => {
+      this.#note(err);
+      throw err;
+    });
+    this.#conn = conn;
+  }
+
+  /** Sends `BEGIN` if not yet sent; the statements that follow are pipelined behind it. */
+  #begin(): Promise<unknown> | undefined {
+    if (this.#begun) return undefined;
+    this.#begun = true;
+    const begin = this.#send(this.#readOnly ? BEGIN_READ : BEGIN_WRITE);
+    begin.catch(() => {});
+    return begin;
+  }
+
+  /** Runs one statement in the transaction (one round trip). */
+  async query(text: string, params: unknown[]): Promise<Row[]> {
+    await this.#connection();
+    const begin = this.#begin();
+    const rows = this.#send(text, params);
+    this.#engine.countRoundTrip();
+    if (begin !== undefined) await begin;
+    return await rows;
+  }
+
+  /** Applies `pending` and commits (one round trip), or just ends a transaction that wrote nothing. */
+  async commit(pending: PendingWrites): Promise<void> {
+    if (pending.size === 0) {
+      if (this.#begun) this.#finish("COMMIT");
+      else this.#release();
+      return;
+    }
+    await this.#connection();
+    const setKeys: string[] = [];
+    const setValues: string[] = [];
+    const deletes: string[] = [];
+    for (const [key, value] of pending) {
+      if (value === null) deletes.push(keyHex(key));
+      else {
+        setKeys.push(keyHex(key));
+        setValues.push(valueHex(value));
+      }
+    }
+    const sent: Promise<unknown>[] = [];
+    const begin = this.#begin();
+    if (begin !== undefined) sent.push(begin);
+    if (setKeys.length) {
+      sent.push(this.#send(SQL_UPSERT, [byteaArray(setKeys), byteaArray(setValues)]));
+    }
+    if (deletes.length) sent.push(this.#send(SQL_DELETE, [byteaArray(deletes)]));
+    const commit = this.#send("COMMIT");
+    sent.push(commit);
+    this.#engine.countRoundTrip();
+    const results = await Promise.allSettled(sent);
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+    const tag = ((await commit) as unknown as { command?: string }).command;
+    if (tag !== undefined && tag !== "COMMIT") {
+      throw new Error(`PostgreSQL ended the commit with ${tag}`);
+    }
+    this.#release();
+  }
+
+  /** Ends the transaction with `ROLLBACK` (or `COMMIT` of one that only read), not waiting. */
+  #finish(statement: "COMMIT" | "ROLLBACK"): void {
+    if (this.#conn !== undefined && !this.#dead && this.#begun) {
+      this.#send(statement).catch(() => {});
+    }
+    this.#release();
+  }
+
+  /** Gives the connection back to the pool, unless it was dropped. */
+  #release(): void {
+    const conn = this.#conn;
+    this.#conn = undefined;
+    if (this.#pgConn !== undefined && !this.#dead) this.#pgConn.onclose = null;
+    if (conn !== undefined && !this.#dead) conn.release();
+  }
+
+  /** Cleans up after `fn` or the commit threw. */
+  abort(): void {
+    if (this.#conn === undefined && this.#reserving !== undefined) {
+      // A reservation still on its way: give the connection back when it comes.
+      this.#reserving.then((c) => c.release(), () => {});
+      return;
+    }
+    this.#finish("ROLLBACK");
+  }
+}
+
+class PgTxn implements KvTxn {
+  readonly #at: Attempt;
+  readonly #readOnly: boolean;
+  readonly pending: PendingWrites = new Map();
+  done = false;
+
+  constructor(at: Attempt, readOnly: boolean) {
+    this.#at = at;
+    this.#readOnly = readOnly;
+  }
+
+  #check(): void {
+    if (this.done) throw new Error("Transaction is already finished");
+  }
+
+  #checkWrite(key: string): void {
+    this.#check();
+    if (this.#readOnly) throw new FsError(Errno.EROFS, `Write of "${key}" in a read-only txn`);
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    this.#check();
+    const mine = this.pending.get(key);
+    if (mine !== undefined) return mine === null ? undefined : mine.slice();
+    const rows = await this.#at.query(SQL_GET, [keyHex(key)]);
+    return rows[0] === undefined ? undefined : valueOf(rows[0]["value"]!);
+  }
+
+  async getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]> {
+    this.#check();
+    const wanted = [...new Set(keys.filter((k) => !this.pending.has(k)))];
+    const found = new Map<string, string>();
+    if (wanted.length > 0) {
+      const rows = await this.#at.query(SQL_GET_MANY, [byteaArray(wanted.map(keyHex))]);
+      for (const row of rows) found.set(keyOf(row["key"]!), row["value"]!);
+    }
+    return keys.map((key) => {
+      const mine = this.pending.get(key);
+      if (mine !== undefined) return mine === null ? undefined : mine.slice();
+      const hex = found.get(key);
+      return hex === undefined ? undefined : valueOf(hex);
+    });
+  }
+
+  set(key: string, value: Uint8Array): void {
+    this.#checkWrite(key);
+    keyHex(key); // rejects chars above 255 now rather than at commit
+    this.pending.set(key, value.slice());
+  }
+
+  delete(key: string): void {
+    this.#checkWrite(key);
+    this.pending.set(key, null);
+  }
+
+  async scan(prefix: string, options?: ScanOptions): Promise<KvPair[]> {
+    this.#check();
+    const limit = options?.limit;
+    if (limit !== undefined && limit <= 0) return [];
+    const keysOnly = options?.keysOnly === true;
+    const lower = scanLowerBound(prefix, options?.startAfter);
+    const upper = prefixUpperBound(prefix);
+    let mine = 0;
+    for (const key of this.pending.keys()) if (key >= lower && key.startsWith(prefix)) mine++;
+    const fetch = limit === undefined ? null : limit + mine;
+    const params: unknown[] = [keyHex(lower)];
+    if (upper !== undefined) params.push(keyHex(upper));
+    params.push(fetch);
+    const rows = await this.#at.query(
+      SCANS[(upper !== undefined ? 1 : 0) | (keysOnly ? 2 : 0)]!,
+      params,
+    );
+    const pairs = rows.map((row): KvPair => [
+      keyOf(row["key"]!),
+      keysOnly ? EMPTY : valueOf(row["value"]!),
+    ]);
+    return scanWithOverlay(this.pending, prefix, options, () => pairs);
+  }
+}
+
+/** Options of {@linkcode PostgresKvEngine.open}. */
+export interface PostgresKvOptions {
+  /** Only read: never create the schema; writes throw `EROFS`. */
+  readOnly?: boolean;
+}
+
+/**
+ * The PostgreSQL metadata engine (schemes `"postgres"` and `"postgresql"`).
+ *
+ * @example
+ * ```ts ignore
+ * import { PostgresKvEngine } from "./kv_postgres.ts";
+ * const kv = await PostgresKvEngine.open("postgres://me:secret@db.example:5432/slayerfs");
+ * await kv.txn(async (tx) => tx.set("a", new Uint8Array([1])));
+ * await kv.close();
+ * ```
+ */
+export class PostgresKvEngine implements KvEngine {
+  /** Always `"postgres"`. */
+  readonly scheme = "postgres";
+  /** The connection settings. */
+  readonly config: PgConfig;
+  /** Whether the engine was opened read-only. */
+  readonly readOnly: boolean;
+  readonly #sql: Sql;
+  readonly #running = new Set<Promise<unknown>>();
+  #roundTrips = 0;
+  #closed = false;
+
+  private constructor(config: PgConfig, sql: Sql, readOnly: boolean) {
+    this.config = config;
+    this.#sql = sql;
+    this.readOnly = readOnly;
+  }
+
+  /** Round trips that transactions waited for (a read, or a commit with writes). */
+  get roundTrips(): number {
+    return this.#roundTrips;
+  }
+
+  /** @internal Counts one round trip. */
+  countRoundTrip(): void {
+    this.#roundTrips++;
+  }
+
+  /** @internal A connection of the pool for one transaction. */
+  reserve(): Promise<Reserved> {
+    return this.#sql.reserve();
+  }
+
+  /**
+   * Connects to the database that `url` (or parsed `config`) names and checks its schema,
+   * creating it in an empty database unless `readOnly`. Throws a `TypeError` for a bad URL and an
+   * `Error` with a one-line message when the server cannot be used.
+   */
+  static async open(
+    url: string | PgConfig,
+    options: PostgresKvOptions = {},
+  ): Promise<PostgresKvEngine> {
+    const config = typeof url === "string" ? parsePgUrl(url) : url;
+    const readOnly = options.readOnly === true;
+    const sql = postgres({
+      ...(config.socketPath !== undefined ? { path: config.socketPath } : { host: config.host }),
+      port: config.port,
+      database: config.database,
+      ...(config.user !== undefined ? { user: config.user } : {}),
+      ...(config.password !== undefined ? { pass: config.password } : {}),
+      ssl: config.ssl,
+      max: config.pool,
+      connect_timeout: config.connectTimeoutS,
+      idle_timeout: 0,
+      // Reconnect at once after an outage rather than after postgres.js's growing delay.
+      backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
+      types: {
+        // bytea stays as its `\x...` text; the engine decodes keys and values itself.
+        bytea: { to: 17, from: [17], serialize: (x: string) => x, parse: (x: string) => x },
+      },
+      connection: { application_name: "slayerfs" },
+      onnotice: () => {},
+    } as never) as Sql;
+    try {
+      await prepareSchema(sql, config, readOnly);
+    } catch (err) {
+      await sql.end({ timeout: 1 }).catch(() => {});
+      if (err instanceof SchemaError) throw new Error(err.message);
+      throw openError(config, err);
+    }
+    return new PostgresKvEngine(config, sql, readOnly);
+  }
+
+  /** Runs `fn` in a serializable transaction (a snapshot when read-only); retries as documented. */
+  txn<T>(fn: (tx: KvTxn) => Promise<T>, options?: TxnOptions): Promise<T> {
+    if (this.#closed) {
+      return Promise.reject(new Error(`Metadata engine "${this.config.display}" is closed`));
+    }
+    const run = this.#run(fn, this.readOnly || options?.readOnly === true);
+    this.#running.add(run);
+    const forget = () => this.#running.delete(run);
+    run.then(forget, forget);
+    return run;
+  }
+
+  async #run<T>(fn: (tx: KvTxn) => Promise<T>, readOnly: boolean): Promise<T> {
+    let conflicts = 0;
+    let outageSince: number | undefined;
+    let outages = 0;
+    for (;;) {
+      const at = new Attempt(this, readOnly);
+      const tx = new PgTxn(at, readOnly);
+      try {
+        const result = await fn(tx);
+        tx.done = true;
+        await at.commit(tx.pending);
+        return result;
+      } catch (err) {
+        tx.done = true;
+        at.abort();
+        const failure = at.failure;
+        if (failure === undefined) throw err;
+        if (failure.kind === "conflict") {
+          if (++conflicts >= MAX_CONFLICT_ATTEMPTS) throw failure.error;
+          await sleep(backoffDelay(conflicts, CONFLICT_BACKOFF));
+          continue;
+        }
+        const now = Date.now();
+        outageSince ??= now;
+        const reason = failure.error instanceof Error
+          ? failure.error.message
+          : String(failure.error);
+        if (now - outageSince >= this.config.retryTimeoutS * 1000 || this.#closed) {
+          throw new FsError(
+            Errno.EIO,
+            `PostgreSQL at ${this.config.where} unavailable for ${
+              Math.round((now - outageSince) / 1000)
+            } s: ${reason}`,
+          );
+        }
+        if (outages++ === 0) {
+          log.warn("PostgreSQL at {where}: {reason}; retrying", {
+            where: this.config.where,
+            reason,
+          });
+        }
+        await sleep(backoffDelay(outages, OUTAGE_BACKOFF));
+      }
+    }
+  }
+
+  /** Waits for running transactions and closes the pool; idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.allSettled([...this.#running]);
+    await this.#sql.end({ timeout: 5 }).catch(() => {});
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A database that is not (or not yet, or too new a) SlayerFS one. */
+class SchemaError extends Error {}
+
+/** Checks the database's tables and version, creating the schema in an empty one. */
+async function prepareSchema(sql: Sql, config: PgConfig, readOnly: boolean): Promise<void> {
+  const db = `PostgreSQL database "${config.database}" at ${config.where}`;
+  for (let round = 0;; round++) {
+    const tables = (await sql.unsafe(
+      `SELECT c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ` +
+        `ON n.oid = c.relnamespace WHERE n.nspname = current_schema() ` +
+        `AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1`,
+    )).map((r) => String(r["name"]));
+    const others = tables.filter((t) => t !== KV_TABLE && t !== SCHEMA_TABLE);
+    if (others.length > 0) {
+      const shown = others.slice(0, 5).join(", ") + (others.length > 5 ? ", ..." : "");
+      throw new SchemaError(
+        `${db} holds tables that are not SlayerFS's (${shown}): give SlayerFS a database of its own`,
+      );
+    }
+    if (tables.includes(SCHEMA_TABLE) && tables.includes(KV_TABLE)) {
+      const rows = await sql.unsafe(`SELECT max(version) AS version FROM ${SCHEMA_TABLE}`);
+      const version = Number(rows[0]?.["version"] ?? 0);
+      if (version > PG_SCHEMA_VERSION) {
+        throw new SchemaError(
+          `${db} has SlayerFS schema version ${version}; this build reads up to ${PG_SCHEMA_VERSION}`,
+        );
+      }
+      if (version >= 1) return;
+    }
+    if (tables.length === 0 && readOnly) {
+      throw new SchemaError(`${db} holds no SlayerFS metadata: run slayerfs format first`);
+    }
+    if (tables.length > 0 && (readOnly || round > 0)) {
+      throw new SchemaError(`${db} holds an incomplete SlayerFS schema (${tables.join(", ")})`);
+    }
+    if (round > 0) throw new SchemaError(`${db}: the SlayerFS schema could not be created`);
+    await sql.begin(async (tx) => {
+      await tx.unsafe(`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK})`);
+      await tx.unsafe(
+        `CREATE TABLE IF NOT EXISTS ${KV_TABLE} (key bytea PRIMARY KEY, value bytea NOT NULL); ` +
+          `CREATE TABLE IF NOT EXISTS ${SCHEMA_TABLE} (version integer NOT NULL); ` +
+          `INSERT INTO ${SCHEMA_TABLE} (version) SELECT ${PG_SCHEMA_VERSION} ` +
+          `WHERE NOT EXISTS (SELECT 1 FROM ${SCHEMA_TABLE})`,
+      );
+    });
+  }
+}
