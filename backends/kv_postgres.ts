@@ -156,7 +156,9 @@ class Attempt {
 
   #send(text: string, params: unknown[] = []): Promise<Row[]> {
     if (this.#dead) {
-      throw Object.assign(new Error("connection lost"), { code: "CONNECTION_CLOSED" });
+      const err = Object.assign(new Error("connection lost"), { code: "CONNECTION_CLOSED" });
+      this.#note(err);
+      return Promise.reject(err);
     }
     const q = this.#conn!.unsafe(text, params as never[], {
       prepare: true,
@@ -194,8 +196,8 @@ class Attempt {
     const begin = this.#begin();
     const rows = this.#send(text, params);
     this.#engine.countRoundTrip();
-    if (begin !== undefined) await begin;
-    return await rows;
+    if (begin === undefined) return await rows;
+    return (await Promise.all([begin, rows]))[1];
   }
 
   /** Applies `pending` and commits (one round trip), or just ends a transaction that wrote nothing. */

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { startPostgres } from "./_postgres.ts";
+
 /** A running private server of one engine. */
 export interface EngineServer extends AsyncDisposable {
   /** A meta URL naming a new, empty volume on this server (unique per call). */
@@ -48,5 +50,45 @@ const sqlite: EngineFixture = {
   },
 };
 
+/** Databases the PostgreSQL fixture keeps made ahead, since `newVolumeUrl` cannot wait. */
+const PG_SPARE_DATABASES = 8;
+
+/**
+ * PostgreSQL: a private server on a unix socket (tests/_postgres.ts), one database per volume.
+ * Databases are made ahead in the background ({@linkcode PG_SPARE_DATABASES} spare).
+ */
+const postgresFixture: EngineFixture = {
+  name: "postgres",
+  shared: true,
+  async start() {
+    const pg = await startPostgres();
+    const spare: string[] = [];
+    let making: Promise<void> = Promise.resolve();
+    const topUp = () => {
+      making = making.then(async () => {
+        while (spare.length < PG_SPARE_DATABASES) spare.push(await pg.newDatabase());
+      }).catch(() => {});
+    };
+    topUp();
+    await making;
+    const stop = async () => {
+      await making;
+      await pg.stop();
+    };
+    return {
+      newVolumeUrl: () => {
+        const url = spare.shift();
+        topUp();
+        if (url === undefined) {
+          throw new Error("No spare PostgreSQL database: ask for fewer at once");
+        }
+        return url;
+      },
+      stop,
+      [Symbol.asyncDispose]: stop,
+    };
+  },
+};
+
 /** Every engine fixture, embedded first. */
-export const engineFixtures: readonly EngineFixture[] = [sqlite];
+export const engineFixtures: readonly EngineFixture[] = [sqlite, postgresFixture];

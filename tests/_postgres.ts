@@ -46,8 +46,11 @@ export interface PgTestServer extends AsyncDisposable {
   query(db: string, text: string): Promise<Record<string, unknown>[]>;
   /** Creates a role that logs in with `password` and owns nothing. */
   createRole(name: string, password: string): Promise<void>;
-  /** Stops the server (`pg_ctl stop -m fast`), keeping its data. */
-  halt(): Promise<void>;
+  /**
+   * Stops the server, keeping its data: `fast` (the default) ends sessions cleanly, `immediate`
+   * stops at once like a crash (the next start recovers from the WAL).
+   */
+  halt(mode?: "fast" | "immediate"): Promise<void>;
   /** Starts the server again after {@linkcode PgTestServer.halt}. */
   start(): Promise<void>;
   /** Stops the server and removes its directory; idempotent. */
@@ -133,10 +136,10 @@ export async function startPostgres(port = 20000 + Math.floor(Math.random() * 40
         `CREATE ROLE "${name}" LOGIN PASSWORD '${password.replaceAll("'", "''")}'`,
       );
     },
-    async halt() {
+    async halt(mode = "fast") {
       if (!running) return;
       await closeAdmins();
-      await runAs([`${PG_BIN}/pg_ctl`, "-D", data, "-m", "fast", "-w", "stop"]);
+      await runAs([`${PG_BIN}/pg_ctl`, "-D", data, "-m", mode, "-w", "stop"]);
       running = false;
     },
     async start() {
