@@ -22,6 +22,11 @@
  *   {@linkcode KvEngine} contract allows, after a short jittered backoff (bounded attempts).
  *   Read-only transactions use `REPEATABLE READ READ ONLY`: one consistent snapshot, never a
  *   conflict, no predicate locks.
+ * - **Contention.** Writers of one process that touch the same keys (many creates in one
+ *   directory) would mostly abort each other. After a conflict, this process's write
+ *   transactions take turns (a promise-chain mutex) for {@linkcode CONTENTION_WINDOW_MS}; with
+ *   no conflict for that long they run in parallel again. Conflicts with other hosts are still
+ *   settled by PostgreSQL.
  * - **Round trips.** Each transaction holds one pooled connection (`reserve`); `BEGIN` is sent
  *   with the first read, pipelined, so a read costs one round trip. Writes are buffered
  *   (read-your-writes through `_overlay.ts`) and the commit is one round trip: one multi-row
@@ -50,6 +55,7 @@ import { getLog } from "../core/log.ts";
 import { prefixUpperBound, scanLowerBound } from "./_keys.ts";
 import { type PendingWrites, scanWithOverlay } from "./_overlay.ts";
 import { backoffDelay } from "./_retry.ts";
+import { Mutex } from "./_mutex.ts";
 import { classify, openError, type PgFailure } from "./_pg_errors.ts";
 import { parsePgUrl, type PgConfig } from "./_pg_url.ts";
 
@@ -62,6 +68,8 @@ const SCHEMA_TABLE = "slayerfs_schema";
 /** `pg_advisory_xact_lock` key for schema creation ("SLAYFS" in ASCII). */
 const SCHEMA_LOCK = 0x534c4159_4653;
 const MAX_CONFLICT_ATTEMPTS = 500;
+/** How long after a conflict this process's writers keep taking turns. */
+const CONTENTION_WINDOW_MS = 1000;
 const CONFLICT_BACKOFF = { baseMs: 2, maxMs: 100 };
 const OUTAGE_BACKOFF = { baseMs: 100, maxMs: 2000 };
 const EMPTY = new Uint8Array(0);
@@ -371,6 +379,9 @@ export class PostgresKvEngine implements KvEngine {
   readonly readOnly: boolean;
   readonly #sql: Sql;
   readonly #running = new Set<Promise<unknown>>();
+  /** Where this process's writers take turns while they conflict. */
+  readonly #lane = new Mutex();
+  #contendedUntil = 0;
   #roundTrips = 0;
   #closed = false;
 
@@ -448,7 +459,20 @@ export class PostgresKvEngine implements KvEngine {
   }
 
   async #run<T>(fn: (tx: KvTxn) => Promise<T>, readOnly: boolean): Promise<T> {
-    let conflicts = 0;
+    // While this process's writers conflict with each other, they take turns (see the notes).
+    if (!readOnly && Date.now() < this.#contendedUntil) {
+      return await this.#lane.run(() => this.#attempts(fn, false, true));
+    }
+    return await this.#attempts(fn, readOnly, false);
+  }
+
+  async #attempts<T>(
+    fn: (tx: KvTxn) => Promise<T>,
+    readOnly: boolean,
+    inLane: boolean,
+    conflictsBefore = 0,
+  ): Promise<T> {
+    let conflicts = conflictsBefore;
     let outageSince: number | undefined;
     let outages = 0;
     for (;;) {
@@ -466,7 +490,11 @@ export class PostgresKvEngine implements KvEngine {
         if (failure === undefined) throw err;
         if (failure.kind === "conflict") {
           if (++conflicts >= MAX_CONFLICT_ATTEMPTS) throw failure.error;
+          this.#contendedUntil = Date.now() + CONTENTION_WINDOW_MS;
           await sleep(backoffDelay(conflicts, CONFLICT_BACKOFF));
+          if (!inLane) {
+            return await this.#lane.run(() => this.#attempts(fn, readOnly, true, conflicts));
+          }
           continue;
         }
         const now = Date.now();
