@@ -7,7 +7,8 @@
  * the code that opens URLs. The built-in schemes are registered by this module, and no backend
  * module imports it back. The `s3://` factory loads `store_s3.ts` with a dynamic `import()` on
  * first use, which keeps the AWS SDK out of runs that never touch S3 (`deno compile` needs
- * `--include backends/store_s3.ts` for it, see the `compile` task). `mem://NAME` URLs with the
+ * `--include backends/store_s3.ts` for it, see the `compile` task); the `postgres://` and
+ * `postgresql://` factories load `kv_postgres.ts` (and the npm `postgres` client) the same way. `mem://NAME` URLs with the
  * same name share one engine or store in this process (a new handle each time), so tests can
  * close and reopen in-process.
  *

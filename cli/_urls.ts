@@ -17,6 +17,8 @@ const URL_EXAMPLES: Record<string, string> = {
   file: "file:///abs/dir",
   mem: "mem://[name]",
   s3: "s3://BUCKET/PREFIX?endpoint=URL",
+  postgres: "postgres://USER:PASS@HOST:PORT/DB",
+  postgresql: "postgresql://USER:PASS@HOST:PORT/DB",
 };
 
 /** The schemes whose URL names a local absolute path (`SCHEME:///abs/path`). */
