@@ -35,7 +35,8 @@
  *   nothing sends its `COMMIT` without waiting for it. Every statement has a fixed text, so it is
  *   prepared once per connection and reused. {@linkcode PostgresKvEngine.roundTrips} counts the
  *   round trips transactions waited for.
- * - **Pool.** At most `pool` connections (default 10); more concurrent transactions wait for one.
+ * - **Pool.** At most `pool` connections (default 10), opened on demand and closed after a minute
+ *   idle; more concurrent transactions wait for one.
  * - **Outages.** A transaction that fails because the server cannot be reached, restarts or drops
  *   the connection runs again with a backoff (100 ms doubling to 2 s) for up to `retry_timeout`
  *   seconds (default 60); then it fails with `EIO`. A connection that was dropped is never used
@@ -128,21 +129,31 @@ function valueOf(hex: string): Uint8Array {
   return new Uint8Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
 }
 
+/** What an attempt needs of its engine. */
+interface PoolAccess {
+  /** A connection of the pool, for one transaction. */
+  reserve(): Promise<Reserved>;
+  /** Counts one round trip that a transaction waited for. */
+  countRoundTrip(): void;
+}
+
 /** One attempt of a transaction: its connection, its `BEGIN`, the first failure it saw. */
 class Attempt {
-  readonly #engine: PostgresKvEngine;
+  readonly #pool: PoolAccess;
   readonly #readOnly: boolean;
   #reserving: Promise<Reserved> | undefined;
   #conn: Reserved | undefined;
   #pgConn: PgConnection | undefined;
   #begun = false;
+  /** Committed, rolled back or given up: nothing more is sent. */
+  #ended = false;
   /** The connection was dropped: never send on it, never give it back. */
   #dead = false;
   /** The first retryable failure any statement of this attempt met. */
   failure: { kind: PgFailure; error: unknown } | undefined;
 
-  constructor(engine: PostgresKvEngine, readOnly: boolean) {
-    this.#engine = engine;
+  constructor(pool: PoolAccess, readOnly: boolean) {
+    this.#pool = pool;
     this.#readOnly = readOnly;
   }
 
@@ -181,11 +192,16 @@ class Attempt {
 
   async #connection(): Promise<void> {
     if (this.#conn !== undefined) return;
-    this.#reserving ??= this.#engine.reserve();
+    if (this.#ended) throw new Error("Transaction is already finished");
+    this.#reserving ??= this.#pool.reserve();
     const conn = await this.#reserving.catch((err) => {
       this.#note(err);
       throw err;
     });
+    if (this.#ended) {
+      // The attempt was given up while the connection was on its way (see `abort`).
+      throw new Error("Transaction is already finished");
+    }
     this.#conn = conn;
   }
 
@@ -203,7 +219,7 @@ class Attempt {
     await this.#connection();
     const begin = this.#begin();
     const rows = this.#send(text, params);
-    this.#engine.countRoundTrip();
+    this.#pool.countRoundTrip();
     if (begin === undefined) return await rows;
     return (await Promise.all([begin, rows]))[1];
   }
@@ -235,7 +251,7 @@ class Attempt {
     if (deletes.length) sent.push(this.#send(SQL_DELETE, [byteaArray(deletes)]));
     const commit = this.#send("COMMIT");
     sent.push(commit);
-    this.#engine.countRoundTrip();
+    this.#pool.countRoundTrip();
     const results = await Promise.allSettled(sent);
     const failed = results.find((r) => r.status === "rejected");
     if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
@@ -256,6 +272,7 @@ class Attempt {
 
   /** Gives the connection back to the pool, unless it was dropped. */
   #release(): void {
+    this.#ended = true;
     const conn = this.#conn;
     this.#conn = undefined;
     if (this.#pgConn !== undefined && !this.#dead) this.#pgConn.onclose = null;
@@ -264,7 +281,8 @@ class Attempt {
 
   /** Cleans up after `fn` or the commit threw. */
   abort(): void {
-    if (this.#conn === undefined && this.#reserving !== undefined) {
+    if (this.#conn === undefined && this.#reserving !== undefined && !this.#ended) {
+      this.#ended = true;
       // A reservation still on its way: give the connection back when it comes.
       this.#reserving.then((c) => c.release(), () => {});
       return;
@@ -379,6 +397,12 @@ export class PostgresKvEngine implements KvEngine {
   readonly readOnly: boolean;
   readonly #sql: Sql;
   readonly #running = new Set<Promise<unknown>>();
+  readonly #pool: PoolAccess = {
+    reserve: () => this.#sql.reserve(),
+    countRoundTrip: () => {
+      this.#roundTrips++;
+    },
+  };
   /** Where this process's writers take turns while they conflict. */
   readonly #lane = new Mutex();
   #contendedUntil = 0;
@@ -394,16 +418,6 @@ export class PostgresKvEngine implements KvEngine {
   /** Round trips that transactions waited for (a read, or a commit with writes). */
   get roundTrips(): number {
     return this.#roundTrips;
-  }
-
-  /** @internal Counts one round trip. */
-  countRoundTrip(): void {
-    this.#roundTrips++;
-  }
-
-  /** @internal A connection of the pool for one transaction. */
-  reserve(): Promise<Reserved> {
-    return this.#sql.reserve();
   }
 
   /**
@@ -426,7 +440,8 @@ export class PostgresKvEngine implements KvEngine {
       ssl: config.ssl,
       max: config.pool,
       connect_timeout: config.connectTimeoutS,
-      idle_timeout: 0,
+      // Idle connections close after a minute, so many mounts do not hold the server's slots.
+      idle_timeout: 60,
       // Reconnect at once after an outage rather than after postgres.js's growing delay.
       backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
       types: {
@@ -476,7 +491,7 @@ export class PostgresKvEngine implements KvEngine {
     let outageSince: number | undefined;
     let outages = 0;
     for (;;) {
-      const at = new Attempt(this, readOnly);
+      const at = new Attempt(this.#pool, readOnly);
       const tx = new PgTxn(at, readOnly);
       try {
         const result = await fn(tx);
