@@ -29,7 +29,16 @@ export async function cmdFormat(args: ParsedArgs): Promise<void> {
   const storage = args.string("storage") ??
     (dbPath !== undefined
       ? `file://${dirname(dbPath)}/${name}-data`
-      : "mem://" + (metaUrl.slice("mem://".length) || name));
+      : metaUrl.startsWith("mem:")
+      ? "mem://" + (metaUrl.slice("mem://".length) || name)
+      : undefined);
+  if (storage === undefined) {
+    // Blocks in the daemon's memory would vanish at unmount, and other hosts could not read them.
+    throw new CliError(
+      `A volume whose metadata is on a server needs --storage (e.g. s3://BUCKET/PREFIX?endpoint=URL)`,
+      2,
+    );
+  }
   await checkStorageUrl(storage);
   const settings = {
     name,

@@ -65,6 +65,13 @@ Deno.test({
       );
       assertOneLine(await format("postgres://u@localhost/"), 2, /names no database/, "no db");
 
+      assertOneLine(
+        await runCli(["format", socketUrl("vol"), "v"]),
+        2,
+        /needs --storage/,
+        "no --storage",
+      );
+
       // Nothing listens there.
       assertOneLine(
         await format(`postgres://u@localhost/vol?host=${dir}/nowhere&port=5999`),
