@@ -8,7 +8,9 @@
  *   socket's directory and wins over the URL's host (URLs cannot have a user and an empty host,
  *   so write `localhost` there), and `port` names the socket file.
  *
- * Parameters (any other is an error): `host`, `port`, `user` (like libpq's), `sslmode`
+ * Parameters (any other is an error): `host`, `port`, `user` (like libpq's), `schema` (the
+ * PostgreSQL schema that holds the volume, created by format: several volumes can share one
+ * database; default the connection's current schema, normally `public`), `sslmode`
  * (`disable`, the default, `prefer`, `require` or `verify-full`), `connect_timeout` (seconds to
  * connect, default 10), `pool` (connections at most, default 10) and `retry_timeout` (seconds a
  * transaction keeps retrying while the server is unreachable, default 60). A password missing
@@ -30,6 +32,8 @@ export interface PgConfig {
   readonly socketPath: string | undefined;
   /** The database name. */
   readonly database: string;
+  /** The schema that holds the volume's tables (created by format), or the current one. */
+  readonly schema: string | undefined;
   /** The role, when given. */
   readonly user: string | undefined;
   /** The password, when given. */
@@ -46,7 +50,16 @@ export interface PgConfig {
   readonly where: string;
 }
 
-const PARAMS = ["host", "port", "user", "sslmode", "connect_timeout", "pool", "retry_timeout"];
+const PARAMS = [
+  "host",
+  "port",
+  "user",
+  "schema",
+  "sslmode",
+  "connect_timeout",
+  "pool",
+  "retry_timeout",
+];
 const SSL_MODES = ["disable", "prefer", "require", "verify-full"] as const;
 
 function positive(url: string, name: string, raw: string | null, fallback: number): number {
@@ -131,6 +144,12 @@ export function parsePgUrl(href: string): PgConfig {
   if (!Number.isInteger(pool) || pool > 1000) {
     throw new TypeError(`Invalid pool "${q.get("pool")}" in "${display}": expected 1 to 1000`);
   }
+  const schema = q.get("schema") ?? undefined;
+  if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new TypeError(
+      `Invalid schema "${schema}" in "${display}": expected lower-case letters, digits and _`,
+    );
+  }
   const user = q.get("user") ??
     (url.username === "" ? undefined : decodeURIComponent(url.username));
   return {
@@ -139,6 +158,7 @@ export function parsePgUrl(href: string): PgConfig {
     port,
     socketPath,
     database,
+    schema,
     user,
     password: url.password === "" ? undefined : decodeURIComponent(url.password),
     ssl: sslmode === "disable" ? false : sslmode as "prefer" | "require" | "verify-full",

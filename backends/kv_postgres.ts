@@ -4,7 +4,8 @@
  * `postgres` (porsager/postgres); URL forms and parameters are in `_pg_url.ts`.
  *
  * Decisions:
- * - **Schema.** Two tables in the connection's current schema: `slayerfs_kv (key bytea PRIMARY
+ * - **Schema.** Two tables in the URL's `schema` (created by format; several volumes can share a
+ *   database) or else the connection's current schema (normally `public`): `slayerfs_kv (key bytea PRIMARY
  *   KEY, value bytea NOT NULL)` and `slayerfs_schema (version integer)` with one row,
  *   {@linkcode PG_SCHEMA_VERSION}. bytea compares bytewise (memcmp, shorter first), which is the
  *   byte-string order of keys, so a prefix scan is `key >= lower AND key < upper ORDER BY key
@@ -448,7 +449,10 @@ export class PostgresKvEngine implements KvEngine {
         // bytea stays as its `\x...` text; the engine decodes keys and values itself.
         bytea: { to: 17, from: [17], serialize: (x: string) => x, parse: (x: string) => x },
       },
-      connection: { application_name: "slayerfs" },
+      connection: {
+        application_name: "slayerfs",
+        ...(config.schema !== undefined ? { search_path: config.schema } : {}),
+      },
       onnotice: () => {},
     } as never) as Sql;
     try {
@@ -554,11 +558,16 @@ class SchemaError extends Error {}
 
 /** Checks the database's tables and version, creating the schema in an empty one. */
 async function prepareSchema(sql: Sql, config: PgConfig, readOnly: boolean): Promise<void> {
-  const db = `PostgreSQL database "${config.database}" at ${config.where}`;
+  const schema = config.schema;
+  const db = `PostgreSQL database "${config.database}"${
+    schema === undefined ? "" : ` (schema ${schema})`
+  } at ${config.where}`;
+  const table = (name: string) => schema === undefined ? name : `"${schema}".${name}`;
+  const namespace = schema === undefined ? "current_schema()" : `'${schema}'`;
   for (let round = 0;; round++) {
     const tables = (await sql.unsafe(
       `SELECT c.relname AS name FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ` +
-        `ON n.oid = c.relnamespace WHERE n.nspname = current_schema() ` +
+        `ON n.oid = c.relnamespace WHERE n.nspname = ${namespace} ` +
         `AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY 1`,
     )).map((r) => String(r["name"]));
     const others = tables.filter((t) => t !== KV_TABLE && t !== SCHEMA_TABLE);
@@ -569,7 +578,9 @@ async function prepareSchema(sql: Sql, config: PgConfig, readOnly: boolean): Pro
       );
     }
     if (tables.includes(SCHEMA_TABLE) && tables.includes(KV_TABLE)) {
-      const rows = await sql.unsafe(`SELECT max(version) AS version FROM ${SCHEMA_TABLE}`);
+      const rows = await sql.unsafe(
+        `SELECT max(version) AS version FROM ${table(SCHEMA_TABLE)}`,
+      );
       const version = Number(rows[0]?.["version"] ?? 0);
       if (version > PG_SCHEMA_VERSION) {
         throw new SchemaError(
@@ -587,11 +598,14 @@ async function prepareSchema(sql: Sql, config: PgConfig, readOnly: boolean): Pro
     if (round > 0) throw new SchemaError(`${db}: the SlayerFS schema could not be created`);
     await sql.begin(async (tx) => {
       await tx.unsafe(`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK})`);
+      if (schema !== undefined) await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
       await tx.unsafe(
-        `CREATE TABLE IF NOT EXISTS ${KV_TABLE} (key bytea PRIMARY KEY, value bytea NOT NULL); ` +
-          `CREATE TABLE IF NOT EXISTS ${SCHEMA_TABLE} (version integer NOT NULL); ` +
-          `INSERT INTO ${SCHEMA_TABLE} (version) SELECT ${PG_SCHEMA_VERSION} ` +
-          `WHERE NOT EXISTS (SELECT 1 FROM ${SCHEMA_TABLE})`,
+        `CREATE TABLE IF NOT EXISTS ${
+          table(KV_TABLE)
+        } (key bytea PRIMARY KEY, value bytea NOT NULL); ` +
+          `CREATE TABLE IF NOT EXISTS ${table(SCHEMA_TABLE)} (version integer NOT NULL); ` +
+          `INSERT INTO ${table(SCHEMA_TABLE)} (version) SELECT ${PG_SCHEMA_VERSION} ` +
+          `WHERE NOT EXISTS (SELECT 1 FROM ${table(SCHEMA_TABLE)})`,
       );
     });
   }

@@ -177,6 +177,37 @@ Deno.test("postgres: transactions wait for a restarting server, and fail with EI
   }
 });
 
+Deno.test("postgres: volumes in schemas of one database are apart; foreign tables elsewhere do not matter", async () => {
+  const server = await pg();
+  const base = await server.newDatabase();
+  const db = new URL(base).pathname.slice(1);
+  await server.query(db, "CREATE TABLE public.other_app (id integer)");
+  await assert.rejects(openKvEngine(base), /holds tables that are not SlayerFS's \(other_app\)/);
+  const a = await openKvEngine(`${base}&schema=vol_a`);
+  const c = await openKvEngine(`${base}&schema=vol_b`);
+  try {
+    await a.txn((tx) => Promise.resolve(tx.set("k", b("a"))));
+    await c.txn((tx) => Promise.resolve(tx.set("k", b("b"))));
+    assert.equal(new TextDecoder().decode(await a.txn((tx) => tx.get("k"))), "a");
+    assert.equal(new TextDecoder().decode(await c.txn((tx) => tx.get("k"))), "b");
+    const schemas = await server.query(
+      db,
+      "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables " +
+        "WHERE table_name LIKE 'slayerfs%' ORDER BY 1",
+    );
+    assert.deepEqual(schemas.map((r) => r["t"]), [
+      "vol_a.slayerfs_kv",
+      "vol_a.slayerfs_schema",
+      "vol_b.slayerfs_kv",
+      "vol_b.slayerfs_schema",
+    ]);
+  } finally {
+    await a.close();
+    await c.close();
+  }
+  assert.throws(() => parsePgUrl(`${base}&schema=Bad-Name`), /Invalid schema "Bad-Name"/);
+});
+
 Deno.test("postgres: stop the private server", async () => {
   await server?.stop();
 });

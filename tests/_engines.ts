@@ -50,42 +50,27 @@ const sqlite: EngineFixture = {
   },
 };
 
-/** Databases the PostgreSQL fixture keeps made ahead, since `newVolumeUrl` cannot wait. */
-const PG_SPARE_DATABASES = 8;
-
 /**
- * PostgreSQL: a private server on a unix socket (tests/_postgres.ts), one database per volume.
- * Databases are made ahead in the background ({@linkcode PG_SPARE_DATABASES} spare).
+ * PostgreSQL: a private server on a unix socket (tests/_postgres.ts) with one database; each
+ * volume gets a schema of its own in it (`?schema=vN`, created by format).
  */
 const postgresFixture: EngineFixture = {
   name: "postgres",
   shared: true,
   async start() {
     const pg = await startPostgres();
-    const spare: string[] = [];
-    let making: Promise<void> = Promise.resolve();
-    const topUp = () => {
-      making = making.then(async () => {
-        while (spare.length < PG_SPARE_DATABASES) spare.push(await pg.newDatabase());
-      }).catch(() => {});
-    };
-    topUp();
-    await making;
-    const stop = async () => {
-      await making;
+    let base: string;
+    try {
+      base = await pg.newDatabase("volumes");
+    } catch (err) {
       await pg.stop();
-    };
+      throw err;
+    }
+    let n = 0;
     return {
-      newVolumeUrl: () => {
-        const url = spare.shift();
-        topUp();
-        if (url === undefined) {
-          throw new Error("No spare PostgreSQL database: ask for fewer at once");
-        }
-        return url;
-      },
-      stop,
-      [Symbol.asyncDispose]: stop,
+      newVolumeUrl: () => `${base}&schema=v${++n}`,
+      stop: () => pg.stop(),
+      [Symbol.asyncDispose]: () => pg.stop(),
     };
   },
 };
