@@ -153,7 +153,8 @@ Deno.test("postgres: a connection dropped inside a transaction is not reused; th
 Deno.test("postgres: transactions wait for a restarting server, and fail with EIO after retry_timeout", async () => {
   const server = await pg();
   const url = await server.newDatabase();
-  const kv = await openKvEngine(url);
+  // A restart can take long on a loaded machine: this engine waits for it.
+  const kv = await openKvEngine(`${url}&retry_timeout=600`);
   const short = await PostgresKvEngine.open(`${url}&retry_timeout=1`);
   try {
     await kv.txn((tx) => Promise.resolve(tx.set("a", b("1"))));

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { startSlayer } from "./_mount.ts";
 import { startPostgres } from "./_postgres.ts";
 
-const GUARD_MS = 120_000;
+const GUARD_MS = 600_000;
 
 function content(name: string): string {
   return `${name}\n`.repeat(200);
@@ -34,7 +34,8 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     await using pg = await startPostgres();
-    const meta = await pg.newDatabase();
+    // A restart can take long on a loaded machine: let transactions wait for it (default 60 s).
+    const meta = `${await pg.newDatabase()}&retry_timeout=600`;
     await using fs = await startSlayer({ meta });
     const synced: string[] = [];
     await fs.guard(GUARD_MS, "before", async () => {
@@ -46,6 +47,7 @@ Deno.test({
     });
     // A writer that keeps creating fsync'ed files while the server goes down and comes back.
     let stop = false;
+    let downMs = 0;
     const errors: unknown[] = [];
     const writer = (async () => {
       for (let i = 0; !stop; i++) {
@@ -63,7 +65,9 @@ Deno.test({
       const before = synced.length;
       await pg.halt("immediate");
       await new Promise((r) => setTimeout(r, 3000));
+      const t0 = Date.now();
       await pg.start();
+      downMs = 3000 + Date.now() - t0;
       // The writer goes on after the server is back.
       const deadline = Date.now() + 60_000;
       while (synced.length < before + 10 && Date.now() < deadline) {
@@ -72,7 +76,12 @@ Deno.test({
       stop = true;
       await writer;
     });
-    assert.deepEqual(errors.map(String), [], fs.log().slice(-4000));
+    const serverLog = () => Deno.readTextFileSync(`${pg.directory}/server.log`).slice(-3000);
+    assert.deepEqual(
+      errors.map(String),
+      [],
+      `server down ${downMs} ms\n${fs.log().slice(-3000)}\n${serverLog()}`,
+    );
     assert.ok(synced.some((n) => n.startsWith("during-")), "no write finished across the outage");
     const check = async () => {
       for (const name of synced) {
