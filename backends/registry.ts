@@ -8,7 +8,8 @@
  * module imports it back. The `s3://` factory loads `store_s3.ts` with a dynamic `import()` on
  * first use, which keeps the AWS SDK out of runs that never touch S3 (`deno compile` needs
  * `--include backends/store_s3.ts` for it, see the `compile` task); the `etcd://` factory loads
- * `kv_etcd.ts` (and npm `etcd3`) the same way. `mem://NAME` URLs with the
+ * `kv_etcd.ts` (and npm `etcd3`), and the `postgres://` and `postgresql://` factories load
+ * `kv_postgres.ts` (and the npm `postgres` client), the same way. `mem://NAME` URLs with the
  * same name share one engine or store in this process (a new handle each time), so tests can
  * close and reopen in-process.
  *
@@ -283,3 +284,26 @@ registerStoreScheme("s3", async (url, options) => {
   if (options.verify === false) return new s3.S3BlockStore(url.href);
   return await s3.openS3BlockStore(url.href);
 });
+
+/**
+ * `postgres://` and `postgresql://`: loads `kv_postgres.ts` (and the npm `postgres` client) on
+ * first use. A malformed URL or an unknown parameter is a {@linkcode BackendError}.
+ */
+async function openPostgres(url: URL, options: OpenKvOptions): Promise<KvEngine> {
+  let pg: typeof import("./kv_postgres.ts");
+  try {
+    pg = await import("./kv_postgres.ts");
+  } catch (cause) {
+    throw new BackendError(url.href, `Cannot load the metadata engine for "postgres"`, { cause });
+  }
+  let config: import("./kv_postgres.ts").PgConfig;
+  try {
+    config = pg.parsePgUrl(url.href);
+  } catch (cause) {
+    throw new BackendError(url.href, (cause as Error).message, { cause });
+  }
+  return await pg.PostgresKvEngine.open(config, options.readOnly ? { readOnly: true } : {});
+}
+
+registerKvScheme("postgres", openPostgres);
+registerKvScheme("postgresql", openPostgres);

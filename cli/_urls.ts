@@ -19,6 +19,8 @@ const URL_EXAMPLES: Record<string, string> = {
   s3: "s3://BUCKET/PREFIX?endpoint=URL",
   etcd: "etcd://HOST:PORT/PREFIX",
   etcds: "etcds://HOST:PORT/PREFIX?ca=FILE",
+  postgres: "postgres://USER:PASS@HOST:PORT/DB",
+  postgresql: "postgresql://USER:PASS@HOST:PORT/DB",
 };
 
 /** The schemes whose URL names a local absolute path (`SCHEME:///abs/path`). */

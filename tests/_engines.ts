@@ -10,6 +10,7 @@
  */
 
 import { startEtcd } from "./_etcd.ts";
+import { startPostgres } from "./_postgres.ts";
 
 /** A running private server of one engine. */
 export interface EngineServer extends AsyncDisposable {
@@ -65,5 +66,30 @@ const etcd: EngineFixture = {
   },
 };
 
+/**
+ * PostgreSQL: a private server on a unix socket (tests/_postgres.ts) with one database; each
+ * volume gets a schema of its own in it (`?schema=vN`, created by format).
+ */
+const postgresFixture: EngineFixture = {
+  name: "postgres",
+  shared: true,
+  async start() {
+    const pg = await startPostgres();
+    let base: string;
+    try {
+      base = await pg.newDatabase("volumes");
+    } catch (err) {
+      await pg.stop();
+      throw err;
+    }
+    let n = 0;
+    return {
+      newVolumeUrl: () => `${base}&schema=v${++n}`,
+      stop: () => pg.stop(),
+      [Symbol.asyncDispose]: () => pg.stop(),
+    };
+  },
+};
+
 /** Every engine fixture, embedded first. */
-export const engineFixtures: readonly EngineFixture[] = [sqlite, etcd];
+export const engineFixtures: readonly EngineFixture[] = [sqlite, etcd, postgresFixture];
