@@ -222,7 +222,7 @@ export class Vfs implements FsOps {
   }
 
   async rename(
-    _ctx: Ctx,
+    ctx: Ctx,
     parent: Ino,
     name: Name,
     newParent: Ino,
@@ -236,6 +236,7 @@ export class Vfs implements FsOps {
       newName,
       flags,
       this.#open.isOpen,
+      ctx,
     );
     if (replaced !== undefined) this.#maybeSustained.add(replaced);
     this.#freeQueue.add(freed);
