@@ -13,7 +13,14 @@ const MiB = 2 ** 20;
 
 /** The `-o` mount options, each with its help text (`NAME=VALUE` for those that take a value). */
 export const MOUNT_OPTIONS: readonly { readonly name: string; readonly help: string }[] = [
-  { name: "allow_other", help: "let other users use the mount (needs user_allow_other)" },
+  {
+    name: "allow_other",
+    help: "let other users use the mount (default for root; needs user_allow_other otherwise)",
+  },
+  { name: "no_allow_other", help: "only the mounting user may use the mount (root's default off)" },
+  { name: "suid", help: "honour setuid/setgid bits (root only; for rootfs and images)" },
+  { name: "dev", help: "allow device nodes to be opened (root only; for rootfs and images)" },
+  { name: "rootfs", help: "suid and dev together: for a container rootfs or chroot on the mount" },
   { name: "ro", help: "read-only" },
   { name: "debug", help: "log debug lines and libfuse's request trace" },
   { name: "nonempty", help: "mount on a folder that is not empty" },
