@@ -124,3 +124,69 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "containerd: ctr run --rootfs runs a container from a root filesystem on the mount",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await ensureApt({ containerd: "containerd", runc: "runc" });
+    await using fs = await startSlayer({ extraArgs: ["-o", "rootfs"] });
+    const root = `${fs.mnt}/ctr-rootfs`;
+    await busyboxRootfs(root);
+    const state = await Deno.makeTempDir({ prefix: "slayerfs-containerd-" });
+    const sock = `${state}/containerd.sock`;
+    await Deno.writeTextFile(
+      `${state}/config.toml`,
+      `version = 2\nroot = "${state}/root"\nstate = "${state}/state"\n` +
+        `[grpc]\n  address = "${sock}"\n[ttrpc]\n  address = "${sock}.ttrpc"\n`,
+    );
+    const daemon = new Deno.Command("sh", {
+      args: ["-c", `exec setsid containerd -c '${state}/config.toml' >>'${state}/log' 2>&1`],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const id = `slayerfs-ctr-${crypto.randomUUID().slice(0, 8)}`;
+    try {
+      const deadline = Date.now() + 30_000;
+      while ((await run("ctr", ["-a", sock, "version"])).code !== 0) {
+        assert.ok(
+          Date.now() < deadline,
+          `containerd did not start: ${await Deno.readTextFile(`${state}/log`)}`,
+        );
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const r = await run("ctr", [
+        "-a",
+        sock,
+        "run",
+        "--rm",
+        "--env",
+        "PATH=/bin",
+        "--rootfs",
+        root,
+        id,
+        "/bin/sh",
+        "-c",
+        "echo from-ctr > /tmp/ctr && cat /tmp/ctr && echo x > /dev/null",
+      ]);
+      assert.equal(r.code, 0, `ctr run: ${r.stderr}${r.stdout}`);
+      assert.equal(r.stdout.trim(), "from-ctr");
+      assert.equal(await Deno.readTextFile(`${root}/tmp/ctr`), "from-ctr\n");
+    } finally {
+      await run("ctr", ["-a", sock, "task", "kill", "-s", "KILL", id]);
+      await run("ctr", ["-a", sock, "container", "rm", id]);
+      try {
+        daemon.kill("SIGTERM");
+      } catch { /* gone */ }
+      await daemon.status;
+      await run("pkill", ["-KILL", "-f", state]);
+      const mounts = (await Deno.readTextFile("/proc/mounts")).split("\n")
+        .map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(state))
+        .sort((a, b) => b.length - a.length);
+      for (const m of mounts) await run("umount", ["-l", m]);
+      await Deno.remove(state, { recursive: true }).catch(() => {});
+    }
+  },
+});
