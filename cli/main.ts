@@ -1,5 +1,5 @@
 /**
- * The `slayerfs` command line: format, mount, umount, status, info, warmup, gc, completion,
+ * The `slayerfs` command line: format, mount, umount, status, info, warmup, gc, image, completion,
  * version. What each command takes is declared once in `_commands.ts`; this module reads the
  * command line against it (`_spec.ts`), answers `--help` and `--version`, runs the command's
  * module, and turns errors into one line and an exit code.
@@ -17,6 +17,7 @@ import { closest, didYouMean } from "./_suggest.ts";
 import { cmdCompletion } from "./completion.ts";
 import { cmdFormat } from "./format.ts";
 import { cmdGc } from "./gc.ts";
+import { cmdImage } from "./image.ts";
 import { cmdInfo } from "./info.ts";
 import { cmdMount } from "./mount.ts";
 import { cmdStatus } from "./status.ts";
@@ -33,6 +34,7 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   info: cmdInfo,
   warmup: cmdWarmup,
   gc: cmdGc,
+  image: cmdImage,
   completion: cmdCompletion,
   version: cmdVersion,
 };
