@@ -254,6 +254,8 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       cacheBytes: s.cacheBytes,
       cacheHits: s.cacheHits,
       cacheMisses: s.cacheMisses,
+      storeGets: s.storeGets,
+      storeGetBytes: s.storeGetBytes,
       ...(s.predictor ? { predictor: s.predictor } : {}),
       ...(s.cache ? { cache: s.cache, hottestFiles: s.hottestFiles } : {}),
       ...(writeback ? { writeback: writeback.stats() } : {}),

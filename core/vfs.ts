@@ -556,7 +556,8 @@ export class Vfs implements FsOps {
 
   /**
    * What `slayerfs status` shows of this mount: open files and handles, the block cache's bytes,
-   * hits and misses (`cacheHits`, `cacheMisses`), the predictor's counters, and for a cache that
+   * hits and misses (`cacheHits`, `cacheMisses`), objects and stored bytes fetched from the block
+   * store for reads (`storeGets`, `storeGetBytes`), the predictor's counters, and for a cache that
    * reports them its per-tier counters and the files of its hottest blocks.
    */
   stats(): {
@@ -565,6 +566,8 @@ export class Vfs implements FsOps {
     cacheBytes: number;
     cacheHits: number;
     cacheMisses: number;
+    storeGets: number;
+    storeGetBytes: number;
     predictor?: { recorded: number; replays: number; prefetchedBlocks: number };
     cache?: CacheStats;
     hottestFiles?: Array<{ ino: Ino; frequency: number }>;
@@ -576,6 +579,8 @@ export class Vfs implements FsOps {
       cacheBytes: cache.bytes,
       cacheHits: cache.hits,
       cacheMisses: cache.misses,
+      storeGets: this.data.fetched.objects,
+      storeGetBytes: this.data.fetched.bytes,
       ...(this.predictor ? { predictor: { ...this.predictor.stats } } : {}),
     };
     const stats = cache.stats?.();
