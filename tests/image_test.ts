@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { runCli, startSlayer } from "./_mount.ts";
 import { run } from "./_run.ts";
+import { startS3Server } from "./_s3server.ts";
 import { busyboxRootfs, must, runcBundle } from "./_containers.ts";
 import { dockerSave, membersOf, ociLayout, tar, type TarMember } from "./_image_archive.ts";
 
@@ -108,6 +109,7 @@ async function setup(formatArgs: string[] = []) {
   return {
     dir,
     meta,
+    s3meta: `sqlite3://${dir}/s3meta.db`,
     blocks,
     async [Symbol.asyncDispose]() {
       await Deno.remove(dir, { recursive: true });
@@ -312,5 +314,64 @@ Deno.test({
     );
     assert.ok(one - before > 6 << 20, "the first version is stored");
     assert.ok(two - one < size2 / 20, `the second version adds ${two - one} B for ${size2} B`);
+  },
+});
+
+Deno.test({
+  name: "a container start from an image on S3 fetches only what it reads; the next replays it",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await using s3 = await startS3Server();
+    await s3.createBucket("images");
+    s3.exportCredentials();
+    await using t = await setup();
+    const f = await runCli(["format", "--storage", s3.storeUrl("images", "v"), t.s3meta, "s3img"]);
+    assert.equal(f.code, 0, f.stderr);
+    const layers = await testLayers(`${t.dir}/rootfs`, randomBytes(8 << 20));
+    await Deno.writeFile(`${t.dir}/img.tar`, dockerSave(layers));
+    const r = await runCli(["image", "import", t.s3meta, `${t.dir}/img.tar`, "app"]);
+    assert.equal(r.code, 0, r.stderr);
+    const size =
+      JSON.parse((await runCli(["image", "ls", "--json", t.s3meta])).stdout)[0].fileBytes;
+    await using fs = await startSlayer({
+      meta: t.s3meta,
+      format: false,
+      extraArgs: ["--no-cache-dir", "-o", "rootfs"],
+    });
+    interface Status {
+      storeGetBytes: number;
+      predictor: { replays: number; prefetchedBlocks: number };
+    }
+    const status = async (ready: (s: Status) => boolean): Promise<Status> => {
+      for (let i = 0;; i++) {
+        const s = JSON.parse((await runCli(["status", "--json", fs.mnt])).stdout);
+        if (ready(s) || i === 20) return s;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    };
+    const start = async () => {
+      const id = `slayerfs-lazy-${crypto.randomUUID().slice(0, 8)}`;
+      const bundle = `${t.dir}/${id}`;
+      await runcBundle(bundle, `${fs.mnt}/.images/app/rootfs`, ["sh", "-c", "cat /etc/motd"]);
+      try {
+        const out = await run("runc", ["run", "--bundle", bundle, id]);
+        assert.equal(out.code, 0, out.stderr);
+        assert.equal(out.stdout, "v2\n");
+      } finally {
+        await run("runc", ["delete", "--force", id]);
+      }
+    };
+    await start();
+    const first = await status((s) => s.storeGetBytes > 0);
+    assert.ok(first.storeGetBytes > 0, JSON.stringify(first));
+    assert.ok(first.storeGetBytes < size / 2, `fetched ${first.storeGetBytes} B of ${size} B`);
+    await new Promise((r) => setTimeout(r, 2500)); // the predictor's recording ends
+    await fs.restart(); // a cold mount: empty memory cache, no disk cache
+    await start();
+    const second = await status((s) => (s.predictor?.replays ?? 0) > 0);
+    assert.ok(second.predictor.replays >= 1, JSON.stringify(second.predictor));
+    assert.ok(second.predictor.prefetchedBlocks >= 1, JSON.stringify(second.predictor));
+    assert.ok(second.storeGetBytes < size / 2, `fetched ${second.storeGetBytes} B of ${size} B`);
   },
 });
