@@ -65,9 +65,16 @@ async function runc(work: string, rootfs: string, args: string[]): Promise<numbe
   }
 }
 
-async function fetched(mnt: string): Promise<number> {
-  const s = JSON.parse(await cli(["status", "--json", mnt]));
-  return s.storeGetBytes ?? 0;
+/** Stored bytes and objects the mount fetched from S3 so far (the daemon's state after `since`). */
+async function fetched(mnt: string, since: number): Promise<[number, number]> {
+  for (let i = 0;; i++) {
+    const s = JSON.parse(await cli(["status", "--json", mnt]));
+    // The daemon refreshes its state every 2 s: wait for one written after the start.
+    if (Date.parse(s.updated) > since + 100 || i === 40) {
+      return [s.storeGetBytes ?? 0, s.storeGets ?? 0];
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 async function mount(meta: string, mnt: string): Promise<void> {
@@ -79,7 +86,7 @@ interface Row {
   command: string;
   size: number;
   stored: number;
-  results: Array<[string, number, number | undefined]>;
+  results: Array<[string, number, number | undefined, number | undefined]>;
 }
 
 async function bench(
@@ -100,20 +107,22 @@ async function bench(
   await cli(["image", "import", "-q", meta, archive, name]);
   await Deno.remove(archive);
   const info = JSON.parse(await cli(["image", "ls", "--json", meta]))[0];
-  const objects = await must("du", ["-sb", `${s3.directory}/${name}`]);
+  const du = await must("du", ["-sb", `${s3.directory}/${name}`]);
   const mnt = `${dir}/mnt`;
   const root = `${mnt}/.images/${name}/rootfs`;
   const results: Row["results"] = [];
   const cold: number[] = [], coldBytes: number[] = [];
   const pre: number[] = [], preBytes: number[] = [];
   const warm: number[] = [];
+  const objects = new Map<number, number>();
   // Mount 1 is the first start (no pattern yet: "cold first", once); mounts 2..RUNS replay the
   // pattern recorded by the start before ("cold + prefetch"); the last mount also runs warm.
   for (let i = 0; i < RUNS; i++) {
     await mount(meta, mnt);
     try {
       const ms = await runc(dir, root, command);
-      const bytes = await fetched(mnt);
+      const [bytes, gets] = await fetched(mnt, Date.now());
+      objects.set(bytes, gets);
       if (i === 0) {
         cold.push(ms);
         coldBytes.push(bytes);
@@ -135,15 +144,16 @@ async function bench(
   }
   const local: number[] = [];
   for (let j = 0; j < RUNS; j++) local.push(await runc(dir, rootfs, command));
-  results.push(["cold (first)", median(cold), median(coldBytes)]);
-  if (pre.length) results.push(["cold + prefetch", median(pre), median(preBytes)]);
-  results.push(["warm", median(warm), undefined]);
-  results.push(["local disk (ext4)", median(local), undefined]);
+  const c = median(coldBytes), p = pre.length ? median(preBytes) : 0;
+  results.push(["cold (first)", median(cold), c, objects.get(c)]);
+  if (pre.length) results.push(["cold + prefetch", median(pre), p, objects.get(p)]);
+  results.push(["warm", median(warm), undefined, undefined]);
+  results.push(["local disk (ext4)", median(local), undefined, undefined]);
   return {
     image: name,
     command: command.join(" "),
     size: info.fileBytes,
-    stored: Number(objects.split(/\s/)[0]),
+    stored: Number(du.split(/\s/)[0]),
     results,
   };
 }
@@ -185,7 +195,7 @@ async function main(): Promise<void> {
     `Container starts (runc run), S3 test server with +${LATENCY_MS} ms per GET, ` +
       `median of ${RUNS} (cold first: 1)`,
   );
-  const out = [["image", "command", "start", "ms", "fetched from S3", "of image"]];
+  const out = [["image", "command", "start", "ms", "fetched from S3", "objects", "of the image"]];
   for (const r of rows) {
     out.push([
       r.image,
@@ -202,7 +212,11 @@ async function main(): Promise<void> {
         what,
         ms.toFixed(0),
         bytes === undefined ? "" : humanBytes(bytes),
-        bytes === undefined ? "" : `${(100 * bytes / r.size).toFixed(1)}%`,
+        bytes === undefined
+          ? ""
+          : `${(100 * bytes / r.size).toFixed(1)}% (${
+            (100 * bytes / r.stored).toFixed(1)
+          }% of stored)`,
       ]);
     }
   }
