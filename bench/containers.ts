@@ -71,6 +71,7 @@ async function fetched(mnt: string, since: number): Promise<[number, number]> {
     const s = JSON.parse(await cli(["status", "--json", mnt]));
     // The daemon refreshes its state every 2 s: wait for one written after the start.
     if (Date.parse(s.updated) > since + 100 || i === 40) {
+      log(`predictor: ${JSON.stringify(s.predictor)}`);
       return [s.storeGetBytes ?? 0, s.storeGets ?? 0];
     }
     await new Promise((r) => setTimeout(r, 250));
@@ -203,15 +204,17 @@ async function main(): Promise<void> {
       "image size",
       "",
       humanBytes(r.size),
+      "",
       `stored ${humanBytes(r.stored)}`,
     ]);
-    for (const [what, ms, bytes] of r.results) {
+    for (const [what, ms, bytes, gets] of r.results) {
       out.push([
         "",
         "",
         what,
         ms.toFixed(0),
         bytes === undefined ? "" : humanBytes(bytes),
+        gets === undefined ? "" : String(gets),
         bytes === undefined
           ? ""
           : `${(100 * bytes / r.size).toFixed(1)}% (${
