@@ -555,10 +555,9 @@ export class Vfs implements FsOps {
   }
 
   /**
-   * What `slayerfs status` shows of this mount: open files and handles, the block cache's bytes,
-   * hits and misses (`cacheHits`, `cacheMisses`), objects and stored bytes fetched from the block
-   * store for reads (`storeGets`, `storeGetBytes`), the predictor's counters, and for a cache that
-   * reports them its per-tier counters and the files of its hottest blocks.
+   * What `slayerfs status` shows: open files and handles, the cache's bytes, hits and misses,
+   * objects and bytes fetched from the store (`storeGets`, `storeGetBytes`), the predictor's
+   * counters, and for a cache that reports them its tiers' counters and hottest files.
    */
   stats(): {
     openFiles: number;
@@ -566,7 +565,7 @@ export class Vfs implements FsOps {
     cacheBytes: number;
     cacheHits: number;
     cacheMisses: number;
-    storeGets: number;
+    storeGets: number; // objects fetched for reads
     storeGetBytes: number;
     predictor?: { recorded: number; replays: number; prefetchedBlocks: number };
     cache?: CacheStats;
