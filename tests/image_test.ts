@@ -256,6 +256,7 @@ Deno.test({
       assert.equal(r.code, 1, `${name}: ${r.stderr}`);
       assert.match(r.stderr, message, name);
       assert.equal(r.stderr.trim().split("\n").length, 1, `${name}: one line: ${r.stderr}`);
+      console.log(`${name}: ${r.stderr.trim()}`);
     }
     let r = await runCli(["image", "ls", t.meta]);
     assert.equal(r.code, 0, r.stderr);
@@ -267,6 +268,9 @@ Deno.test({
     assert.ok(withImage > 1 << 20, `blocks stored: ${withImage}`);
     {
       await using fs = await startSlayer({ meta: t.meta, format: false });
+      const busy = await runCli(["image", "ls", t.meta]);
+      assert.equal(busy.code, 1, "a mounted sqlite3:// volume is refused");
+      assert.match(busy.stderr, /The volume is mounted .*import before mounting/);
       assert.deepEqual(
         await names(`${fs.mnt}/.images`),
         ["good"],
