@@ -14,7 +14,14 @@ const MiB = 2 ** 20;
 
 /** The `-o` mount options, each with its help text (`NAME=VALUE` for those that take a value). */
 export const MOUNT_OPTIONS: readonly { readonly name: string; readonly help: string }[] = [
-  { name: "allow_other", help: "let other users use the mount (needs user_allow_other)" },
+  {
+    name: "allow_other",
+    help: "let other users use the mount (default for root; needs user_allow_other otherwise)",
+  },
+  { name: "no_allow_other", help: "only the mounting user may use the mount (root's default off)" },
+  { name: "suid", help: "honour setuid/setgid bits (root only; for rootfs and images)" },
+  { name: "dev", help: "allow device nodes to be opened (root only; for rootfs and images)" },
+  { name: "rootfs", help: "suid and dev together: for a container rootfs or chroot on the mount" },
   { name: "ro", help: "read-only" },
   { name: "debug", help: "log debug lines and libfuse's request trace" },
   { name: "nonempty", help: "mount on a folder that is not empty" },
@@ -354,6 +361,41 @@ const GC: CommandSpec = {
   examples: ["slayerfs gc sqlite3:///var/lib/slayerfs/meta.db", "slayerfs gc --delete META_URL"],
 };
 
+const IMAGE: CommandSpec = {
+  name: "image",
+  summary: "import container images into a volume (docker save or OCI tar), list and remove them",
+  description: "import applies the layers in order into /.images/NAME/rootfs on the volume " +
+    "(whiteouts, opaque directories, owners, modes, xattrs, links and device nodes kept), " +
+    "checks every layer's digest, and makes the image visible under NAME only when complete. " +
+    "A sqlite3:// volume must not be mounted meanwhile.",
+  usage: [
+    "import [--bundle] [-q] META_URL IMAGE.tar NAME",
+    "ls [--json] META_URL",
+    "rm META_URL NAME",
+  ],
+  args: [
+    META_URL,
+    { name: "IMAGE.tar", help: "a docker save archive or an OCI image layout tar" },
+    { name: "NAME", help: "the image's name on the volume: letters, digits, . _ : @ -" },
+  ],
+  arity: [2, 4],
+  complete: ["import", "ls", "rm"],
+  options: [
+    {
+      name: "bundle",
+      kind: "flag",
+      help: "also write an OCI runtime config.json (runc run --bundle)",
+    },
+    { name: "json", kind: "flag", help: "ls: print image.json of every image" },
+    { name: "quiet", short: "q", kind: "flag", help: "no progress bar" },
+  ],
+  examples: [
+    "slayerfs image import sqlite3:///var/lib/slayerfs/meta.db busybox.tar busybox",
+    "slayerfs image ls sqlite3:///var/lib/slayerfs/meta.db",
+    "slayerfs image rm sqlite3:///var/lib/slayerfs/meta.db busybox",
+  ],
+};
+
 const COMPLETION: CommandSpec = {
   name: "completion",
   summary: "print a shell completion script (bash or zsh)",
@@ -391,6 +433,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   DUMP,
   LOAD,
   FSCK,
+  IMAGE,
   COMPLETION,
   VERSION,
 ];

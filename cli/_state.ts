@@ -78,6 +78,10 @@ export interface MountState {
   ops?: Record<string, { count: number; errors: number; meanUs: number }>;
   /** Block reads that went to the store. */
   cacheMisses?: number;
+  /** Objects fetched from the block store for reads. */
+  storeGets?: number;
+  /** Stored (compressed) bytes of those objects. */
+  storeGetBytes?: number;
   /** The read-pattern predictor's counters. */
   predictor?: { recorded: number; replays: number; prefetchedBlocks: number };
   /** The tiered cache's statistics, when there is one. */

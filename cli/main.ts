@@ -1,8 +1,8 @@
 /**
- * The `slayerfs` command line: format, mount, umount, status, info, warmup, gc, dump, load,
- * fsck, completion, version. What each command takes is declared once in `_commands.ts`; this
- * module reads the command line against it (`_spec.ts`), answers `--help` and `--version`, runs
- * the command's module, and turns errors into one line and an exit code.
+ * The `slayerfs` command line: format, mount, umount, status, stats, info, warmup, gc, dump,
+ * load, fsck, image, completion, version. What each command takes is declared once in
+ * `_commands.ts`; this module reads the command line against it (`_spec.ts`), answers `--help`
+ * and `--version`, runs the command's module, and turns errors into one line and an exit code.
  *
  * @module
  */
@@ -19,6 +19,7 @@ import { cmdDump, cmdLoad } from "./dump.ts";
 import { cmdFsck } from "./fsck.ts";
 import { cmdFormat } from "./format.ts";
 import { cmdGc } from "./gc.ts";
+import { cmdImage } from "./image.ts";
 import { cmdInfo } from "./info.ts";
 import { cmdMount } from "./mount.ts";
 import { cmdStats } from "./stats.ts";
@@ -40,6 +41,7 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   dump: cmdDump,
   load: cmdLoad,
   fsck: cmdFsck,
+  image: cmdImage,
   completion: cmdCompletion,
   version: cmdVersion,
 };

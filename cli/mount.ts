@@ -98,6 +98,14 @@ function mountOptions(list: string[]): Map<string, string> {
     }
     options.set(k, v);
   }
+  if (options.has("allow_other") && options.has("no_allow_other")) {
+    throw new CliError("Mount options allow_other and no_allow_other contradict each other", 2);
+  }
+  for (const k of ["suid", "dev", "rootfs"]) {
+    if (options.has(k) && Deno.uid() !== 0) {
+      throw new CliError(`Mount option ${k} needs root (the kernel allows it only to root)`, 2);
+    }
+  }
   if (options.has("loop") && options.get("loop") !== "js" && options.get("loop") !== "mt") {
     throw new CliError(`Invalid mount option loop=${options.get("loop")}: expected js or mt`, 2);
   }

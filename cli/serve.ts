@@ -224,7 +224,13 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   const session = await mountFs(fsOps, mnt, {
     fsname: `slayerfs:${vol.format.name}`,
     subtype: "slayerfs",
-    allowOther: o.has("allow_other"),
+    // Like JuiceFS: a root mount serves every user (containers run as many uids), with the
+    // kernel still checking modes and owners (default_permissions).
+    allowOther: o.has("allow_other") || (Deno.uid() === 0 && !o.has("no_allow_other")),
+    extraOptions: [
+      ...(o.has("suid") || o.has("rootfs") ? ["suid"] : []),
+      ...(o.has("dev") || o.has("rootfs") ? ["dev"] : []),
+    ],
     readOnly: o.has("ro"),
     debug: o.has("debug"),
     writebackCache: o.has("writeback_cache"),
@@ -271,6 +277,8 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       cacheBytes: s.cacheBytes,
       cacheHits: s.cacheHits,
       cacheMisses: s.cacheMisses,
+      storeGets: s.storeGets,
+      storeGetBytes: s.storeGetBytes,
       ...(s.predictor ? { predictor: s.predictor } : {}),
       ...(s.cache ? { cache: s.cache, hottestFiles: s.hottestFiles } : {}),
       ...(writeback ? { writeback: writeback.stats() } : {}),
@@ -294,6 +302,14 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     mountpoint: mnt,
     pid: Deno.pid,
   });
+  const suid = o.has("suid") || o.has("rootfs");
+  const dev = o.has("dev") || o.has("rootfs");
+  if (suid || dev) {
+    log.info("{what} on: {why}", {
+      what: suid && dev ? "suid and dev are" : suid ? "suid is" : "dev is",
+      why: "setuid binaries and device nodes on this volume act as on a local root filesystem",
+    });
+  }
   let stopping: Promise<void> | undefined;
   const stop = (why: string) =>
     stopping ??= (async () => {

@@ -82,6 +82,12 @@ function mountText(mnt: string, s: MountState & { usage?: string }, paths: Map<I
     `${humanBytes(s.cacheBytes ?? 0)}${cache ? "" : " in memory"}, ${hits} hits, ${misses} ` +
     `misses (${percent(hits + misses ? hits / (hits + misses) : 0)} hit rate)`,
   ]);
+  if (s.storeGets !== undefined) {
+    rows.push([
+      "Fetched:",
+      `${s.storeGets} objects, ${humanBytes(s.storeGetBytes ?? 0)} from the store`,
+    ]);
+  }
   const wb = s.writeback;
   if (wb) {
     rows.push([

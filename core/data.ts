@@ -174,6 +174,9 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   /** Called with errors no request can report. */
   readonly onError: (err: unknown) => void;
   #generation = 0;
+  /** Objects fetched from the store for reads (inline blocks excluded), and their stored bytes. */
+  readonly fetched: { objects: number; bytes: number } = { objects: 0, bytes: 0 };
+  #countFetch = (n: number) => (this.fetched.objects++, this.fetched.bytes += n);
   readonly #fetchDeadlineMs: number | undefined;
 
   /** Creates the block layer of a volume. */
@@ -303,6 +306,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
           } else {
             stored = await this.store.get(key);
           }
+          if (!(rec.flags & BLOCK_INLINE)) this.#countFetch(stored.byteLength);
         } catch (err) {
           throw new FsError(Errno.EIO, `Cannot read block "${objectKey}": ${err}`, {
             cause: err,

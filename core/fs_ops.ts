@@ -74,8 +74,10 @@ export interface FsOps {
   symlink(ctx: Ctx, parent: Ino, name: Name, target: Name): Promise<Attr>;
   /**
    * `renameat2(2)`: moves `name` in `parent` to `newName` in `newParent`, replacing a target of
-   * the same kind. `flags` may be `RENAME_NOREPLACE` (`EEXIST` if the target exists) or
-   * `RENAME_EXCHANGE` (`ENOENT` if it does not); both at once is `EINVAL`. `EINVAL` for moving a
+   * the same kind. `flags` may be `RENAME_NOREPLACE` (`EEXIST` if the target exists),
+   * `RENAME_EXCHANGE` (`ENOENT` if it does not) or `RENAME_WHITEOUT` (a 0/0 character device owned
+   * by the caller takes the old name, atomically; with or without `RENAME_NOREPLACE`); exchange
+   * with either other flag is `EINVAL`. `EINVAL` for moving a
    * directory into itself, `ENOTDIR`/`EISDIR` for a kind mismatch, `ENOTEMPTY` for a non-empty
    * target directory, `EBUSY` for `.` or `..`.
    */

@@ -5,10 +5,12 @@
  * When a file is opened while nothing is being recorded, it becomes a trigger and a recording
  * starts: every read, in any file, adds the blocks it touches, in first-touch order, until reads
  * stop for `idleMs`. The pattern is saved in the metadata engine (so it survives remounts and is
- * shared by every mount of the volume). The next open of the trigger replays the pattern: its blocks
- * are fetched into the cache with bounded parallelism, ahead of the reads that will follow — a
- * container start or a training epoch then reads from the cache instead of waiting on S3 one
- * request at a time.
+ * shared by every mount of the volume). Every open of a file that has a pattern replays it, also
+ * while another recording runs (so back-to-back starts and epochs replay; a file opened again
+ * within `idleMs` of its last replay is not replayed twice): its blocks are fetched into the cache
+ * with bounded parallelism, ahead of the reads that will follow — a container start or a training
+ * epoch then reads from the cache instead of waiting on S3 one request at a time. A file found
+ * without a pattern is not asked again until this mount records one for it.
  *
  * @module
  */
@@ -72,6 +74,10 @@ export class Predictor {
   readonly #concurrency: number;
   #rec: Recording | undefined;
   #replaying = new Set<Ino>();
+  /** When each trigger was last replayed (one container start opens its binary many times). */
+  #replayedAt = new Map<Ino, number>();
+  /** Files found without a pattern (forgotten when this predictor saves one). */
+  #noPattern = new Set<Ino>();
   #closed = false;
   #saves = new Set<Promise<void>>();
   /** What it has done so far. */
@@ -86,14 +92,21 @@ export class Predictor {
     this.#concurrency = options.concurrency ?? data.store.limits.concurrency;
   }
 
-  /** A file was opened for reading. */
+  /**
+   * A file was opened for reading: it starts a recording unless one runs, and its own pattern, if
+   * it has one, is replayed whether or not a recording runs (back-to-back container starts, a
+   * second image started during the first's recording, training epochs).
+   */
   onOpen(ino: Ino): void {
     if (this.#closed) return;
     if (!this.#rec) {
       this.#rec = { trigger: ino, entries: new Map(), blocks: 0, timer: undefined };
       this.#arm();
-      this.#replay(ino).catch(() => {});
     }
+    if (this.#noPattern.has(ino)) return;
+    const last = this.#replayedAt.get(ino);
+    if (last !== undefined && Date.now() - last < this.#idleMs) return; // one start, many execs
+    this.#replay(ino).catch(() => {});
   }
 
   /** Bytes `[off, off+len)` of `ino` were read. */
@@ -129,6 +142,7 @@ export class Predictor {
       ino,
       blocks: [...blocks],
     }));
+    this.#noPattern.delete(rec.trigger);
     const p = this.#meta.setPattern(rec.trigger, pattern).then(() => {
       this.stats.recorded++;
     }).catch(() => {}).finally(() => this.#saves.delete(p));
@@ -137,9 +151,15 @@ export class Predictor {
 
   async #replay(trigger: Ino): Promise<void> {
     if (this.#replaying.has(trigger)) return;
-    const pattern = await this.#meta.getPattern(trigger);
-    if (!pattern?.length) return;
     this.#replaying.add(trigger);
+    this.#replayedAt.set(trigger, Date.now());
+    const pattern = await this.#meta.getPattern(trigger).catch(() => undefined);
+    if (!pattern?.length) {
+      this.#replaying.delete(trigger);
+      if (this.#noPattern.size > 100_000) this.#noPattern.clear();
+      this.#noPattern.add(trigger);
+      return;
+    }
     this.stats.replays++;
     try {
       const bs = this.#data.blockSize;

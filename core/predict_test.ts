@@ -44,3 +44,39 @@ Deno.test("Predictor replays a recorded access pattern into a cold cache on the 
     await vol.close();
   }
 });
+
+Deno.test("Predictor replays while it records: back-to-back starts replay", async () => {
+  const kv = new MemoryKvEngine();
+  await formatVolume(kv, { name: "p", storage: "mem://", blockSize: 64 << 10 });
+  const vol = await Volume.openWith(kv, new MemoryBlockStore(), {
+    predict: { idleMs: 100 },
+    codecWorkers: 0,
+  });
+  try {
+    const files = ["/trigger", "/a", "/b"];
+    for (const f of files) await vol.writeFile(f, crypto.getRandomValues(new Uint8Array(60_000)));
+    await new Promise((r) => setTimeout(r, 250)); // the writes' recording ends
+    const p = vol.vfs.predictor!;
+    const recorded = p.stats.recorded;
+    const start = async () => {
+      for (const f of files) await vol.readFile(f);
+    };
+    await start(); // records a pattern for /trigger (or extends the one running)
+    await new Promise((r) => setTimeout(r, 250));
+    assert.equal(p.stats.recorded, recorded + 1, "the first start is recorded");
+    const replays = p.stats.replays;
+    await start(); // replays, and starts a new recording
+    assert.equal(p.stats.replays, replays + 1, "the second start replays");
+    // The second start's recording goes on (reads keep it alive) past idleMs after its replay...
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      await vol.readFile("/a");
+    }
+    const recordedBefore = p.stats.recorded;
+    await start(); // ... and a third start during it replays too
+    assert.equal(p.stats.recorded, recordedBefore, "the recording was still running");
+    assert.equal(p.stats.replays, replays + 2, "a start during a recording replays too");
+  } finally {
+    await vol.close();
+  }
+});

@@ -200,6 +200,8 @@ export const LOCK_UN = 8;
 export const RENAME_NOREPLACE = 1;
 /** `renameat2(2)`: swap source and target atomically. */
 export const RENAME_EXCHANGE = 2;
+/** `renameat2` flag: leave a whiteout (a 0/0 character device) at the old name (overlayfs). */
+export const RENAME_WHITEOUT = 4;
 
 /** `setxattr(2)`: fail with `EEXIST` if the attribute exists. */
 export const XATTR_CREATE = 1;

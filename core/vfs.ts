@@ -222,7 +222,7 @@ export class Vfs implements FsOps {
   }
 
   async rename(
-    _ctx: Ctx,
+    ctx: Ctx,
     parent: Ino,
     name: Name,
     newParent: Ino,
@@ -236,6 +236,7 @@ export class Vfs implements FsOps {
       newName,
       flags,
       this.#open.isOpen,
+      ctx,
     );
     if (replaced !== undefined) this.#maybeSustained.add(replaced);
     this.#freeQueue.add(freed);
@@ -554,9 +555,9 @@ export class Vfs implements FsOps {
   }
 
   /**
-   * What `slayerfs status` shows of this mount: open files and handles, the block cache's bytes,
-   * hits and misses (`cacheHits`, `cacheMisses`), the predictor's counters, and for a cache that
-   * reports them its per-tier counters and the files of its hottest blocks.
+   * What `slayerfs status` shows: open files and handles, the cache's bytes, hits and misses,
+   * objects and bytes fetched from the store (`storeGets`, `storeGetBytes`), the predictor's
+   * counters, and for a cache that reports them its tiers' counters and hottest files.
    */
   stats(): {
     openFiles: number;
@@ -564,6 +565,8 @@ export class Vfs implements FsOps {
     cacheBytes: number;
     cacheHits: number;
     cacheMisses: number;
+    storeGets: number; // objects fetched for reads
+    storeGetBytes: number;
     predictor?: { recorded: number; replays: number; prefetchedBlocks: number };
     cache?: CacheStats;
     hottestFiles?: Array<{ ino: Ino; frequency: number }>;
@@ -575,6 +578,8 @@ export class Vfs implements FsOps {
       cacheBytes: cache.bytes,
       cacheHits: cache.hits,
       cacheMisses: cache.misses,
+      storeGets: this.data.fetched.objects,
+      storeGetBytes: this.data.fetched.bytes,
       ...(this.predictor ? { predictor: { ...this.predictor.stats } } : {}),
     };
     const stats = cache.stats?.();

@@ -25,6 +25,8 @@ export const O = {
 export const RENAME_NOREPLACE = 1;
 /** `renameat2` flag: atomically exchange the two paths. */
 export const RENAME_EXCHANGE = 2;
+/** `renameat2` flag: leave a whiteout (0/0 character device) at the old path. */
+export const RENAME_WHITEOUT = 4;
 /** `setxattr` flag: fail with EEXIST when the attribute exists. */
 export const XATTR_CREATE = 1;
 /** `setxattr` flag: fail with ENODATA when the attribute does not exist. */

@@ -17,7 +17,15 @@
  */
 
 import type { KvEngine } from "../kv.ts";
-import type { Attr, Ctx, Ino, Name, SliceId, Timespec } from "../types.ts";
+import {
+  type Attr,
+  type Ctx,
+  type Ino,
+  type Name,
+  RENAME_WHITEOUT,
+  type SliceId,
+  type Timespec,
+} from "../types.ts";
 import type { VolumeFormat } from "../format.ts";
 import type { SliceRecord } from "../slice.ts";
 import type { BlockRecord } from "../block_codec.ts";
@@ -177,20 +185,25 @@ export class Meta {
 
   /**
    * Renames `name` in `parent` to `newName` in `newParent`, atomically, with `RENAME_NOREPLACE`
-   * (1) and `RENAME_EXCHANGE` (2) semantics.
+   * (1), `RENAME_EXCHANGE` (2) and `RENAME_WHITEOUT` (4: a whiteout owned by `ctx`'s user takes
+   * the old name) semantics.
    */
-  rename(
+  async rename(
     parent: Ino,
     name: Name,
     newParent: Ino,
     newName: Name,
     flags: number,
     isOpen: (ino: Ino) => boolean,
+    ctx?: Ctx,
   ): Promise<Freeing & { replaced?: Ino }> {
     const err = ns.renameError(flags);
-    if (err) return Promise.reject(err);
-    const move = { parent, name, newParent, newName, flags };
-    return this.kv.txn((tx) => ns.rename(tx, move, isOpen));
+    if (err) throw err;
+    const whiteout = flags & RENAME_WHITEOUT
+      ? { ino: await this.allocIno(), uid: ctx?.uid ?? 0, gid: ctx?.gid ?? 0 }
+      : undefined;
+    const move = { parent, name, newParent, newName, flags, ...(whiteout ? { whiteout } : {}) };
+    return await this.kv.txn((tx) => ns.rename(tx, move, isOpen));
   }
 
   /** Adds a hard link to `ino` as `newName` in `newParent`. */

@@ -20,6 +20,7 @@ import {
   type Name,
   nameToBytes,
   ROOT_INO,
+  S_IFCHR,
   S_IFDIR,
   S_IFMT,
   S_ISGID,
@@ -90,9 +91,12 @@ export function rmdirError(name: Name): FsError | undefined {
   return undefined;
 }
 
-/** The error `rename` with `flags` gives without looking, if any. */
+/**
+ * The error `rename` with `flags` gives without looking, if any: `RENAME_EXCHANGE` (2) goes with
+ * neither `RENAME_NOREPLACE` (1) nor `RENAME_WHITEOUT` (4), as in Linux.
+ */
 export function renameError(flags: number): FsError | undefined {
-  return flags & ~3 || flags === 3 ? new FsError(Errno.EINVAL) : undefined;
+  return flags & ~7 || (flags & 2 && flags !== 2) ? new FsError(Errno.EINVAL) : undefined;
 }
 
 /** The error setting xattr `name` to `value` gives without looking, if any. */
@@ -159,6 +163,9 @@ export async function getattrs(tx: KvTxn, inos: readonly Ino[]): Promise<(Attr |
 
 /** Looks `name` up in directory `parent` (`.` and `..` included). */
 export async function lookup(tx: KvTxn, parent: Ino, name: Name): Promise<Attr> {
+  // Like ext4 and tmpfs: a name no entry can have is ENAMETOOLONG, not ENOENT (so unlink,
+  // chmod, ... of such a path fail as pjdfstest expects).
+  if (name.length > NAME_MAX) throw new FsError(Errno.ENAMETOOLONG, "Name too long");
   if (name === ".") return await dirAttr(tx, parent);
   if (name === "..") return await getAttr(tx, (await dirAttr(tx, parent)).parent);
   const e = await getEntry(tx, parent, name);
@@ -327,8 +334,10 @@ export interface Move {
   newParent: Ino;
   /** Its name there. */
   newName: Name;
-  /** `RENAME_NOREPLACE` (1) or `RENAME_EXCHANGE` (2), or 0. */
+  /** `RENAME_NOREPLACE` (1), `RENAME_EXCHANGE` (2), `RENAME_WHITEOUT` (4, with 1 or alone), or 0. */
   flags: number;
+  /** With `RENAME_WHITEOUT`: the new whiteout's inode number and owner. */
+  whiteout?: { ino: Ino; uid: number; gid: number };
 }
 
 /**
@@ -337,7 +346,7 @@ export interface Move {
  */
 export async function rename(
   tx: KvTxn,
-  { parent, name, newParent, newName, flags }: Move,
+  { parent, name, newParent, newName, flags, whiteout }: Move,
   isOpen: (ino: Ino) => boolean,
 ): Promise<Freeing & { replaced?: Ino }> {
   const freed: FreedSlice[] = [];
@@ -384,6 +393,24 @@ export async function rename(
   tx.set(entryKey(newParent, newName), encodeEntry(src.mode & S_IFMT, src.ino));
   if (exchange && dst) {
     tx.set(entryKey(parent, name), encodeEntry(dst.mode & S_IFMT, dst.ino));
+  } else if (whiteout) {
+    // overlayfs's whiteout: a character device 0/0 takes the old name in the same transaction.
+    const wo: Attr = {
+      ino: whiteout.ino,
+      mode: S_IFCHR,
+      nlink: 1,
+      uid: whiteout.uid,
+      gid: whiteout.gid,
+      rdev: 0,
+      size: 0,
+      atime: t,
+      mtime: t,
+      ctime: t,
+      parent: 0 as Ino,
+    };
+    putAttr(tx, wo);
+    tx.set(entryKey(parent, name), encodeEntry(S_IFCHR, wo.ino));
+    await bump(tx, keyUsedInodes, 1);
   } else {
     tx.delete(entryKey(parent, name));
   }

@@ -37,6 +37,7 @@
  */
 
 import { attrCases } from "./attrs.ts";
+import { containerCases } from "./containers.ts";
 import { fileCases } from "./files.ts";
 import { ioCases } from "./io.ts";
 import { lifetimeScaleCases } from "./lifetime_scale.ts";
@@ -65,6 +66,7 @@ const cases = {
   ...lifetimeScaleCases,
   ...lockCases,
   ...ioCases,
+  ...containerCases,
 };
 
 /** The named POSIX cases; each runs inside a fresh subdirectory of the directory it is given. */
