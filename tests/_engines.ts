@@ -9,6 +9,8 @@
  * @module
  */
 
+import { startRedis } from "./_redis.ts";
+
 /** A running private server of one engine. */
 export interface EngineServer extends AsyncDisposable {
   /** A meta URL naming a new, empty volume on this server (unique per call). */
@@ -48,5 +50,23 @@ const sqlite: EngineFixture = {
   },
 };
 
+/**
+ * Redis: a private `redis-server` on a unix socket in a temp dir (AOF, fsync at every write);
+ * each volume under its own `?prefix=` in database 0.
+ */
+const redis: EngineFixture = {
+  name: "redis",
+  shared: true,
+  async start() {
+    const server = await startRedis();
+    let n = 0;
+    return {
+      newVolumeUrl: () => server.url({ prefix: `vol${++n}` }),
+      stop: () => server.stop(),
+      [Symbol.asyncDispose]: () => server.stop(),
+    };
+  },
+};
+
 /** Every engine fixture, embedded first. */
-export const engineFixtures: readonly EngineFixture[] = [sqlite];
+export const engineFixtures: readonly EngineFixture[] = [sqlite, redis];

@@ -1,0 +1,154 @@
+import assert from "node:assert/strict";
+import { kvConformance } from "./kv_conformance.ts";
+import { RedisKvEngine } from "./kv_redis.ts";
+import { startRedis } from "../tests/_redis.ts";
+
+// One server for the file's tests (the conformance cases are separate tests), each volume under
+// its own prefix; stopped when the test process ends.
+const redis = await startRedis();
+globalThis.addEventListener("unload", () => redis.stopSync());
+
+let volumes = 0;
+const urls = new WeakMap<RedisKvEngine, string>();
+
+async function openNew(): Promise<RedisKvEngine> {
+  const url = redis.url({ prefix: `conf${++volumes}` });
+  const kv = await RedisKvEngine.open(url);
+  urls.set(kv, url);
+  return kv;
+}
+
+kvConformance("redis", openNew, {
+  reopen: async (previous) => {
+    const kv = await RedisKvEngine.open(urls.get(previous as RedisKvEngine)!);
+    urls.set(kv, urls.get(previous as RedisKvEngine)!);
+    return kv;
+  },
+});
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+Deno.test("redis: a key inserted into a scanned range makes the transaction run again", async () => {
+  const url = redis.url({ prefix: `phantom${++volumes}` });
+  const a = await RedisKvEngine.open(url);
+  const b = await RedisKvEngine.open(url);
+  try {
+    await a.txn(async (tx) => tx.set("d/1", enc.encode("1")));
+    let runs = 0;
+    const listed = await a.txn(async (tx) => {
+      runs++;
+      const entries = await tx.scan("d/", { keysOnly: true });
+      // Another client adds to the range between this scan and the commit, on the first run.
+      if (runs === 1) await b.txn(async (other) => other.set("d/2", enc.encode("2")));
+      tx.set("count", enc.encode(String(entries.length)));
+      return entries.length;
+    });
+    assert.equal(runs, 2);
+    assert.equal(listed, 2);
+    assert.equal(dec.decode(await b.txn((tx) => tx.get("count"))), "2");
+    // A change outside the range does not.
+    runs = 0;
+    await a.txn(async (tx) => {
+      runs++;
+      await tx.scan("d/");
+      if (runs === 1) await b.txn(async (other) => other.set("e/1", enc.encode("x")));
+      tx.set("seen", enc.encode("y"));
+    });
+    assert.equal(runs, 1);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+Deno.test("redis: a read-only transaction of several reads sees one state", async () => {
+  const url = redis.url({ prefix: `snapshot${++volumes}` });
+  const a = await RedisKvEngine.open(url);
+  const b = await RedisKvEngine.open(url);
+  try {
+    await a.txn(async (tx) => {
+      tx.set("x", enc.encode("1"));
+      tx.set("y", enc.encode("1"));
+    });
+    let runs = 0;
+    const pair = await a.txn(async (tx) => {
+      runs++;
+      const x = dec.decode(await tx.get("x"));
+      if (runs === 1) {
+        await b.txn(async (other) => {
+          other.set("x", enc.encode("2"));
+          other.set("y", enc.encode("2"));
+        });
+      }
+      const y = dec.decode(await tx.get("y"));
+      return x + y;
+    }, { readOnly: true });
+    assert.equal(pair, "22");
+    assert.equal(runs, 2);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+Deno.test("redis: round trips: one per read, one per commit, none to check a single read", async () => {
+  const kv = await openNew();
+  try {
+    const count = async (fn: () => Promise<unknown>) => {
+      const before = kv.roundTrips;
+      await fn();
+      return kv.roundTrips - before;
+    };
+    assert.equal(await count(() => kv.txn(async (tx) => tx.set("a", enc.encode("1")))), 1);
+    assert.equal(await count(() => kv.txn((tx) => tx.get("a"), { readOnly: true })), 1);
+    assert.equal(await count(() => kv.txn((tx) => tx.scan(""), { readOnly: true })), 1);
+    // Two reads and a write: two reads, then the commit checks them.
+    assert.equal(
+      await count(() =>
+        kv.txn(async (tx) => {
+          await tx.get("a");
+          await tx.getMany(["b", "c"]);
+          tx.set("b", enc.encode("2"));
+        })
+      ),
+      3,
+    );
+    // Two reads only: the check is a round trip of its own.
+    assert.equal(
+      await count(() => kv.txn(async (tx) => [await tx.get("a"), await tx.get("b")])),
+      3,
+    );
+  } finally {
+    await kv.close();
+  }
+});
+
+Deno.test("redis: a read-only engine refuses writes", async () => {
+  const url = redis.url({ prefix: `ro${++volumes}` });
+  const kv = await RedisKvEngine.open(url, { readOnly: true });
+  try {
+    await assert.rejects(
+      kv.txn(async (tx) => tx.set("a", enc.encode("1"))),
+      (err: Error) => err.name === "FsError" && /read-only/.test(err.message),
+    );
+  } finally {
+    await kv.close();
+  }
+});
+
+Deno.test("redis: volumes under different prefixes of one database are separate", async () => {
+  const a = await RedisKvEngine.open(redis.url({ prefix: `sep${++volumes}` }));
+  const b = await RedisKvEngine.open(redis.url({ prefix: `sep${++volumes}` }));
+  try {
+    await a.txn(async (tx) => tx.set("k", enc.encode("a")));
+    await b.txn(async (tx) => tx.set("k", enc.encode("b")));
+    assert.equal(dec.decode(await a.txn((tx) => tx.get("k"))), "a");
+    assert.deepEqual((await b.txn((tx) => tx.scan(""))).map(([k, v]) => [k, dec.decode(v)]), [
+      ["k", "b"],
+    ]);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
