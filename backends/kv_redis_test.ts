@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { kvConformance } from "./kv_conformance.ts";
 import { RedisKvEngine } from "./kv_redis.ts";
+import type { KvTxn } from "../core/kv.ts";
 import { startRedis } from "../tests/_redis.ts";
 
 // One server for the file's tests (the conformance cases are separate tests), each volume under
@@ -29,18 +30,24 @@ kvConformance("redis", openNew, {
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
+/** Sets keys to texts, given as pairs: `put(tx, "a", "1", "b", "2")`. */
+function put(tx: KvTxn, ...pairs: string[]): Promise<void> {
+  for (let i = 0; i < pairs.length; i += 2) tx.set(pairs[i]!, enc.encode(pairs[i + 1]!));
+  return Promise.resolve();
+}
+
 Deno.test("redis: a key inserted into a scanned range makes the transaction run again", async () => {
   const url = redis.url({ prefix: `phantom${++volumes}` });
   const a = await RedisKvEngine.open(url);
   const b = await RedisKvEngine.open(url);
   try {
-    await a.txn(async (tx) => tx.set("d/1", enc.encode("1")));
+    await a.txn((tx) => put(tx, "d/1", "1"));
     let runs = 0;
     const listed = await a.txn(async (tx) => {
       runs++;
       const entries = await tx.scan("d/", { keysOnly: true });
       // Another client adds to the range between this scan and the commit, on the first run.
-      if (runs === 1) await b.txn(async (other) => other.set("d/2", enc.encode("2")));
+      if (runs === 1) await b.txn((other) => put(other, "d/2", "2"));
       tx.set("count", enc.encode(String(entries.length)));
       return entries.length;
     });
@@ -52,7 +59,7 @@ Deno.test("redis: a key inserted into a scanned range makes the transaction run 
     await a.txn(async (tx) => {
       runs++;
       await tx.scan("d/");
-      if (runs === 1) await b.txn(async (other) => other.set("e/1", enc.encode("x")));
+      if (runs === 1) await b.txn((other) => put(other, "e/1", "x"));
       tx.set("seen", enc.encode("y"));
     });
     assert.equal(runs, 1);
@@ -67,19 +74,13 @@ Deno.test("redis: a read-only transaction of several reads sees one state", asyn
   const a = await RedisKvEngine.open(url);
   const b = await RedisKvEngine.open(url);
   try {
-    await a.txn(async (tx) => {
-      tx.set("x", enc.encode("1"));
-      tx.set("y", enc.encode("1"));
-    });
+    await a.txn((tx) => put(tx, "x", "1", "y", "1"));
     let runs = 0;
     const pair = await a.txn(async (tx) => {
       runs++;
       const x = dec.decode(await tx.get("x"));
       if (runs === 1) {
-        await b.txn(async (other) => {
-          other.set("x", enc.encode("2"));
-          other.set("y", enc.encode("2"));
-        });
+        await b.txn((other) => put(other, "x", "2", "y", "2"));
       }
       const y = dec.decode(await tx.get("y"));
       return x + y;
@@ -100,7 +101,7 @@ Deno.test("redis: round trips: one per read, one per commit, none to check a sin
       await fn();
       return kv.roundTrips - before;
     };
-    assert.equal(await count(() => kv.txn(async (tx) => tx.set("a", enc.encode("1")))), 1);
+    assert.equal(await count(() => kv.txn((tx) => put(tx, "a", "1"))), 1);
     assert.equal(await count(() => kv.txn((tx) => tx.get("a"), { readOnly: true })), 1);
     assert.equal(await count(() => kv.txn((tx) => tx.scan(""), { readOnly: true })), 1);
     // Two reads and a write: two reads, then the commit checks them.
@@ -129,7 +130,7 @@ Deno.test("redis: a read-only engine refuses writes", async () => {
   const kv = await RedisKvEngine.open(url, { readOnly: true });
   try {
     await assert.rejects(
-      kv.txn(async (tx) => tx.set("a", enc.encode("1"))),
+      kv.txn((tx) => put(tx, "a", "1")),
       (err: Error) => err.name === "FsError" && /read-only/.test(err.message),
     );
   } finally {
@@ -141,8 +142,8 @@ Deno.test("redis: volumes under different prefixes of one database are separate"
   const a = await RedisKvEngine.open(redis.url({ prefix: `sep${++volumes}` }));
   const b = await RedisKvEngine.open(redis.url({ prefix: `sep${++volumes}` }));
   try {
-    await a.txn(async (tx) => tx.set("k", enc.encode("a")));
-    await b.txn(async (tx) => tx.set("k", enc.encode("b")));
+    await a.txn((tx) => put(tx, "k", "a"));
+    await b.txn((tx) => put(tx, "k", "b"));
     assert.equal(dec.decode(await a.txn((tx) => tx.get("k"))), "a");
     assert.deepEqual((await b.txn((tx) => tx.scan(""))).map(([k, v]) => [k, dec.decode(v)]), [
       ["k", "b"],
