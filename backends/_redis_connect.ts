@@ -48,7 +48,10 @@ function connectError(target: RedisTarget, err: Error): Error {
     return new Error(`${where(target)} refused the credentials: ${text}`);
   }
   if (/^NOAUTH/.test(text)) {
-    return new Error(`${where(target)} needs a password (redis://USER:PASS@HOST/...): ${text}`);
+    const form = target.path === undefined
+      ? `${target.scheme}://[USER]:PASS@HOST:PORT/DB`
+      : "redis+unix://[USER]:PASS@localhost/PATH.sock";
+    return new Error(`${where(target)} needs a password (${form}): NOAUTH Authentication required`);
   }
   return new Error(`Cannot connect to ${where(target)}: ${text}`);
 }

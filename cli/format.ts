@@ -26,10 +26,7 @@ export async function cmdFormat(args: ParsedArgs): Promise<void> {
   const [metaUrl, name] = args.positionals as [string, string];
   checkMetaUrl(metaUrl);
   const dbPath = sqlitePath(metaUrl);
-  const storage = args.string("storage") ??
-    (dbPath !== undefined
-      ? `file://${dirname(dbPath)}/${name}-data`
-      : "mem://" + (metaUrl.slice("mem://".length) || name));
+  const storage = args.string("storage") ?? defaultStorage(metaUrl, dbPath, name);
   await checkStorageUrl(storage);
   const settings = {
     name,
@@ -76,6 +73,21 @@ export async function cmdFormat(args: ParsedArgs): Promise<void> {
     if (err instanceof FsError) throw new CliError(err.message);
     throw err;
   }
+}
+
+/**
+ * The storage of a volume formatted without `--storage`: beside a SQLite file, or in the memory of
+ * a `mem://` volume; a network metadata engine (shared by hosts) needs an explicit one.
+ */
+function defaultStorage(metaUrl: string, dbPath: string | undefined, name: string): string {
+  if (dbPath !== undefined) return `file://${dirname(dbPath)}/${name}-data`;
+  if (metaUrl.startsWith("mem:")) return "mem://" + (metaUrl.slice("mem://".length) || name);
+  const scheme = metaUrl.slice(0, metaUrl.indexOf(":"));
+  throw new CliError(
+    `A volume with ${scheme}:// metadata needs --storage URL (s3://... or a file:///abs/dir ` +
+      "that every host mounting it sees)",
+    2,
+  );
 }
 
 /** The size of the file at `path`, or -1 when there is none. */
