@@ -14,63 +14,93 @@ import type { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 
 /**
- * Lists index members in a lex range with their stored values, in one round trip.
- *
- * KEYS[1] the index. ARGV: min, max, limit (-1: all), the value keys' prefix (`T v`).
- * Returns the members, then their stored values (nil for a missing one).
+ * The Lua function that checks a transaction's reads: `check(nr, ns, k, a)` compares the tokens
+ * of the `nr` value keys from `KEYS[k]` with `ARGV[a..]` ("" for a key that was absent), then
+ * re-lists `ns` ranges (4 arguments each: min, max, limit or -1, digest of the members seen).
+ * Returns the index of the next argument, or nil when something changed. `mget(keys, from, to,
+ * out, at)` stores the values of `keys[from..to]` in `out[at..]`, 500 keys per `MGET`.
  */
-export const SCAN_LUA = `
-local limit = tonumber(ARGV[3])
+const CHECK_LUA = `
+local function check(nr, ns, k, a)
+  for i = 1, nr do
+    if redis.call('GETRANGE', KEYS[k + i - 1], 0, 7) ~= ARGV[a] then return nil end
+    a = a + 1
+  end
+  for i = 1, ns do
+    local limit = tonumber(ARGV[a + 2])
+    local members
+    if limit < 0 then
+      members = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[a], ARGV[a + 1])
+    else
+      members = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[a], ARGV[a + 1], 'LIMIT', 0, limit)
+    end
+    local parts = {}
+    for j = 1, #members do parts[j] = #members[j] .. ':' .. members[j] end
+    if redis.sha1hex(table.concat(parts)) ~= ARGV[a + 3] then return nil end
+    a = a + 4
+  end
+  return a
+end
+local function mget(keys, from, to, out, at)
+  for i = from, to, 500 do
+    local values = redis.call('MGET', unpack(keys, i, math.min(i + 499, to)))
+    for j = 1, #values do out[at + i - from + j - 1] = values[j] end
+  end
+end
+`;
+
+/**
+ * A read that first checks the transaction's earlier reads, so that all of its reads are one
+ * state as of this one (no check round trip is needed after the last read).
+ *
+ * KEYS: the index, the `nr` value keys read so far, then for a `g` read the value keys to get.
+ * ARGV: nr, number of scans, the operation (`g` get, `r` range with values, `k` range keys only),
+ * the value keys' prefix (`T v`), min, max and limit (-1: all) of a range (ignored by `g`), then
+ * the read set as {@linkcode CHECK_LUA} takes it. Returns `{0}` when an earlier read changed,
+ * else `{1, values...}` for `g` (nil for a missing key) or `{1, members..., values...}` for `r`
+ * and `{1, members...}` for `k`.
+ */
+export const READ_LUA = CHECK_LUA + `
+local nr, ns = tonumber(ARGV[1]), tonumber(ARGV[2])
+if check(nr, ns, 2, 8) == nil then return {0} end
+local op = ARGV[3]
+if op == 'g' then
+  local out = {1}
+  mget(KEYS, 2 + nr, #KEYS, out, 2)
+  return out
+end
+local limit = tonumber(ARGV[7])
 local members
 if limit < 0 then
-  members = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2])
+  members = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[5], ARGV[6])
 else
-  members = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', 0, limit)
+  members = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[5], ARGV[6], 'LIMIT', 0, limit)
 end
 local n = #members
-local out = {}
-for i = 1, n do out[i] = members[i] end
-for i = 1, n, 500 do
-  local keys = {}
-  for j = i, math.min(i + 499, n) do keys[#keys + 1] = ARGV[4] .. members[j] end
-  local values = redis.call('MGET', unpack(keys))
-  for j = 1, #values do out[n + i + j - 1] = values[j] end
-end
+local out = {1}
+for i = 1, n do out[i + 1] = members[i] end
+if op == 'k' then return out end
+local keys = {}
+for i = 1, n do keys[i] = ARGV[4] .. members[i] end
+mget(keys, 1, n, out, n + 2)
 return out
 `;
 
 /**
- * Validates a transaction's reads and applies its writes, atomically.
+ * Checks a transaction's reads and applies its writes, atomically.
  *
  * KEYS: the index, the marker, the receipt key, then the `nr` value keys read, then the `nw`
  * value keys written. ARGV: nr, number of scans, nw, the marker's value (or "" to leave it), the
- * receipt's value, the commit's token ("" for none), the length of `T v`, then a token per read key ("" when it was
- * absent), then per scan min, max, limit (-1: all) and digest of the members it saw, then per
- * written key its stored value ("" to delete). Returns 1 when committed, 0 on a conflict.
+ * receipt's value, the commit's token ("" for none), the length of `T v`, then the read set as
+ * {@linkcode CHECK_LUA} takes it, then per written key its stored value ("" to delete). Returns 1
+ * when committed, 0 when a read changed.
  */
-export const COMMIT_LUA = `
+export const COMMIT_LUA = CHECK_LUA + `
 local nr, ns, nw = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local skip = tonumber(ARGV[6]) + 1
-local a = 7
-for i = 1, nr do
-  if redis.call('GETRANGE', KEYS[3 + i], 0, 7) ~= ARGV[a] then return 0 end
-  a = a + 1
-end
-for i = 1, ns do
-  local limit = tonumber(ARGV[a + 2])
-  local members
-  if limit < 0 then
-    members = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[a], ARGV[a + 1])
-  else
-    members = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[a], ARGV[a + 1], 'LIMIT', 0, limit)
-  end
-  local parts = {}
-  for j = 1, #members do parts[j] = #members[j] .. ':' .. members[j] end
-  if redis.sha1hex(table.concat(parts)) ~= ARGV[a + 3] then return 0 end
-  a = a + 4
-end
-if nw == 0 then return 1 end
+local a = check(nr, ns, 4, 7)
+if a == nil then return 0 end
 if ARGV[4] ~= '' then redis.call('SET', KEYS[2], ARGV[4], 'NX') end
+local skip = tonumber(ARGV[6]) + 1
 for i = 1, nw do
   local key = KEYS[3 + nr + i]
   local member = string.sub(key, skip)

@@ -9,19 +9,22 @@
  *   `ZRANGEBYLEX` lists keys in byte order since Redis compares members with `memcmp`. Keys are
  *   sent as latin1 `Buffer`s, one byte per char, so byte order is kept. `T m` marks the volume.
  * - Optimistic, serializable transactions in the manner of backward validation: reads go to the
- *   server as they come (one round trip each: `GET`, `MGET`, or a Lua script that lists a range
- *   with its values), and the transaction remembers what it saw: the token of each key read, and
- *   for each scan its range, limit and a digest of the keys listed. Writes are buffered. The
- *   commit is one Lua script, atomic on the server, that checks every token and re-lists every
- *   range, and applies the writes only if nothing changed; otherwise `fn` runs again. A scanned
- *   range is thus part of the read set: a key inserted into it by another client makes the
- *   transaction retry. This costs one round trip per read plus one for the commit, where
- *   `WATCH`/`MULTI`/`EXEC` would cost two more, and cannot express a range.
- * - A transaction that only read, in one round trip, saw one atomic state and needs no check; one
- *   that read in several (or threw after several) is checked by the same script without writes.
- * - Conflicts: a transaction runs again after a jittered backoff, up to
- *   {@linkcode MAX_CONFLICTS} times; retries of one engine run one at a time so that transactions
- *   of one process that collide do not keep colliding.
+ *   server as they come, one round trip each, and the transaction remembers what it saw: the
+ *   token of each key read, and for each scan its range, limit and a digest of the keys listed.
+ *   The first read is a plain `GET`, `MGET` or `ZRANGEBYLEX` (or a script listing a range with its
+ *   values); each later one is a Lua script that first checks, atomically, that nothing read so
+ *   far has changed (else `fn` runs again), so whatever `fn` saw, and whatever it returns or
+ *   throws, comes from one state: a transaction that writes nothing needs no check at the end.
+ *   Writes are buffered; the commit is one more Lua script that checks every token and re-lists
+ *   every range, and applies the writes only if nothing changed. A scanned range is thus part of
+ *   the read set: a key inserted into it by another client makes the transaction run again.
+ *   A transaction costs one round trip per read plus one for the commit; `WATCH`/`MULTI`/`EXEC`
+ *   would cost more and cannot watch a range.
+ * - Transactions that may write run one at a time in a process (a mutex), as in the SQLite
+ *   engine: nearly all of them touch the same keys (the volume's usage counters, a busy
+ *   directory's attributes), so running them side by side would only make them conflict.
+ *   Read-only transactions run side by side. A conflict (with another process) makes the
+ *   transaction run again after a jittered backoff, up to {@linkcode MAX_CONFLICTS} times.
  * - Outages: commands fail at once while the connection is down (no offline queue), the client
  *   reconnects in the background, and the transaction runs again until the server answers, for up
  *   to `outageMs` (60 s by default, like the mount's I/O deadline), then fails (the FUSE call gets
@@ -34,22 +37,18 @@
 
 import { Buffer } from "node:buffer";
 import type { Redis } from "ioredis";
-import type { KvEngine, KvPair, KvTxn, ScanOptions, TxnOptions } from "../core/kv.ts";
-import { Errno, FsError } from "../core/errno.ts";
-import { byteStringToBytes } from "../core/_bytes.ts";
-import { prefixUpperBound, scanLowerBound } from "./_keys.ts";
+import type { KvEngine, KvTxn, TxnOptions } from "../core/kv.ts";
 import { Mutex } from "./_mutex.ts";
-import { type PendingWrites, scanWithOverlay } from "./_overlay.ts";
 import { backoffDelay } from "./_retry.ts";
 import { connectRedis, keepReconnecting, MARKER_VALUE } from "./_redis_connect.ts";
-import { COMMIT_LUA, membersDigest, SCAN_LUA } from "./_redis_scripts.ts";
+import { COMMIT_LUA, READ_LUA } from "./_redis_scripts.ts";
+import { type Arg, Conflict, RedisTxn, RedisVolume, TOKEN_BYTES, transient } from "./_redis_txn.ts";
 import { parseRedisUrl, type RedisTarget } from "./_redis_url.ts";
 
 export { parseRedisUrl, type RedisTarget };
 
 /** Conflicting attempts of one transaction before it fails. */
 export const MAX_CONFLICTS = 100;
-const TOKEN_BYTES = 8;
 const EMPTY_BUFFER = Buffer.alloc(0);
 
 /** Options of {@linkcode RedisKvEngine.open}. */
@@ -62,17 +61,6 @@ export interface RedisKvOptions {
   connectTimeoutMs?: number;
 }
 
-/** The methods `defineCommand` adds to the client. */
-interface ScriptClient {
-  slayerfsScanBuffer(index: Buffer, min: Buffer, max: Buffer, limit: number, vp: Buffer): Promise<
-    (Buffer | null)[]
-  >;
-  slayerfsCommit(numKeys: number, ...args: (Buffer | string | number)[]): Promise<number>;
-}
-
-/** Another client changed what this transaction read: run it again. */
-class Conflict extends Error {}
-
 /** The connection broke while a commit was on its way: it may or may not have applied. */
 class LostCommit extends Error {
   constructor(
@@ -82,17 +70,8 @@ class LostCommit extends Error {
     cause: unknown,
   ) {
     super("The connection to Redis broke during a commit", { cause });
+    this.name = "LostCommit";
   }
-}
-
-/** Whether `err` means "the server did not answer now" (worth running the transaction again). */
-function transient(err: unknown): boolean {
-  if (err instanceof LostCommit) return true;
-  if (!(err instanceof Error)) return false;
-  if (err.name === "MaxRetriesPerRequestError") return true;
-  return /^(Connection is closed|Stream isn't writeable|Command timed out|connect E|read E|write E)/
-    .test(err.message) ||
-    /^(LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|NOREPLICAS)\b/.test(err.message);
 }
 
 /** Whether a command that failed with `err` surely never reached the server. */
@@ -102,202 +81,6 @@ function unsent(err: unknown): boolean {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** What one transaction read: tokens by key, and scans by range. */
-interface ScanRecord {
-  min: Buffer;
-  max: Buffer;
-  limit: number;
-  digest: string;
-}
-
-/** A connected volume: the client and the names of its keys. */
-class Volume {
-  readonly client: Redis;
-  readonly scripts: ScriptClient;
-  readonly tag: string;
-  readonly index: Buffer;
-  readonly marker: Buffer;
-  readonly valuePrefix: Buffer;
-  roundTrips = 0;
-
-  constructor(client: Redis, prefix: string) {
-    this.client = client;
-    this.scripts = client as unknown as ScriptClient;
-    this.tag = `{${prefix}}`;
-    this.index = Buffer.from(`${this.tag}i`, "latin1");
-    this.marker = Buffer.from(`${this.tag}m`, "latin1");
-    this.valuePrefix = Buffer.from(`${this.tag}v`, "latin1");
-  }
-
-  valueKey(key: string): Buffer {
-    return Buffer.from(this.valuePrefix.toString("latin1") + key, "latin1");
-  }
-
-  /** Sends one command (or script), counting it. */
-  send<T>(command: () => Promise<T>): Promise<T> {
-    this.roundTrips++;
-    return command();
-  }
-}
-
-/** The token of a stored value (`""` when absent). */
-function tokenOf(stored: Buffer | null): string {
-  return stored === null ? "" : stored.toString("latin1", 0, TOKEN_BYTES);
-}
-
-/** The value of a stored value: a private copy without the token. */
-function valueOf(stored: Buffer | null): Uint8Array | undefined {
-  if (stored === null) return undefined;
-  if (stored.length < TOKEN_BYTES) throw new Error("A Redis value is shorter than its token");
-  return new Uint8Array(stored.subarray(TOKEN_BYTES));
-}
-
-class RedisTxn implements KvTxn {
-  readonly #vol: Volume;
-  readonly #readOnly: boolean;
-  readonly pending: PendingWrites = new Map();
-  readonly reads = new Map<string, string>();
-  readonly scans: ScanRecord[] = [];
-  /** Read round trips so far. */
-  readOps = 0;
-  /** A read saw a token other than an earlier read of the same key. */
-  stale = false;
-  /** The error of a command that the server did not answer, if any. */
-  failure: unknown;
-  done = false;
-
-  constructor(vol: Volume, readOnly: boolean) {
-    this.#vol = vol;
-    this.#readOnly = readOnly;
-  }
-
-  #check(): void {
-    if (this.done) throw new Error("Transaction is already finished");
-  }
-
-  async #read<T>(command: () => Promise<T>): Promise<T> {
-    this.readOps++;
-    try {
-      return await this.#vol.send(command);
-    } catch (err) {
-      if (transient(err)) this.failure ??= err;
-      throw err;
-    }
-  }
-
-  #saw(key: string, stored: Buffer | null): void {
-    const token = tokenOf(stored);
-    const before = this.reads.get(key);
-    if (before !== undefined && before !== token) {
-      this.stale = true;
-      throw new Conflict(`"${key}" changed during the transaction`);
-    }
-    this.reads.set(key, token);
-  }
-
-  async get(key: string): Promise<Uint8Array | undefined> {
-    this.#check();
-    const mine = this.pending.get(key);
-    if (mine !== undefined) return mine === null ? undefined : mine.slice();
-    const stored = await this.#read(() => this.#vol.client.getBuffer(this.#vol.valueKey(key)));
-    this.#saw(key, stored);
-    return valueOf(stored);
-  }
-
-  async getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]> {
-    this.#check();
-    const remote = keys.filter((k) => !this.pending.has(k));
-    const unique = [...new Set(remote)];
-    const stored = unique.length === 0
-      ? []
-      : await this.#read(() =>
-        this.#vol.client.mgetBuffer(unique.map((k) => this.#vol.valueKey(k)))
-      );
-    const byKey = new Map<string, Buffer | null>();
-    unique.forEach((k, i) => {
-      byKey.set(k, stored[i] ?? null);
-      this.#saw(k, stored[i] ?? null);
-    });
-    return keys.map((k) => {
-      const mine = this.pending.get(k);
-      if (mine !== undefined) return mine === null ? undefined : mine.slice();
-      return valueOf(byKey.get(k) ?? null);
-    });
-  }
-
-  set(key: string, value: Uint8Array): void {
-    this.#check();
-    if (this.#readOnly) throw new FsError(Errno.EROFS, `Write of "${key}" in a read-only txn`);
-    byteStringToBytes(key); // rejects chars above 255 now rather than at commit
-    this.pending.set(key, value.slice());
-  }
-
-  delete(key: string): void {
-    this.#check();
-    if (this.#readOnly) throw new FsError(Errno.EROFS, `Delete of "${key}" in a read-only txn`);
-    this.pending.set(key, null);
-  }
-
-  async scan(prefix: string, options?: ScanOptions): Promise<KvPair[]> {
-    this.#check();
-    const limit = options?.limit;
-    if (limit !== undefined && limit <= 0) return [];
-    const lower = scanLowerBound(prefix, options?.startAfter);
-    let mine = 0;
-    for (const key of this.pending.keys()) if (key >= lower && key.startsWith(prefix)) mine++;
-    // As `scanWithOverlay` asks: enough committed pairs to make up for hidden or replaced ones.
-    const committed = await this.#range(
-      lower,
-      prefixUpperBound(prefix),
-      limit === undefined ? undefined : limit + mine,
-      options?.keysOnly === true,
-    );
-    return scanWithOverlay(this.pending, prefix, options, () => committed);
-  }
-
-  /** Committed pairs with `lower <= key < upper`, at most `limit`, recorded in the read set. */
-  async #range(
-    lower: string,
-    upper: string | undefined,
-    limit: number | undefined,
-    keysOnly: boolean,
-  ): Promise<KvPair[]> {
-    const vol = this.#vol;
-    const min = Buffer.from("[" + lower, "latin1");
-    const max = upper === undefined ? Buffer.from("+") : Buffer.from("(" + upper, "latin1");
-    let members: Buffer[];
-    let values: (Buffer | null)[] | undefined;
-    if (keysOnly) {
-      members = await this.#read(() =>
-        limit === undefined
-          ? vol.client.zrangebylexBuffer(vol.index, min, max)
-          : vol.client.zrangebylexBuffer(vol.index, min, max, "LIMIT", 0, limit)
-      );
-    } else {
-      const flat = await this.#read(() =>
-        vol.scripts.slayerfsScanBuffer(vol.index, min, max, limit ?? -1, vol.valuePrefix)
-      );
-      members = flat.slice(0, flat.length / 2) as Buffer[];
-      values = flat.slice(flat.length / 2);
-    }
-    this.scans.push({ min, max, limit: limit ?? -1, digest: membersDigest(members) });
-    const out: KvPair[] = [];
-    const empty = new Uint8Array(0);
-    for (let i = 0; i < members.length; i++) {
-      const key = members[i]!.toString("latin1");
-      if (values === undefined) {
-        out.push([key, empty]);
-        continue;
-      }
-      const stored = values[i] ?? null;
-      this.#saw(key, stored);
-      // A member without a value cannot be committed; treat it as absent (never happens).
-      if (stored !== null) out.push([key, valueOf(stored)!]);
-    }
-    return out;
-  }
 }
 
 /**
@@ -318,9 +101,9 @@ export class RedisKvEngine implements KvEngine {
   readonly readOnly: boolean;
   /** Where the engine connects (the URL with its password hidden). */
   readonly display: string;
-  readonly #vol: Volume;
+  readonly #vol: RedisVolume;
   readonly #outageMs: number;
-  readonly #retries = new Mutex();
+  readonly #writers = new Mutex();
   #needsMarker: boolean;
   #running = 0;
   #idle: (() => void) | undefined;
@@ -335,7 +118,7 @@ export class RedisKvEngine implements KvEngine {
     this.scheme = target.scheme;
     this.display = target.display;
     this.readOnly = options.readOnly === true;
-    this.#vol = new Volume(client, target.prefix);
+    this.#vol = new RedisVolume(client, target.prefix);
     this.#outageMs = options.outageMs ?? 60_000;
     this.#needsMarker = needsMarker;
   }
@@ -356,7 +139,7 @@ export class RedisKvEngine implements KvEngine {
       commandTimeoutMs: 30_000,
     });
     const client = connected.client;
-    client.defineCommand("slayerfsScan", { numberOfKeys: 1, lua: SCAN_LUA });
+    client.defineCommand("slayerfsRead", { lua: READ_LUA });
     client.defineCommand("slayerfsCommit", { lua: COMMIT_LUA });
     keepReconnecting(client, target);
     const engine = new RedisKvEngine(target, client, connected.needsMarker, options);
@@ -392,7 +175,7 @@ export class RedisKvEngine implements KvEngine {
           lost = undefined;
         }
         const attempt = () => this.#attempt(fn, readOnly);
-        const outcome = conflicts === 0 ? await attempt() : await this.#retries.run(attempt);
+        const outcome = readOnly ? await attempt() : await this.#writers.run(attempt);
         if (outcome.done) return outcome.value;
         outageSince = undefined;
         if (++conflicts >= MAX_CONFLICTS) {
@@ -400,7 +183,7 @@ export class RedisKvEngine implements KvEngine {
             `A transaction on ${this.display} conflicted ${conflicts} times in a row`,
           );
         }
-        await sleep(backoffDelay(conflicts, { baseMs: 2, maxMs: 200 }));
+        await sleep(backoffDelay(conflicts, { baseMs: 2, maxMs: 100 }));
       } catch (err) {
         if (!transient(err) || this.#closed) throw err;
         if (err instanceof LostCommit) lost = err;
@@ -431,17 +214,13 @@ export class RedisKvEngine implements KvEngine {
       tx.done = true;
       if (tx.failure !== undefined) throw tx.failure;
       if (tx.stale || err instanceof Conflict) return { done: false };
-      // The error may come from reads that never were one state together.
-      if (tx.readOps > 1 && !await this.#commit(tx, undefined)) return { done: false };
+      // Each read checked the earlier ones: what `fn` saw was one state, and its error stands.
       throw err;
     }
     tx.done = true;
     if (tx.failure !== undefined) throw tx.failure;
     if (tx.stale) return { done: false };
-    if (tx.pending.size === 0) {
-      if (tx.readOps > 1 && !await this.#commit(tx, undefined)) return { done: false };
-      return { done: true, value };
-    }
+    if (tx.pending.size === 0) return { done: true, value };
     const token = Buffer.from(crypto.getRandomValues(new Uint8Array(TOKEN_BYTES)));
     try {
       if (!await this.#commit(tx, token)) return { done: false };
@@ -470,33 +249,29 @@ export class RedisKvEngine implements KvEngine {
     return seen.equals(lost.token);
   }
 
-  /**
-   * Checks what `tx` read and, given a `token`, applies its writes: true when done, false on a
-   * conflict. Without a token it only checks.
-   */
-  async #commit(tx: RedisTxn, token: Buffer | undefined): Promise<boolean> {
+  /** Checks what `tx` read and applies its writes: true when done, false on a conflict. */
+  async #commit(tx: RedisTxn, token: Buffer): Promise<boolean> {
     const vol = this.#vol;
-    const readKeys = [...tx.reads.keys()];
-    const writes = token === undefined ? [] : [...tx.pending];
-    const deletesOnly = writes.length > 0 && writes.every(([, v]) => v === null);
+    const writes = [...tx.pending];
+    const deletesOnly = writes.every(([, v]) => v === null);
+    const set = tx.readSet();
     const keys: Buffer[] = [
       vol.index,
       vol.marker,
-      deletesOnly ? this.#receiptKey(token!) : vol.marker,
-      ...readKeys.map((k) => vol.valueKey(k)),
+      deletesOnly ? this.#receiptKey(token) : vol.marker,
+      ...set.keys,
       ...writes.map(([k]) => vol.valueKey(k)),
     ];
-    const args: (Buffer | string | number)[] = [
-      readKeys.length,
+    const args: Arg[] = [
+      set.keys.length,
       tx.scans.length,
       writes.length,
-      writes.length > 0 && this.#needsMarker ? MARKER_VALUE : "",
-      deletesOnly ? token! : "",
+      this.#needsMarker ? MARKER_VALUE : "",
+      deletesOnly ? token : "",
       vol.valuePrefix.length,
+      ...set.args,
     ];
-    for (const k of readKeys) args.push(Buffer.from(tx.reads.get(k)!, "latin1"));
-    for (const s of tx.scans) args.push(s.min, s.max, s.limit, s.digest);
-    for (const [, v] of writes) args.push(v === null ? EMPTY_BUFFER : Buffer.concat([token!, v]));
+    for (const [, v] of writes) args.push(v === null ? EMPTY_BUFFER : Buffer.concat([token, v]));
     const ok = await vol.send(() => vol.scripts.slayerfsCommit(keys.length, ...keys, ...args));
     return ok === 1;
   }
