@@ -16,6 +16,9 @@ const URL_EXAMPLES: Record<string, string> = {
   sqlite3: "sqlite3:///abs/path/meta.db",
   file: "file:///abs/dir",
   mem: "mem://[name]",
+  redis: "redis://HOST:PORT/DB",
+  rediss: "rediss://HOST:PORT/DB",
+  "redis+unix": "redis+unix:///PATH.sock?db=N",
   s3: "s3://BUCKET/PREFIX?endpoint=URL",
 };
 

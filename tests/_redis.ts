@@ -1,7 +1,7 @@
 /**
  * A private `redis-server` for tests: its own temporary directory, a unix socket in it and no
- * TCP port (`--port 0`), an append-only file fsync'ed at every write (`appendfsync always`), so a
- * restart keeps every acknowledged commit. Never the machine's own Redis.
+ * TCP port (`--port 0`), an append-only file fsync'ed at every write (`appendfsync always`, unless
+ * asked otherwise), so a restart keeps every acknowledged commit. Never the machine's own Redis.
  *
  * @example
  * ```ts ignore
@@ -22,6 +22,11 @@ const START_TIMEOUT_MS = 30_000;
 export interface RedisServerOptions {
   /** Require this password (`requirepass`). */
   password?: string;
+  /**
+   * When the append-only file is fsync'ed: `always` (the default: every acknowledged write
+   * survives a kill -9) or `everysec` (faster; a crash may lose the last second).
+   */
+  appendfsync?: "always" | "everysec";
 }
 
 /** A running private Redis; stop it with {@linkcode RedisTestServer.stop} or `await using`. */
@@ -84,7 +89,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
         "--appendonly",
         "yes",
         "--appendfsync",
-        "always",
+        options.appendfsync ?? "always",
         "--save",
         "",
         "--logfile",
