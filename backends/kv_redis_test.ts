@@ -159,3 +159,24 @@ Deno.test("redis: volumes under different prefixes of one database are separate"
     await b.close();
   }
 });
+
+Deno.test("redis: increments from two clients at once conflict, retry, and count exactly", async () => {
+  const url = redis.url({ prefix: `clients${++volumes}` });
+  const a = await RedisKvEngine.open(url);
+  const b = await RedisKvEngine.open(url);
+  try {
+    let runs = 0;
+    const increment = (kv: RedisKvEngine) =>
+      kv.txn(async (tx) => {
+        runs++;
+        const n = Number(dec.decode(await tx.get("n") ?? new Uint8Array()));
+        await put(tx, "n", String(n + 1));
+      });
+    await Promise.all(Array.from({ length: 100 }, (_, i) => increment(i % 2 === 0 ? a : b)));
+    assert.equal(dec.decode(await a.txn((tx) => tx.get("n"))), "100");
+    assert.ok(runs > 100, "the clients' transactions collided and ran again");
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
