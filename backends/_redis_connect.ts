@@ -7,6 +7,7 @@
  * @module
  */
 
+import { isIP } from "node:net";
 import { Redis, type RedisOptions } from "ioredis";
 import { getLog } from "../core/log.ts";
 import type { RedisTarget } from "./_redis_url.ts";
@@ -41,6 +42,20 @@ function where(target: RedisTarget): string {
   return `Redis at ${target.display}`;
 }
 
+/** The TLS options of `target`: its CA file, and the server name unless the host is an address. */
+async function tlsOptions(target: RedisTarget): Promise<Record<string, string>> {
+  const options: Record<string, string> = {};
+  if (!isIP(target.host!)) options.servername = target.host!;
+  if (target.ca !== undefined) {
+    try {
+      options.ca = await Deno.readTextFile(target.ca);
+    } catch (err) {
+      throw new Error(`Cannot read the CA file "${target.ca}" of ${where(target)}: ${err}`);
+    }
+  }
+  return options;
+}
+
 /** The one-line error for a connection that failed with `err` (its last `error` event). */
 function connectError(target: RedisTarget, err: Error): Error {
   const text = err.message;
@@ -70,7 +85,7 @@ export async function connectRedis(
     ...(target.path !== undefined
       ? { path: target.path }
       : { host: target.host!, port: target.port! }),
-    ...(target.tls ? { tls: { servername: target.host! } } : {}),
+    ...(target.tls ? { tls: await tlsOptions(target) } : {}),
     ...(target.username !== undefined ? { username: target.username } : {}),
     ...(target.password !== undefined ? { password: target.password } : {}),
     db: target.db,

@@ -3,7 +3,8 @@
  *
  * Forms:
  * - `redis://[USER:PASS@]HOST[:PORT][/DB][?prefix=NAME]`: TCP (port 6379 by default, db 0);
- * - `rediss://...`: the same over TLS (the server's certificate is verified);
+ * - `rediss://...[?ca=/ABS/ca.pem]`: the same over TLS (the server's certificate is verified,
+ *   against the system's authorities or the PEM file `ca`);
  * - `redis+unix://[USER:PASS@localhost]/ABS/PATH.sock[?db=N&prefix=NAME]`: a unix socket (the
  *   host is empty, or `localhost` when credentials are given, since a URL cannot carry
  *   credentials without a host).
@@ -30,6 +31,8 @@ export interface RedisTarget {
   path?: string;
   /** Connect with TLS. */
   tls: boolean;
+  /** A PEM file of the certificate authority to trust for TLS (`?ca=`), instead of the system's. */
+  ca?: string;
   /** The ACL user, if any. */
   username?: string;
   /** The password, if any. */
@@ -44,7 +47,7 @@ export interface RedisTarget {
 
 const PARAMS: Record<RedisTarget["scheme"], readonly string[]> = {
   "redis": ["prefix"],
-  "rediss": ["prefix"],
+  "rediss": ["prefix", "ca"],
   "redis+unix": ["db", "prefix"],
 };
 
@@ -109,6 +112,13 @@ export function parseRedisUrl(text: string): RedisTarget {
     prefix,
     display,
   };
+  const ca = url.searchParams.get("ca");
+  if (ca !== null) {
+    if (!ca.startsWith("/")) {
+      throw new TypeError(`Invalid ca "${ca}" in "${display}": expected an absolute path`);
+    }
+    target.ca = ca;
+  }
   const original = new URL(text);
   if (original.username !== "") target.username = decodeURIComponent(original.username);
   if (original.password !== "") target.password = decodeURIComponent(original.password);

@@ -27,6 +27,11 @@ export interface RedisServerOptions {
    * survives a kill -9) or `everysec` (faster; a crash may lose the last second).
    */
   appendfsync?: "always" | "everysec";
+  /**
+   * Also listen with TLS on a free loopback port, with a self-signed certificate for `localhost`
+   * made by `openssl` (`ca.pem` in the server's directory).
+   */
+  tls?: boolean;
 }
 
 /** A running private Redis; stop it with {@linkcode RedisTestServer.stop} or `await using`. */
@@ -37,6 +42,8 @@ export interface RedisTestServer extends AsyncDisposable {
   readonly socket: string;
   /** A `redis+unix://` meta URL on this server (db 0, default prefix unless given). */
   url(options?: { db?: number; prefix?: string; password?: string }): string;
+  /** A `rediss://localhost:PORT/DB?ca=...` meta URL (a server started with `tls`). */
+  tlsUrl(options?: { db?: number; ca?: boolean }): string;
   /** Runs `redis-cli` on the server with `args` and returns its output (trimmed). */
   cli(...args: string[]): Promise<string>;
   /** Kills the server (SIGKILL), keeping its data; the socket refuses until `start`. */
@@ -61,6 +68,50 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
   let child: Deno.ChildProcess | undefined;
   let stopped = false;
   const auth = options.password === undefined ? [] : ["-a", options.password, "--no-auth-warning"];
+  let tlsArgs: string[] = [];
+  let tlsPort = 0;
+  if (options.tls === true) {
+    const made = await new Deno.Command("openssl", {
+      args: [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost",
+        "-keyout",
+        `${dir}/key.pem`,
+        "-out",
+        `${dir}/ca.pem`,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!made.success) {
+      await Deno.remove(dir, { recursive: true });
+      throw new Error(`openssl: ${new TextDecoder().decode(made.stderr)}`);
+    }
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    tlsPort = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+    tlsArgs = [
+      "--tls-port",
+      `${tlsPort}`,
+      "--bind",
+      "127.0.0.1",
+      "--tls-cert-file",
+      `${dir}/ca.pem`,
+      "--tls-key-file",
+      `${dir}/key.pem`,
+      "--tls-auth-clients",
+      "no",
+    ];
+  }
 
   const cli = async (...args: string[]): Promise<string> => {
     const out = await new Deno.Command("redis-cli", {
@@ -95,6 +146,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
         "--logfile",
         `${dir}/redis.log`,
         ...(options.password === undefined ? [] : ["--requirepass", options.password]),
+        ...tlsArgs,
       ],
       stdin: "null",
       stdout: "null",
@@ -144,6 +196,8 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
       const prefix = o.prefix === undefined ? "" : `&prefix=${o.prefix}`;
       return `redis+unix://${creds}${socket}?db=${o.db ?? 0}${prefix}`;
     },
+    tlsUrl: (o = {}) =>
+      `rediss://localhost:${tlsPort}/${o.db ?? 0}${o.ca === false ? "" : `?ca=${dir}/ca.pem`}`,
     cli,
     kill,
     start,

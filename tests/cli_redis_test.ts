@@ -153,3 +153,29 @@ Deno.test("cli on redis: a password is required, and a wrong one is refused", as
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("cli on redis: rediss:// verifies the server's certificate, with ?ca= for a private CA", async () => {
+  await using redis = await startRedis({ tls: true });
+  const dir = await Deno.makeTempDir({ prefix: "slayerfs-cli-redis-" });
+  try {
+    const format = (meta: string) =>
+      runCli(["format", "--storage", `file://${dir}/blocks`, meta, "v"]);
+    assertOneLineError(
+      await format(redis.tlsUrl({ ca: false })),
+      1,
+      /Cannot connect to Redis at rediss:\/\/localhost:\d+\/0: self-signed certificate/,
+      "a certificate no known authority signed",
+    );
+    assertOneLineError(
+      await format(redis.tlsUrl({ db: 1 }) + "&verify=no"),
+      2,
+      /Unknown parameter "verify" .*: expected one of prefix, ca/,
+      "an unknown parameter",
+    );
+    const ok = await format(redis.tlsUrl({ db: 1 }));
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(await redis.cli("-n", "1", "exists", "{slayerfs}m"), "1");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
