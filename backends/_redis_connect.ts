@@ -34,7 +34,7 @@ export interface Connected {
 export interface ConnectOptions {
   /** How long to wait for the connection, in ms. */
   connectTimeoutMs: number;
-  /** How long one command may take before it counts as lost, in ms. */
+  /** How long one command may take before it counts as lost once opened, in ms. */
   commandTimeoutMs: number;
 }
 
@@ -56,8 +56,12 @@ async function tlsOptions(target: RedisTarget): Promise<Record<string, string>> 
   return options;
 }
 
+function seconds(ms: number): number {
+  return Math.round(ms / 100) / 10;
+}
+
 /** The one-line error for a connection that failed with `err` (its last `error` event). */
-function connectError(target: RedisTarget, err: Error): Error {
+function connectError(target: RedisTarget, err: Error, timeoutMs: number): Error {
   const text = err.message;
   if (/^WRONGPASS|invalid password|invalid username/i.test(text)) {
     return new Error(`${where(target)} refused the credentials: ${text}`);
@@ -67,6 +71,9 @@ function connectError(target: RedisTarget, err: Error): Error {
       ? `${target.scheme}://[USER]:PASS@HOST:PORT/DB`
       : "redis+unix://[USER]:PASS@localhost/PATH.sock";
     return new Error(`${where(target)} needs a password (${form}): NOAUTH Authentication required`);
+  }
+  if (/^Command timed out/.test(text)) {
+    return new Error(`${where(target)} does not answer (no reply in ${seconds(timeoutMs)} s)`);
   }
   return new Error(`Cannot connect to ${where(target)}: ${text}`);
 }
@@ -97,7 +104,8 @@ export async function connectRedis(
     // No retry while opening: an unreachable server is an error now, not a hang.
     retryStrategy: () => null,
     connectTimeout: options.connectTimeoutMs,
-    commandTimeout: options.commandTimeoutMs,
+    // Opening waits no longer for a server that accepts but does not answer (a frozen one).
+    commandTimeout: options.connectTimeoutMs,
     connectionName: "slayerfs",
     disableClientInfo: true,
   };
@@ -107,7 +115,7 @@ export async function connectRedis(
     await client.connect();
   } catch (err) {
     client.disconnect();
-    throw connectError(target, lastError ?? err as Error);
+    throw connectError(target, lastError ?? err as Error, options.connectTimeoutMs);
   }
   try {
     const tag = `{${target.prefix}}`;
@@ -115,6 +123,10 @@ export async function connectRedis(
     const replies = await client.pipeline().select(target.db).get(`${tag}m`).dbsize().exec();
     let roundTrips = 1;
     const [select, marker, size] = replies ?? [];
+    const lost = replies?.find(([e]) =>
+      e !== null && /^(Command timed out|Connection is closed)/.test(e.message)
+    );
+    if (lost !== undefined) throw lost[0];
     if (select?.[0]) {
       throw new Error(`${where(target)} has no database ${target.db}: ${select[0].message}`);
     }
@@ -139,13 +151,17 @@ export async function connectRedis(
       );
     }
     warnWithoutPersistence(client, target);
+    client.options.commandTimeout = options.commandTimeoutMs;
     return { client, needsMarker, roundTrips };
   } catch (err) {
     client.disconnect();
+    if (err instanceof Error && /^Command timed out/.test(err.message)) {
+      throw connectError(target, err, options.connectTimeoutMs);
+    }
     if (
       err instanceof Error && lastError !== undefined && /Connection is closed/.test(err.message)
     ) {
-      throw connectError(target, lastError);
+      throw connectError(target, lastError, options.connectTimeoutMs);
     }
     throw err;
   }

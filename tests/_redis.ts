@@ -52,6 +52,10 @@ export interface RedisTestServer extends AsyncDisposable {
   start(): Promise<void>;
   /** Kills and starts again. */
   restart(): Promise<void>;
+  /** Freezes the server (SIGSTOP): connections are accepted but never answered. */
+  pause(): void;
+  /** Thaws a server frozen by `pause` (SIGCONT). */
+  resume(): void;
   /** Kills the server and removes its directory; idempotent. */
   stop(): Promise<void>;
   /**
@@ -201,6 +205,8 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
     cli,
     kill,
     start,
+    pause: () => child?.kill("SIGSTOP"),
+    resume: () => child?.kill("SIGCONT"),
     restart: async () => {
       await kill();
       await start();

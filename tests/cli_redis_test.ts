@@ -179,3 +179,20 @@ Deno.test("cli on redis: rediss:// verifies the server's certificate, with ?ca= 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("cli on redis: a server that accepts but never answers is an error, not a hang", async () => {
+  await using redis = await startRedis();
+  const dir = await Deno.makeTempDir({ prefix: "slayerfs-cli-redis-" });
+  redis.pause();
+  try {
+    assertOneLineError(
+      await runCli(["format", "--storage", `file://${dir}/blocks`, redis.url(), "v"]),
+      1,
+      /^slayerfs: Redis at redis\+unix:.* does not answer \(no reply in 10 s\)$/,
+      "a frozen server",
+    );
+  } finally {
+    redis.resume();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
