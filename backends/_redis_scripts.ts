@@ -93,13 +93,18 @@ return out
  * value keys written. ARGV: nr, number of scans, nw, the marker's value (or "" to leave it), the
  * receipt's value, the commit's token ("" for none), the length of `T v`, then the read set as
  * {@linkcode CHECK_LUA} takes it, then per written key its stored value ("" to delete). Returns 1
- * when committed, 0 when a read changed.
+ * when committed, 0 when a read changed, -1 when the marker is gone (the volume was lost: the
+ * database was flushed, or Redis restarted without persistence).
  */
 export const COMMIT_LUA = CHECK_LUA + `
 local nr, ns, nw = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local a = check(nr, ns, 4, 7)
 if a == nil then return 0 end
-if ARGV[4] ~= '' then redis.call('SET', KEYS[2], ARGV[4], 'NX') end
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[4], 'NX')
+elseif redis.call('EXISTS', KEYS[2]) == 0 then
+  return -1
+end
 local skip = tonumber(ARGV[6]) + 1
 for i = 1, nw do
   local key = KEYS[3 + nr + i]

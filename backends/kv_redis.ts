@@ -273,6 +273,12 @@ export class RedisKvEngine implements KvEngine {
     ];
     for (const [, v] of writes) args.push(v === null ? EMPTY_BUFFER : Buffer.concat([token, v]));
     const ok = await vol.send(() => vol.scripts.slayerfsCommit(keys.length, ...keys, ...args));
+    if (ok === -1) {
+      throw new Error(
+        `Redis at ${this.display} no longer holds the volume (its marker is gone: the database ` +
+          "was flushed, or Redis restarted without persistence); nothing more is written",
+      );
+    }
     return ok === 1;
   }
 

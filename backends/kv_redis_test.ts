@@ -180,3 +180,19 @@ Deno.test("redis: increments from two clients at once conflict, retry, and count
     await b.close();
   }
 });
+
+Deno.test("redis: a volume whose data Redis lost is not written to again", async () => {
+  const kv = await RedisKvEngine.open(redis.url({ db: 3, prefix: "lost" }));
+  try {
+    await kv.txn((tx) => put(tx, "a", "1"));
+    // As after a restart of a Redis without persistence.
+    assert.equal(await redis.cli("-n", "3", "flushdb"), "OK");
+    await assert.rejects(
+      kv.txn((tx) => put(tx, "b", "2")),
+      /no longer holds the volume \(its marker is gone/,
+    );
+    assert.equal(await redis.cli("-n", "3", "dbsize"), "0");
+  } finally {
+    await kv.close();
+  }
+});
