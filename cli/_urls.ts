@@ -94,3 +94,8 @@ function checkUrl(kind: string, url: string, schemes: readonly string[]): void {
     throw new CliError(`The ${kind} URL "${url}" names no path: ${expected}`, 2);
   }
 }
+
+/** `url` with the password of its `user:pass@` part shown as `***`, for printing. */
+export function hidePassword(url: string): string {
+  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^:@/]*:)[^@/]*@/, "$1***@");
+}

@@ -19,7 +19,7 @@ import { formatVolume } from "../core/volume.ts";
 import { CliError } from "./_errors.ts";
 import { sqlitePath } from "./_meta.ts";
 import type { ParsedArgs } from "./_spec.ts";
-import { checkMetaUrl, checkStorageUrl } from "./_urls.ts";
+import { checkMetaUrl, checkStorageUrl, hidePassword } from "./_urls.ts";
 
 /** Runs `slayerfs format` with its checked arguments. */
 export async function cmdFormat(args: ParsedArgs): Promise<void> {
@@ -64,7 +64,7 @@ export async function cmdFormat(args: ParsedArgs): Promise<void> {
       await kv.close();
     }
     console.log(
-      `Volume "${f.name}" (${f.uuid}): metadata ${metaUrl}, storage ${f.storage}, ` +
+      `Volume "${f.name}" (${f.uuid}): metadata ${hidePassword(metaUrl)}, storage ${f.storage}, ` +
         `block size ${formatSize(f.blockSize)}, compression ${f.compression}` +
         (f.dedup ? ", dedup" : ""),
     );

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { errorLines } from "./_cli.ts";
-import { isMounted, runCli } from "./_mount.ts";
+import { isMounted, runCli, startSlayer } from "./_mount.ts";
 import { startRedis } from "./_redis.ts";
 
 function assertOneLineError(
@@ -147,8 +147,17 @@ Deno.test("cli on redis: a password is required, and a wrong one is refused", as
     const wrong = await format(redis.url({ password: "guess" }));
     assertOneLineError(wrong, 1, /refused the credentials: WRONGPASS/, "a wrong password");
     assert.doesNotMatch(wrong.stderr, /guess/, "the password is not printed");
-    const ok = await format(redis.url({ password: "s3cret" }));
-    assert.equal(ok.code, 0, ok.stderr);
+    // With the password: format, mount, and status and info beside the mount.
+    await using fs = await startSlayer({ meta: redis.url({ password: "s3cret" }) });
+    await Deno.writeTextFile(`${fs.mnt}/hello`, "hello");
+    const status = await runCli(["status", fs.mnt]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /Metadata: +redis\+unix:\/\/:\*\*\*@localhost\//);
+    assert.match(status.stdout, /Usage: +.*2 inodes/);
+    assert.doesNotMatch(status.stdout, /s3cret/);
+    const info = await runCli(["info", `${fs.mnt}/hello`]);
+    assert.equal(info.code, 0, info.stderr);
+    assert.match(info.stdout, /5/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
