@@ -196,3 +196,27 @@ Deno.test("redis: a volume whose data Redis lost is not written to again", async
     await kv.close();
   }
 });
+
+Deno.test("redis: checked reads of many keys and long ranges come back whole and in order", async () => {
+  const kv = await openNew();
+  try {
+    const keys = Array.from({ length: 1200 }, (_, i) => `k/${String(i).padStart(4, "0")}`);
+    await kv.txn((tx) => put(tx, ...keys.flatMap((k) => [k, k.slice(2)])));
+    const [many, range] = await kv.txn(async (tx) => {
+      await tx.get("first read, so that the next ones are checked");
+      const many = await tx.getMany([...keys].reverse().concat(["k/none"]));
+      const range = await tx.scan("k/");
+      return [many, range] as const;
+    });
+    assert.deepEqual(many.map((v) => v && dec.decode(v)), [
+      ...keys.map((k) => k.slice(2)).reverse(),
+      undefined,
+    ]);
+    assert.deepEqual(
+      range.map(([k, v]) => k + "=" + dec.decode(v)),
+      keys.map((k) => `${k}=${k.slice(2)}`),
+    );
+  } finally {
+    await kv.close();
+  }
+});
