@@ -7,8 +7,9 @@
  * the code that opens URLs. The built-in schemes are registered by this module, and no backend
  * module imports it back. The `s3://` factory loads `store_s3.ts` with a dynamic `import()` on
  * first use, which keeps the AWS SDK out of runs that never touch S3 (`deno compile` needs
- * `--include backends/store_s3.ts` for it, see the `compile` task); the `etcd://` factory loads
- * `kv_etcd.ts` (and npm `etcd3`), and the `postgres://` and `postgresql://` factories load
+ * `--include backends/store_s3.ts` for it, see the `compile` task); the `redis://`, `rediss://`
+ * and `redis+unix://` factories load `kv_redis.ts` (and ioredis), the `etcd://` factory
+ * `kv_etcd.ts` (and npm `etcd3`), and the `postgres://` and `postgresql://` factories
  * `kv_postgres.ts` (and the npm `postgres` client), the same way. `mem://NAME` URLs with the
  * same name share one engine or store in this process (a new handle each time), so tests can
  * close and reopen in-process.
@@ -258,6 +259,25 @@ const openEtcd: KvFactory = async (_url, options, raw) => {
 };
 registerKvScheme("etcd", openEtcd);
 registerKvScheme("etcds", openEtcd);
+
+/** Opens a Redis engine, loading `kv_redis.ts` (and ioredis) on first use. */
+async function openRedis(url: URL, options: OpenKvOptions): Promise<KvEngine> {
+  let redis: typeof import("./kv_redis.ts");
+  try {
+    redis = await import("./kv_redis.ts");
+  } catch (cause) {
+    throw new BackendError(url.href, `Cannot load the metadata engine for "redis"`, { cause });
+  }
+  let target: ReturnType<typeof redis.parseRedisUrl>;
+  try {
+    target = redis.parseRedisUrl(url.href);
+  } catch (cause) {
+    throw new BackendError(url.href, (cause as Error).message, { cause });
+  }
+  return await redis.RedisKvEngine.open(target, options.readOnly ? { readOnly: true } : {});
+}
+
+for (const scheme of ["redis", "rediss", "redis+unix"]) registerKvScheme(scheme, openRedis);
 
 registerStoreScheme("file", async (url, options) => {
   checkQuery(url, ["durable"]);

@@ -41,7 +41,8 @@ export const MOUNT_OPTIONS: readonly { readonly name: string; readonly help: str
 
 const META_URL = {
   name: "META_URL",
-  help: "the volume's metadata: sqlite3:///abs/path/meta.db or mem://[name]",
+  help: "the volume's metadata: sqlite3:///abs/path/meta.db, mem://[name] or " +
+    "redis://[USER:PASS@]HOST:PORT/DB (also rediss://, redis+unix:///PATH.sock?db=N)",
 };
 
 const FORMAT: CommandSpec = {
@@ -59,7 +60,7 @@ const FORMAT: CommandSpec = {
       arg: "URL",
       help: "where the blocks go: file:///abs/dir, mem://[name] or " +
         "s3://BUCKET/PREFIX?endpoint=URL&region=R&path_style=true",
-      defaultText: "file:///DIR/NAME-data beside a sqlite3 metadata file",
+      defaultText: "file:///DIR/NAME-data beside a sqlite3 metadata file; needed with redis",
     },
     {
       name: "block-size",

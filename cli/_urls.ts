@@ -16,6 +16,9 @@ const URL_EXAMPLES: Record<string, string> = {
   sqlite3: "sqlite3:///abs/path/meta.db",
   file: "file:///abs/dir",
   mem: "mem://[name]",
+  redis: "redis://HOST:PORT/DB",
+  rediss: "rediss://HOST:PORT/DB",
+  "redis+unix": "redis+unix:///PATH.sock?db=N",
   s3: "s3://BUCKET/PREFIX?endpoint=URL",
   etcd: "etcd://HOST:PORT/PREFIX",
   etcds: "etcds://HOST:PORT/PREFIX?ca=FILE",
@@ -96,4 +99,9 @@ function checkUrl(kind: string, url: string, schemes: readonly string[]): void {
   if (path === "/" || path === "") {
     throw new CliError(`The ${kind} URL "${url}" names no path: ${expected}`, 2);
   }
+}
+
+/** `url` with the password of its `user:pass@` part shown as `***`, for printing. */
+export function hidePassword(url: string): string {
+  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^:@/]*:)[^@/]*@/, "$1***@");
 }

@@ -19,27 +19,14 @@ import { formatVolume } from "../core/volume.ts";
 import { CliError } from "./_errors.ts";
 import { sqlitePath } from "./_meta.ts";
 import type { ParsedArgs } from "./_spec.ts";
-import { checkMetaUrl, checkStorageUrl } from "./_urls.ts";
+import { checkMetaUrl, checkStorageUrl, hidePassword } from "./_urls.ts";
 
 /** Runs `slayerfs format` with its checked arguments. */
 export async function cmdFormat(args: ParsedArgs): Promise<void> {
   const [metaUrl, name] = args.positionals as [string, string];
   checkMetaUrl(metaUrl);
   const dbPath = sqlitePath(metaUrl);
-  const storage = args.string("storage") ??
-    (dbPath !== undefined
-      ? `file://${dirname(dbPath)}/${name}-data`
-      : metaUrl.toLowerCase().startsWith("mem:")
-      ? "mem://" + (metaUrl.slice("mem://".length) || name)
-      : undefined);
-  if (storage === undefined) {
-    // A networked engine's volume is for many hosts: no default place suits all of them.
-    throw new CliError(
-      `A volume with ${metaUrl.split(":")[0]}:// metadata needs --storage URL (e.g. an s3:// ` +
-        "bucket that every host reaches)",
-      2,
-    );
-  }
+  const storage = args.string("storage") ?? defaultStorage(metaUrl, dbPath, name);
   await checkStorageUrl(storage);
   const settings = {
     name,
@@ -77,7 +64,7 @@ export async function cmdFormat(args: ParsedArgs): Promise<void> {
       await kv.close();
     }
     console.log(
-      `Volume "${f.name}" (${f.uuid}): metadata ${metaUrl}, storage ${f.storage}, ` +
+      `Volume "${f.name}" (${f.uuid}): metadata ${hidePassword(metaUrl)}, storage ${f.storage}, ` +
         `block size ${formatSize(f.blockSize)}, compression ${f.compression}` +
         (f.dedup ? ", dedup" : ""),
     );
@@ -86,6 +73,21 @@ export async function cmdFormat(args: ParsedArgs): Promise<void> {
     if (err instanceof FsError) throw new CliError(err.message);
     throw err;
   }
+}
+
+/**
+ * The storage of a volume formatted without `--storage`: beside a SQLite file, or in the memory of
+ * a `mem://` volume; a network metadata engine (shared by hosts) needs an explicit one.
+ */
+function defaultStorage(metaUrl: string, dbPath: string | undefined, name: string): string {
+  if (dbPath !== undefined) return `file://${dirname(dbPath)}/${name}-data`;
+  if (metaUrl.startsWith("mem:")) return "mem://" + (metaUrl.slice("mem://".length) || name);
+  const scheme = metaUrl.slice(0, metaUrl.indexOf(":"));
+  throw new CliError(
+    `A volume with ${scheme}:// metadata needs --storage URL (s3://... or a file:///abs/dir ` +
+      "that every host mounting it sees)",
+    2,
+  );
 }
 
 /** The size of the file at `path`, or -1 when there is none. */

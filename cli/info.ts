@@ -22,7 +22,7 @@ import { liveMountOf } from "./_mount_of.ts";
 export async function cmdInfo(args: ParsedArgs): Promise<void> {
   const path = resolve(args.positionals[0]!);
   const { mountpoint, state } = await liveMountOf(path);
-  if (!state.meta.startsWith("sqlite3://")) {
+  if (state.meta.startsWith("mem:")) {
     throw new CliError(`info needs a shared metadata engine; "${state.meta}" lives in the daemon`);
   }
   let st: Deno.FileInfo;

@@ -14,6 +14,7 @@ import type { VolumeFormat } from "../core/format.ts";
 import type { Ino } from "../core/types.ts";
 import { humanAge, humanBytes, percent, table } from "./_human.ts";
 import { openMeta, volumeSummary } from "./_meta.ts";
+import { hidePassword } from "./_urls.ts";
 import { liveMountOf } from "./_mount_of.ts";
 import { pathsOf } from "./_paths.ts";
 import type { ParsedArgs } from "./_spec.ts";
@@ -36,7 +37,8 @@ export async function cmdStatus(args: ParsedArgs): Promise<void> {
   const { mountpoint, state } = await liveMountOf(target);
   const out: MountState & { alive: boolean; usage?: string } = { ...state, alive: true };
   let paths = new Map<Ino, string>();
-  if (state.meta.startsWith("sqlite3://")) {
+  // A mem:// volume lives in the daemon; any other engine can be read beside the mount.
+  if (!state.meta.startsWith("mem:")) {
     const kv = await openMeta(state.meta, true);
     try {
       out.usage = (await volumeSummary(kv)).usage;
@@ -68,7 +70,7 @@ function volumeText(f: VolumeFormat, usage: string): string {
 
 function mountText(mnt: string, s: MountState & { usage?: string }, paths: Map<Ino, string>) {
   const rows = [
-    ["Metadata:", s.meta],
+    ["Metadata:", hidePassword(s.meta)],
     ["Storage:", s.storage],
     ...(s.usage ? [["Usage:", s.usage]] : []),
     ["Open:", `${s.openFiles ?? 0} files, ${s.handles ?? 0} handles`],

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { startRedis } from "./_redis.ts";
 import { startEtcd } from "./_etcd.ts";
 import { startPostgres } from "./_postgres.ts";
 
@@ -47,6 +48,24 @@ const sqlite: EngineFixture = {
       newVolumeUrl: () => `sqlite3://${dir}/vol${++n}.db`,
       stop,
       [Symbol.asyncDispose]: stop,
+    };
+  },
+};
+
+/**
+ * Redis: a private `redis-server` on a unix socket in a temp dir (AOF, fsync at every write);
+ * each volume under its own `?prefix=` in database 0.
+ */
+const redis: EngineFixture = {
+  name: "redis",
+  shared: true,
+  async start() {
+    const server = await startRedis();
+    let n = 0;
+    return {
+      newVolumeUrl: () => server.url({ prefix: `vol${++n}` }),
+      stop: () => server.stop(),
+      [Symbol.asyncDispose]: () => server.stop(),
     };
   },
 };
@@ -92,4 +111,4 @@ const postgresFixture: EngineFixture = {
 };
 
 /** Every engine fixture, embedded first. */
-export const engineFixtures: readonly EngineFixture[] = [sqlite, etcd, postgresFixture];
+export const engineFixtures: readonly EngineFixture[] = [sqlite, redis, etcd, postgresFixture];
