@@ -100,10 +100,13 @@ Deno.test("openBlockStore() shares mem:// stores by name", async () => {
 });
 
 Deno.test("openKvEngine() and openBlockStore() explain bad URLs", async () => {
-  await assert.rejects(openKvEngine("redis://localhost:6379/0"), (err) => {
+  await assert.rejects(openKvEngine("tikv://localhost:2379/0"), (err) => {
     assert.ok(err instanceof BackendError);
-    assert.equal(err.message, 'Unknown metadata scheme "redis": expected one of sqlite3, mem');
-    assert.equal(err.url, "redis://localhost:6379/0");
+    assert.equal(
+      err.message,
+      `Unknown metadata scheme "tikv": expected one of ${kvSchemes().join(", ")}`,
+    );
+    assert.equal(err.url, "tikv://localhost:2379/0");
     return true;
   });
   await assert.rejects(
