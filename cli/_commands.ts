@@ -179,6 +179,14 @@ const MOUNT: CommandSpec = {
       defaultText: "the free space, less 10% kept free",
     },
     {
+      name: "session-timeout",
+      kind: "seconds",
+      arg: "SEC",
+      help: "after this long without this mount's heartbeat, another mount of the volume takes " +
+        "it for dead and cleans up after it",
+      default: 60,
+    },
+    {
       name: "log",
       kind: "string",
       arg: "FILE",
@@ -275,6 +283,24 @@ const GC: CommandSpec = {
   examples: ["slayerfs gc sqlite3:///var/lib/slayerfs/meta.db", "slayerfs gc --delete META_URL"],
 };
 
+const DESTROY: CommandSpec = {
+  name: "destroy",
+  summary: "delete a volume: its objects and all its metadata (asks for its name first)",
+  description: "Refuses while the volume is mounted anywhere (a live session); sessions of " +
+    "mounts that died and were not cleaned up yet need --force. Cannot be undone.",
+  usage: ["META_URL"],
+  args: [META_URL],
+  arity: [1, 1],
+  options: [
+    { name: "yes", short: "y", kind: "flag", help: "do not ask for the volume's name" },
+    { name: "force", kind: "flag", help: "go on despite sessions of dead mounts" },
+  ],
+  examples: [
+    "slayerfs destroy sqlite3:///var/lib/slayerfs/meta.db",
+    "slayerfs destroy --yes META_URL",
+  ],
+};
+
 const COMPLETION: CommandSpec = {
   name: "completion",
   summary: "print a shell completion script (bash or zsh)",
@@ -308,6 +334,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   INFO,
   WARMUP,
   GC,
+  DESTROY,
   COMPLETION,
   VERSION,
 ];

@@ -1,8 +1,8 @@
 /**
- * The `slayerfs` command line: format, mount, umount, status, info, warmup, gc, completion,
- * version. What each command takes is declared once in `_commands.ts`; this module reads the
- * command line against it (`_spec.ts`), answers `--help` and `--version`, runs the command's
- * module, and turns errors into one line and an exit code.
+ * The `slayerfs` command line: format, mount, umount, status, info, warmup, gc, destroy,
+ * completion, version. What each command takes is declared once in `_commands.ts`; this module
+ * reads the command line against it (`_spec.ts`), answers `--help` and `--version`, runs the
+ * command's module, and turns errors into one line and an exit code.
  *
  * @module
  */
@@ -15,6 +15,7 @@ import { commandHelp, mainHelp } from "./_help.ts";
 import { parseCommand, type ParsedArgs } from "./_spec.ts";
 import { closest, didYouMean } from "./_suggest.ts";
 import { cmdCompletion } from "./completion.ts";
+import { cmdDestroy } from "./destroy.ts";
 import { cmdFormat } from "./format.ts";
 import { cmdGc } from "./gc.ts";
 import { cmdInfo } from "./info.ts";
@@ -33,6 +34,7 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   info: cmdInfo,
   warmup: cmdWarmup,
   gc: cmdGc,
+  destroy: cmdDestroy,
   completion: cmdCompletion,
   version: cmdVersion,
 };

@@ -56,7 +56,11 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
     writebackDir: args.has("writeback-dir") ? resolve(args.string("writeback-dir")!) : undefined,
     writebackMiB: args.has("writeback-size") ? args.number("writeback-size") / MiB : undefined,
     log: args.string("log") ?? `${home()}/slayerfs.log`,
+    sessionTimeoutSec: args.number("session-timeout"),
   };
+  if (!(opts.sessionTimeoutSec > 0)) {
+    throw usageError(spec, `--session-timeout must be more than 0 seconds`);
+  }
   mnt = resolve(mnt);
   // libfuse and /dev/fuse before anything is made: a failure leaves no volume or mountpoint.
   await checkLibfuse();

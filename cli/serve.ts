@@ -15,6 +15,8 @@ import { configureLogging, getLog } from "../core/log.ts";
 import { Meta } from "../core/meta/mod.ts";
 import type { KvEngine } from "../core/kv.ts";
 import { formatVolume, Volume } from "../core/volume.ts";
+import { Session } from "../core/session.ts";
+import { VERSION } from "./version.ts";
 import { CliError, describe } from "./_errors.ts";
 import { openMeta } from "./_meta.ts";
 import { home, makeRunDir, type MountState, stateFile, writeState } from "./_state.ts";
@@ -47,6 +49,8 @@ export interface MountOpts {
   writebackMiB: number | undefined;
   /** The background daemon's log file. */
   log: string;
+  /** Another mount takes this one for dead after this long without its heartbeat (s). */
+  sessionTimeoutSec: number;
 }
 
 /**
@@ -131,6 +135,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   // io_deadline=SEC (default 60, 0 = none): no FUSE request waits longer for the store.
   const deadlineMs = Number(opts.options.get("io_deadline") || 60) * 1000;
   let vol: Volume;
+  let mountSession: Session | undefined;
   let writeback:
     | { stats(): unknown; flush(o?: { signal?: AbortSignal }): Promise<void> }
     | undefined;
@@ -178,7 +183,14 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       store = staged;
     }
     const cacheBytes = opts.cacheMiB * 2 ** 20;
+    // This mount's session: others see it in `status`, and clean up after it if it dies.
+    mountSession = await Session.register(kv, {
+      mountpoint: mnt,
+      version: VERSION,
+      timeoutMs: opts.sessionTimeoutSec * 1000,
+    });
     vol = await Volume.openWith(kv, store, {
+      session: mountSession,
       cacheBytes,
       ...(deadlineMs > 0 ? { fetchDeadlineMs: deadlineMs } : {}),
       ...(opts.cacheDirs.length
@@ -191,6 +203,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
         : {}),
     });
   } catch (err) {
+    await mountSession?.close().catch(() => {});
     await kv.close();
     throw err instanceof CliError ? err : new CliError(describe(err));
   }

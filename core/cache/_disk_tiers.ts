@@ -555,10 +555,7 @@ export class DiskTiers {
 
   /** Rebuilds the index of `dir` from its files, oldest first. */
   async #scan(dir: DiskDir): Promise<void> {
-    await makePrivateDir(
-      dir.path,
-      (name) => /^[0-9a-f]{2}$/.test(name) || name === DIR_LOCK_NAME,
-    );
+    await makePrivateDir(dir.path, (n) => /^[0-9a-f]{2}$/.test(n) || n === DIR_LOCK_NAME);
     const found: Array<{ e: Entry; mtime: number }> = [];
     const files: string[] = [];
     for await (const d of Deno.readDir(dir.path)) {
