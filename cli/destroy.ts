@@ -51,7 +51,9 @@ export async function cmdDestroy(args: ParsedArgs): Promise<void> {
       );
     }
     if (!args.flag("yes")) {
-      const answer = prompt(`Destroy volume "${name}" (${meta.format.storage})? Type its name:`);
+      const answer = await ask(
+        `Destroy volume "${name}" (${meta.format.storage})? Type its name: `,
+      );
       if (answer?.trim() !== name) {
         throw new CliError(`Not destroyed: the name typed is not "${name}" (or use --yes)`);
       }
@@ -61,6 +63,21 @@ export async function cmdDestroy(args: ParsedArgs): Promise<void> {
     console.log(`Destroyed volume "${name}": ${objects} objects, ${keys} metadata keys`);
   } finally {
     await kv.close();
+  }
+}
+
+/** Prints `question` and reads one line from standard input (a terminal or a pipe). */
+async function ask(question: string): Promise<string | undefined> {
+  await Deno.stdout.write(new TextEncoder().encode(question));
+  const buf = new Uint8Array(1024);
+  let line = "";
+  const dec = new TextDecoder();
+  for (;;) {
+    const n = await Deno.stdin.read(buf);
+    if (n === null) return line || undefined;
+    line += dec.decode(buf.subarray(0, n), { stream: true });
+    const nl = line.indexOf("\n");
+    if (nl >= 0) return line.slice(0, nl);
   }
 }
 

@@ -295,7 +295,9 @@ export class Vfs implements FsOps {
       throw err;
     }
     if ((a.mode & S_IFMT) === S_IFREG && (flags & O_ACCMODE) !== 1) this.predictor?.onOpen(ino);
-    return this.#open.openFile(ino, flags, a.size, keep);
+    const opened = this.#open.openFile(ino, flags, a.size, keep);
+    if (!keep) opened.attrStale = true;
+    return opened;
   }
 
   /** The checks and `O_TRUNC` of an open of `a`; returns the attributes after. */
