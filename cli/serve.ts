@@ -241,6 +241,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     const s = vol.vfs.stats();
     Object.assign(state, {
       updated: new Date().toISOString(),
+      ...(vol.vfs.sessionId !== undefined ? { session: vol.vfs.sessionId } : {}),
       openFiles: s.openFiles,
       handles: s.handles,
       cacheBytes: s.cacheBytes,

@@ -131,6 +131,7 @@ function mountText(mnt: string, s: MountState & { usage?: string }, paths: Map<I
     ["Metadata:", s.meta],
     ["Storage:", s.storage],
     ...(s.usage ? [["Usage:", s.usage]] : []),
+    ...(s.session !== undefined ? [["Session:", String(s.session)]] : []),
     ["Open:", `${s.openFiles ?? 0} files, ${s.handles ?? 0} handles`],
   ];
   const cache = s.cache as CacheStats | undefined;

@@ -120,7 +120,9 @@ Deno.test("a dead session is cleaned up by another mount; a live one that was cu
     assert.deepEqual(lost, [[aId, a.session.id]]);
     assert.equal(await a.session.beat(), true);
     assert.deepEqual(await b.session.cleanStale(), [], "A is live again");
-    await f.close().catch(() => {}); // its file is gone
+    // /g was deleted meanwhile: reading it on A fails (EIO), it does not give zeros.
+    await assert.rejects(f.read(0, data.length), /deleted/);
+    await f.close().catch(() => {});
     // /h, open on A all along, is recorded again under the new session: an unlink keeps it.
     await b.vol.unlink("/h");
     same(await h.read(0, data.length), data);

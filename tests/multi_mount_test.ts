@@ -5,7 +5,8 @@
  * one mount seen on the other within the TTLs, a file unlinked on one mount kept open on the
  * other until its last close there (then its blocks go), sessions listed by `status META_URL`, a
  * kill -9'd daemon's session cleaned up by the other mount within its session timeout (its
- * unlinked-open file deleted), and `destroy` refusing while mounts are live.
+ * unlinked-open file deleted), a remount on the same host cleaning up its killed predecessor at
+ * once, and `destroy` refusing while mounts are live.
  *
  * @module
  */
@@ -190,6 +191,11 @@ for (const fx of engineFixtures.filter((f) => f.shared)) {
         [[a.pid, a.mnt, Deno.hostname(), true], [b.pid, b.mnt, Deno.hostname(), true]].sort(),
       );
       assert.ok(st.sessions.every((s) => s.version.length > 0));
+      // Each mount's own status names its session.
+      const own = JSON.parse((await runCli(["status", "--json", a.mnt])).stdout) as {
+        session?: number;
+      };
+      assert.equal(own.session, st.sessions.find((s) => s.pid === a.pid)?.id);
       const text = await runCli(["status", meta]);
       assert.match(text.stdout, /Sessions: 2 live/);
       assert.ok(text.stdout.includes(a.mnt) && text.stdout.includes(b.mnt), text.stdout);
@@ -214,6 +220,36 @@ for (const fx of engineFixtures.filter((f) => f.shared)) {
       await until("held's blocks to be deleted", async () => (await objects(a)) === 0);
       assert.equal((await status(meta)).inodes, 1, "only the root is left");
       assert.match(b.log(), /Cleaning up dead session/);
+    },
+  });
+
+  Deno.test({
+    name:
+      `${fx.name}: a remount on the same host cleans up its killed predecessor's session at once`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn() {
+      await using server = await fx.start();
+      const meta = server.newVolumeUrl();
+      // The default timeout (60 s): the cleanup below must not wait for it.
+      await using a = await startSlayer({ meta });
+      await Deno.writeFile(`${a.mnt}/held`, rand(1_000_000, 7));
+      const f = await Deno.open(`${a.mnt}/held`);
+      try {
+        await Deno.remove(`${a.mnt}/held`);
+        assert.ok((await objects(a)) >= 1, "held's blocks are kept while open");
+        const dead = a.pid;
+        await a.kill9();
+        await a.restart();
+        await until("held's blocks to be deleted", async () => (await objects(a)) === 0, 20_000);
+        const st = await status(meta);
+        assert.deepEqual(st.sessions.map((s) => s.pid), [a.pid]);
+        assert.notEqual(a.pid, dead);
+      } finally {
+        try {
+          f.close();
+        } catch { /* its mount died */ }
+      }
     },
   });
 
