@@ -224,7 +224,11 @@ export class Session {
     const stale = recs.filter((r) => r.id !== this.#id && isStale(r, now, this.timeoutMs));
     const done: number[] = [];
     for (const rec of stale) {
-      if (await this.clean(rec.id, now)) done.push(rec.id);
+      try {
+        if (await this.clean(rec.id, now)) done.push(rec.id);
+      } catch (err) {
+        this.#onError(err); // left expired: the next round tries again
+      }
     }
     return done;
   }

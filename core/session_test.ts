@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import { SqliteKvEngine } from "../backends/kv_sqlite.ts";
+import { MemoryKvEngine } from "../backends/kv_memory.ts";
 import { FileBlockStore } from "../backends/store_file.ts";
 import { Session } from "./session.ts";
 import { O_RDWR } from "./types.ts";
@@ -149,5 +150,30 @@ Deno.test("a clean close deletes the session and its open records", async () => 
     await a.vol.close();
     await b.vol.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a failed cleanup hook leaves the session expired, and the next round cleans it", async () => {
+  const kv = new MemoryKvEngine();
+  try {
+    const a = await Session.register(kv, { mountpoint: "a", version: "t", timeoutMs: 1000 });
+    const b = await Session.register(kv, { mountpoint: "b", version: "t", timeoutMs: 1000 });
+    let fail = true;
+    const seen: number[] = [];
+    b.onCleanup((_kv, sid) => {
+      seen.push(sid);
+      if (fail) throw new Error("hook failed");
+    });
+    const later = Date.now() + 5000;
+    // The error goes to the session's onError (logged), not to the caller.
+    assert.deepEqual(await b.cleanStale(later), []);
+    const recs = await Session.list(kv);
+    assert.equal(recs.find((r) => r.id === a.id)?.expired, true, "expired, not deleted");
+    fail = false;
+    assert.deepEqual(await b.cleanStale(later), [a.id]);
+    assert.deepEqual(seen, [a.id, a.id], "the hook ran again");
+    assert.deepEqual((await Session.list(kv)).map((r) => r.id), [b.id]);
+  } finally {
+    await kv.close();
   }
 });
