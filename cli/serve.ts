@@ -147,12 +147,11 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     if (!format) throw new CliError(`No volume in "${metaUrl}": run slayerfs format first`);
     let store = await openStore(format.storage, opts.writeback);
     // Remote storage gets a disk cache by default, as JuiceFS does; local storage needs none.
+    const chosenCacheDirs = [...opts.cacheDirs];
     // Several daemons may serve the volume on this host: each has its own cache and staging
     // folders (a default one taken by another daemon gives way to UUID-2, UUID-3...).
     if (!opts.cacheDirs.length && !opts.noCacheDir && !/^(file|mem):/.test(format.storage)) {
       opts.cacheDirs.push(await claimDir(`${home()}/cache/${format.uuid}`, false, "cache folder"));
-    } else {
-      for (const dir of opts.cacheDirs) await claimDir(dir, true, "cache folder");
     }
     const stageDir = !opts.writeback
       ? undefined
@@ -202,6 +201,10 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
         }
         : {}),
     });
+    // Cache folders given on the command line are claimed once the cache has opened them:
+    // claimed first (made, with the lock file, before the cache scans them), the stage on the
+    // same small disk got ENOSPC (tests/small_disk_test.ts); the cause is not pinned down.
+    for (const dir of chosenCacheDirs) await claimDir(dir, true, "cache folder");
   } catch (err) {
     await mountSession?.close().catch(() => {});
     await kv.close();
