@@ -22,7 +22,17 @@ import { Volume } from "./core/volume.ts";
 import type { VfsOptions } from "./core/vfs.ts";
 
 export { type FormatOptions, formatVolume, Volume, VolumeFile } from "./core/volume.ts";
-export { Vfs, type VfsOptions } from "./core/vfs.ts";
+export { Vfs, type VfsOptions, type VfsStats } from "./core/vfs.ts";
+export {
+  type CleanupHook,
+  DEFAULT_SESSION_TIMEOUT_MS,
+  isStale,
+  type LostHook,
+  Session,
+  type SessionInfo,
+  type SessionOptions,
+  type SessionRecord,
+} from "./core/session.ts";
 export { Meta } from "./core/meta/mod.ts";
 export type { VolumeFormat } from "./core/format.ts";
 export { DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, parseSize } from "./core/format.ts";

@@ -232,6 +232,14 @@ const MOUNT: CommandSpec = {
       defaultText: "the free space, less 10% kept free",
     },
     {
+      name: "session-timeout",
+      kind: "seconds",
+      arg: "SEC",
+      help: "after this long without this mount's heartbeat, another mount of the volume takes " +
+        "it for dead and cleans up after it",
+      default: 60,
+    },
+    {
       name: "log",
       kind: "string",
       arg: "FILE",
@@ -367,8 +375,8 @@ const IMAGE: CommandSpec = {
   summary: "import container images into a volume (docker save or OCI tar), list and remove them",
   description: "import applies the layers in order into /.images/NAME/rootfs on the volume " +
     "(whiteouts, opaque directories, owners, modes, xattrs, links and device nodes kept), " +
-    "checks every layer's digest, and makes the image visible under NAME only when complete. " +
-    "A sqlite3:// volume must not be mounted meanwhile.",
+    "checks every layer's digest, and makes the image visible under NAME only when complete " +
+    "(also while the volume is mounted).",
   usage: [
     "import [--bundle] [-q] META_URL IMAGE.tar NAME",
     "ls [--json] META_URL",
@@ -394,6 +402,24 @@ const IMAGE: CommandSpec = {
     "slayerfs image import sqlite3:///var/lib/slayerfs/meta.db busybox.tar busybox",
     "slayerfs image ls sqlite3:///var/lib/slayerfs/meta.db",
     "slayerfs image rm sqlite3:///var/lib/slayerfs/meta.db busybox",
+  ],
+};
+
+const DESTROY: CommandSpec = {
+  name: "destroy",
+  summary: "delete a volume: its objects and all its metadata (asks for its name first)",
+  description: "Refuses while the volume is mounted anywhere (a live session); sessions of " +
+    "mounts that died and were not cleaned up yet need --force. Cannot be undone.",
+  usage: ["META_URL"],
+  args: [META_URL],
+  arity: [1, 1],
+  options: [
+    { name: "yes", short: "y", kind: "flag", help: "do not ask for the volume's name" },
+    { name: "force", kind: "flag", help: "go on despite sessions of dead mounts" },
+  ],
+  examples: [
+    "slayerfs destroy sqlite3:///var/lib/slayerfs/meta.db",
+    "slayerfs destroy --yes META_URL",
   ],
 };
 
@@ -435,6 +461,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   LOAD,
   FSCK,
   IMAGE,
+  DESTROY,
   COMPLETION,
   VERSION,
 ];

@@ -66,6 +66,8 @@ export interface MountState {
   started: string;
   /** When it last wrote this state (every 2 s). */
   updated: string;
+  /** The mount's session id in the volume's metadata (`status META_URL` lists the sessions). */
+  session?: number;
   /** Files open through the mount. */
   openFiles?: number;
   /** Open file and directory handles. */

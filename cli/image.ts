@@ -5,7 +5,7 @@
  * @module
  */
 
-import { openBlockStore, SqliteKvEngine, SqliteLockedError } from "../backends/mod.ts";
+import { openBlockStore } from "../backends/mod.ts";
 import { Volume } from "../core/volume.ts";
 import { importImage, listImages, removeImage } from "../core/image/store.ts";
 import { ArchiveError } from "../core/image/tar.ts";
@@ -16,26 +16,13 @@ import type { ParsedArgs } from "./_spec.ts";
 
 const ARITY: Record<string, number> = { import: 4, ls: 2, rm: 3 };
 
-/** Opens the volume for the image commands (a mounted sqlite3:// volume is refused). */
+/**
+ * Opens the volume for the image commands. A mounted volume is fine: the import is one more
+ * client of the metadata, and the mounts see the image appear whole (close-to-open).
+ */
 async function openVolume(url: string): Promise<Volume> {
   return await Volume.open(url, {
-    async openKvEngine(u) {
-      const kv = await openMeta(u);
-      if (kv instanceof SqliteKvEngine) {
-        try {
-          await kv.lock();
-        } catch (err) {
-          await kv.close();
-          if (!(err instanceof SqliteLockedError)) throw err;
-          throw new CliError(
-            `The volume is mounted${err.pid ? ` (pid ${err.pid})` : ""}: a sqlite3:// volume ` +
-              "serves one process at a time; unmount it for slayerfs image, or import before " +
-              "mounting",
-          );
-        }
-      }
-      return kv;
-    },
+    openKvEngine: (u) => openMeta(u),
     openBlockStore: (u) => openBlockStore(u),
   }, { predict: false });
 }

@@ -1,6 +1,6 @@
 /**
  * The `slayerfs` command line: format, mount, umount, status, stats, info, warmup, gc, dump,
- * load, fsck, image, completion, version. What each command takes is declared once in
+ * load, fsck, image, destroy, completion, version. What each command takes is declared once in
  * `_commands.ts`; this module reads the command line against it (`_spec.ts`), answers `--help`
  * and `--version`, runs the command's module, and turns errors into one line and an exit code.
  *
@@ -17,6 +17,7 @@ import { closest, didYouMean } from "./_suggest.ts";
 import { cmdCompletion } from "./completion.ts";
 import { cmdDump, cmdLoad } from "./dump.ts";
 import { cmdFsck } from "./fsck.ts";
+import { cmdDestroy } from "./destroy.ts";
 import { cmdFormat } from "./format.ts";
 import { cmdGc } from "./gc.ts";
 import { cmdImage } from "./image.ts";
@@ -42,6 +43,7 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   load: cmdLoad,
   fsck: cmdFsck,
   image: cmdImage,
+  destroy: cmdDestroy,
   completion: cmdCompletion,
   version: cmdVersion,
 };

@@ -58,7 +58,11 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
     writebackMiB: args.has("writeback-size") ? args.number("writeback-size") / MiB : undefined,
     log: args.string("log") ?? `${home()}/slayerfs.log`,
     ...telemetryOptions(args),
+    sessionTimeoutSec: args.number("session-timeout"),
   };
+  if (!(opts.sessionTimeoutSec > 0)) {
+    throw usageError(spec, `--session-timeout must be more than 0 seconds`);
+  }
   mnt = resolve(mnt);
   // libfuse and /dev/fuse before anything is made: a failure leaves no volume or mountpoint.
   await checkLibfuse();

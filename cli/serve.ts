@@ -7,7 +7,7 @@
  * @module
  */
 
-import { openBlockStore, SqliteKvEngine, SqliteLockedError } from "../backends/mod.ts";
+import { openBlockStore } from "../backends/mod.ts";
 import type { BlockStore } from "../core/block_store.ts";
 import { type CacheDirOptions, DiskBudget, TieredCache } from "../core/cache/mod.ts";
 import { tryLoadLibc } from "../core/libc.ts";
@@ -16,6 +16,8 @@ import { Meta } from "../core/meta/mod.ts";
 import type { KvEngine } from "../core/kv.ts";
 import type { WritebackStats } from "../backends/store_writeback.ts";
 import { formatVolume, Volume } from "../core/volume.ts";
+import { Session } from "../core/session.ts";
+import { VERSION } from "./version.ts";
 import { CliError, describe } from "./_errors.ts";
 import {
   configureDaemonLogging,
@@ -24,7 +26,8 @@ import {
   type TelemetryOpts,
 } from "./_telemetry.ts";
 import { openMeta } from "./_meta.ts";
-import { home, makeRunDir, mountOf, type MountState, stateFile, writeState } from "./_state.ts";
+import { home, makeRunDir, type MountState, stateFile, writeState } from "./_state.ts";
+import { claimDir } from "./_dir_lock.ts";
 
 const log = getLog("daemon");
 
@@ -53,6 +56,8 @@ export interface MountOpts extends TelemetryOpts {
   writebackMiB: number | undefined;
   /** The background daemon's log file. */
   log: string;
+  /** Another mount takes this one for dead after this long without its heartbeat (s). */
+  sessionTimeoutSec: number;
 }
 
 /**
@@ -72,27 +77,6 @@ function tuneMalloc(): () => void {
   const timer = setInterval(() => mallocTrim(0n), 1000);
   Deno.unrefTimer(timer);
   return () => clearInterval(timer);
-}
-
-/**
- * Takes the SQLite volume's single-host lock for the daemon's life (the kernel drops it when the
- * process ends, however it ends); a volume mounted elsewhere is a {@linkcode CliError}.
- */
-async function lockSingleHost(kv: SqliteKvEngine): Promise<void> {
-  try {
-    await kv.lock();
-  } catch (err) {
-    if (!(err instanceof SqliteLockedError)) throw err;
-    const mnt = err.pid === undefined ? undefined : await mountOf(err.pid);
-    const where = `${mnt === undefined ? "" : ` at ${mnt}`}${
-      err.pid === undefined ? "" : ` (pid ${err.pid})`
-    }`;
-    throw new CliError(
-      `The volume of "${err.path}" is already mounted${where}: a sqlite3:// volume serves one ` +
-        "mount at a time; mounting one volume on several mountpoints or hosts needs a " +
-        "multi-host metadata engine (Redis, PostgreSQL and etcd engines are planned)",
-    );
-  }
 }
 
 /** Whether `err` says that the store could not be reached (not that it refused us). */
@@ -159,11 +143,11 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   // io_deadline=SEC (default 60, 0 = none): no FUSE request waits longer for the store.
   const deadlineMs = Number(opts.options.get("io_deadline") || 60) * 1000;
   let vol: Volume;
+  let mountSession: Session | undefined;
   let writeback:
     | { stats(): WritebackStats; flush(o?: { signal?: AbortSignal }): Promise<void> }
     | undefined;
   try {
-    if (kv instanceof SqliteKvEngine) await lockSingleHost(kv);
     let format = await Meta.readFormat(kv);
     if (!format && metaUrl.startsWith("mem://")) {
       format = await formatVolume(kv, { name: "mem", storage: "mem://" });
@@ -172,12 +156,17 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     let store = await openStore(format.storage, opts.writeback);
     if (metrics) store = metrics.store(store); // telemetry: object store requests
     // Remote storage gets a disk cache by default, as JuiceFS does; local storage needs none.
+    const chosenCacheDirs = [...opts.cacheDirs];
+    // Several daemons may serve the volume on this host: each has its own cache and staging
+    // folders (a default one taken by another daemon gives way to UUID-2, UUID-3...).
     if (!opts.cacheDirs.length && !opts.noCacheDir && !/^(file|mem):/.test(format.storage)) {
-      opts.cacheDirs.push(`${home()}/cache/${format.uuid}`);
+      opts.cacheDirs.push(await claimDir(`${home()}/cache/${format.uuid}`, false, "cache folder"));
     }
-    const stageDir = opts.writeback
-      ? opts.writebackDir ?? `${home()}/writeback/${format.uuid}`
-      : undefined;
+    const stageDir = !opts.writeback
+      ? undefined
+      : opts.writebackDir !== undefined
+      ? await claimDir(opts.writebackDir, true, "writeback folder")
+      : await claimDir(`${home()}/writeback/${format.uuid}`, false, "writeback folder");
     // The cache and the staging folders on one filesystem share its free space (a DiskBudget).
     const budgets = await DiskBudget.perFilesystem(
       [...opts.cacheDirs, ...(stageDir ? [stageDir] : [])],
@@ -202,7 +191,14 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       store = staged;
     }
     const cacheBytes = opts.cacheMiB * 2 ** 20;
+    // This mount's session: others see it in `status`, and clean up after it if it dies.
+    mountSession = await Session.register(kv, {
+      mountpoint: mnt,
+      version: VERSION,
+      timeoutMs: opts.sessionTimeoutSec * 1000,
+    });
     vol = await Volume.openWith(metrics?.kv(kv) ?? kv, store, {
+      session: mountSession,
       cacheBytes,
       ...(deadlineMs > 0 ? { fetchDeadlineMs: deadlineMs } : {}),
       ...(opts.cacheDirs.length
@@ -214,7 +210,12 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
         }
         : {}),
     });
+    // Cache folders given on the command line are claimed once the cache has opened them:
+    // claimed first (made, with the lock file, before the cache scans them), the stage on the
+    // same small disk got ENOSPC (tests/small_disk_test.ts); the cause is not pinned down.
+    for (const dir of chosenCacheDirs) await claimDir(dir, true, "cache folder");
   } catch (err) {
+    await mountSession?.close().catch(() => {});
     await kv.close();
     throw err instanceof CliError ? err : new CliError(describe(err));
   }
@@ -272,6 +273,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     const s = vol.vfs.stats();
     Object.assign(state, {
       updated: new Date().toISOString(),
+      ...(vol.vfs.sessionId !== undefined ? { session: vol.vfs.sessionId } : {}),
       openFiles: s.openFiles,
       handles: s.handles,
       cacheBytes: s.cacheBytes,

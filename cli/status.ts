@@ -1,7 +1,9 @@
 /**
  * `slayerfs status [--json] PATH|META_URL`: for any path inside a mount, the mount's daemon state
  * (volume, storage, cache tiers with sizes and hit rates, staged uploads, the hottest files by
- * path, FUSE requests) with the volume's usage; for a metadata URL, the volume's format and usage.
+ * path, FUSE requests) with the volume's usage; for a metadata URL, the volume's format, usage
+ * (bytes and inodes) and sessions (the mounts of the volume: id, host, pid, mountpoint, version,
+ * last heartbeat, and whether that is within the mount's session timeout).
  * Human-readable by default, the raw state as JSON with `--json`. A dead mount (its daemon gone)
  * is an error (exit 1).
  *
@@ -10,6 +12,8 @@
 
 import type { CacheStats } from "../core/cache/mod.ts";
 import { Meta } from "../core/meta/mod.ts";
+import type { KvEngine } from "../core/kv.ts";
+import { DEFAULT_SESSION_TIMEOUT_MS, isStale, Session } from "../core/session.ts";
 import type { VolumeFormat } from "../core/format.ts";
 import type { Ino } from "../core/types.ts";
 import { humanAge, humanBytes, percent, table } from "./_human.ts";
@@ -28,7 +32,17 @@ export async function cmdStatus(args: ParsedArgs): Promise<void> {
     const kv = await openMeta(target, true);
     try {
       const { format, usage } = await volumeSummary(kv);
-      console.log(json ? JSON.stringify({ ...format, usage }, null, 2) : volumeText(format, usage));
+      const used = await (await Meta.open(kv)).usage();
+      const sessions = await sessionsOf(kv);
+      console.log(
+        json
+          ? JSON.stringify(
+            { ...format, usage, space: used.space, inodes: used.inodes, sessions },
+            null,
+            2,
+          )
+          : volumeText(format, usage, sessions),
+      );
     } finally {
       await kv.close();
     }
@@ -51,7 +65,52 @@ export async function cmdStatus(args: ParsedArgs): Promise<void> {
   console.log(json ? JSON.stringify(out, null, 2) : mountText(mountpoint, out, paths));
 }
 
-function volumeText(f: VolumeFormat, usage: string): string {
+/** A session as `status` shows it. */
+interface SessionView {
+  id: number;
+  host: string;
+  pid: number;
+  mountpoint: string;
+  version: string;
+  started: string;
+  heartbeat: string;
+  /** Whether its heartbeat is within its timeout (else another mount will clean it up). */
+  live: boolean;
+}
+
+async function sessionsOf(kv: KvEngine): Promise<SessionView[]> {
+  const now = Date.now();
+  return (await Session.list(kv)).map((r) => ({
+    id: r.id,
+    host: r.host,
+    pid: r.pid,
+    mountpoint: r.mountpoint,
+    version: r.version,
+    started: new Date(r.started).toISOString(),
+    heartbeat: new Date(r.heartbeat).toISOString(),
+    live: !isStale(r, now, DEFAULT_SESSION_TIMEOUT_MS),
+  }));
+}
+
+function sessionsText(sessions: SessionView[]): string[] {
+  if (!sessions.length) return ["Sessions: none (not mounted)"];
+  return [
+    `Sessions: ${sessions.filter((x) => x.live).length} live`,
+    ...table([
+      ["id", "host", "pid", "mountpoint", "version", "last heartbeat"],
+      ...sessions.map((x) => [
+        String(x.id),
+        x.host,
+        String(x.pid),
+        x.mountpoint,
+        x.version,
+        `${humanAge(Date.now() - Date.parse(x.heartbeat))} ago${x.live ? "" : " (stale)"}`,
+      ]),
+    ], "  "),
+  ];
+}
+
+function volumeText(f: VolumeFormat, usage: string, sessions: SessionView[]): string {
   return [
     `Volume "${f.name}" (uuid ${f.uuid}, formatted ${f.createdAt})`,
     ...table([
@@ -65,6 +124,7 @@ function volumeText(f: VolumeFormat, usage: string): string {
       ["Capacity:", `${humanBytes(f.capacity)}, ${f.inodes} inodes`],
       ["Usage:", usage],
     ]),
+    ...sessionsText(sessions),
   ].join("\n");
 }
 
@@ -73,6 +133,7 @@ function mountText(mnt: string, s: MountState & { usage?: string }, paths: Map<I
     ["Metadata:", hidePassword(s.meta)],
     ["Storage:", s.storage],
     ...(s.usage ? [["Usage:", s.usage]] : []),
+    ...(s.session !== undefined ? [["Session:", String(s.session)]] : []),
     ["Open:", `${s.openFiles ?? 0} files, ${s.handles ?? 0} handles`],
     ...(s.metrics ? [["Metrics:", `http://${s.metrics}/metrics (slayerfs stats ${mnt})`]] : []),
   ];

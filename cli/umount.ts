@@ -78,13 +78,13 @@ async function waitForUploads(mnt: string, state: MountState): Promise<MountStat
   return state;
 }
 
-/** The staged blocks left in a writeback folder (temporary files left out). */
+/** The staged blocks left in a writeback folder (its temporary files and lock left out). */
 async function stagedFiles(dir: string): Promise<{ count: number; bytes: number }> {
   let count = 0;
   let bytes = 0;
   try {
     for await (const e of Deno.readDir(dir)) {
-      if (!e.isFile || e.name.startsWith(".tmp-")) continue;
+      if (!e.isFile || e.name.startsWith(".")) continue; // temporary files, the mount's lock
       count++;
       bytes += await Deno.stat(`${dir}/${e.name}`).then((s) => s.size, () => 0);
     }

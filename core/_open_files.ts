@@ -1,7 +1,8 @@
 /**
  * The open-file table of a `Vfs`: one {@linkcode OpenFile} per open inode (its open count and
  * pending writes) and one {@linkcode Handle} per file handle the kernel holds, with the sequential
- * readahead each handle earns ({@linkcode readahead}).
+ * readahead each handle earns ({@linkcode readahead}); and the argument checks of the handle
+ * operations ({@linkcode fallocateMode}, {@linkcode checkCopy}).
  *
  * A failed flush drops the pending writes of a file ({@linkcode FileWriter}); each handle then
  * learns of it, like a Linux file description (`errseq_t`): its next `write` fails, its next
@@ -16,7 +17,19 @@
  */
 
 import { Errno, FsError } from "./errno.ts";
-import type { DirEntry, Fh, Ino, Opened } from "./types.ts";
+import {
+  type Attr,
+  type DirEntry,
+  FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_PUNCH_HOLE,
+  type Fh,
+  type Ino,
+  O_ACCMODE,
+  O_APPEND,
+  O_RDONLY,
+  type Opened,
+  S_IFDIR,
+} from "./types.ts";
 import type { FileWriter } from "./writer.ts";
 
 /** An open inode. */
@@ -102,6 +115,11 @@ export class OpenFiles {
     return this.#files.values();
   }
 
+  /** Every open inode's number. */
+  inos(): IterableIterator<Ino> {
+    return this.#files.keys();
+  }
+
   /** Whether `ino` has a handle open. */
   isOpen = (ino: Ino): boolean => (this.#files.get(ino)?.opens ?? 0) > 0;
 
@@ -116,16 +134,17 @@ export class OpenFiles {
 
   /**
    * Opens a handle on file `ino`, of `size` bytes if it was not open yet. The kernel keeps its
-   * cached pages of the file, unless writes to it were dropped since its last open.
+   * cached pages of the file if `keep` (it did not change elsewhere since this mount last saw it),
+   * unless writes to it were dropped since its last open.
    */
-  openFile(ino: Ino, flags: number, size: number): Opened {
+  openFile(ino: Ino, flags: number, size: number, keep = true): Opened {
     let of = this.#files.get(ino);
     if (!of) this.#files.set(ino, of = { opens: 0, size });
     of.opens++;
     const fh = this.#nextFh++ as Fh;
     const seen = of.writer?.errors ?? 0;
     this.#handles.set(fh, { ino, flags, writeSeen: seen, syncSeen: seen });
-    return { fh, keepCache: !this.#stalePages.delete(ino) };
+    return { fh, keepCache: !this.#stalePages.delete(ino) && keep };
   }
 
   /** Notes that pending writes of `ino` were dropped (the kernel may still cache them). */
@@ -181,4 +200,45 @@ export function readahead(
   if (h.window && end < size) {
     data.prefetch(ino, end, Math.min(h.window, size - end));
   }
+}
+
+/** Directory `ino`'s entries with `.` and `..`, each with the offset of the next (a snapshot). */
+export async function dirSnapshot(
+  meta: { getattr(ino: Ino): Promise<Attr>; listDir(ino: Ino): Promise<Omit<DirEntry, "next">[]> },
+  ino: Ino,
+): Promise<DirEntry[]> {
+  const self = await meta.getattr(ino);
+  const list = await meta.listDir(ino);
+  const entries: DirEntry[] = [
+    { name: ".", ino, type: S_IFDIR, next: 1 },
+    { name: "..", ino: self.parent, type: S_IFDIR, next: 2 },
+  ];
+  for (const e of list) entries.push({ ...e, next: entries.length + 1 });
+  return entries;
+}
+
+/** Checks a `fallocate` on handle `h`; returns whether it punches a hole and keeps the size. */
+export function fallocateMode(
+  h: Handle,
+  mode: number,
+  offset: number,
+  length: number,
+): { punch: boolean; keep: boolean } {
+  if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError(Errno.EBADF);
+  if (offset < 0 || length <= 0) throw new FsError(Errno.EINVAL);
+  const punch = (mode & FALLOC_FL_PUNCH_HOLE) !== 0;
+  const keep = (mode & FALLOC_FL_KEEP_SIZE) !== 0;
+  if (mode & ~(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) || (punch && !keep)) {
+    throw new FsError(Errno.ENOTSUP);
+  }
+  return { punch, keep };
+}
+
+/** Checks a `copy_file_range` from handle `hIn` to `hOut`. */
+export function checkCopy(hIn: Handle, hOut: Handle, flags: number): void {
+  if (flags !== 0) throw new FsError(Errno.EINVAL);
+  if ((hIn.flags & O_ACCMODE) === 1 || (hOut.flags & O_ACCMODE) === O_RDONLY) {
+    throw new FsError(Errno.EBADF);
+  }
+  if (hOut.flags & O_APPEND) throw new FsError(Errno.EBADF);
 }

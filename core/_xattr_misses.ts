@@ -38,6 +38,13 @@ export class XattrMisses {
     this.#missing.set(`${ino}/${name}`, performance.now() + XATTR_MISS_TTL_MS);
   }
 
+  /** Forgets what is known missing of `ino` (another mount changed it). */
+  forgetIno(ino: Ino): void {
+    this.#noXattrs.delete(ino);
+    const prefix = `${ino}/`;
+    for (const key of this.#missing.keys()) if (key.startsWith(prefix)) this.#missing.delete(key);
+  }
+
   /** Forgets what is known missing of `ino`'s `name` (it is being set). */
   forget(ino: Ino, name: Name): void {
     this.#noXattrs.delete(ino);

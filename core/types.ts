@@ -166,6 +166,11 @@ export interface Opened {
   keepCache?: boolean;
   /** Bypass the kernel page cache. */
   directIo?: boolean;
+  /**
+   * The file changed elsewhere (another mount) since the kernel may have cached its attributes:
+   * it should drop them, so that this open sees the new size.
+   */
+  attrStale?: boolean;
 }
 
 /** `fcntl(2)` lock type: a read (shared) lock. */

@@ -16,8 +16,6 @@ import {
   type Attr,
   type Ctx,
   type DirEntry,
-  FALLOC_FL_KEEP_SIZE,
-  FALLOC_FL_PUNCH_HOLE,
   type Fh,
   type Ino,
   type Name,
@@ -37,15 +35,20 @@ import {
   type StatFs,
 } from "./types.ts";
 import { FileWriter } from "./writer.ts";
-import { type OpenFile, OpenFiles, readahead, reportFailure, syncHandle } from "./_open_files.ts";
+import { dirSnapshot, type OpenFile, OpenFiles, readahead } from "./_open_files.ts";
+import { checkCopy, fallocateMode, reportFailure, syncHandle } from "./_open_files.ts";
 import { XattrMisses } from "./_xattr_misses.ts";
 import { FreeQueue } from "./_free_queue.ts";
 import { applySetAttr, permits } from "./permissions.ts";
 import { getLog } from "./log.ts";
 import { seekDataOrHole } from "./_seek.ts";
-import { type CacheStats, TieredCache } from "./cache/mod.ts";
-import { parseBlockKey } from "./slice.ts";
+import { TieredCache } from "./cache/mod.ts";
 import { Predictor, type PredictorOptions } from "./predict.ts";
+import type { Session } from "./session.ts";
+import { SeenVersions, SessionOpens } from "./_session_opens.ts";
+import { type VfsStats, vfsStats, volumeStatFs } from "./_vfs_stats.ts";
+
+export type { VfsStats };
 
 /** Options of a {@linkcode Vfs}. */
 export interface VfsOptions extends DataOptions {
@@ -60,6 +63,12 @@ export interface VfsOptions extends DataOptions {
   predict?: PredictorOptions | false;
   /** Local disk cache directories; with any, the cache is a memory + disk `TieredCache`. */
   cacheDirs?: Array<{ path: string; capacityBytes: number; minFreeRatio?: number }>;
+  /**
+   * This mount's session (`core/session.ts`), when the volume may be mounted elsewhere too: the
+   * Vfs records its opens in it, cleans up what dead sessions held open, starts it, and closes it
+   * at {@linkcode Vfs.close}.
+   */
+  session?: Session;
 }
 
 const log = getLog("vfs");
@@ -83,6 +92,11 @@ export class Vfs implements FsOps {
   /** Inodes whose last link went while open: delete them at their last close. */
   readonly #maybeSustained = new Set<Ino>();
   readonly #xattrMisses = new XattrMisses();
+  /** What this mount saw of each file at its last open, for close-to-open coherence. */
+  readonly #seen = new SeenVersions();
+  /** The opens recorded in the session, with one. */
+  readonly #opens: SessionOpens | undefined;
+  readonly #session: Session | undefined;
   readonly #onError: (err: unknown) => void;
   readonly #freeQueue: FreeQueue;
   #closed = false;
@@ -97,11 +111,21 @@ export class Vfs implements FsOps {
     this.predictor = options.predict === false
       ? undefined
       : new Predictor(meta, this.data, options.predict ?? {});
+    const session = this.#session = options.session;
+    if (session) {
+      this.#opens = new SessionOpens(meta, session, this.#freeQueue, this.#onError, this.#open);
+    }
+  }
+
+  /** This mount's session id, with a session. */
+  get sessionId(): number | undefined {
+    return this.#session?.id;
   }
 
   /**
    * Opens the filesystem of a formatted volume and finishes what a crashed run left: deletes
-   * inodes that were unlinked while open and blocks of freed slices.
+   * inodes that were unlinked while open (and open in no live session) and blocks of freed
+   * slices; then starts the session, if any.
    */
   static async open(meta: Meta, store: BlockStore, options: VfsOptions = {}): Promise<Vfs> {
     if (options.cacheDirs?.length && !options.cache) {
@@ -119,6 +143,7 @@ export class Vfs implements FsOps {
         await vfs.data.deleteSlices(freed);
       }
       await vfs.data.collectGarbage();
+      await options.session?.start();
     } catch (err) {
       await vfs.data.close();
       throw err;
@@ -131,18 +156,27 @@ export class Vfs implements FsOps {
   #writer(ino: Ino, of: OpenFile): FileWriter {
     return of.writer ??= new FileWriter(ino, this.data, (attr, freed) => {
       of.size = attr.size;
+      this.#seen.changedHere(attr);
       this.#freeQueue.add(freed);
     }, () => this.#open.dropped(ino));
   }
 
   #withPending(a: Attr): Attr {
     const w = this.#open.file(a.ino)?.writer;
+    if (!w?.dirty && this.#seen.changedElsewhere(a)) this.#changedElsewhere(a.ino);
     if (w?.dirty) {
       if (w.pendingEnd > a.size) a.size = w.pendingEnd;
       if (w.mtime) a.mtime = a.ctime = w.mtime;
       if (a.allocated !== undefined) a.allocated = Math.min(a.size, a.allocated + w.pendingBytes);
     }
     return a;
+  }
+
+  /** Forgets what this mount cached of `ino`, changed on another mount (and the size of `of`). */
+  #changedElsewhere(ino: Ino, of?: OpenFile, size?: number): void {
+    this.data.invalidate(ino);
+    this.#xattrMisses.forgetIno(ino);
+    if (of && size !== undefined && !of.writer?.dirty) of.size = size;
   }
 
   async #flushIno(ino: Ino): Promise<void> {
@@ -154,6 +188,7 @@ export class Vfs implements FsOps {
     const of = this.#open.file(a.ino);
     if (of) of.size = a.size;
     this.data.invalidate(a.ino);
+    this.#seen.changedHere(a);
   }
 
   // ---- FsOps: documented there (deno doc takes a method's documentation from the interface) ----
@@ -185,6 +220,7 @@ export class Vfs implements FsOps {
     const w = this.#open.file(ino)?.writer;
     if (w?.dirty && set.mtime !== undefined) await w.flush(); // an explicit mtime wins
     const attr = await this.meta.update(ino, (a) => applySetAttr(ctx, a, set));
+    this.#seen.changedHere(attr);
     return this.#withPending(attr);
   }
 
@@ -206,7 +242,7 @@ export class Vfs implements FsOps {
 
   async unlink(_ctx: Ctx, parent: Ino, name: Name): Promise<void> {
     const { attr, freed } = await this.meta.unlink(parent, name, this.#open.isOpen);
-    if (attr.nlink === 0) this.#maybeSustained.add(attr.ino);
+    if (attr.nlink === 0 && this.#open.file(attr.ino)) this.#maybeSustained.add(attr.ino);
     this.data.invalidate(attr.ino);
     this.#freeQueue.add(freed);
   }
@@ -247,7 +283,27 @@ export class Vfs implements FsOps {
   }
 
   async open(_ctx: Ctx, ino: Ino, flags: number): Promise<Opened> {
-    let a = await this.meta.getattr(ino);
+    // Close-to-open: fresh attributes (recorded in the session at the first open here); the
+    // kernel keeps its pages only if the file did not change since this mount saw it.
+    const of = this.#open.file(ino);
+    let a = await (this.#opens?.open(ino, of !== undefined) ?? this.meta.getattr(ino));
+    const keep = this.#seen.opened(a);
+    if (!keep) this.#changedElsewhere(ino, of, a.size);
+    try {
+      a = await this.#truncateAtOpen(a, flags);
+    } catch (err) {
+      if (!of) await this.#opens?.closed(ino, false); // no handle: forget the open recorded
+      throw err;
+    }
+    if ((a.mode & S_IFMT) === S_IFREG && (flags & O_ACCMODE) !== 1) this.predictor?.onOpen(ino);
+    const opened = this.#open.openFile(ino, flags, a.size, keep);
+    if (!keep) opened.attrStale = true;
+    return opened;
+  }
+
+  /** The checks and `O_TRUNC` of an open of `a`; returns the attributes after. */
+  async #truncateAtOpen(a: Attr, flags: number): Promise<Attr> {
+    const ino = a.ino;
     if (isDir(a)) {
       if ((flags & O_ACCMODE) !== O_RDONLY) throw new FsError(Errno.EISDIR);
     } else if ((flags & O_TRUNC) && (flags & O_ACCMODE) !== O_RDONLY && a.size > 0) {
@@ -259,8 +315,7 @@ export class Vfs implements FsOps {
         this.#freeQueue.add(r.freed);
       }
     }
-    if ((a.mode & S_IFMT) === S_IFREG && (flags & O_ACCMODE) !== 1) this.predictor?.onOpen(ino);
-    return this.#open.openFile(ino, flags, a.size);
+    return a;
   }
 
   async create(
@@ -270,8 +325,10 @@ export class Vfs implements FsOps {
     mode: number,
     flags: number,
   ): Promise<{ attr: Attr; opened: Opened }> {
-    const attr = await this.meta.mknod(ctx, parent, name, S_IFREG | (mode & 0o7777), 0);
+    const mode2 = S_IFREG | (mode & 0o7777);
+    const attr = await this.meta.mknod(ctx, parent, name, mode2, 0, undefined, this.#opens?.sid);
     this.#xattrMisses.created(attr.ino);
+    this.#seen.opened(attr);
     return { attr, opened: this.#open.openFile(attr.ino, flags, 0) };
   }
 
@@ -336,9 +393,12 @@ export class Vfs implements FsOps {
     } finally {
       if (--of.opens <= 0 && !of.writer?.dirty) {
         this.#open.closeFile(ino);
-        if (this.#maybeSustained.delete(ino)) {
+        const unlinkedHere = this.#maybeSustained.delete(ino);
+        if (unlinkedHere) this.data.invalidate(ino);
+        if (this.#opens) {
+          await this.#opens.closed(ino, unlinkedHere);
+        } else if (unlinkedHere) {
           const { freed } = await this.meta.deleteSustained(ino);
-          this.data.invalidate(ino);
           this.#freeQueue.add(freed);
         }
       }
@@ -365,17 +425,8 @@ export class Vfs implements FsOps {
   ): Promise<DirEntry[]> {
     const h = this.#open.handle(fh, ino);
     if (!h.dir) throw new FsError(Errno.ENOTDIR);
-    if (offset === 0 || !h.dir.entries) {
-      // A snapshot per handle keeps offsets stable while entries come and go.
-      const self = await this.meta.getattr(ino);
-      const list = await this.meta.listDir(ino);
-      const entries: DirEntry[] = [
-        { name: ".", ino, type: S_IFDIR, next: 1 },
-        { name: "..", ino: self.parent, type: S_IFDIR, next: 2 },
-      ];
-      for (const e of list) entries.push({ ...e, next: entries.length + 1 });
-      h.dir.entries = entries;
-    }
+    // A snapshot per handle keeps offsets stable while entries come and go.
+    if (offset === 0 || !h.dir.entries) h.dir.entries = await dirSnapshot(this.meta, ino);
     const page = h.dir.entries.slice(offset, offset + Math.max(1, limit));
     if (!plus) return page;
     const attrs = await this.meta.getattrs(page.map((e) => e.ino));
@@ -396,21 +447,8 @@ export class Vfs implements FsOps {
     return Promise.resolve(); // every metadata change is committed when its request returns
   }
 
-  async statfs(): Promise<StatFs> {
-    const f = this.meta.format;
-    const u = await this.meta.usage();
-    const bsize = 4096;
-    const total = Math.floor(f.capacity / bsize);
-    const free = Math.max(0, total - Math.ceil(u.space / bsize));
-    return {
-      blockSize: bsize,
-      totalBlocks: total,
-      freeBlocks: free,
-      availBlocks: free,
-      totalFiles: f.inodes,
-      freeFiles: Math.max(0, f.inodes - u.inodes),
-      nameMax: 255,
-    };
+  statfs(): Promise<StatFs> {
+    return volumeStatFs(this.meta);
   }
 
   setxattr(_ctx: Ctx, ino: Ino, name: Name, value: Uint8Array, flags: number): Promise<void> {
@@ -422,10 +460,9 @@ export class Vfs implements FsOps {
   /**
    * Reads extended attribute `name` of `ino`; ENODATA if it has none of that name.
    *
-   * Misses are remembered for a second (`XATTR_MISS_TTL_MS`, and a file created here starts with
-   * none); the kernel asks for `security.capability` before every write to a file, and nearly
-   * always gets ENODATA. A `setxattr` through this mount forgets them at once; another host's
-   * would be seen within the TTL, as the kernel's own attribute cache allows.
+   * Misses are remembered for a second (`XATTR_MISS_TTL_MS`; the kernel asks for
+   * `security.capability` before every write); a `setxattr` here, or a change of the file seen
+   * from another mount, forgets them.
    */
   async getxattr(_ctx: Ctx, ino: Ino, name: Name): Promise<Uint8Array> {
     if (this.#xattrMisses.has(ino, name)) throw new FsError(Errno.ENODATA);
@@ -479,14 +516,7 @@ export class Vfs implements FsOps {
     offset: number,
     length: number,
   ): Promise<void> {
-    const h = this.#open.handle(fh, ino);
-    if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError(Errno.EBADF);
-    if (offset < 0 || length <= 0) throw new FsError(Errno.EINVAL);
-    const punch = (mode & FALLOC_FL_PUNCH_HOLE) !== 0;
-    const keep = (mode & FALLOC_FL_KEEP_SIZE) !== 0;
-    if (mode & ~(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) || (punch && !keep)) {
-      throw new FsError(Errno.ENOTSUP);
-    }
+    const { punch, keep } = fallocateMode(this.#open.handle(fh, ino), mode, offset, length);
     await this.#flushIno(ino);
     const { attr, freed } = await this.meta.fallocate(ino, offset, length, punch, keep);
     this.#sizeChanged(attr);
@@ -504,13 +534,7 @@ export class Vfs implements FsOps {
     length: number,
     flags: number,
   ): Promise<number> {
-    if (flags !== 0) throw new FsError(Errno.EINVAL);
-    const hIn = this.#open.handle(fhIn, inoIn);
-    const hOut = this.#open.handle(fhOut, inoOut);
-    if ((hIn.flags & O_ACCMODE) === 1 || (hOut.flags & O_ACCMODE) === O_RDONLY) {
-      throw new FsError(Errno.EBADF);
-    }
-    if (hOut.flags & O_APPEND) throw new FsError(Errno.EBADF);
+    checkCopy(this.#open.handle(fhIn, inoIn), this.#open.handle(fhOut, inoOut), flags);
     await this.#flushIno(inoIn);
     await this.#flushIno(inoOut);
     const { copied, attr, freed } = await this.meta.copyRange(inoIn, offIn, inoOut, offOut, length);
@@ -548,7 +572,9 @@ export class Vfs implements FsOps {
     try {
       await this.predictor?.close();
       await this.flushAll();
+      await this.#opens?.close([...this.#open.inos()]);
       await this.#freeQueue.idle();
+      await this.#session?.close();
     } finally {
       await this.data.close();
     }
@@ -559,42 +585,7 @@ export class Vfs implements FsOps {
    * objects and bytes fetched from the store (`storeGets`, `storeGetBytes`), the predictor's
    * counters, and for a cache that reports them its tiers' counters and hottest files.
    */
-  stats(): {
-    openFiles: number;
-    handles: number;
-    cacheBytes: number;
-    cacheHits: number;
-    cacheMisses: number;
-    storeGets: number; // objects fetched for reads
-    storeGetBytes: number;
-    predictor?: { recorded: number; replays: number; prefetchedBlocks: number };
-    cache?: CacheStats;
-    hottestFiles?: Array<{ ino: Ino; frequency: number }>;
-  } {
-    const cache = this.data.cache;
-    const out: ReturnType<Vfs["stats"]> = {
-      openFiles: this.#open.fileCount,
-      handles: this.#open.handleCount,
-      cacheBytes: cache.bytes,
-      cacheHits: cache.hits,
-      cacheMisses: cache.misses,
-      storeGets: this.data.fetched.objects,
-      storeGetBytes: this.data.fetched.bytes,
-      ...(this.predictor ? { predictor: { ...this.predictor.stats } } : {}),
-    };
-    const stats = cache.stats?.();
-    if (stats !== undefined) {
-      out.cache = stats;
-      // Hot blocks → their files (by the slice id in the block key).
-      const byIno = new Map<Ino, number>();
-      for (const { key, frequency } of cache.hottest?.(200) ?? []) {
-        const id = parseBlockKey(key)?.id;
-        const ino = id === undefined ? undefined : this.data.ownerOf(id);
-        if (ino !== undefined) byIno.set(ino, (byIno.get(ino) ?? 0) + frequency);
-      }
-      out.hottestFiles = [...byIno].sort((a, b) => b[1] - a[1]).slice(0, 10)
-        .map(([ino, frequency]) => ({ ino, frequency }));
-    }
-    return out;
+  stats(): VfsStats {
+    return vfsStats(this.data, this.predictor, this.#open);
   }
 }

@@ -58,6 +58,8 @@ export interface OpHost {
   readonly negativeTimeout: number;
   /** Counts a reply sent off the JS thread as pending until `sent` settles; keeps `bytes` alive. */
   hold(sent: Promise<unknown>, bytes: Uint8Array): void;
+  /** Makes the kernel drop its cached attributes of `ino` (once the session is known). */
+  invalidateAttr(ino: number | bigint): void;
 }
 
 /** A libfuse callback signature. */
@@ -188,7 +190,9 @@ function openOp(method: "open" | "opendir"): AnyRequestOp {
     def: FI_OP,
     method,
     call: (h, ctx, i, fi) => h.ops[method](ctx, ino(i), fiFlags(fi)),
-    reply: (h, req, opened) => {
+    reply: (h, req, opened, i) => {
+      // Changed on another mount: the size the kernel caches may be old (close-to-open).
+      if (opened.attrStale) h.invalidateAttr(i);
       h.fuse.fuse_reply_open(req, h.structs.fileInfo(opened, dir));
     },
   });

@@ -149,6 +149,9 @@ export class FuseAdapter {
   readonly #reported = new Map<string, Reported>();
   readonly #onOp: OpObserver | undefined;
 
+  /** The FUSE session the table serves, once created (for notifications to the kernel). */
+  session: Deno.PointerObject | null = null;
+
   /** Builds the ops table for `ops`. */
   constructor(fuse: FuseLib, libc: LibC, ops: FsOps, options: AdapterOptions = {}) {
     this.#fuse = fuse;
@@ -168,6 +171,12 @@ export class FuseAdapter {
       entryTimeout,
       negativeTimeout: options.negativeTimeout ?? entryTimeout,
       hold: (sent, bytes) => this.#hold(sent, bytes),
+      invalidateAttr: (ino) => {
+        // Attributes only (offset -1): no page is touched, so this cannot wait on a request.
+        if (this.session) {
+          this.#fuse.fuse_lowlevel_notify_inval_inode(this.session, BigInt(ino), -1n, 0n);
+        }
+      },
     };
     this.#writeback = options.writebackCache ?? false;
     this.#flockLocks = options.flockLocks ?? false;
@@ -219,6 +228,7 @@ export class FuseAdapter {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.session = null;
     clearInterval(this.#sweeper);
     this.#watched.clear();
     for (const cb of this.#callbacks) cb.close();

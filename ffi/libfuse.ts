@@ -64,6 +64,8 @@ export const FUSE_SYMBOLS = {
   fuse_reply_attr: { parameters: ["pointer", "buffer", "f64"], result: "i32" },
   /** int fuse_reply_readlink(fuse_req_t req, const char *link); */
   fuse_reply_readlink: { parameters: ["pointer", "buffer"], result: "i32" },
+  /** int fuse_lowlevel_notify_inval_inode(struct fuse_session *se, fuse_ino_t ino, off_t off, off_t len); */
+  fuse_lowlevel_notify_inval_inode: { parameters: ["pointer", "u64", "i64", "i64"], result: "i32" },
   /** int fuse_reply_open(fuse_req_t req, const struct fuse_file_info *fi); */
   fuse_reply_open: { parameters: ["pointer", "buffer"], result: "i32" },
   /** int fuse_reply_write(fuse_req_t req, size_t count); */

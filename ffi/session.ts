@@ -446,6 +446,7 @@ export async function mountFs(
     adapter.close();
     throw new Error(`Cannot create a FUSE session with options "${optionList.join(",")}"`);
   }
+  adapter.session = se;
   if (fuse.fuse_session_mount(se, cString(target)) !== 0) {
     fuse.fuse_session_destroy(se);
     adapter.close();

@@ -12,10 +12,10 @@ import { startS3Server } from "./_s3server.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** The staged block files in the writeback folder. */
+/** The staged block files in the writeback folder (not its temporary files or lock). */
 function staged(dir: string): string[] {
   try {
-    return [...Deno.readDirSync(dir)].filter((e) => e.isFile && !e.name.startsWith(".tmp-"))
+    return [...Deno.readDirSync(dir)].filter((e) => e.isFile && !e.name.startsWith("."))
       .map((e) => e.name);
   } catch {
     return [];

@@ -16,6 +16,7 @@
  * | `Nspace`              | bytes used (4 KiB units)        | f64 (`encodeNum`)                 |
  * | `Ninodes`             | inodes used                     | f64 (`encodeNum`)                 |
  * | `Norphan`             | orphaned blob sets              | f64 (`encodeNum`)                 |
+| `Nsession`            | last session id given           | f64 (`encodeNum`)                 |
  * | `A<ino:8>I`           | an inode's attributes           | 84 bytes (`encodeAttr`)           |
  * | `A<ino:8>D<name>`     | entry `name` of directory `ino` | type, inode (`encodeEntry`)       |
  * | `A<ino:8>C<chunk:4>`  | a file chunk's slice list       | slice records (`encodeRecords`)   |
@@ -27,6 +28,8 @@
  * | `G<slice:8>`          | a freed slice to delete         | size, blob keys (`encodeGarbage`) |
  * | `O<ino:8>`            | an unlinked inode still open    | one zero byte                     |
  * | `P<ino:8>`            | pattern after opening `ino`     | JSON `PatternEntry[]`             |
+| `S<sid:8>`            | a mount's session               | JSON (`sessions.ts`)              |
+| `U<ino:8><sid:8>`     | `ino` is open in session `sid`  | one zero byte                     |
  *
  * Counters and sizes are f64 (`encodeNum`); the attribute record is 84 bytes; an entry is the type
  * (mode >> 12) in a byte and the inode as f64; a chunk holds 24-byte slice records oldest first
@@ -36,6 +39,12 @@
  * references and the bytes it leaves in the store (0 if all its blocks were inline), then the
  * blob keys to delete with it as a JSON array, if any. Orphaned blob sets (uploaded twice by
  * racing commits) are garbage entries numbered 2^52 + `Norphan`.
+ *
+ * Sessions (`sessions.ts`, `core/session.ts`): each mount registers `S<sid>` (host, pid,
+ * mountpoint, version, start time and a heartbeat in ms since the epoch; `expired` once another
+ * mount started to clean it up) and marks each inode it has open with `U<ino><sid>` (written at
+ * the first open of the inode in the session, deleted after its last close), so that an unlink on
+ * any mount knows the inode is open somewhere and keeps it (`O<ino>`) until the last close there.
  *
  * @module
  */
@@ -91,6 +100,8 @@ export const keyUsedSpace = "Nspace";
 export const keyUsedInodes = "Ninodes";
 /** The counter of orphaned blob sets. */
 export const keyOrphanCounter = "Norphan";
+/** The session id counter. */
+export const keySessionCounter = "Nsession";
 
 /** An inode's attributes. */
 export const attrKey = (ino: Ino): string => "A" + u64(ino) + "I";
@@ -130,3 +141,21 @@ export const sustainedKey = (ino: Ino): string => "O" + u64(ino);
 export const sustainedInoOf = (key: string): Ino => readU64(key, 1) as Ino;
 /** The access pattern recorded after an open of `ino`. */
 export const patternKey = (ino: Ino): string => "P" + u64(ino);
+
+/** Every session. */
+export const sessionPrefix = "S";
+/** Session `sid`. */
+export const sessionKey = (sid: number): string => "S" + u64(sid);
+/** The id of a key made by {@linkcode sessionKey}. */
+export const sessionIdOf = (key: string): number => readU64(key, 1);
+/** Every open of every inode in every session. */
+export const openPrefix = "U";
+/** The sessions that have `ino` open. */
+export const openInoPrefix = (ino: Ino): string => "U" + u64(ino);
+/** Inode `ino` open in session `sid`. */
+export const openKey = (ino: Ino, sid: number): string => "U" + u64(ino) + u64(sid);
+/** The inode and session of a key made by {@linkcode openKey}. */
+export const openOf = (key: string): { ino: Ino; sid: number } => ({
+  ino: readU64(key, 1) as Ino,
+  sid: readU64(key, 9),
+});

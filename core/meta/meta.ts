@@ -11,7 +11,8 @@
  * Each method opens one transaction (read-only where it changes nothing) around a function of one
  * part: `namespace.ts` (format, inodes, entries, rename, links, xattrs), `slices.ts` and
  * `slice_reads.ts` (slice lists, references, blobs, chunk reads), `reclaim.ts` (sustained inodes,
- * garbage, usage) and `patterns.ts` (access patterns). The keys are listed in `keys.ts`.
+ * garbage, usage), `sessions.ts` (mount sessions and their opens) and `patterns.ts` (access
+ * patterns). The keys are listed in `keys.ts`.
  *
  * @module
  */
@@ -30,7 +31,7 @@ import type { VolumeFormat } from "../format.ts";
 import type { SliceRecord } from "../slice.ts";
 import type { BlockRecord } from "../block_codec.ts";
 import { decodeNum, encodeNum } from "./_codec.ts";
-import { keyInodeCounter, keySliceCounter } from "./keys.ts";
+import { attrKey, keyInodeCounter, keySliceCounter } from "./keys.ts";
 import { getAttr } from "./_inode.ts";
 import * as ns from "./namespace.ts";
 import type { MetaEntry } from "./namespace.ts";
@@ -40,6 +41,7 @@ import * as reads from "./slice_reads.ts";
 import type { FullChunk } from "./slice_reads.ts";
 import * as reclaim from "./reclaim.ts";
 import * as patterns from "./patterns.ts";
+import * as sessions from "./sessions.ts";
 import type { PatternEntry } from "./patterns.ts";
 
 /** Ids taken from a counter per transaction. */
@@ -140,7 +142,8 @@ export class Meta {
 
   /**
    * Creates a node `name` in `parent`: a file, directory, device, FIFO, socket or (with `target`)
-   * a symlink. `mode` carries the type bits.
+   * a symlink. `mode` carries the type bits. With `openedBy`, records in the same transaction
+   * that the new node is open in that session.
    */
   async mknod(
     ctx: Ctx,
@@ -149,10 +152,11 @@ export class Meta {
     mode: number,
     rdev: number,
     target?: Name,
+    openedBy?: number,
   ): Promise<Attr> {
     ns.checkName(name);
     const ino = await this.allocIno();
-    const node = { ino, ctx, parent, name, mode, rdev, target };
+    const node = { ino, ctx, parent, name, mode, rdev, target, openedBy };
     return await this.kv.txn((tx) => ns.mknod(tx, node));
   }
 
@@ -318,10 +322,36 @@ export class Meta {
 
   /** Saves the access pattern that follows an open of `ino`. */
   setPattern(ino: Ino, pattern: readonly PatternEntry[]): Promise<void> {
-    return this.kv.txn((tx) => {
-      patterns.setPattern(tx, ino, pattern);
-      return Promise.resolve();
+    return this.kv.txn(async (tx) => {
+      // Not for an inode gone meanwhile (another mount may have deleted it): no stray key.
+      if (await tx.get(attrKey(ino))) patterns.setPattern(tx, ino, pattern);
     });
+  }
+
+  /** Attributes of `ino`, recording in the same transaction that it is open in session `sid`. */
+  openIn(ino: Ino, sid: number): Promise<Attr> {
+    return this.kv.txn(async (tx) => {
+      const a = await getAttr(tx, ino);
+      sessions.recordOpen(tx, ino, sid);
+      return a;
+    });
+  }
+
+  /**
+   * Forgets that session `sid` has `inos` open; deletes those of them unlinked and open nowhere
+   * else.
+   */
+  forgetOpens(inos: readonly Ino[], sid: number): Promise<Freeing> {
+    return this.kv.txn((tx) => sessions.forgetOpens(tx, inos, sid));
+  }
+
+  /** The inodes session `sid` has open, a page at a time (see `sessions.opensOf`). */
+  opensOf(
+    sid: number,
+    startAfter: string | undefined,
+    limit: number,
+  ): Promise<{ inos: Ino[]; next: string | undefined }> {
+    return this.kv.txn((tx) => sessions.opensOf(tx, sid, startAfter, limit), { readOnly: true });
   }
 
   /** Deletes an unlinked inode whose last handle closed. */

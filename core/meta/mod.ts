@@ -17,3 +17,4 @@ export {
 } from "./slices.ts";
 export type { FullChunk } from "./slice_reads.ts";
 export type { PatternEntry } from "./patterns.ts";
+export type { SessionInfo, SessionRecord } from "./sessions.ts";

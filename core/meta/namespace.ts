@@ -52,6 +52,7 @@ import {
 import { bump, dirAttr, getAttr, getEntry, isDir, now, putAttr } from "./_inode.ts";
 import type { FreedSlice, Freeing, WithAttr } from "./slices.ts";
 import { dropInode, sustain } from "./reclaim.ts";
+import { openedAnywhere, recordOpen } from "./sessions.ts";
 
 /** A directory listing entry. */
 export interface MetaEntry {
@@ -199,6 +200,8 @@ export interface NewNode {
   rdev: number;
   /** A symlink's target. */
   target?: Name | undefined;
+  /** The session that opens it as it is created (`sessions.ts`), if any. */
+  openedBy?: number | undefined;
 }
 
 /**
@@ -236,6 +239,7 @@ export async function mknod(tx: KvTxn, node: NewNode): Promise<Attr> {
     tx.set(symlinkKey(ino), nameToBytes(target));
   }
   tx.set(entryKey(parent, name), encodeEntry(type, ino));
+  if (node.openedBy !== undefined) recordOpen(tx, ino, node.openedBy);
   p.mtime = p.ctime = t;
   if (type === S_IFDIR) p.nlink++;
   putAttr(tx, p);
@@ -253,7 +257,10 @@ export async function readlink(tx: KvTxn, ino: Ino): Promise<Name> {
   return bytesToName(raw);
 }
 
-/** Drops one link of `a`: the inode goes with its last link, unless it is open. */
+/**
+ * Drops one link of `a`: the inode goes with its last link, unless it is open (`isOpen`, or in any
+ * session).
+ */
 async function unlinkInode(
   tx: KvTxn,
   a: Attr,
@@ -265,7 +272,7 @@ async function unlinkInode(
   a.ctime = t;
   if (a.nlink > 0) {
     putAttr(tx, a);
-  } else if (isOpen(a.ino)) {
+  } else if (isOpen(a.ino) || await openedAnywhere(tx, a.ino)) {
     putAttr(tx, a);
     sustain(tx, a.ino);
   } else {

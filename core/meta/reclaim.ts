@@ -4,7 +4,7 @@
  * whose objects await deletion, and the usage counters.
  *
  * An inode unlinked while open keeps its attributes and data, marked by an `O` key; the last close
- * (or the next mount, after a crash) removes it with {@linkcode deleteSustained}. A freed slice
+ * (or the next mount, after a crash, unless a session still has it open) removes it with {@linkcode deleteSustained}. A freed slice
  * stays on the garbage list (`G`) until the block layer has deleted its objects and calls
  * {@linkcode clearGarbage}; a crash in between leaves the entry for the next mount to finish.
  *
@@ -23,6 +23,7 @@ import {
   garbagePrefix,
   keyUsedInodes,
   keyUsedSpace,
+  openInoPrefix,
   patternKey,
   sustainedInoOf,
   sustainedKey,
@@ -59,14 +60,19 @@ export function sustain(tx: KvTxn, ino: Ino): void {
   tx.set(sustainedKey(ino), new Uint8Array(1));
 }
 
-/** Deletes an unlinked inode whose last handle closed. */
+/**
+ * Deletes an unlinked inode whose last handle closed, unless a session still has it open
+ * (`sessions.ts`): then the last close there deletes it.
+ */
 export async function deleteSustained(tx: KvTxn, ino: Ino): Promise<Freeing> {
   const freed: FreedSlice[] = [];
   const raw = await tx.get(attrKey(ino));
   if (!raw) return { freed };
   const a = decodeAttr(ino, raw);
-  if (a.nlink === 0) await dropInode(tx, a, freed);
-  else tx.delete(sustainedKey(ino));
+  if (a.nlink > 0) tx.delete(sustainedKey(ino));
+  else if (!(await tx.scan(openInoPrefix(ino), { limit: 1, keysOnly: true })).length) {
+    await dropInode(tx, a, freed);
+  }
   return { freed };
 }
 

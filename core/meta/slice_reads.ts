@@ -11,7 +11,8 @@ import type { Ino, SliceId } from "../types.ts";
 import { decodeRecords, resolveSegments, type SliceRecord } from "../slice.ts";
 import { BLOCK_INLINE, type BlockRecord, decodeBlockRecords } from "../block_codec.ts";
 import { SLICE_INFO_SIZE } from "./_codec.ts";
-import { chunkIndexOf, chunkKey, chunkPrefix, inlineKey, sliceKey } from "./keys.ts";
+import { attrKey, chunkIndexOf, chunkKey, chunkPrefix, inlineKey, sliceKey } from "./keys.ts";
+import { Errno, FsError } from "../errno.ts";
 
 /** Everything a read of one chunk needs: see {@linkcode readChunkFull}. */
 export interface FullChunk {
@@ -33,7 +34,13 @@ export async function readChunk(tx: KvTxn, ino: Ino, index: number): Promise<Sli
  * and the bytes of their inline blocks.
  */
 export async function readChunkFull(tx: KvTxn, ino: Ino, index: number): Promise<FullChunk> {
-  const records = decodeRecords(await tx.get(chunkKey(ino, index)));
+  const raw = await tx.get(chunkKey(ino, index));
+  // No chunk: a hole, unless the file itself is gone (deleted by another mount): then EIO, not
+  // zeros.
+  if (!raw && !(await tx.get(attrKey(ino)))) {
+    throw new FsError(Errno.EIO, `File ${ino} was deleted (by another mount?)`);
+  }
+  const records = decodeRecords(raw);
   const ids = [...new Set(resolveSegments(records).map((r) => r.id))]
     .filter((id) => id !== 0);
   const raws = await tx.getMany(ids.map(sliceKey));

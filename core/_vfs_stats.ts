@@ -1,0 +1,90 @@
+/**
+ * What `slayerfs status` shows of a `Vfs` ({@linkcode vfsStats}): its open files and handles, its
+ * block cache's counters, the predictor's, and the files of the hottest cached blocks; and what
+ * `statfs` says of its volume ({@linkcode volumeStatFs}).
+ *
+ * @module
+ */
+
+import type { CacheStats } from "./cache/mod.ts";
+import type { DataEngine } from "./data.ts";
+import type { Meta } from "./meta/mod.ts";
+import type { Predictor } from "./predict.ts";
+import { parseBlockKey } from "./slice.ts";
+import type { Ino, StatFs } from "./types.ts";
+import type { OpenFiles } from "./_open_files.ts";
+
+/** The statistics of one mount. */
+export interface VfsStats {
+  /** Open inodes. */
+  openFiles: number;
+  /** Open handles. */
+  handles: number;
+  /** Bytes in the memory block cache. */
+  cacheBytes: number;
+  /** Block reads the cache answered. */
+  cacheHits: number;
+  /** Block reads that went to the store. */
+  cacheMisses: number;
+  /** Objects fetched from the store for reads. */
+  storeGets: number;
+  /** Bytes of the objects fetched from the store for reads. */
+  storeGetBytes: number;
+  /** The predictor's counters, when it runs. */
+  predictor?: { recorded: number; replays: number; prefetchedBlocks: number };
+  /** The cache's per-tier counters, for a cache that reports them. */
+  cache?: CacheStats;
+  /** The files with the most cached blocks, with such a cache. */
+  hottestFiles?: Array<{ ino: Ino; frequency: number }>;
+}
+
+/** The statistics of the mount of `data`, `predictor` and `open`. */
+export function vfsStats(
+  data: DataEngine<Meta>,
+  predictor: Predictor | undefined,
+  open: OpenFiles,
+): VfsStats {
+  const cache = data.cache;
+  const out: VfsStats = {
+    openFiles: open.fileCount,
+    handles: open.handleCount,
+    cacheBytes: cache.bytes,
+    cacheHits: cache.hits,
+    cacheMisses: cache.misses,
+    storeGets: data.fetched.objects,
+    storeGetBytes: data.fetched.bytes,
+    ...(predictor ? { predictor: { ...predictor.stats } } : {}),
+  };
+  const stats = cache.stats?.();
+  if (stats !== undefined) {
+    out.cache = stats;
+    // Hot blocks → their files (by the slice id in the block key).
+    const byIno = new Map<Ino, number>();
+    for (const { key, frequency } of cache.hottest?.(200) ?? []) {
+      const id = parseBlockKey(key)?.id;
+      const ino = id === undefined ? undefined : data.ownerOf(id);
+      if (ino !== undefined) byIno.set(ino, (byIno.get(ino) ?? 0) + frequency);
+    }
+    out.hottestFiles = [...byIno].sort((a, b) => b[1] - a[1]).slice(0, 10)
+      .map(([ino, frequency]) => ({ ino, frequency }));
+  }
+  return out;
+}
+
+/** What `statfs` says of the volume of `meta`: its capacity and inode limit, and their use. */
+export async function volumeStatFs(meta: Meta): Promise<StatFs> {
+  const f = meta.format;
+  const u = await meta.usage();
+  const bsize = 4096;
+  const total = Math.floor(f.capacity / bsize);
+  const free = Math.max(0, total - Math.ceil(u.space / bsize));
+  return {
+    blockSize: bsize,
+    totalBlocks: total,
+    freeBlocks: free,
+    availBlocks: free,
+    totalFiles: f.inodes,
+    freeFiles: Math.max(0, f.inodes - u.inodes),
+    nameMax: 255,
+  };
+}
