@@ -11,6 +11,7 @@ import { DataEngine, type DataOptions } from "./data.ts";
 import { Errno, FsError } from "./errno.ts";
 import type { FsOps } from "./fs_ops.ts";
 import { LocalLocks, type LockManager } from "./locks.ts";
+import { HandleLocks } from "./_vfs_locks.ts";
 import { type Meta, now } from "./meta/mod.ts";
 import {
   type Attr,
@@ -77,6 +78,7 @@ export class Vfs implements FsOps {
   readonly data: DataEngine<Meta>;
   /** POSIX and BSD locks (the `locks` option). */
   readonly locks: LockManager;
+  readonly #locks: HandleLocks;
   /** Predictive prefetch, unless turned off with `predict: false`. */
   readonly predictor: Predictor | undefined;
   readonly #open = new OpenFiles();
@@ -94,6 +96,7 @@ export class Vfs implements FsOps {
     this.data = new DataEngine(store, meta, { ...options, onError: this.#onError });
     this.#freeQueue = new FreeQueue(this.data, this.#onError);
     this.locks = options.locks ?? new LocalLocks();
+    this.#locks = new HandleLocks(this.locks);
     this.predictor = options.predict === false
       ? undefined
       : new Predictor(meta, this.data, options.predict ?? {});
@@ -302,6 +305,7 @@ export class Vfs implements FsOps {
   async write(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Uint8Array): Promise<number> {
     const h = this.#open.handle(fh, ino);
     if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError(Errno.EBADF);
+    this.#locks.writable(fh);
     const of = this.#open.file(ino)!;
     const w = this.#writer(ino, of);
     reportFailure(h, w, "write");
@@ -314,7 +318,7 @@ export class Vfs implements FsOps {
 
   async flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner: bigint): Promise<void> {
     const h = this.#open.handle(fh, ino);
-    this.locks.releasePosix(ino, lockOwner);
+    await this.#locks.flush(ino, lockOwner);
     await syncHandle(h, this.#open.file(ino)?.writer, "close");
   }
 
@@ -327,7 +331,7 @@ export class Vfs implements FsOps {
   ): Promise<void> {
     this.#open.handle(fh, ino);
     this.#open.closeHandle(fh);
-    if (flockRelease) this.locks.releaseFlock(ino, lockOwner);
+    await this.#locks.release(ino, fh, lockOwner, flockRelease);
     const of = this.#open.file(ino);
     if (!of) return;
     try {
@@ -345,6 +349,7 @@ export class Vfs implements FsOps {
   }
 
   async fsync(_ctx: Ctx, ino: Ino, fh: Fh, _datasync: boolean): Promise<void> {
+    this.#locks.writable(fh);
     await syncHandle(this.#open.handle(fh, ino), this.#open.file(ino)?.writer, "sync");
   }
 
@@ -395,21 +400,8 @@ export class Vfs implements FsOps {
     return Promise.resolve(); // every metadata change is committed when its request returns
   }
 
-  async statfs(): Promise<StatFs> {
-    const f = this.meta.format;
-    const u = await this.meta.usage();
-    const bsize = 4096;
-    const total = Math.floor(f.capacity / bsize);
-    const free = Math.max(0, total - Math.ceil(u.space / bsize));
-    return {
-      blockSize: bsize,
-      totalBlocks: total,
-      freeBlocks: free,
-      availBlocks: free,
-      totalFiles: f.inodes,
-      freeFiles: Math.max(0, f.inodes - u.inodes),
-      nameMax: 255,
-    };
+  statfs(): Promise<StatFs> {
+    return this.meta.statfs();
   }
 
   setxattr(_ctx: Ctx, ino: Ino, name: Name, value: Uint8Array, flags: number): Promise<void> {
@@ -452,22 +444,23 @@ export class Vfs implements FsOps {
   }
 
   getlk(_ctx: Ctx, ino: Ino, _fh: Fh, owner: bigint, lock: PosixLock): Promise<PosixLock> {
-    return Promise.resolve(this.locks.getlk(ino, owner, lock));
+    return this.#locks.getlk(ino, owner, lock);
   }
 
-  setlk(
-    _ctx: Ctx,
-    ino: Ino,
-    _fh: Fh,
-    owner: bigint,
-    lock: PosixLock,
-    wait: boolean,
-  ): Promise<void> {
-    return this.locks.setlk(ino, owner, lock, wait);
+  setlk(ctx: Ctx, ino: Ino, fh: Fh, owner: bigint, lock: PosixLock, wait: boolean): Promise<void> {
+    return this.#locks.setlk(ctx, ino, fh, owner, lock, wait);
   }
 
-  flock(_ctx: Ctx, ino: Ino, _fh: Fh, owner: bigint, op: number): Promise<void> {
-    return this.locks.flock(ino, owner, op);
+  flock(ctx: Ctx, ino: Ino, fh: Fh, owner: bigint, op: number): Promise<void> {
+    return this.#locks.flock(ctx, ino, fh, owner, op);
+  }
+
+  /**
+   * This mount's session was cleaned up by another mount (its locks deleted): forgets its locks
+   * and fences the handles that held one (see `core/_vfs_locks.ts`); returns how many.
+   */
+  locksLost(): number {
+    return this.#locks.lost();
   }
 
   async fallocate(
@@ -480,6 +473,7 @@ export class Vfs implements FsOps {
   ): Promise<void> {
     const h = this.#open.handle(fh, ino);
     if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError(Errno.EBADF);
+    this.#locks.writable(fh);
     if (offset < 0 || length <= 0) throw new FsError(Errno.EINVAL);
     const punch = (mode & FALLOC_FL_PUNCH_HOLE) !== 0;
     const keep = (mode & FALLOC_FL_KEEP_SIZE) !== 0;
@@ -548,6 +542,7 @@ export class Vfs implements FsOps {
       await this.predictor?.close();
       await this.flushAll();
       await this.#freeQueue.idle();
+      await this.locks.close?.();
     } finally {
       await this.data.close();
     }

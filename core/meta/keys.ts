@@ -27,6 +27,8 @@
  * | `G<slice:8>`          | a freed slice to delete         | size, blob keys (`encodeGarbage`) |
  * | `O<ino:8>`            | an unlinked inode still open    | one zero byte                     |
  * | `P<ino:8>`            | pattern after opening `ino`     | JSON `PatternEntry[]`             |
+ * | `L<ino:8>F<lk:16>`    | a `flock` of `ino`              | type, pid (`kv_locks.ts`)         |
+ * | `L<ino:8>P<lk:16>`    | POSIX record locks on `ino`     | pid, ranges (`kv_locks.ts`)       |
  *
  * Counters and sizes are f64 (`encodeNum`); the attribute record is 84 bytes; an entry is the type
  * (mode >> 12) in a byte and the inode as f64; a chunk holds 24-byte slice records oldest first
@@ -36,6 +38,13 @@
  * references and the bytes it leaves in the store (0 if all its blocks were inline), then the
  * blob keys to delete with it as a JSON array, if any. Orphaned blob sets (uploaded twice by
  * racing commits) are garbage entries numbered 2^52 + `Norphan`.
+ *
+ * Locks (`core/meta/kv_locks.ts`) are keyed by inode and by holder: `<lk:16>` is the session id of
+ * the mount that took the lock (`<sid:8>`) followed by the kernel's lock owner (`<owner:8>`, a
+ * u64), so one scan of `L<ino:8>F` or `L<ino:8>P` finds every holder of that inode on every mount.
+ * A flock record is its type (1 shared, 2 exclusive) in a byte and the pid (u32); a POSIX record
+ * is the pid (u32) and then the owner's ranges, 17 bytes each: type (`F_RDLCK`/`F_WRLCK`) in a
+ * byte, first and last byte as f64 (`Infinity` to the end of the file).
  *
  * @module
  */
@@ -130,3 +139,28 @@ export const sustainedKey = (ino: Ino): string => "O" + u64(ino);
 export const sustainedInoOf = (key: string): Ino => readU64(key, 1) as Ino;
 /** The access pattern recorded after an open of `ino`. */
 export const patternKey = (ino: Ino): string => "P" + u64(ino);
+
+/** Every lock record of every inode (a dead session's cleanup scans it). */
+export const lockPrefix = "L";
+/** The flock records of `ino`. */
+export const flockPrefix = (ino: Ino): string => "L" + u64(ino) + "F";
+/** The POSIX lock records of `ino`. */
+export const plockPrefix = (ino: Ino): string => "L" + u64(ino) + "P";
+/** Encodes a u64 `bigint` (a kernel lock owner) as 8 big-endian byte chars. */
+export function u64big(n: bigint): string {
+  let s = "";
+  for (let i = 56; i >= 0; i -= 8) s += String.fromCharCode(Number((n >> BigInt(i)) & 255n));
+  return s;
+}
+/** The holder part of a lock key: session `sid`, kernel lock owner `owner`. */
+export const lockHolder = (sid: number, owner: bigint): string => u64(sid) + u64big(owner);
+/** The flock of `owner` of session `sid` on `ino`. */
+export const flockKey = (ino: Ino, sid: number, owner: bigint): string =>
+  flockPrefix(ino) + lockHolder(sid, owner);
+/** The POSIX locks of `owner` of session `sid` on `ino`. */
+export const plockKey = (ino: Ino, sid: number, owner: bigint): string =>
+  plockPrefix(ino) + lockHolder(sid, owner);
+/** The session id of a lock key. */
+export const lockSessionOf = (key: string): number => readU64(key, 10);
+/** The inode of a lock key. */
+export const lockInoOf = (key: string): Ino => readU64(key, 1) as Ino;
