@@ -14,7 +14,7 @@
 import pLimit from "p-limit";
 import { DiskBudget } from "../core/cache/disk_budget.ts";
 import { Errno, FsError } from "../core/errno.ts";
-import { makePrivateDir, PRIVATE_FILE_MODE } from "../core/_private_fs.ts";
+import { DIR_LOCK_NAME, makePrivateDir, PRIVATE_FILE_MODE } from "../core/_private_fs.ts";
 
 /** The name prefix of temporary files in the staging directory; `open` removes them. */
 export const WRITEBACK_TEMP_PREFIX = ".tmp-";
@@ -152,7 +152,8 @@ export class Staging {
     try {
       await makePrivateDir(
         dir,
-        (name) => name.startsWith(WRITEBACK_TEMP_PREFIX) || !!decodeKey(name),
+        (name) =>
+          name.startsWith(WRITEBACK_TEMP_PREFIX) || !!decodeKey(name) || name === DIR_LOCK_NAME,
       );
     } catch (cause) {
       throw new Error(`Cannot create writeback directory "${dir}"`, { cause });

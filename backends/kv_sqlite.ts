@@ -14,11 +14,9 @@
  * - Owner-only: a new database is created 0600 (SQLite gives its WAL and shared-memory files the
  *   same mode), and a writable open takes the group and other bits off an existing one, since
  *   small files are inlined in it.
- * - Single host: {@linkcode SqliteKvEngine.lock} takes an exclusive `flock` on `PATH.lock`
- *   (0600, holding the holder's pid) until `close`, so a second mount of the same file fails
- *   at once; the kernel drops the lock when its process dies, even by kill -9. Readers and gc do
- *   not take it: they work beside a mount through SQLite's own locking. `close` removes the file
- *   before it unlocks, and `lock` checks that the file it locked is still the one at the path.
+ * - Many processes: several daemons (and the tools) may open one database at once on one host;
+ *   SQLite's own locking serializes their commits (a WAL database must not live on a network
+ *   filesystem shared by several hosts: keep it local).
  * - Transactions run one at a time in this process (a promise-chain mutex). Each opens a
  *   deferred `BEGIN`, so all of its reads come from one snapshot; writes are buffered and applied
  *   at commit. If another process committed since the snapshot, SQLite refuses the upgrade to a
@@ -69,30 +67,6 @@ function notOurs(path: string, cause?: unknown): Error {
     `Metadata file "${path}" is not a SlayerFS SQLite database`,
     cause === undefined ? undefined : { cause },
   );
-}
-
-/** Another process holds the database's single-host lock ({@linkcode SqliteKvEngine.lock}). */
-export class SqliteLockedError extends Error {
-  /** The database file. */
-  readonly path: string;
-  /** The process that holds the lock, when it could be read. */
-  readonly pid: number | undefined;
-  /** Creates the error. */
-  constructor(path: string, pid: number | undefined) {
-    super(
-      `Metadata file "${path}" is in use by ${
-        pid === undefined ? "another process" : `pid ${pid}`
-      }`,
-    );
-    this.name = "SqliteLockedError";
-    this.path = path;
-    this.pid = pid;
-  }
-}
-
-async function lockHolder(lockPath: string): Promise<number | undefined> {
-  const pid = Number.parseInt(await Deno.readTextFile(lockPath).catch(() => ""), 10);
-  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
 }
 
 class Statements {
@@ -230,7 +204,6 @@ export class SqliteKvEngine implements KvEngine {
   readonly #db: DatabaseSync;
   readonly #st: Statements;
   readonly #mutex = new Mutex();
-  #lockFile: Deno.FsFile | undefined;
   #closed = false;
 
   private constructor(path: string, db: DatabaseSync, readOnly: boolean) {
@@ -361,54 +334,11 @@ export class SqliteKvEngine implements KvEngine {
     });
   }
 
-  /**
-   * Takes the database's single-host lock and holds it until {@linkcode SqliteKvEngine.close}:
-   * an exclusive `flock` on `PATH.lock`, which holds this process's pid. Throws
-   * {@linkcode SqliteLockedError} at once if another process (or another engine of this one)
-   * holds it. Idempotent.
-   */
-  async lock(): Promise<void> {
-    if (this.#closed) throw new Error(`Metadata engine "${this.path}" is closed`);
-    if (this.#lockFile !== undefined) return;
-    const lockPath = `${this.path}.lock`;
-    for (;;) {
-      const file = await Deno.open(lockPath, {
-        read: true,
-        write: true,
-        create: true,
-        mode: PRIVATE_FILE_MODE,
-      });
-      try {
-        if (!await file.tryLock(true)) {
-          throw new SqliteLockedError(this.path, await lockHolder(lockPath));
-        }
-        // The holder may have removed the file between our open and lock: then lock the new one.
-        const [mine, now] = await Promise.all([file.stat(), Deno.stat(lockPath).catch(() => null)]);
-        if (now !== null && mine.ino === now.ino && mine.dev === now.dev) {
-          await file.truncate(0);
-          await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
-          this.#lockFile = file;
-          return;
-        }
-      } catch (err) {
-        file.close();
-        throw err;
-      }
-      file.close();
-    }
-  }
-
-  /** Waits for running transactions, closes the database and drops its lock; idempotent. */
+  /** Waits for running transactions and closes the database; idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#mutex.idle();
     this.#db.close();
-    const lockFile = this.#lockFile;
-    if (lockFile === undefined) return;
-    this.#lockFile = undefined;
-    // Removed while still locked, so that a waiting `lock` notices and locks a fresh file.
-    await Deno.remove(`${this.path}.lock`).catch(() => {});
-    lockFile.close();
   }
 }

@@ -37,12 +37,7 @@ export {
   storeSchemes,
 } from "./registry.ts";
 export { MemoryKvEngine } from "./kv_memory.ts";
-export {
-  SQLITE_APPLICATION_ID,
-  SqliteKvEngine,
-  type SqliteKvOptions,
-  SqliteLockedError,
-} from "./kv_sqlite.ts";
+export { SQLITE_APPLICATION_ID, SqliteKvEngine, type SqliteKvOptions } from "./kv_sqlite.ts";
 export { DEFAULT_LIST_LIMIT, MemoryBlockStore } from "./store_memory.ts";
 export {
   FILE_STORE_TEMP_PREFIX,

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { openBlockStore, SqliteKvEngine, SqliteLockedError } from "../backends/mod.ts";
+import { openBlockStore } from "../backends/mod.ts";
 import type { BlockStore } from "../core/block_store.ts";
 import { type CacheDirOptions, DiskBudget, TieredCache } from "../core/cache/mod.ts";
 import { tryLoadLibc } from "../core/libc.ts";
@@ -17,7 +17,8 @@ import type { KvEngine } from "../core/kv.ts";
 import { formatVolume, Volume } from "../core/volume.ts";
 import { CliError, describe } from "./_errors.ts";
 import { openMeta } from "./_meta.ts";
-import { home, makeRunDir, mountOf, type MountState, stateFile, writeState } from "./_state.ts";
+import { home, makeRunDir, type MountState, stateFile, writeState } from "./_state.ts";
+import { claimDir } from "./_dir_lock.ts";
 
 const log = getLog("daemon");
 
@@ -65,27 +66,6 @@ function tuneMalloc(): () => void {
   const timer = setInterval(() => mallocTrim(0n), 1000);
   Deno.unrefTimer(timer);
   return () => clearInterval(timer);
-}
-
-/**
- * Takes the SQLite volume's single-host lock for the daemon's life (the kernel drops it when the
- * process ends, however it ends); a volume mounted elsewhere is a {@linkcode CliError}.
- */
-async function lockSingleHost(kv: SqliteKvEngine): Promise<void> {
-  try {
-    await kv.lock();
-  } catch (err) {
-    if (!(err instanceof SqliteLockedError)) throw err;
-    const mnt = err.pid === undefined ? undefined : await mountOf(err.pid);
-    const where = `${mnt === undefined ? "" : ` at ${mnt}`}${
-      err.pid === undefined ? "" : ` (pid ${err.pid})`
-    }`;
-    throw new CliError(
-      `The volume of "${err.path}" is already mounted${where}: a sqlite3:// volume serves one ` +
-        "mount at a time; mounting one volume on several mountpoints or hosts needs a " +
-        "multi-host metadata engine (Redis, PostgreSQL and etcd engines are planned)",
-    );
-  }
 }
 
 /** Whether `err` says that the store could not be reached (not that it refused us). */
@@ -155,7 +135,6 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     | { stats(): unknown; flush(o?: { signal?: AbortSignal }): Promise<void> }
     | undefined;
   try {
-    if (kv instanceof SqliteKvEngine) await lockSingleHost(kv);
     let format = await Meta.readFormat(kv);
     if (!format && metaUrl.startsWith("mem://")) {
       format = await formatVolume(kv, { name: "mem", storage: "mem://" });
@@ -163,12 +142,18 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     if (!format) throw new CliError(`No volume in "${metaUrl}": run slayerfs format first`);
     let store = await openStore(format.storage, opts.writeback);
     // Remote storage gets a disk cache by default, as JuiceFS does; local storage needs none.
+    // Several daemons may serve the volume on this host: each has its own cache and staging
+    // folders (a default one taken by another daemon gives way to UUID-2, UUID-3...).
     if (!opts.cacheDirs.length && !opts.noCacheDir && !/^(file|mem):/.test(format.storage)) {
-      opts.cacheDirs.push(`${home()}/cache/${format.uuid}`);
+      opts.cacheDirs.push(await claimDir(`${home()}/cache/${format.uuid}`, false, "cache folder"));
+    } else {
+      for (const dir of opts.cacheDirs) await claimDir(dir, true, "cache folder");
     }
-    const stageDir = opts.writeback
-      ? opts.writebackDir ?? `${home()}/writeback/${format.uuid}`
-      : undefined;
+    const stageDir = !opts.writeback
+      ? undefined
+      : opts.writebackDir !== undefined
+      ? await claimDir(opts.writebackDir, true, "writeback folder")
+      : await claimDir(`${home()}/writeback/${format.uuid}`, false, "writeback folder");
     // The cache and the staging folders on one filesystem share its free space (a DiskBudget).
     const budgets = await DiskBudget.perFilesystem(
       [...opts.cacheDirs, ...(stageDir ? [stageDir] : [])],

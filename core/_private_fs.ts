@@ -55,3 +55,9 @@ export async function makePrivateDir(
   for await (const e of Deno.readDir(dir)) if (!ours(e.name)) return;
   await Deno.chmod(dir, PRIVATE_DIR_MODE);
 }
+
+/**
+ * The lock file a mount keeps in each of its cache and staging folders (`cli/_dir_lock.ts`), so
+ * that two daemons never share one; the folders' own scans leave it alone.
+ */
+export const DIR_LOCK_NAME = ".slayerfs.lock";

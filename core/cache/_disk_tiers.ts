@@ -30,7 +30,7 @@ import pLimit from "p-limit";
 import { blockKey as hashKey, CacheIndex } from "../../wasm/mod.ts";
 import { tryLoadLibc } from "../libc.ts";
 import { getLog } from "../log.ts";
-import { makePrivateDir, PRIVATE_DIR_MODE, tightenMode } from "../_private_fs.ts";
+import { DIR_LOCK_NAME, makePrivateDir, PRIVATE_DIR_MODE, tightenMode } from "../_private_fs.ts";
 import {
   dataOffsetFor,
   decodeBlockFile,
@@ -555,7 +555,10 @@ export class DiskTiers {
 
   /** Rebuilds the index of `dir` from its files, oldest first. */
   async #scan(dir: DiskDir): Promise<void> {
-    await makePrivateDir(dir.path, (name) => /^[0-9a-f]{2}$/.test(name));
+    await makePrivateDir(
+      dir.path,
+      (name) => /^[0-9a-f]{2}$/.test(name) || name === DIR_LOCK_NAME,
+    );
     const found: Array<{ e: Entry; mtime: number }> = [];
     const files: string[] = [];
     for await (const d of Deno.readDir(dir.path)) {

@@ -22,7 +22,7 @@ import type { VolumeFormat } from "../format.ts";
 import type { SliceRecord } from "../slice.ts";
 import type { BlockRecord } from "../block_codec.ts";
 import { decodeNum, encodeNum } from "./_codec.ts";
-import { keyInodeCounter, keySliceCounter } from "./keys.ts";
+import { attrKey, keyInodeCounter, keySliceCounter } from "./keys.ts";
 import { getAttr } from "./_inode.ts";
 import * as ns from "./namespace.ts";
 import type { MetaEntry } from "./namespace.ts";
@@ -305,9 +305,9 @@ export class Meta {
 
   /** Saves the access pattern that follows an open of `ino`. */
   setPattern(ino: Ino, pattern: readonly PatternEntry[]): Promise<void> {
-    return this.kv.txn((tx) => {
-      patterns.setPattern(tx, ino, pattern);
-      return Promise.resolve();
+    return this.kv.txn(async (tx) => {
+      // Not for an inode gone meanwhile (another mount may have deleted it): no stray key.
+      if (await tx.get(attrKey(ino))) patterns.setPattern(tx, ino, pattern);
     });
   }
 
