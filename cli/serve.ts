@@ -12,7 +12,7 @@ import type { BlockStore } from "../core/block_store.ts";
 import { type CacheDirOptions, DiskBudget, TieredCache } from "../core/cache/mod.ts";
 import { tryLoadLibc } from "../core/libc.ts";
 import { configureLogging, getLog } from "../core/log.ts";
-import { Meta } from "../core/meta/mod.ts";
+import { KvLocks, Meta } from "../core/meta/mod.ts";
 import type { KvEngine } from "../core/kv.ts";
 import { formatVolume, Volume } from "../core/volume.ts";
 import { CliError, describe } from "./_errors.ts";
@@ -179,6 +179,8 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     }
     const cacheBytes = opts.cacheMiB * 2 ** 20;
     vol = await Volume.openWith(kv, store, {
+      // TODO(lead): session id — this mount's registered session id replaces the random one.
+      locks: new KvLocks(kv, { sessionId: Math.floor(Math.random() * 2 ** 48) }),
       cacheBytes,
       ...(deadlineMs > 0 ? { fetchDeadlineMs: deadlineMs } : {}),
       ...(opts.cacheDirs.length
@@ -203,7 +205,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     readOnly: o.has("ro"),
     debug: o.has("debug"),
     writebackCache: o.has("writeback_cache"),
-    flockLocks: o.has("fs_flock"),
+    flockLocks: !o.has("local_flock"), // flocks go to the shared lock table unless local_flock
     // The daemon serves no calls into its own mount, so it can use the JS loop (see ffi/README.md).
     loop: o.get("loop") === "mt" ? "mt" as const : "js" as const,
     ...(num("loop_spin_us") !== undefined ? { spinUs: num("loop_spin_us")! } : {}),

@@ -17,3 +17,4 @@ export {
 } from "./slices.ts";
 export type { FullChunk } from "./slice_reads.ts";
 export type { PatternEntry } from "./patterns.ts";
+export { KvLocks, type KvLocksOptions, listLocks, releaseSessionLocks } from "./kv_locks.ts";
