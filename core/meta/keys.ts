@@ -148,9 +148,8 @@ export const flockPrefix = (ino: Ino): string => "L" + u64(ino) + "F";
 export const plockPrefix = (ino: Ino): string => "L" + u64(ino) + "P";
 /** Encodes a u64 `bigint` (a kernel lock owner) as 8 big-endian byte chars. */
 export function u64big(n: bigint): string {
-  let s = "";
-  for (let i = 56; i >= 0; i -= 8) s += String.fromCharCode(Number((n >> BigInt(i)) & 255n));
-  return s;
+  const v = BigInt.asUintN(64, n);
+  return u32(Number(v >> 32n)) + u32(Number(v & 0xffffffffn));
 }
 /** The holder part of a lock key: session `sid`, kernel lock owner `owner`. */
 export const lockHolder = (sid: number, owner: bigint): string => u64(sid) + u64big(owner);
