@@ -27,7 +27,9 @@
  * | `G<slice:8>`          | a freed slice to delete         | size, blob keys (`encodeGarbage`) |
  * | `O<ino:8>`            | an unlinked inode still open    | one zero byte                     |
  * | `P<ino:8>`            | pattern after opening `ino`     | JSON `PatternEntry[]`             |
+ * | `L<ino:8>F`           | guard of `ino`'s flocks         | one byte 1                        |
  * | `L<ino:8>F<lk:16>`    | a `flock` of `ino`              | type, pid (`kv_locks.ts`)         |
+ * | `L<ino:8>P`           | guard of `ino`'s POSIX locks    | one byte 1                        |
  * | `L<ino:8>P<lk:16>`    | POSIX record locks on `ino`     | pid, ranges (`kv_locks.ts`)       |
  *
  * Counters and sizes are f64 (`encodeNum`); the attribute record is 84 bytes; an entry is the type
@@ -44,7 +46,9 @@
  * u64), so one scan of `L<ino:8>F` or `L<ino:8>P` finds every holder of that inode on every mount.
  * A flock record is its type (1 shared, 2 exclusive) in a byte and the pid (u32); a POSIX record
  * is the pid (u32) and then the owner's ranges, 17 bytes each: type (`F_RDLCK`/`F_WRLCK`) in a
- * byte, first and last byte as f64 (`Infinity` to the end of the file).
+ * byte, first and last byte as f64 (`Infinity` to the end of the file). The guard (the prefix's
+ * own key) exists while the inode has records of that kind; every transaction that changes one
+ * reads and writes it, so that changes of one inode's locks always conflict on one key.
  *
  * @module
  */

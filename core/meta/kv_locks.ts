@@ -7,6 +7,9 @@
  *   mount's session id and the kernel's lock owner, so owners of different mounts never mix. A
  *   request reads every record of the inode (one prefix scan) and writes its own record in the
  *   same transaction, so two mounts can never both be granted conflicting locks.
+ * - Each kind of record of an inode has a guard key (the prefix's own key, present while records
+ *   are): every change reads and writes it, so two changes always conflict on one key even on an
+ *   engine that checks conflicts only on the keys read, not on what a scan could have returned.
  * - The mount remembers which records it holds. A release of nothing (every `close` sends one)
  *   and an unlock of nothing cost no transaction; neither does a clean unmount with no locks.
  * - A request that must wait retries when this mount releases a lock on the inode (at once) and
@@ -25,7 +28,7 @@
  */
 
 import { Errno, FsError } from "../errno.ts";
-import type { KvEngine, KvTxn } from "../kv.ts";
+import type { KvEngine, KvPair, KvTxn } from "../kv.ts";
 import {
   checkInterrupted,
   type LockManager,
@@ -89,6 +92,39 @@ const readF64 = (s: string, at: number): number => {
   for (let i = 0; i < 8; i++) F64.setUint8(i, s.charCodeAt(at + i));
   return F64.getFloat64(0);
 };
+
+const GUARD = new Uint8Array([1]);
+
+/**
+ * The lock records under `prefix` (one inode's flocks or POSIX locks), read with the prefix's own
+ * key, the guard: every transaction that changes a record there writes the guard too (see
+ * {@linkcode setGuard}), so two changes of one inode's locks always conflict on one key, even on an
+ * engine whose conflict checks see only the keys read, not the keys a scan could have returned.
+ */
+async function readRecords(tx: KvTxn, prefix: string): Promise<KvPair[]> {
+  await tx.get(prefix);
+  return (await tx.scan(prefix)).filter(([k]) => k !== prefix);
+}
+
+/** Writes the guard of `prefix`: present while records remain there, deleted with the last. */
+function setGuard(tx: KvTxn, prefix: string, records: number): void {
+  if (records > 0) tx.set(prefix, GUARD);
+  else tx.delete(prefix);
+}
+
+/** Deletes lock records (`keys`) and settles the guards of their inodes. */
+async function deleteRecords(tx: KvTxn, keys: readonly string[]): Promise<void> {
+  const prefixes = new Set<string>();
+  for (const k of keys) {
+    tx.delete(k);
+    prefixes.add(k.slice(0, 10));
+  }
+  for (const p of prefixes) {
+    await tx.get(p);
+    const left = await tx.scan(p, { keysOnly: true, limit: 2 });
+    setGuard(tx, p, left.filter(([k]) => k !== p).length);
+  }
+}
 
 /** Encodes a flock record: its type (`LOCK_SH` 1, `LOCK_EX` 2) and pid. */
 export const encodeFlock = (kind: number, pid: number): Uint8Array =>
@@ -250,7 +286,7 @@ export class KvLocks implements LockManager {
     const result = await this.#kv.txn(fn);
     const now = holds(result);
     if (epoch !== this.#epoch) {
-      if (now) await this.#kv.txn((tx) => Promise.resolve(tx.delete(key)));
+      if (now) await this.#kv.txn((tx) => deleteRecords(tx, [key]));
       throw new FsError(Errno.ENOLCK, LOST);
     }
     if (now === true) this.#held.set(key, held);
@@ -271,17 +307,24 @@ export class KvLocks implements LockManager {
         return this.#txn(key, held, async (tx) => {
           let conflict = false;
           let mine: Uint8Array | undefined;
-          for (const [k, v] of await tx.scan(flockPrefix(ino))) {
+          const prefix = flockPrefix(ino);
+          const records = await readRecords(tx, prefix);
+          for (const [k, v] of records) {
             if (k === key) mine = v;
             else if (kind === LOCK_EX || flockKindOf(v) === LOCK_EX) conflict = true;
           }
+          const others = records.length - (mine ? 1 : 0);
           if (!conflict) {
-            if (!mine || flockKindOf(mine) !== kind) tx.set(key, value);
+            if (!mine || flockKindOf(mine) !== kind) {
+              tx.set(key, value);
+              setGuard(tx, prefix, others + 1);
+            }
             return { granted: true, dropped: mine !== undefined && flockKindOf(mine) === LOCK_EX };
           }
           // A conversion that must wait drops the old lock while it waits, as Linux does.
           if (mine && !(op & LOCK_NB)) {
             tx.delete(key);
+            setGuard(tx, prefix, others);
             return { granted: false, dropped: true };
           }
           return { granted: false, dropped: false };
@@ -316,7 +359,7 @@ export class KvLocks implements LockManager {
     return this.#serial(key, async () => {
       const held = this.#held.get(key);
       if (!held) return;
-      await this.#txn(key, held, (tx) => Promise.resolve(tx.delete(key)), () => false);
+      await this.#txn(key, held, (tx) => deleteRecords(tx, [key]), () => false);
       this.#wake(ino);
     });
   }
@@ -324,9 +367,10 @@ export class KvLocks implements LockManager {
   async getlk(ino: Ino, owner: bigint, lock: PosixLock): Promise<PosixLock> {
     const key = plockKey(ino, this.#sid, owner);
     const sidPart = key.slice(10, 18);
-    const records = await this.#kv.txn((tx) => tx.scan(plockPrefix(ino)), { readOnly: true });
+    const prefix = plockPrefix(ino);
+    const records = await this.#kv.txn((tx) => tx.scan(prefix), { readOnly: true });
     for (const [k, v] of records) {
-      if (k === key) continue;
+      if (k === key || k === prefix) continue;
       const rec = decodePlock(v);
       for (const r of rec.ranges) {
         if (!conflicts(r, lock)) continue;
@@ -358,7 +402,9 @@ export class KvLocks implements LockManager {
         if (lock.type === F_UNLCK && !this.#held.has(key)) return Promise.resolve(true);
         return this.#txn(key, held, async (tx) => {
           let mine: PosixRecord | undefined;
-          for (const [k, v] of await tx.scan(plockPrefix(ino))) {
+          const prefix = plockPrefix(ino);
+          const records = await readRecords(tx, prefix);
+          for (const [k, v] of records) {
             const rec = decodePlock(v);
             if (k === key) mine = rec;
             else if (lock.type !== F_UNLCK && rec.ranges.some((r) => conflicts(r, lock))) {
@@ -366,8 +412,10 @@ export class KvLocks implements LockManager {
             }
           }
           const ranges = setRange(mine?.ranges ?? [], lock);
+          const others = records.length - (mine ? 1 : 0);
           if (ranges.length) tx.set(key, encodePlock({ pid: lock.pid, ranges }));
           else if (mine) tx.delete(key);
+          if (ranges.length || mine) setGuard(tx, prefix, others + (ranges.length ? 1 : 0));
           return ranges.length > 0;
         }, (r) => r);
       });
@@ -410,10 +458,7 @@ export class KvLocks implements LockManager {
     this.#held.clear();
     for (let i = 0; i < keys.length; i += 256) {
       const part = keys.slice(i, i + 256);
-      await this.#kv.txn((tx) => {
-        for (const k of part) tx.delete(k);
-        return Promise.resolve();
-      });
+      await this.#kv.txn((tx) => deleteRecords(tx, part));
     }
   }
 }
@@ -433,14 +478,9 @@ export async function releaseSessionLocks(kv: KvEngine, sid: number, batch = 512
         limit: batch,
         ...(after !== undefined ? { startAfter: after } : {}),
       });
-      let n = 0;
-      for (const [k] of keys) {
-        if (lockSessionOf(k) === sid) {
-          tx.delete(k);
-          n++;
-        }
-      }
-      return { last: keys.at(-1)?.[0], full: keys.length === batch, n };
+      const mine = keys.map(([k]) => k).filter((k) => k.length > 10 && lockSessionOf(k) === sid);
+      await deleteRecords(tx, mine);
+      return { last: keys.at(-1)?.[0], full: keys.length === batch, n: mine.length };
     });
     deleted += page.n;
     if (!page.full || page.last === undefined) return deleted;
@@ -453,7 +493,7 @@ export async function listLocks(
   kv: KvEngine,
 ): Promise<Array<{ ino: Ino; sessionId: number; kind: "flock" | "posix" }>> {
   const pairs = await kv.txn((tx) => tx.scan(lockPrefix, { keysOnly: true }), { readOnly: true });
-  return pairs.map(([k]) => ({
+  return pairs.filter(([k]) => k.length > 10).map(([k]) => ({
     ino: lockInoOf(k),
     sessionId: lockSessionOf(k),
     kind: k[9] === "F" ? "flock" as const : "posix" as const,

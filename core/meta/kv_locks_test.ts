@@ -22,6 +22,10 @@ import { decodePlock, KvLocks, listLocks, releaseSessionLocks, setRange } from "
 import { plockKey } from "./keys.ts";
 
 const INO = 42 as Ino;
+
+/** Every key under `L`, lock records and inode guards alike. */
+const lockKeys = (kv: KvEngine) =>
+  kv.txn((tx) => tx.scan("L", { keysOnly: true }), { readOnly: true });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A request that has not settled yet is still pending after a while. */
@@ -95,7 +99,7 @@ for (const e of engines) {
     await b.flock(INO, 1n, LOCK_SH | LOCK_NB);
     await a.releaseFlock(INO, 1n);
     await b.releaseFlock(INO, 1n);
-    assert.deepEqual(await listLocks(p.kvA), []);
+    assert.deepEqual(await lockKeys(p.kvA), [], "no record and no guard left");
   });
 
   Deno.test(`KvLocks (${e.name}): POSIX ranges split, merge, upgrade, downgrade`, async () => {
@@ -124,7 +128,7 @@ for (const e of engines) {
     assert.deepEqual(await ranges(), [{ type: F_WRLCK, start: 0, end: Infinity }]);
     assert.deepEqual(await b.getlk(INO, 9n, lk(F_RDLCK, 1e12, 1e12)), lk(F_WRLCK, 0, Infinity, 0));
     await a.setlk(INO, 1n, lk(F_UNLCK, 0, Infinity), false);
-    assert.deepEqual(await listLocks(p.kvB), []);
+    assert.deepEqual(await lockKeys(p.kvB), []);
     assert.equal(a.heldCount, 0);
   });
 
@@ -165,6 +169,32 @@ for (const e of engines) {
     await assert.rejects(w, { code: "EINTR" });
   });
 
+  Deno.test(`KvLocks (${e.name}): one exclusive holder at a time under contention`, async () => {
+    await using p = await e.open();
+    let inside = 0;
+    let entries = 0;
+    const worker = async (m: KvLocks, owner: bigint, posix: boolean) => {
+      for (let i = 0; i < 4; i++) {
+        if (posix) await m.setlk(INO, owner, lk(F_WRLCK, 0, Infinity), true);
+        else await m.flock(INO, owner, LOCK_EX);
+        assert.equal(inside++, 0, "two holders at once");
+        entries++;
+        await sleep(Math.random() * 3);
+        inside--;
+        if (posix) await m.releasePosix(INO, owner);
+        else await m.flock(INO, owner, LOCK_UN);
+      }
+    };
+    // flock and POSIX locks are independent: one kind at a time.
+    for (const posix of [false, true]) {
+      const all = [];
+      for (let o = 1n; o <= 3n; o++) all.push(worker(p.a, o, posix), worker(p.b, o, posix));
+      await Promise.all(all);
+    }
+    assert.equal(entries, 48);
+    assert.deepEqual(await lockKeys(p.kvA), []);
+  });
+
   Deno.test(`KvLocks (${e.name}): releaseSessionLocks frees a dead mount's locks`, async () => {
     await using p = await e.open();
     const { a, b } = p;
@@ -179,6 +209,7 @@ for (const e of engines) {
     await b.setlk(3 as Ino, 1n, lk(F_WRLCK, 0, 0), false);
     assert.equal((await listLocks(p.kvA)).filter((l) => l.sessionId === 1).length, 0);
     assert.equal((await listLocks(p.kvA)).filter((l) => l.sessionId === 2).length, 3);
+    assert.equal((await lockKeys(p.kvA)).length, 6, "3 records and their 3 guards");
   });
 
   Deno.test(`KvLocks (${e.name}): markLost fails the lost holders with ENOLCK`, async () => {
@@ -219,7 +250,7 @@ for (const e of engines) {
     await w;
     assert.deepEqual((await listLocks(p.kvB)).map((l) => l.sessionId), [2, 2]);
     await b.close();
-    assert.deepEqual(await listLocks(p.kvB), []);
+    assert.deepEqual(await lockKeys(p.kvB), []);
   });
 }
 
