@@ -4,7 +4,8 @@
  *
  * When a mount learns that its session was cleaned up by another mount (`markLost`), every lock
  * it held is gone and may already be held elsewhere. Each open handle through which one of those
- * locks was taken is then fenced until it is closed: its writes, `fsync`s and `fallocate`s fail
+ * locks was taken is then fenced until it is closed: its writes, `fsync`s, `fallocate`s and
+ * `copy_file_range`s into it fail
  * with `EIO` (what the Linux NFS client returns for I/O under a lost lock: the data may no longer
  * be written safely) and its lock requests, unlocks included, with `ENOLCK` (the lock table
  * lost the lock). Handles that never locked anything go on as before.
@@ -98,10 +99,11 @@ export class HandleLocks {
 
   /**
    * Every lock of this mount was lost (see {@linkcode LockManager.markLost}): fences the handles
-   * that took them; returns how many handles were fenced.
+   * that took them; `sessionId`, if given, is the mount's new session. Returns how many handles
+   * are fenced.
    */
-  lost(): number {
-    const lost = this.manager.markLost?.() ?? [];
+  lost(sessionId?: number): number {
+    const lost = this.manager.markLost?.(sessionId) ?? [];
     const ids = new Set(lost.map((l) => holderId(l.kind, l.ino, l.owner)));
     for (const [fh, s] of this.#taken) {
       for (const id of s) {

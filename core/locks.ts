@@ -71,9 +71,10 @@ export interface LockManager {
   /**
    * Every lock of this mount is gone (its session was cleaned up by another mount): forgets them
    * and returns what was held; later requests of those holders fail with `ENOLCK` until they
-   * release (close). Managers whose locks cannot be lost leave it out.
+   * release (close); `sessionId`, if given, is the mount's new session from here on. Managers
+   * whose locks cannot be lost leave it out.
    */
-  markLost?(): LostLock[];
+  markLost?(sessionId?: number): LostLock[];
   /** Drops every lock of this mount (a clean unmount); waiting requests fail with `EINTR`. */
   close?(): Promise<void>;
 }

@@ -457,10 +457,11 @@ export class Vfs implements FsOps {
 
   /**
    * This mount's session was cleaned up by another mount (its locks deleted): forgets its locks
-   * and fences the handles that held one (see `core/_vfs_locks.ts`); returns how many.
+   * and fences the handles that held one (see `core/_vfs_locks.ts`); returns how many. Locks
+   * taken from here on carry `sessionId` if given (the mount registered a new session).
    */
-  locksLost(): number {
-    return this.#locks.lost();
+  locksLost(sessionId?: number): number {
+    return this.#locks.lost(sessionId);
   }
 
   async fallocate(
@@ -504,6 +505,7 @@ export class Vfs implements FsOps {
       throw new FsError(Errno.EBADF);
     }
     if (hOut.flags & O_APPEND) throw new FsError(Errno.EBADF);
+    this.#locks.writable(fhOut);
     await this.#flushIno(inoIn);
     await this.#flushIno(inoOut);
     const { copied, attr, freed } = await this.meta.copyRange(inoIn, offIn, inoOut, offOut, length);

@@ -212,6 +212,8 @@ export class KvLocks implements LockManager {
   readonly #queues = new Map<string, Promise<unknown>>();
   /** Bumped by markLost: a request that began before it must not keep what it took. */
   #epoch = 0;
+  /** markLost's deletion of the records left under the lost session; requests wait for it. */
+  #cleanup: Promise<void> | undefined;
   #closed = false;
 
   /** A lock manager for the mount of session `options.sessionId` over `kv`. */
@@ -298,6 +300,7 @@ export class KvLocks implements LockManager {
     const kind = op & (LOCK_SH | LOCK_EX | LOCK_UN);
     if (kind === LOCK_UN) return await this.#releaseFlock(ino, owner, true);
     if (kind !== LOCK_SH && kind !== LOCK_EX) throw new FsError(Errno.EINVAL);
+    if (this.#cleanup) await this.#cleanup;
     const key = flockKey(ino, this.#sid, owner);
     const value = encodeFlock(kind, options?.pid ?? 0);
     const held: Held = { ino, owner, kind: "flock" };
@@ -393,6 +396,7 @@ export class KvLocks implements LockManager {
     if (lock.type !== F_UNLCK && lock.type !== F_RDLCK && lock.type !== F_WRLCK) {
       throw new FsError(Errno.EINVAL);
     }
+    if (this.#cleanup) await this.#cleanup;
     const key = plockKey(ino, this.#sid, owner);
     if (lock.type === F_UNLCK && !this.#held.has(key) && !this.#lost.has(key)) return;
     const held: Held = { ino, owner, kind: "posix" };
@@ -432,6 +436,8 @@ export class KvLocks implements LockManager {
    * This mount's session was cleaned up by another mount, which deleted its lock records (see
    * {@linkcode releaseSessionLocks}): forgets every lock this mount held and returns them; the
    * holders' later lock and unlock requests fail with `ENOLCK` until they release (close).
+   * Records of the lost session still there (written after the cleanup, or when no cleanup took
+   * place) are deleted before the next request goes on.
    * `sessionId` replaces the session id from here on when the mount registered a new session.
    */
   markLost(sessionId?: number): LostLock[] {
@@ -442,6 +448,20 @@ export class KvLocks implements LockManager {
     }
     this.#held.clear();
     this.#epoch++;
+    // Records this mount wrote after the cleanup that took its locks would stay forever: delete
+    // whatever is left under the lost session before the next request.
+    const old = this.#sid;
+    const prev = this.#cleanup;
+    const cleanup = (async () => {
+      await prev;
+      await releaseSessionLocks(this.#kv, old).catch((error) =>
+        log.error("Deleting the lost locks failed: {error}", { error })
+      );
+    })();
+    this.#cleanup = cleanup;
+    cleanup.then(() => {
+      if (this.#cleanup === cleanup) this.#cleanup = undefined;
+    });
     if (sessionId !== undefined) this.#sid = sessionId;
     if (lost.length) {
       log.warn("{count} locks lost: this mount's session expired", { count: lost.length });
@@ -453,6 +473,7 @@ export class KvLocks implements LockManager {
   /** Deletes every lock record this mount holds (a clean unmount); idempotent. */
   async close(): Promise<void> {
     this.#closed = true;
+    await this.#cleanup;
     for (const w of this.#waiters.values()) w.wake();
     const keys = [...this.#held.keys()];
     this.#held.clear();

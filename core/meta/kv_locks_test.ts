@@ -234,6 +234,12 @@ for (const e of engines) {
     await a.setlk(INO, 1n, lk(F_WRLCK, 30, 39), false);
     await a.flock(INO, 2n, LOCK_SH | LOCK_NB);
     await assert.rejects(a.setlk(INO, 1n, lk(F_WRLCK, 0, 0), false), { code: "EAGAIN" });
+    // A mount that registered a new session takes its next locks under that one.
+    assert.equal(a.markLost(9).length, 3);
+    await a.releasePosix(INO, 1n);
+    await a.setlk(INO, 1n, lk(F_WRLCK, 50, 59), false);
+    const sessions = (await listLocks(p.kvA)).map((l) => l.sessionId).sort();
+    assert.deepEqual(sessions, [2, 9], "the lost session's records are deleted");
   });
 
   Deno.test(`KvLocks (${e.name}): close drops the mount's locks and ends its waits`, async () => {
