@@ -544,8 +544,8 @@ export class Vfs implements FsOps {
       await this.predictor?.close();
       await this.flushAll();
       await this.#freeQueue.idle();
-      await this.locks.close?.();
     } finally {
+      await this.locks.close?.().catch(this.#onError); // this mount's locks go, even on errors
       await this.data.close();
     }
   }

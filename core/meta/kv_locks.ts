@@ -17,7 +17,7 @@
  *   lock released by another mount is taken at most that long after. A FUSE interrupt (the
  *   waiting process got a signal) ends the wait with `EINTR` within a poll; so do an aborted
  *   `signal` and an unmount.
- * - {@linkcode getlk} reports the pid of a lock of another mount as 0: that pid means nothing on
+ * - {@linkcode KvLocks.getlk} reports the pid of a lock of another mount as 0: that pid means nothing on
  *   this host (the kernel would even translate it to an unrelated local process). JuiceFS does
  *   the same.
  * - {@linkcode releaseSessionLocks} deletes every record of a dead session (another mount's
