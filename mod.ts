@@ -40,7 +40,8 @@ export { Errno, FsError } from "./core/errno.ts";
 export * from "./core/types.ts";
 export type { FsOps } from "./core/fs_ops.ts";
 export type { DataEngine, DataOptions, SliceMeta, StoredBlock } from "./core/data.ts";
-export type { LockManager } from "./core/locks.ts";
+export type { LockManager, LockWaitOptions, LostLock } from "./core/locks.ts";
+export { KvLocks, type KvLocksOptions, releaseSessionLocks } from "./core/meta/mod.ts";
 export type { Predictor, PredictorOptions, PredictorStats } from "./core/predict.ts";
 export type { BlockCacheLike, CacheStats, HotBlock, TierStats } from "./core/cache/mod.ts";
 export type {

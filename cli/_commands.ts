@@ -30,7 +30,8 @@ export const MOUNT_OPTIONS: readonly { readonly name: string; readonly help: str
   { name: "entry_timeout=SEC", help: "how long the kernel caches names" },
   { name: "negative_timeout=SEC", help: "how long the kernel caches a missing name" },
   { name: "default_permissions", help: "the kernel checks permissions (always on)" },
-  { name: "fs_flock", help: "send flock(2) to SlayerFS instead of keeping it in the kernel" },
+  { name: "fs_flock", help: "send flock(2) to SlayerFS, shared by every mount (the default)" },
+  { name: "local_flock", help: "keep flock(2) in the kernel: seen by this mount only" },
   { name: "loop=js|mt", help: "the request loop: the JS thread (default) or libfuse's threads" },
   { name: "loop_spin_us=N", help: "how long the JS loop spins for the next request (500)" },
   {

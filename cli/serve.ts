@@ -12,7 +12,7 @@ import type { BlockStore } from "../core/block_store.ts";
 import { type CacheDirOptions, DiskBudget, TieredCache } from "../core/cache/mod.ts";
 import { tryLoadLibc } from "../core/libc.ts";
 import { getLog } from "../core/log.ts";
-import { Meta } from "../core/meta/mod.ts";
+import { KvLocks, Meta, releaseSessionLocks } from "../core/meta/mod.ts";
 import type { KvEngine } from "../core/kv.ts";
 import type { WritebackStats } from "../backends/store_writeback.ts";
 import { formatVolume, Volume } from "../core/volume.ts";
@@ -197,8 +197,17 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       version: VERSION,
       timeoutMs: opts.sessionTimeoutSec * 1000,
     });
+    // Locks live in the metadata, tagged with the session: a dead session's are released by
+    // whichever mount cleans it up, and a mount whose session was taken for dead fences the
+    // handles that held locks (their writes fail with EIO) and goes on under its new session.
+    mountSession.onCleanup(async (engine, sid) => {
+      await releaseSessionLocks(engine, sid);
+    });
+    mountSession.onLost((_lost, current) => void vol?.vfs.locksLost(current));
+    const locks = new KvLocks(kv, { sessionId: mountSession.id });
     vol = await Volume.openWith(metrics?.kv(kv) ?? kv, store, {
       session: mountSession,
+      locks,
       cacheBytes,
       ...(deadlineMs > 0 ? { fetchDeadlineMs: deadlineMs } : {}),
       ...(opts.cacheDirs.length
@@ -235,7 +244,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     readOnly: o.has("ro"),
     debug: o.has("debug"),
     writebackCache: o.has("writeback_cache"),
-    flockLocks: o.has("fs_flock"),
+    flockLocks: !o.has("local_flock"), // flocks go to the shared lock table unless local_flock
     // The daemon serves no calls into its own mount, so it can use the JS loop (see ffi/README.md).
     loop: o.get("loop") === "mt" ? "mt" as const : "js" as const,
     ...(num("loop_spin_us") !== undefined ? { spinUs: num("loop_spin_us")! } : {}),

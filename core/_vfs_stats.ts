@@ -1,7 +1,6 @@
 /**
  * What `slayerfs status` shows of a `Vfs` ({@linkcode vfsStats}): its open files and handles, its
- * block cache's counters, the predictor's, and the files of the hottest cached blocks; and what
- * `statfs` says of its volume ({@linkcode volumeStatFs}).
+ * block cache's counters, the predictor's, and the files of the hottest cached blocks.
  *
  * @module
  */
@@ -11,7 +10,7 @@ import type { DataEngine } from "./data.ts";
 import type { Meta } from "./meta/mod.ts";
 import type { Predictor } from "./predict.ts";
 import { parseBlockKey } from "./slice.ts";
-import type { Ino, StatFs } from "./types.ts";
+import type { Ino } from "./types.ts";
 import type { OpenFiles } from "./_open_files.ts";
 
 /** The statistics of one mount. */
@@ -69,22 +68,4 @@ export function vfsStats(
       .map(([ino, frequency]) => ({ ino, frequency }));
   }
   return out;
-}
-
-/** What `statfs` says of the volume of `meta`: its capacity and inode limit, and their use. */
-export async function volumeStatFs(meta: Meta): Promise<StatFs> {
-  const f = meta.format;
-  const u = await meta.usage();
-  const bsize = 4096;
-  const total = Math.floor(f.capacity / bsize);
-  const free = Math.max(0, total - Math.ceil(u.space / bsize));
-  return {
-    blockSize: bsize,
-    totalBlocks: total,
-    freeBlocks: free,
-    availBlocks: free,
-    totalFiles: f.inodes,
-    freeFiles: Math.max(0, f.inodes - u.inodes),
-    nameMax: 255,
-  };
 }

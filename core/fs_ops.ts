@@ -161,8 +161,8 @@ export interface FsOps {
   /** The first lock that conflicts with `lock`, or `lock` with type `F_UNLCK` if none. */
   getlk(ctx: Ctx, ino: Ino, fh: Fh, owner: bigint, lock: PosixLock): Promise<PosixLock>;
   /**
-   * Sets or clears a POSIX lock; with `wait`, waits until it can be taken, else fails with
-   * `EAGAIN` on a conflict.
+   * Sets or clears a POSIX lock; with `wait`, waits until it can be taken (`EINTR` once
+   * `ctx.interrupted()` says the caller was interrupted), else fails with `EAGAIN` on a conflict.
    */
   setlk(
     ctx: Ctx,
@@ -174,7 +174,7 @@ export interface FsOps {
   ): Promise<void>;
   /**
    * `flock(2)`: `op` is `LOCK_SH`/`LOCK_EX`/`LOCK_UN`, possibly with `LOCK_NB` (then `EAGAIN`
-   * on a conflict instead of waiting).
+   * on a conflict instead of waiting; a wait ends with `EINTR` like `setlk`'s).
    */
   flock(ctx: Ctx, ino: Ino, fh: Fh, owner: bigint, op: number): Promise<void>;
   /**

@@ -100,6 +100,11 @@ export interface Ctx {
   umask: number;
   /** Supplementary groups of the caller (read lazily; may be costly). */
   groups(): readonly number[];
+  /**
+   * Whether the kernel has interrupted the request (the caller got a signal); only while it is
+   * unanswered. Absent when unknown (the embedding API).
+   */
+  interrupted?(): boolean;
 }
 
 /** A context with root credentials, for the embedding API and tools. */

@@ -11,6 +11,7 @@ import { DataEngine, type DataOptions } from "./data.ts";
 import { Errno, FsError } from "./errno.ts";
 import type { FsOps } from "./fs_ops.ts";
 import { LocalLocks, type LockManager } from "./locks.ts";
+import { HandleLocks } from "./_vfs_locks.ts";
 import { type Meta, now } from "./meta/mod.ts";
 import {
   type Attr,
@@ -46,7 +47,7 @@ import { TieredCache } from "./cache/mod.ts";
 import { Predictor, type PredictorOptions } from "./predict.ts";
 import type { Session } from "./session.ts";
 import { SeenVersions, SessionOpens } from "./_session_opens.ts";
-import { type VfsStats, vfsStats, volumeStatFs } from "./_vfs_stats.ts";
+import { type VfsStats, vfsStats } from "./_vfs_stats.ts";
 
 export type { VfsStats };
 
@@ -86,6 +87,7 @@ export class Vfs implements FsOps {
   readonly data: DataEngine<Meta>;
   /** POSIX and BSD locks (the `locks` option). */
   readonly locks: LockManager;
+  readonly #locks: HandleLocks;
   /** Predictive prefetch, unless turned off with `predict: false`. */
   readonly predictor: Predictor | undefined;
   readonly #open = new OpenFiles();
@@ -108,6 +110,7 @@ export class Vfs implements FsOps {
     this.data = new DataEngine(store, meta, { ...options, onError: this.#onError });
     this.#freeQueue = new FreeQueue(this.data, this.#onError);
     this.locks = options.locks ?? new LocalLocks();
+    this.#locks = new HandleLocks(this.locks);
     this.predictor = options.predict === false
       ? undefined
       : new Predictor(meta, this.data, options.predict ?? {});
@@ -360,6 +363,7 @@ export class Vfs implements FsOps {
   async write(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Uint8Array): Promise<number> {
     const h = this.#open.handle(fh, ino);
     if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError(Errno.EBADF);
+    this.#locks.writable(fh);
     const of = this.#open.file(ino)!;
     const w = this.#writer(ino, of);
     reportFailure(h, w, "write");
@@ -372,7 +376,7 @@ export class Vfs implements FsOps {
 
   async flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner: bigint): Promise<void> {
     const h = this.#open.handle(fh, ino);
-    this.locks.releasePosix(ino, lockOwner);
+    await this.#locks.flush(ino, lockOwner);
     await syncHandle(h, this.#open.file(ino)?.writer, "close");
   }
 
@@ -385,7 +389,7 @@ export class Vfs implements FsOps {
   ): Promise<void> {
     this.#open.handle(fh, ino);
     this.#open.closeHandle(fh);
-    if (flockRelease) this.locks.releaseFlock(ino, lockOwner);
+    await this.#locks.release(ino, fh, lockOwner, flockRelease);
     const of = this.#open.file(ino);
     if (!of) return;
     try {
@@ -406,6 +410,7 @@ export class Vfs implements FsOps {
   }
 
   async fsync(_ctx: Ctx, ino: Ino, fh: Fh, _datasync: boolean): Promise<void> {
+    this.#locks.writable(fh);
     await syncHandle(this.#open.handle(fh, ino), this.#open.file(ino)?.writer, "sync");
   }
 
@@ -448,7 +453,7 @@ export class Vfs implements FsOps {
   }
 
   statfs(): Promise<StatFs> {
-    return volumeStatFs(this.meta);
+    return this.meta.statfs();
   }
 
   setxattr(_ctx: Ctx, ino: Ino, name: Name, value: Uint8Array, flags: number): Promise<void> {
@@ -490,22 +495,23 @@ export class Vfs implements FsOps {
   }
 
   getlk(_ctx: Ctx, ino: Ino, _fh: Fh, owner: bigint, lock: PosixLock): Promise<PosixLock> {
-    return Promise.resolve(this.locks.getlk(ino, owner, lock));
+    return this.#locks.getlk(ino, owner, lock);
   }
 
-  setlk(
-    _ctx: Ctx,
-    ino: Ino,
-    _fh: Fh,
-    owner: bigint,
-    lock: PosixLock,
-    wait: boolean,
-  ): Promise<void> {
-    return this.locks.setlk(ino, owner, lock, wait);
+  setlk(ctx: Ctx, ino: Ino, fh: Fh, owner: bigint, lock: PosixLock, wait: boolean): Promise<void> {
+    return this.#locks.setlk(ctx, ino, fh, owner, lock, wait);
   }
 
-  flock(_ctx: Ctx, ino: Ino, _fh: Fh, owner: bigint, op: number): Promise<void> {
-    return this.locks.flock(ino, owner, op);
+  flock(ctx: Ctx, ino: Ino, fh: Fh, owner: bigint, op: number): Promise<void> {
+    return this.#locks.flock(ctx, ino, fh, owner, op);
+  }
+
+  /**
+   * This mount's session was cleaned up elsewhere: forgets its locks, fences the handles that held
+   * one (`core/_vfs_locks.ts`; returns how many); new locks carry `sessionId` if given.
+   */
+  locksLost(sessionId?: number): number {
+    return this.#locks.lost(sessionId);
   }
 
   async fallocate(
@@ -517,6 +523,7 @@ export class Vfs implements FsOps {
     length: number,
   ): Promise<void> {
     const { punch, keep } = fallocateMode(this.#open.handle(fh, ino), mode, offset, length);
+    this.#locks.writable(fh);
     await this.#flushIno(ino);
     const { attr, freed } = await this.meta.fallocate(ino, offset, length, punch, keep);
     this.#sizeChanged(attr);
@@ -535,6 +542,7 @@ export class Vfs implements FsOps {
     flags: number,
   ): Promise<number> {
     checkCopy(this.#open.handle(fhIn, inoIn), this.#open.handle(fhOut, inoOut), flags);
+    this.#locks.writable(fhOut);
     await this.#flushIno(inoIn);
     await this.#flushIno(inoOut);
     const { copied, attr, freed } = await this.meta.copyRange(inoIn, offIn, inoOut, offOut, length);
@@ -576,6 +584,7 @@ export class Vfs implements FsOps {
       await this.#freeQueue.idle();
       await this.#session?.close();
     } finally {
+      await this.locks.close?.().catch(this.#onError); // this mount's locks go, even on errors
       await this.data.close();
     }
   }

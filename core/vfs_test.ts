@@ -316,12 +316,12 @@ Deno.test("Vfs locks: flock conflicts and POSIX ranges with getlk", async () => 
     await locks.flock(ino, 2n, LOCK_SH | LOCK_NB);
     await assert.rejects(locks.flock(ino, 3n, LOCK_EX | LOCK_NB), { code: "EAGAIN" });
     const waiting = locks.flock(ino, 3n, LOCK_EX);
-    locks.releaseFlock(ino, 1n);
-    locks.releaseFlock(ino, 2n);
+    await locks.releaseFlock(ino, 1n);
+    await locks.releaseFlock(ino, 2n);
     await waiting;
     await locks.setlk(ino, 10n, { type: F_WRLCK, start: 0, end: 99, pid: 10 }, false);
     await locks.setlk(ino, 11n, { type: F_RDLCK, start: 100, end: Infinity, pid: 11 }, false);
-    const c = locks.getlk(ino, 11n, { type: F_WRLCK, start: 50, end: 60, pid: 11 });
+    const c = await locks.getlk(ino, 11n, { type: F_WRLCK, start: 50, end: 60, pid: 11 });
     assert.deepEqual(c, { type: F_WRLCK, start: 0, end: 99, pid: 10 });
     await assert.rejects(
       locks.setlk(ino, 11n, { type: F_RDLCK, start: 0, end: 0, pid: 11 }, false),
@@ -331,12 +331,12 @@ Deno.test("Vfs locks: flock conflicts and POSIX ranges with getlk", async () => 
     await locks.setlk(ino, 10n, { type: F_UNLCK, start: 0, end: 49, pid: 10 }, false);
     await w;
     assert.equal(
-      locks.getlk(ino, 12n, { type: F_RDLCK, start: 60, end: 60, pid: 12 }).type,
+      (await locks.getlk(ino, 12n, { type: F_RDLCK, start: 60, end: 60, pid: 12 })).type,
       F_WRLCK,
     );
-    locks.releasePosix(ino, 10n);
+    await locks.releasePosix(ino, 10n);
     assert.equal(
-      locks.getlk(ino, 12n, { type: F_RDLCK, start: 60, end: 60, pid: 12 }).type,
+      (await locks.getlk(ino, 12n, { type: F_RDLCK, start: 60, end: 60, pid: 12 })).type,
       F_UNLCK,
     );
   });

@@ -189,6 +189,8 @@ class RequestCtx implements Ctx {
   readonly pid: number;
   readonly umask: number;
   #groups: readonly number[] | undefined;
+  /** Whether the kernel interrupted the request (set by `readCtx` when libfuse can tell). */
+  interrupted?: () => boolean;
 
   constructor(uid: number, gid: number, pid: number, umask: number) {
     this.uid = uid;
@@ -202,17 +204,24 @@ class RequestCtx implements Ctx {
   }
 }
 
-/** The caller of `req` (`fuse_req_ctx`); its groups are read lazily, once. */
+/**
+ * The caller of `req` (`fuse_req_ctx`); its groups are read lazily, once. Its `interrupted()`
+ * asks libfuse whether an INTERRUPT arrived for `req` (lock waits poll it; valid only until the
+ * request is answered).
+ */
 export function readCtx(fuse: FuseLib, req: Deno.PointerObject): Ctx {
   const p = fuse.fuse_req_ctx(req);
   if (p === null) return new RequestCtx(0, 0, 0, 0o022);
   const v = new Deno.UnsafePointerView(p);
-  return new RequestCtx(
+  const ctx = new RequestCtx(
     v.getUint32(FUSE_CTX.uid),
     v.getUint32(FUSE_CTX.gid),
     v.getUint32(FUSE_CTX.pid),
     v.getUint32(FUSE_CTX.umask),
   );
+  const interrupted = fuse.fuse_req_interrupted;
+  if (interrupted) ctx.interrupted = () => interrupted(req) !== 0;
+  return ctx;
 }
 
 // ---- scratch reply structs ----------------------------------------------------------------------

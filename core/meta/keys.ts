@@ -28,8 +28,12 @@
  * | `G<slice:8>`          | a freed slice to delete         | size, blob keys (`encodeGarbage`) |
  * | `O<ino:8>`            | an unlinked inode still open    | one zero byte                     |
  * | `P<ino:8>`            | pattern after opening `ino`     | JSON `PatternEntry[]`             |
-| `S<sid:8>`            | a mount's session               | JSON (`sessions.ts`)              |
-| `U<ino:8><sid:8>`     | `ino` is open in session `sid`  | one zero byte                     |
+ * | `S<sid:8>`            | a mount's session               | JSON (`sessions.ts`)              |
+ * | `U<ino:8><sid:8>`     | `ino` is open in session `sid`  | one zero byte                     |
+ * | `L<ino:8>F`           | guard of `ino`'s flocks         | one byte 1                        |
+ * | `L<ino:8>F<lk:16>`    | a `flock` of `ino`              | type, pid (`kv_locks.ts`)         |
+ * | `L<ino:8>P`           | guard of `ino`'s POSIX locks    | one byte 1                        |
+ * | `L<ino:8>P<lk:16>`    | POSIX record locks on `ino`     | pid, ranges (`kv_locks.ts`)       |
  *
  * Counters and sizes are f64 (`encodeNum`); the attribute record is 84 bytes; an entry is the type
  * (mode >> 12) in a byte and the inode as f64; a chunk holds 24-byte slice records oldest first
@@ -45,6 +49,15 @@
  * mount started to clean it up) and marks each inode it has open with `U<ino><sid>` (written at
  * the first open of the inode in the session, deleted after its last close), so that an unlink on
  * any mount knows the inode is open somewhere and keeps it (`O<ino>`) until the last close there.
+ *
+ * Locks (`core/meta/kv_locks.ts`) are keyed by inode and by holder: `<lk:16>` is the session id of
+ * the mount that took the lock (`<sid:8>`) followed by the kernel's lock owner (`<owner:8>`, a
+ * u64), so one scan of `L<ino:8>F` or `L<ino:8>P` finds every holder of that inode on every mount.
+ * A flock record is its type (1 shared, 2 exclusive) in a byte and the pid (u32); a POSIX record
+ * is the pid (u32) and then the owner's ranges, 17 bytes each: type (`F_RDLCK`/`F_WRLCK`) in a
+ * byte, first and last byte as f64 (`Infinity` to the end of the file). The guard (the prefix's
+ * own key) exists while the inode has records of that kind; every transaction that changes one
+ * reads and writes it, so that changes of one inode's locks always conflict on one key.
  *
  * @module
  */
@@ -159,3 +172,26 @@ export const openOf = (key: string): { ino: Ino; sid: number } => ({
   ino: readU64(key, 1) as Ino,
   sid: readU64(key, 9),
 });
+/** Every lock record of every inode (a dead session's cleanup scans it). */
+export const lockPrefix = "L";
+/** The flock records of `ino`. */
+export const flockPrefix = (ino: Ino): string => "L" + u64(ino) + "F";
+/** The POSIX lock records of `ino`. */
+export const plockPrefix = (ino: Ino): string => "L" + u64(ino) + "P";
+/** Encodes a u64 `bigint` (a kernel lock owner) as 8 big-endian byte chars. */
+export function u64big(n: bigint): string {
+  const v = BigInt.asUintN(64, n);
+  return u32(Number(v >> 32n)) + u32(Number(v & 0xffffffffn));
+}
+/** The holder part of a lock key: session `sid`, kernel lock owner `owner`. */
+export const lockHolder = (sid: number, owner: bigint): string => u64(sid) + u64big(owner);
+/** The flock of `owner` of session `sid` on `ino`. */
+export const flockKey = (ino: Ino, sid: number, owner: bigint): string =>
+  flockPrefix(ino) + lockHolder(sid, owner);
+/** The POSIX locks of `owner` of session `sid` on `ino`. */
+export const plockKey = (ino: Ino, sid: number, owner: bigint): string =>
+  plockPrefix(ino) + lockHolder(sid, owner);
+/** The session id of a lock key. */
+export const lockSessionOf = (key: string): number => readU64(key, 10);
+/** The inode of a lock key. */
+export const lockInoOf = (key: string): Ino => readU64(key, 1) as Ino;

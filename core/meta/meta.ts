@@ -25,6 +25,7 @@ import {
   type Name,
   RENAME_WHITEOUT,
   type SliceId,
+  type StatFs,
   type Timespec,
 } from "../types.ts";
 import type { VolumeFormat } from "../format.ts";
@@ -385,6 +386,24 @@ export class Meta {
   /** Used bytes and inodes. */
   usage(): Promise<{ space: number; inodes: number }> {
     return this.kv.txn((tx) => reclaim.usage(tx), { readOnly: true });
+  }
+
+  /** `statfs(2)`: the capacity and inode limit of the format against the usage, in 4 KiB blocks. */
+  async statfs(): Promise<StatFs> {
+    const f = this.format;
+    const u = await this.usage();
+    const bsize = 4096;
+    const total = Math.floor(f.capacity / bsize);
+    const free = Math.max(0, total - Math.ceil(u.space / bsize));
+    return {
+      blockSize: bsize,
+      totalBlocks: total,
+      freeBlocks: free,
+      availBlocks: free,
+      totalFiles: f.inodes,
+      freeFiles: Math.max(0, f.inodes - u.inodes),
+      nameMax: 255,
+    };
   }
 
   /** Every chunk of a file with its slice records (for `slayerfs info`). */

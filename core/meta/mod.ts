@@ -18,3 +18,4 @@ export {
 export type { FullChunk } from "./slice_reads.ts";
 export type { PatternEntry } from "./patterns.ts";
 export type { SessionInfo, SessionRecord } from "./sessions.ts";
+export { KvLocks, type KvLocksOptions, listLocks, releaseSessionLocks } from "./kv_locks.ts";
