@@ -6,7 +6,7 @@
  * | `t`         | key                   | fields                                                       |
  * | ----------- | --------------------- | ------------------------------------------------------------ |
  * | `format`    | `F`                   | `format`: the volume format (JSON)                           |
- * | `counter`   | `N<name>`             | `name` (`inode`, `slice`, `space`, `inodes`, ...), `value`   |
+ * | `counter`   | `N<name>`             | `name` (`inode`, `slice`, `session`, `space`, ...), `value`  |
  * | `inode`     | `A<ino>I`             | `ino`, `mode` (octal string), `uid`, `gid`, `rdev`, `nlink`, |
  * |             |                       | `size`, `atime`/`mtime`/`ctime` (`[sec, nsec]`), `parent`,   |
  * |             |                       | `allocated` (when counted)                                   |
@@ -20,6 +20,8 @@
  * | `garbage`   | `G<id>`               | `id`, `size`, `blobs` (object keys, when any)                |
  * | `sustained` | `O<ino>`              | `ino`                                                        |
  * | `pattern`   | `P<ino>`              | `ino`, `pattern` (JSON)                                      |
+ * | `session`   | `S<sid>`              | `sid`, `session` (JSON: host, pid, mountpoint, heartbeat...) |
+ * | `open`      | `U<ino><sid>`         | `ino`, `sid`: the inode is open in that session              |
  * | `raw`       | any other key         | `key64`, `value64`: the key's and value's bytes, base64      |
  *
  * A name (entry, xattr, symlink target) that is not valid UTF-8 is given as `name64`/`target64`
@@ -51,9 +53,11 @@ import {
   garbageKey,
   inlineKey,
   keyFormat,
+  openKey,
   patternKey,
   readU32,
   readU64,
+  sessionKey,
   sliceKey,
   sustainedKey,
   symlinkKey,
@@ -89,6 +93,7 @@ const COUNTER_NAMES: Record<string, string> = {
   Nspace: "space",
   Ninodes: "inodes",
   Norphan: "orphan",
+  Nsession: "session",
 };
 const COUNTER_KEYS = Object.fromEntries(Object.entries(COUNTER_NAMES).map(([k, v]) => [v, k]));
 
@@ -233,6 +238,12 @@ function describe(key: string, value: Uint8Array): DumpRecord | undefined {
   if (c === "P" && key.length === 9) {
     return { t: "pattern", ino: readU64(key, 1), pattern: decodeJson(value) };
   }
+  if (c === "S" && key.length === 9) {
+    return { t: "session", sid: readU64(key, 1), session: decodeJson(value) };
+  }
+  if (c === "U" && key.length === 17) {
+    return { t: "open", ino: readU64(key, 1), sid: readU64(key, 9) };
+  }
   return undefined;
 }
 
@@ -314,6 +325,10 @@ export function recordToKv(rec: DumpRecord): [key: string, value: Uint8Array] {
       return [sustainedKey(num(rec, "ino") as Ino), new Uint8Array(1)];
     case "pattern":
       return [patternKey(num(rec, "ino") as Ino), encodeJson(rec.pattern)];
+    case "session":
+      return [sessionKey(num(rec, "sid")), encodeJson(rec.session)];
+    case "open":
+      return [openKey(num(rec, "ino") as Ino, num(rec, "sid")), new Uint8Array(1)];
     case "raw":
       return [bytesToByteString(unb64(str(rec, "key64"))), unb64(str(rec, "value64"))];
     default:

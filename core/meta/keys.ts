@@ -16,7 +16,7 @@
  * | `Nspace`              | bytes used (4 KiB units)        | f64 (`encodeNum`)                 |
  * | `Ninodes`             | inodes used                     | f64 (`encodeNum`)                 |
  * | `Norphan`             | orphaned blob sets              | f64 (`encodeNum`)                 |
-| `Nsession`            | last session id given           | f64 (`encodeNum`)                 |
+ * | `Nsession`            | last session id given           | f64 (`encodeNum`)                 |
  * | `A<ino:8>I`           | an inode's attributes           | 84 bytes (`encodeAttr`)           |
  * | `A<ino:8>D<name>`     | entry `name` of directory `ino` | type, inode (`encodeEntry`)       |
  * | `A<ino:8>C<chunk:4>`  | a file chunk's slice list       | slice records (`encodeRecords`)   |
