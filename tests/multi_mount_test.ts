@@ -37,6 +37,34 @@ function same(got: Uint8Array, want: Uint8Array, what: string): void {
   );
 }
 
+/**
+ * Holds `path` open in a child process (`sh` with the file on fd 3) until `release()`: a close in
+ * this process of a file on a mount that was just killed can block the whole test process.
+ */
+async function holdOpen(path: string): Promise<{ release(): Promise<void> }> {
+  const child = new Deno.Command("sh", {
+    args: ["-c", 'exec 3<"$1"; echo held; exec sleep 600', "sh", path],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const first = await reader.read();
+  reader.releaseLock();
+  if (new TextDecoder().decode(first.value ?? new Uint8Array()).trim() !== "held") {
+    throw new Error(`could not open ${path} in a child process`);
+  }
+  child.stdout.cancel().catch(() => {});
+  return {
+    async release() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await child.status;
+    },
+  };
+}
+
 async function until(what: string, fn: () => Promise<boolean> | boolean, ms = 10_000) {
   const end = Date.now() + ms;
   while (!(await fn())) {
@@ -202,15 +230,13 @@ for (const fx of engineFixtures.filter((f) => f.shared)) {
 
       // A holds an unlinked file open when it is killed.
       await Deno.writeFile(`${a.mnt}/held`, rand(1_000_000, 5));
-      const f = await Deno.open(`${a.mnt}/held`);
+      const f = await holdOpen(`${a.mnt}/held`);
       try {
         await Deno.remove(`${b.mnt}/held`);
         assert.ok((await objects(a)) >= 1, "held's blocks are kept while A has it open");
         await a.kill9();
       } finally {
-        try {
-          f.close();
-        } catch { /* its mount is dead */ }
+        await f.release();
       }
       // Within the 2 s timeout (plus a beat), B cleans up A's session and deletes the file.
       await until("A's session to be cleaned up", async () => {
@@ -234,7 +260,7 @@ for (const fx of engineFixtures.filter((f) => f.shared)) {
       // The default timeout (60 s): the cleanup below must not wait for it.
       await using a = await startSlayer({ meta });
       await Deno.writeFile(`${a.mnt}/held`, rand(1_000_000, 7));
-      const f = await Deno.open(`${a.mnt}/held`);
+      const f = await holdOpen(`${a.mnt}/held`);
       try {
         await Deno.remove(`${a.mnt}/held`);
         assert.ok((await objects(a)) >= 1, "held's blocks are kept while open");
@@ -246,9 +272,7 @@ for (const fx of engineFixtures.filter((f) => f.shared)) {
         assert.deepEqual(st.sessions.map((s) => s.pid), [a.pid]);
         assert.notEqual(a.pid, dead);
       } finally {
-        try {
-          f.close();
-        } catch { /* its mount died */ }
+        await f.release();
       }
     },
   });
