@@ -23,6 +23,7 @@ import type { VfsOptions } from "./core/vfs.ts";
 
 export { type FormatOptions, formatVolume, Volume, VolumeFile } from "./core/volume.ts";
 export { Vfs, type VfsOptions, type VfsStats } from "./core/vfs.ts";
+export type { AtimeMode } from "./core/_atime.ts";
 export {
   type CleanupHook,
   DEFAULT_SESSION_TIMEOUT_MS,

@@ -233,6 +233,14 @@ const MOUNT: CommandSpec = {
       defaultText: "the free space, less 10% kept free",
     },
     {
+      name: "atime-mode",
+      kind: "choice",
+      arg: "MODE",
+      choices: ["noatime", "relatime", "strictatime"],
+      help: "when reads update atime: never, when older than mtime/ctime or a day, or always",
+      default: "noatime",
+    },
+    {
       name: "session-timeout",
       kind: "seconds",
       arg: "SEC",

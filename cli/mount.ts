@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { AtimeMode } from "../core/_atime.ts";
 import { resolve } from "node:path";
 import { openKvEngine } from "../backends/mod.ts";
 import { Meta } from "../core/meta/mod.ts";
@@ -59,6 +60,7 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
     log: args.string("log") ?? `${home()}/slayerfs.log`,
     ...telemetryOptions(args),
     sessionTimeoutSec: args.number("session-timeout"),
+    atimeMode: (args.string("atime-mode") ?? "noatime") as AtimeMode,
   };
   if (!(opts.sessionTimeoutSec > 0)) {
     throw usageError(spec, `--session-timeout must be more than 0 seconds`);

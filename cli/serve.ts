@@ -7,6 +7,7 @@
  * @module
  */
 
+import type { AtimeMode } from "../core/_atime.ts";
 import { openBlockStore } from "../backends/mod.ts";
 import type { BlockStore } from "../core/block_store.ts";
 import { type CacheDirOptions, DiskBudget, TieredCache } from "../core/cache/mod.ts";
@@ -58,6 +59,8 @@ export interface MountOpts extends TelemetryOpts {
   log: string;
   /** Another mount takes this one for dead after this long without its heartbeat (s). */
   sessionTimeoutSec: number;
+  /** How reads change atime (`--atime-mode`). */
+  atimeMode: AtimeMode;
 }
 
 /**
@@ -208,6 +211,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     vol = await Volume.openWith(metrics?.kv(kv) ?? kv, store, {
       session: mountSession,
       locks,
+      atimeMode: opts.atimeMode,
       cacheBytes,
       ...(deadlineMs > 0 ? { fetchDeadlineMs: deadlineMs } : {}),
       ...(opts.cacheDirs.length

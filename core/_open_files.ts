@@ -58,6 +58,8 @@ export interface Handle {
   writeSeen?: number;
   /** The failure count this handle's `fsync` and `close` were told. */
   syncSeen?: number;
+  /** Whether a read (or a listing) went through it already (for `relatime`). */
+  accessed?: boolean;
 }
 
 /** What reports a failure to a handle: its writes, its fsyncs, or a close (FUSE flush). */

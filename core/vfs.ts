@@ -38,6 +38,7 @@ import {
 import { FileWriter } from "./writer.ts";
 import { dirSnapshot, type OpenFile, OpenFiles, readahead } from "./_open_files.ts";
 import { checkCopy, fallocateMode, reportFailure, syncHandle } from "./_open_files.ts";
+import { type AtimeMode, AtimeUpdater } from "./_atime.ts";
 import { XattrMisses } from "./_xattr_misses.ts";
 import { FreeQueue } from "./_free_queue.ts";
 import { applySetAttr, permits } from "./permissions.ts";
@@ -55,21 +56,19 @@ export type { VfsStats };
 export interface VfsOptions extends DataOptions {
   /** Where locks live (default: in memory, for one mount). */
   locks?: LockManager;
-  /**
-   * Called with errors that no request can report (background deletion); by default they are
-   * logged at error level by the `["slayerfs", "vfs"]` logger.
-   */
+  /** Errors no request can report (background deletion); by default logged at error level. */
   onError?: (err: unknown) => void;
   /** Predictive prefetch settings, or `false` to turn it off. */
   predict?: PredictorOptions | false;
   /** Local disk cache directories; with any, the cache is a memory + disk `TieredCache`. */
   cacheDirs?: Array<{ path: string; capacityBytes: number; minFreeRatio?: number }>;
   /**
-   * This mount's session (`core/session.ts`), when the volume may be mounted elsewhere too: the
-   * Vfs records its opens in it, cleans up what dead sessions held open, starts it, and closes it
-   * at {@linkcode Vfs.close}.
+   * This mount's session (`core/session.ts`): the Vfs records its opens in it, cleans up what
+   * dead sessions held open, starts it, and closes it at {@linkcode Vfs.close}.
    */
   session?: Session;
+  /** How reads change atime (`core/_atime.ts`; default `noatime`). */
+  atimeMode?: AtimeMode;
 }
 
 const log = getLog("vfs");
@@ -100,6 +99,7 @@ export class Vfs implements FsOps {
   readonly #opens: SessionOpens | undefined;
   readonly #session: Session | undefined;
   readonly #onError: (err: unknown) => void;
+  readonly #atime: AtimeUpdater | undefined;
   readonly #freeQueue: FreeQueue;
   #closed = false;
 
@@ -111,6 +111,8 @@ export class Vfs implements FsOps {
     this.#freeQueue = new FreeQueue(this.data, this.#onError);
     this.locks = options.locks ?? new LocalLocks();
     this.#locks = new HandleLocks(this.locks);
+    const atime = options.atimeMode ?? "noatime";
+    this.#atime = atime === "noatime" ? undefined : new AtimeUpdater(meta, atime);
     this.predictor = options.predict === false
       ? undefined
       : new Predictor(meta, this.data, options.predict ?? {});
@@ -337,6 +339,7 @@ export class Vfs implements FsOps {
 
   async read(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Promise<Uint8Array> {
     const h = this.#open.handle(fh, ino);
+    await this.#atime?.touched(ino, h);
     const of = this.#open.file(ino);
     if (!of) throw new FsError(Errno.EBADF);
     const w = of.writer;
@@ -431,6 +434,7 @@ export class Vfs implements FsOps {
     const h = this.#open.handle(fh, ino);
     if (!h.dir) throw new FsError(Errno.ENOTDIR);
     // A snapshot per handle keeps offsets stable while entries come and go.
+    if (offset === 0) await this.#atime?.touched(ino, h);
     if (offset === 0 || !h.dir.entries) h.dir.entries = await dirSnapshot(this.meta, ino);
     const page = h.dir.entries.slice(offset, offset + Math.max(1, limit));
     if (!plus) return page;
@@ -463,11 +467,8 @@ export class Vfs implements FsOps {
   }
 
   /**
-   * Reads extended attribute `name` of `ino`; ENODATA if it has none of that name.
-   *
-   * Misses are remembered for a second (`XATTR_MISS_TTL_MS`; the kernel asks for
-   * `security.capability` before every write); a `setxattr` here, or a change of the file seen
-   * from another mount, forgets them.
+   * Reads xattr `name` of `ino` (ENODATA if none). Misses are remembered for a second (the kernel
+   * asks for `security.capability` before every write) until a `setxattr` or another mount's change.
    */
   async getxattr(_ctx: Ctx, ino: Ino, name: Name): Promise<Uint8Array> {
     if (this.#xattrMisses.has(ino, name)) throw new FsError(Errno.ENODATA);
@@ -590,9 +591,8 @@ export class Vfs implements FsOps {
   }
 
   /**
-   * What `slayerfs status` shows: open files and handles, the cache's bytes, hits and misses,
-   * objects and bytes fetched from the store (`storeGets`, `storeGetBytes`), the predictor's
-   * counters, and for a cache that reports them its tiers' counters and hottest files.
+   * What `slayerfs status` shows: open files and handles, cache and store counters, the
+   * predictor's, and for a tiered cache its tiers and hottest files (`core/_vfs_stats.ts`).
    */
   stats(): VfsStats {
     return vfsStats(this.data, this.predictor, this.#open);
