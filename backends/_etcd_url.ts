@@ -5,8 +5,9 @@
  *
  * Decisions: the prefix (the URL's path, without its leading and trailing slashes) is required:
  * one etcd cluster holds many volumes side by side, and a volume at the root would take the
- * whole key space. Credentials are percent-decoded. No query parameter is known yet, so any is an
- * error (a typo must not be ignored silently).
+ * whole key space. Credentials are percent-decoded. `retry_timeout=SEC` (and, for `etcds://`,
+ * `ca`, `cert`, `key`) are the only query parameters: any other is an error (a typo must not be
+ * ignored silently).
  *
  * @module
  */
@@ -25,6 +26,8 @@ export interface EtcdUrl {
   display: string;
   /** TLS (`etcds://`): PEM files of the CA and of the client's certificate and key. */
   tls?: { ca?: string; cert?: string; key?: string };
+  /** `?retry_timeout=SEC`: how long a transaction waits for an unreachable etcd, in ms. */
+  retryTimeoutMs?: number;
 }
 
 /** A URL that cannot be an etcd metadata URL; `message` says why. */
@@ -62,15 +65,21 @@ export function parseEtcdUrl(raw: string): EtcdUrl {
     ? raw
     : raw.replace(`${userinfo}@`, `${userinfo.split(":")[0]}:***@`);
   const params = new URLSearchParams(query?.slice(1) ?? "");
-  const known = secure ? ["ca", "cert", "key"] : [];
+  const known = secure ? ["retry_timeout", "ca", "cert", "key"] : ["retry_timeout"];
   for (const name of params.keys()) {
     if (!known.includes(name)) {
       throw new EtcdUrlError(
         `Unknown parameter "${name}" in "${display}": expected ${
-          secure ? "ca, cert or key" : "none (TLS is etcds://...?ca=FILE)"
+          secure ? "retry_timeout, ca, cert or key" : "retry_timeout (TLS is etcds://...?ca=FILE)"
         }`,
       );
     }
+  }
+  const retry = params.get("retry_timeout");
+  if (retry !== null && !(Number(retry) > 0)) {
+    throw new EtcdUrlError(
+      `Invalid retry_timeout "${retry}" in "${display}": expected seconds > 0`,
+    );
   }
   if (fragment !== undefined) throw new EtcdUrlError(`Unexpected "#" in "${display}"`);
   const hosts = hostList.split(",");
@@ -93,7 +102,12 @@ export function parseEtcdUrl(raw: string): EtcdUrl {
       `The etcd URL "${display}" needs a key prefix for the volume, e.g. etcd://${hosts[0]}/myfs`,
     );
   }
-  const url: EtcdUrl = { hosts, prefix, display };
+  const url: EtcdUrl = {
+    hosts,
+    prefix,
+    display,
+    ...(retry === null ? {} : { retryTimeoutMs: Number(retry) * 1000 }),
+  };
   if (secure) {
     const [ca, cert, key] = ["ca", "cert", "key"].map((n) => params.get(n) ?? undefined);
     if ((cert === undefined) !== (key === undefined)) {

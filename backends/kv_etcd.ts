@@ -154,7 +154,7 @@ export class EtcdKvEngine implements KvEngine, EtcdReads {
     this.#where = `etcd at ${url.hosts.join(",")}`;
     this.#marker = Buffer.from(url.prefix);
     this.#base = Buffer.from(`${url.prefix}/`);
-    this.#outageMs = options.outageMs ?? OUTAGE_MS;
+    this.#outageMs = options.outageMs ?? url.retryTimeoutMs ?? OUTAGE_MS;
   }
 
   /** Requests sent to etcd so far. */

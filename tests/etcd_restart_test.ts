@@ -34,7 +34,8 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     await using etcd = await startEtcd();
-    await using fs = await startSlayer({ meta: etcd.url("restart") });
+    // A generous outage budget: under the whole suite's load an etcd restart can take a minute.
+    await using fs = await startSlayer({ meta: `${etcd.url("restart")}?retry_timeout=600` });
     const dir = `${fs.mnt}/d`;
     await Deno.mkdir(dir);
     const written: number[] = [];
