@@ -92,9 +92,12 @@ export interface SlayerMount extends AsyncDisposable {
   guard<T>(ms: number, label: string, fn: () => Promise<T> | T): Promise<T>;
 }
 
-/** Runs `deno run -A cli.ts ARGS…` from the repository root. */
+/**
+ * Runs `deno run -A cli.ts ARGS…` from the repository root; throws if it takes over 5 minutes
+ * (a hung command fails its test with its output).
+ */
 export function runCli(args: string[]): Promise<RunResult> {
-  return run(Deno.execPath(), ["run", "-A", CLI, ...args], { cwd: REPO_ROOT });
+  return run(Deno.execPath(), ["run", "-A", CLI, ...args], { cwd: REPO_ROOT, timeoutMs: 300_000 });
 }
 
 function unescapeMountField(s: string): string {

@@ -27,19 +27,45 @@ export interface RunOptions {
   cwd?: string;
   /** Variables added to the inherited environment. */
   env?: Record<string, string>;
+  /**
+   * Kill the command (SIGKILL) and throw if it runs longer than this many ms, so a hung command
+   * fails its test with what it printed instead of stalling the run (default: no limit).
+   */
+  timeoutMs?: number;
 }
 
 const dec = new TextDecoder();
 
 /** Runs `cmd args…` with stdin closed and waits for it, collecting stdout and stderr. */
 export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
-  const out = await new Deno.Command(cmd, {
+  const child = new Deno.Command(cmd, {
     args,
     ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
     env: opts.env ?? {},
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).output();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  }).spawn();
+  let timedOut = false;
+  const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => {
+    timedOut = true;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }, opts.timeoutMs);
+  try {
+    const out = await child.output();
+    const r = { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+    if (timedOut) {
+      throw new Error(
+        `"${cmd} ${args.join(" ")}" did not finish within ${opts.timeoutMs} ms; ` +
+          `stdout: ${r.stdout}\nstderr: ${r.stderr}`,
+      );
+    }
+    return r;
+  } finally {
+    clearTimeout(timer);
+  }
 }
