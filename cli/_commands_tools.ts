@@ -78,3 +78,50 @@ export const FSCK: CommandSpec = {
   ],
   examples: ["slayerfs fsck sqlite3:///var/lib/slayerfs/meta.db"],
 };
+
+/** `slayerfs bench`. */
+export const BENCH: CommandSpec = {
+  name: "bench",
+  summary: "benchmark a folder: big-file write/read, small-file create/read/stat",
+  description: "Each thread writes one big file in 1 MiB writes and reads it back, then " +
+    "creates, reads and stats its small files, in a fresh folder under PATH that is removed " +
+    "afterwards. As root the page cache is dropped before each read stage. Prints throughput, " +
+    "operations per second and milliseconds per operation; inside a SlayerFS mount also the " +
+    "mount's FUSE, cache and object store counters during the run.",
+  usage: ["PATH"],
+  args: [{ name: "PATH", help: "any folder: inside a SlayerFS mount or not" }],
+  arity: [1, 1],
+  complete: "dir",
+  options: [
+    {
+      name: "big-file-size",
+      kind: "size",
+      arg: "SIZE",
+      unit: 2 ** 20,
+      help: "size of each thread's big file (0: skip); a plain number is MiB",
+      default: 2 ** 30,
+    },
+    {
+      name: "small-file-size",
+      kind: "size",
+      arg: "SIZE",
+      unit: 1024,
+      help: "size of each small file; a plain number is KiB",
+      default: 128 * 1024,
+    },
+    {
+      name: "small-file-count",
+      kind: "int",
+      arg: "N",
+      help: "small files per thread (0: skip)",
+      default: 100,
+    },
+    { name: "threads", short: "p", kind: "int", arg: "N", min: 1, help: "threads", default: 1 },
+    { name: "json", kind: "flag", help: "print the results as JSON, for scripts" },
+    QUIET,
+  ],
+  examples: [
+    "slayerfs bench /mnt/vol1",
+    "slayerfs bench --big-file-size 256M --threads 4 --json /mnt/vol1",
+  ],
+};

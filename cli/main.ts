@@ -14,6 +14,7 @@ import { CliError, describe } from "./_errors.ts";
 import { commandHelp, mainHelp } from "./_help.ts";
 import { parseCommand, type ParsedArgs } from "./_spec.ts";
 import { closest, didYouMean } from "./_suggest.ts";
+import { cmdBench } from "./bench.ts";
 import { cmdCompletion } from "./completion.ts";
 import { cmdDump, cmdLoad } from "./dump.ts";
 import { cmdFsck } from "./fsck.ts";
@@ -42,6 +43,7 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   dump: cmdDump,
   load: cmdLoad,
   fsck: cmdFsck,
+  bench: cmdBench,
   image: cmdImage,
   destroy: cmdDestroy,
   completion: cmdCompletion,
