@@ -125,3 +125,46 @@ export const BENCH: CommandSpec = {
     "slayerfs bench --big-file-size 256M --threads 4 --json /mnt/vol1",
   ],
 };
+
+/** `slayerfs doctor`. */
+export const DOCTOR: CommandSpec = {
+  name: "doctor",
+  summary: "collect what a bug report needs about a mount into one .tar.gz (secrets masked)",
+  description: "Versions, the daemon's command line and settings, status --json, the last " +
+    "lines of its log, the system (kernel, libfuse, the volume's mounts), a metrics scrape and " +
+    "a CPU profile of the running daemon. Passwords and secret keys are masked in every file.",
+  usage: ["MOUNTPOINT"],
+  args: [{ name: "MOUNTPOINT", help: "any path inside a mount" }],
+  arity: [1, 1],
+  complete: "dir",
+  options: [
+    {
+      name: "output",
+      short: "o",
+      kind: "string",
+      arg: "FILE",
+      help: "the archive to write",
+      defaultText: "slayerfs-doctor-VOLUME-TIME.tar.gz in the current folder",
+      complete: "file",
+    },
+    {
+      name: "profile-seconds",
+      kind: "seconds",
+      arg: "SEC",
+      help: "how long to profile the daemon's CPU (0: no profile)",
+      default: 10,
+    },
+    {
+      name: "log-lines",
+      kind: "int",
+      arg: "N",
+      help: "lines of the daemon's log to include (its last ones)",
+      default: 1000,
+    },
+    QUIET,
+  ],
+  examples: [
+    "slayerfs doctor /mnt/vol1",
+    "slayerfs doctor --profile-seconds 30 -o /tmp/vol1-report.tar.gz /mnt/vol1",
+  ],
+};

@@ -16,6 +16,7 @@ import { parseCommand, type ParsedArgs } from "./_spec.ts";
 import { closest, didYouMean } from "./_suggest.ts";
 import { cmdBench } from "./bench.ts";
 import { cmdCompletion } from "./completion.ts";
+import { cmdDoctor } from "./doctor.ts";
 import { cmdDump, cmdLoad } from "./dump.ts";
 import { cmdFsck } from "./fsck.ts";
 import { cmdDestroy } from "./destroy.ts";
@@ -44,6 +45,7 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   load: cmdLoad,
   fsck: cmdFsck,
   bench: cmdBench,
+  doctor: cmdDoctor,
   image: cmdImage,
   destroy: cmdDestroy,
   completion: cmdCompletion,
