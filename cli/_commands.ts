@@ -8,7 +8,7 @@
 
 import { DEFAULT_BLOCK_SIZE, DEFAULT_INLINE_MAX } from "../core/format.ts";
 import type { CommandSpec, OptionSpec } from "./_spec.ts";
-import { BENCH, DOCTOR, DUMP, FSCK, LOAD } from "./_commands_tools.ts";
+import { BENCH, DOCTOR, DUMP, FSCK, LOAD, SYNC } from "./_commands_tools.ts";
 
 const MiB = 2 ** 20;
 
@@ -471,6 +471,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   FSCK,
   BENCH,
   DOCTOR,
+  SYNC,
   IMAGE,
   DESTROY,
   COMPLETION,

@@ -168,3 +168,57 @@ export const DOCTOR: CommandSpec = {
     "slayerfs doctor --profile-seconds 30 -o /tmp/vol1-report.tar.gz /mnt/vol1",
   ],
 };
+
+/** `slayerfs sync`. */
+export const SYNC: CommandSpec = {
+  name: "sync",
+  summary: "copy what changed between folders (a mount's too) and S3 prefixes, in parallel",
+  description: "Copies the files of SRC that DST lacks, or has with another size or mtime " +
+    "(--check: other contents), --threads at a time; --delete removes from DST what SRC lacks. " +
+    "Each end is a local folder (a SlayerFS volume through its mount) or " +
+    "s3://BUCKET/PREFIX?endpoint=URL of plain objects (keys from AWS_ACCESS_KEY_ID and " +
+    "AWS_SECRET_ACCESS_KEY). --include/--exclude are tried in the order given; the first " +
+    "that matches decides. Running it again copies only what is not done yet. Exits 1 with a " +
+    "list of what failed.",
+  usage: ["SRC DST"],
+  args: [
+    { name: "SRC", help: "a folder, or s3://BUCKET/PREFIX?endpoint=URL" },
+    { name: "DST", help: "a folder (created if missing), or s3://BUCKET/PREFIX?endpoint=URL" },
+  ],
+  arity: [2, 2],
+  complete: "dir",
+  options: [
+    {
+      name: "threads",
+      short: "p",
+      kind: "int",
+      arg: "N",
+      min: 1,
+      help: "files copied at once",
+      default: 10,
+    },
+    { name: "check", kind: "flag", help: "compare the contents of files of the same size" },
+    { name: "delete", kind: "flag", help: "remove files of DST that SRC does not have" },
+    {
+      name: "include",
+      kind: "string",
+      arg: "GLOB",
+      multiple: true,
+      help: "sync the paths that match (rules apply in the order given)",
+    },
+    {
+      name: "exclude",
+      kind: "string",
+      arg: "GLOB",
+      multiple: true,
+      help: "leave out the paths that match (rules apply in the order given)",
+    },
+    { name: "dry-run", kind: "flag", help: "only list what would be copied and deleted" },
+    QUIET,
+  ],
+  examples: [
+    "slayerfs sync /data/photos /mnt/vol1/photos",
+    "slayerfs sync --delete --exclude '*.tmp' /mnt/vol1/out 's3://backup/out/?endpoint=http://minio:9000'",
+    "slayerfs sync --include '*.csv' --exclude '*' 's3://raw/2026/' /mnt/vol1/csv",
+  ],
+};

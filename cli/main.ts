@@ -27,6 +27,7 @@ import { cmdInfo } from "./info.ts";
 import { cmdMount } from "./mount.ts";
 import { cmdStats } from "./stats.ts";
 import { cmdStatus } from "./status.ts";
+import { cmdSync } from "./sync.ts";
 import { cmdUmount } from "./umount.ts";
 import { cmdVersion } from "./version.ts";
 import { cmdWarmup } from "./warmup.ts";
@@ -46,6 +47,7 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   fsck: cmdFsck,
   bench: cmdBench,
   doctor: cmdDoctor,
+  sync: cmdSync,
   image: cmdImage,
   destroy: cmdDestroy,
   completion: cmdCompletion,
