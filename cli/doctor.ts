@@ -20,7 +20,6 @@ import { liveMountOf } from "./_mount_of.ts";
 import { PROFILE_SIGNAL, profileOutputFile, profileRequestFile } from "./_profiler.ts";
 import type { ParsedArgs } from "./_spec.ts";
 import type { MountState } from "./_state.ts";
-import { scrape } from "./stats.ts";
 import { mountStatus } from "./status.ts";
 import { libfuseVersion, VERSION } from "./version.ts";
 
@@ -249,8 +248,12 @@ export async function cmdDoctor(args: ParsedArgs): Promise<void> {
     await put("mounts.txt", () => mountsText(state));
     if (state.metrics !== undefined) {
       await put("metrics.txt", async () => {
-        await scrape(state.metrics!); // a clear error when it does not answer
-        return await (await fetch(`http://${state.metrics}/metrics`)).text();
+        const res = await fetch(`http://${state.metrics}/metrics`, {
+          signal: AbortSignal.timeout(10_000),
+        });
+        const text = await res.text();
+        if (!res.ok) throw new Error(`http://${state.metrics}/metrics answered ${res.status}`);
+        return text;
       });
     } else manifest["metrics.txt"] = "not collected: the mount serves no metrics (--no-metrics)";
     if (profile !== undefined) {
