@@ -1,6 +1,7 @@
 /**
- * The declarations (`_spec.ts`) of the volume tools that work on any metadata engine: `dump`,
- * `load` and `fsck`. Kept beside `_commands.ts`, which lists them.
+ * The declarations (`_spec.ts`) of the volume tools that work on any metadata engine (`dump`,
+ * `load` and `fsck`) and of the tools that work on a mount or any folder (`bench`, `doctor` and
+ * `sync`). Kept beside `_commands.ts`, which lists them.
  *
  * @module
  */

@@ -1,8 +1,9 @@
 /**
  * The `slayerfs` command line: format, mount, umount, status, stats, info, warmup, gc, dump,
- * load, fsck, image, destroy, completion, version. What each command takes is declared once in
- * `_commands.ts`; this module reads the command line against it (`_spec.ts`), answers `--help`
- * and `--version`, runs the command's module, and turns errors into one line and an exit code.
+ * load, fsck, bench, doctor, sync, image, destroy, completion, version. What each command takes
+ * is declared once in `_commands.ts`; this module reads the command line against it
+ * (`_spec.ts`), answers `--help` and `--version`, runs the command's module, and turns errors into
+ * one line and an exit code.
  *
  * @module
  */
