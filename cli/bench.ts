@@ -100,7 +100,7 @@ function stage(
     files,
     bytes,
     ops,
-    seconds: Number(s.toFixed(4)),
+    seconds: Number(s.toFixed(6)),
     mibPerSec: Number((bytes / MiB / s).toFixed(2)),
     opsPerSec: Number((ops / s).toFixed(2)),
     msPerOp: Number((ops ? s * 1000 * n / ops : 0).toFixed(3)),
