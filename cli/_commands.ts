@@ -8,7 +8,7 @@
 
 import { DEFAULT_BLOCK_SIZE, DEFAULT_INLINE_MAX } from "../core/format.ts";
 import type { CommandSpec, OptionSpec } from "./_spec.ts";
-import { DUMP, FSCK, LOAD } from "./_commands_tools.ts";
+import { BENCH, DOCTOR, DUMP, FSCK, LOAD, SYNC } from "./_commands_tools.ts";
 
 const MiB = 2 ** 20;
 
@@ -469,6 +469,9 @@ export const COMMANDS: readonly CommandSpec[] = [
   DUMP,
   LOAD,
   FSCK,
+  BENCH,
+  DOCTOR,
+  SYNC,
   IMAGE,
   DESTROY,
   COMPLETION,

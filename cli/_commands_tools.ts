@@ -1,6 +1,7 @@
 /**
- * The declarations (`_spec.ts`) of the volume tools that work on any metadata engine: `dump`,
- * `load` and `fsck`. Kept beside `_commands.ts`, which lists them.
+ * The declarations (`_spec.ts`) of the volume tools that work on any metadata engine (`dump`,
+ * `load` and `fsck`) and of the tools that work on a mount or any folder (`bench`, `doctor` and
+ * `sync`). Kept beside `_commands.ts`, which lists them.
  *
  * @module
  */
@@ -77,4 +78,148 @@ export const FSCK: CommandSpec = {
     QUIET,
   ],
   examples: ["slayerfs fsck sqlite3:///var/lib/slayerfs/meta.db"],
+};
+
+/** `slayerfs bench`. */
+export const BENCH: CommandSpec = {
+  name: "bench",
+  summary: "benchmark a folder: big-file write/read, small-file create/read/stat",
+  description: "Each thread writes one big file in 1 MiB writes and reads it back, then " +
+    "creates, reads and stats its small files, in a fresh folder under PATH that is removed " +
+    "afterwards. As root the page cache is dropped before each read stage. Prints throughput, " +
+    "operations per second and milliseconds per operation; inside a SlayerFS mount also the " +
+    "mount's FUSE, cache and object store counters during the run.",
+  usage: ["PATH"],
+  args: [{ name: "PATH", help: "any folder: inside a SlayerFS mount or not" }],
+  arity: [1, 1],
+  complete: "dir",
+  options: [
+    {
+      name: "big-file-size",
+      kind: "size",
+      arg: "SIZE",
+      unit: 2 ** 20,
+      help: "size of each thread's big file (0: skip); a plain number is MiB",
+      default: 2 ** 30,
+    },
+    {
+      name: "small-file-size",
+      kind: "size",
+      arg: "SIZE",
+      unit: 1024,
+      help: "size of each small file; a plain number is KiB",
+      default: 128 * 1024,
+    },
+    {
+      name: "small-file-count",
+      kind: "int",
+      arg: "N",
+      help: "small files per thread (0: skip)",
+      default: 100,
+    },
+    { name: "threads", short: "p", kind: "int", arg: "N", min: 1, help: "threads", default: 1 },
+    { name: "json", kind: "flag", help: "print the results as JSON, for scripts" },
+    QUIET,
+  ],
+  examples: [
+    "slayerfs bench /mnt/vol1",
+    "slayerfs bench --big-file-size 256M --threads 4 --json /mnt/vol1",
+  ],
+};
+
+/** `slayerfs doctor`. */
+export const DOCTOR: CommandSpec = {
+  name: "doctor",
+  summary: "collect what a bug report needs about a mount into one .tar.gz (secrets masked)",
+  description: "Versions, the daemon's command line and settings, status --json, the last " +
+    "lines of its log, the system (kernel, libfuse, the volume's mounts), a metrics scrape and " +
+    "a CPU profile of the running daemon. Passwords and secret keys are masked in every file.",
+  usage: ["MOUNTPOINT"],
+  args: [{ name: "MOUNTPOINT", help: "any path inside a mount" }],
+  arity: [1, 1],
+  complete: "dir",
+  options: [
+    {
+      name: "output",
+      short: "o",
+      kind: "string",
+      arg: "FILE",
+      help: "the archive to write",
+      defaultText: "slayerfs-doctor-VOLUME-TIME.tar.gz in the current folder",
+      complete: "file",
+    },
+    {
+      name: "profile-seconds",
+      kind: "seconds",
+      arg: "SEC",
+      help: "how long to profile the daemon's CPU (0: no profile)",
+      default: 10,
+    },
+    {
+      name: "log-lines",
+      kind: "int",
+      arg: "N",
+      help: "lines of the daemon's log to include (its last ones)",
+      default: 1000,
+    },
+    QUIET,
+  ],
+  examples: [
+    "slayerfs doctor /mnt/vol1",
+    "slayerfs doctor --profile-seconds 30 -o /tmp/vol1-report.tar.gz /mnt/vol1",
+  ],
+};
+
+/** `slayerfs sync`. */
+export const SYNC: CommandSpec = {
+  name: "sync",
+  summary: "copy what changed between folders (a mount's too) and S3 prefixes, in parallel",
+  description: "Copies the files of SRC that DST lacks, or has with another size or mtime " +
+    "(--check: other contents), --threads at a time; --delete removes from DST what SRC lacks. " +
+    "Each end is a local folder (a SlayerFS volume through its mount) or " +
+    "s3://BUCKET/PREFIX?endpoint=URL of plain objects (keys from AWS_ACCESS_KEY_ID and " +
+    "AWS_SECRET_ACCESS_KEY). --include/--exclude are tried in the order given; the first " +
+    "that matches decides. Running it again copies only what is not done yet. Exits 1 with a " +
+    "list of what failed.",
+  usage: ["SRC DST"],
+  args: [
+    { name: "SRC", help: "a folder, or s3://BUCKET/PREFIX?endpoint=URL" },
+    { name: "DST", help: "a folder (created if missing), or s3://BUCKET/PREFIX?endpoint=URL" },
+  ],
+  arity: [2, 2],
+  complete: "dir",
+  options: [
+    {
+      name: "threads",
+      short: "p",
+      kind: "int",
+      arg: "N",
+      min: 1,
+      help: "files copied at once",
+      default: 10,
+    },
+    { name: "check", kind: "flag", help: "compare the contents of files of the same size" },
+    { name: "delete", kind: "flag", help: "remove files of DST that SRC does not have" },
+    {
+      name: "include",
+      kind: "string",
+      arg: "GLOB",
+      multiple: true,
+      help: "sync the paths that match (rules apply in the order given)",
+    },
+    {
+      name: "exclude",
+      kind: "string",
+      arg: "GLOB",
+      multiple: true,
+      help: "leave out the paths that match (rules apply in the order given)",
+    },
+    { name: "dry-run", kind: "flag", help: "only list what would be copied and deleted" },
+    QUIET,
+  ],
+  examples: [
+    "slayerfs sync /data/photos /mnt/vol1/photos",
+    "slayerfs sync --delete --exclude '*.tmp' /mnt/vol1/out 's3://backup/out/?endpoint=http://minio:9000'",
+    "slayerfs sync --include '*.csv' --exclude '*' 's3://raw/2026/' /mnt/vol1/csv",
+  ],
 };

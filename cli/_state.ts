@@ -94,6 +94,10 @@ export interface MountState {
   writeback?: StagedStats;
   /** The metrics endpoint's address (`HOST:PORT`, serving `/metrics`), unless `--no-metrics`. */
   metrics?: string;
+  /** The signal that asks the daemon for a CPU profile (`_profiler.ts`), if it answers one. */
+  profiler?: string;
+  /** The mount's effective settings (the options as parsed, defaults filled in). */
+  config?: Record<string, unknown>;
 }
 
 /** Whether process `pid` runs (a zombie, killed and not yet reaped, does not). */

@@ -1,8 +1,9 @@
 /**
  * The `slayerfs` command line: format, mount, umount, status, stats, info, warmup, gc, dump,
- * load, fsck, image, destroy, completion, version. What each command takes is declared once in
- * `_commands.ts`; this module reads the command line against it (`_spec.ts`), answers `--help`
- * and `--version`, runs the command's module, and turns errors into one line and an exit code.
+ * load, fsck, bench, doctor, sync, image, destroy, completion, version. What each command takes
+ * is declared once in `_commands.ts`; this module reads the command line against it
+ * (`_spec.ts`), answers `--help` and `--version`, runs the command's module, and turns errors into
+ * one line and an exit code.
  *
  * @module
  */
@@ -14,7 +15,9 @@ import { CliError, describe } from "./_errors.ts";
 import { commandHelp, mainHelp } from "./_help.ts";
 import { parseCommand, type ParsedArgs } from "./_spec.ts";
 import { closest, didYouMean } from "./_suggest.ts";
+import { cmdBench } from "./bench.ts";
 import { cmdCompletion } from "./completion.ts";
+import { cmdDoctor } from "./doctor.ts";
 import { cmdDump, cmdLoad } from "./dump.ts";
 import { cmdFsck } from "./fsck.ts";
 import { cmdDestroy } from "./destroy.ts";
@@ -25,6 +28,7 @@ import { cmdInfo } from "./info.ts";
 import { cmdMount } from "./mount.ts";
 import { cmdStats } from "./stats.ts";
 import { cmdStatus } from "./status.ts";
+import { cmdSync } from "./sync.ts";
 import { cmdUmount } from "./umount.ts";
 import { cmdVersion } from "./version.ts";
 import { cmdWarmup } from "./warmup.ts";
@@ -42,6 +46,9 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   dump: cmdDump,
   load: cmdLoad,
   fsck: cmdFsck,
+  bench: cmdBench,
+  doctor: cmdDoctor,
+  sync: cmdSync,
   image: cmdImage,
   destroy: cmdDestroy,
   completion: cmdCompletion,

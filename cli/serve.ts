@@ -29,6 +29,7 @@ import {
 import { openMeta } from "./_meta.ts";
 import { home, makeRunDir, type MountState, stateFile, writeState } from "./_state.ts";
 import { claimDir } from "./_dir_lock.ts";
+import { answerProfileRequests, PROFILE_SIGNAL } from "./_profiler.ts";
 
 const log = getLog("daemon");
 
@@ -282,6 +283,10 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     })
     : undefined;
   if (metricsServer) state.metrics = metricsServer.address;
+  // `slayerfs doctor` reads these: the settings in effect, and how to ask for a CPU profile.
+  state.config = { ...opts, options: Object.fromEntries(opts.options) };
+  const stopProfiler = answerProfileRequests(mnt);
+  state.profiler = PROFILE_SIGNAL;
   const refresh = async () => {
     const s = vol.vfs.stats();
     Object.assign(state, {
@@ -331,6 +336,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       log.info("Unmounting {mountpoint} ({why})", { mountpoint: mnt, why });
       clearInterval(timer);
       stopTrimming();
+      stopProfiler();
       await metricsServer?.close(); // telemetry
       try {
         await session.unmount();

@@ -175,7 +175,8 @@ export function columnsFor(samples: readonly MetricSample[]): Column[] {
   return COLUMNS.filter((c) => c.group !== "staged" || staging);
 }
 
-async function scrape(address: string): Promise<MetricSample[]> {
+/** One scrape of the metrics endpoint at `address` (`HOST:PORT`). */
+export async function scrape(address: string): Promise<MetricSample[]> {
   let res: Response;
   try {
     res = await fetch(`http://${address}/metrics`, { signal: AbortSignal.timeout(5000) });

@@ -49,6 +49,18 @@ export async function cmdStatus(args: ParsedArgs): Promise<void> {
     return;
   }
   const { mountpoint, state } = await liveMountOf(target);
+  const { out, paths } = await mountStatus(state, !json);
+  console.log(json ? JSON.stringify(out, null, 2) : mountText(mountpoint, out, paths));
+}
+
+/**
+ * What `status --json` prints for a live mount: its daemon's state with `alive` and the volume's
+ * usage; with `withPaths`, the paths of its hottest files too (for the text).
+ */
+export async function mountStatus(
+  state: MountState,
+  withPaths = false,
+): Promise<{ out: MountState & { alive: boolean; usage?: string }; paths: Map<Ino, string> }> {
   const out: MountState & { alive: boolean; usage?: string } = { ...state, alive: true };
   let paths = new Map<Ino, string>();
   // A mem:// volume lives in the daemon; any other engine can be read beside the mount.
@@ -57,12 +69,14 @@ export async function cmdStatus(args: ParsedArgs): Promise<void> {
     try {
       out.usage = (await volumeSummary(kv)).usage;
       const hot = (state.hottestFiles ?? []) as Array<{ ino: Ino }>;
-      if (!json && hot.length) paths = await pathsOf(await Meta.open(kv), hot.map((h) => h.ino));
+      if (withPaths && hot.length) {
+        paths = await pathsOf(await Meta.open(kv), hot.map((h) => h.ino));
+      }
     } finally {
       await kv.close();
     }
   }
-  console.log(json ? JSON.stringify(out, null, 2) : mountText(mountpoint, out, paths));
+  return { out, paths };
 }
 
 /** A session as `status` shows it. */
