@@ -94,6 +94,11 @@ export interface MountState {
   writeback?: StagedStats;
   /** The metrics endpoint's address (`HOST:PORT`, serving `/metrics`), unless `--no-metrics`. */
   metrics?: string;
+  /**
+   * The mount's effective settings by key (`cache-size`), each with its value (credentials
+   * masked), its source (flag, env, file or default) and its text (`slayerfs config show`).
+   */
+  settings?: Record<string, unknown>;
 }
 
 /** Whether process `pid` runs (a zombie, killed and not yet reaped, does not). */
