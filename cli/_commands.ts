@@ -456,8 +456,8 @@ const CONFIG: CommandSpec = {
     "defaults as the command would, and prints every setting with its source (flag, env, file " +
     "with its line, or default); passwords and keys in URLs are masked.",
   usage: [
-    "show [--json] [--config FILE] [MOUNT OPTIONS] [META_URL] [MOUNTPOINT]",
-    "show format [--json] [--config FILE] [FORMAT OPTIONS] [META_URL] [NAME]",
+    "show [MOUNT OPTIONS] [META_URL] [MOUNTPOINT]",
+    "show format [FORMAT OPTIONS] [META_URL] [NAME]",
   ],
   args: [
     { name: "show", help: "the only action so far" },
