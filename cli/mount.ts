@@ -17,7 +17,7 @@ import { effectiveSettings, outranks } from "./_config.ts";
 import { daemonize } from "./_daemonize.ts";
 import { CliError, describe } from "./_errors.ts";
 import { openMeta } from "./_meta.ts";
-import { type ParsedArgs, usageError } from "./_spec.ts";
+import { type CommandSpec, type ParsedArgs, usageError } from "./_spec.ts";
 import { closest, didYouMean } from "./_suggest.ts";
 import { home, makeHomeDir, processAlive, readState, stateFile } from "./_state.ts";
 import { checkMetaUrl } from "./_urls.ts";
@@ -68,7 +68,7 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
     ...telemetryOptions(args),
     sessionTimeoutSec: args.number("session-timeout"),
     atimeMode: (args.string("atime-mode") ?? "noatime") as AtimeMode,
-    settings: effectiveSettings(spec, args),
+    settings: mountSettings(spec, args),
   };
   if (!(opts.sessionTimeoutSec > 0)) {
     throw usageError(spec, `--session-timeout must be more than 0 seconds`);
@@ -92,6 +92,15 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
     if (madeMountpoint) await Deno.remove(mnt).catch(() => {});
     throw err;
   }
+}
+
+/**
+ * The settings the state file records: how the CLI runs the daemon (`--background`, and the
+ * `--foreground` it adds for the daemon itself) is not one of them.
+ */
+function mountSettings(spec: CommandSpec, args: ParsedArgs): Record<string, unknown> {
+  const { background: _b, foreground: _f, ...settings } = effectiveSettings(spec, args);
+  return settings;
 }
 
 async function isDirectory(path: string): Promise<boolean> {

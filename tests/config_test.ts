@@ -259,6 +259,7 @@ Deno.test("config: a mount started from a settings file serves with its settings
       assert.equal(s["atime-mode"].value, "relatime");
       assert.deepEqual(s.options.value, ["attr_timeout=3", "noexec"]);
       assert.equal(s.mountpoint.source, "file");
+      assert.equal(s.foreground, undefined, "how the daemon was started is no setting");
       // The daemon logs JSON lines, as the file says.
       const log = await Deno.readTextFile(`${dir}/daemon.log`);
       assert.ok(log.split("\n").some((l) => l.startsWith("{") && JSON.parse(l).message), log);
