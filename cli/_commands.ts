@@ -23,6 +23,7 @@ export const MOUNT_OPTIONS: readonly { readonly name: string; readonly help: str
   { name: "dev", help: "allow device nodes to be opened (root only; for rootfs and images)" },
   { name: "rootfs", help: "suid and dev together: for a container rootfs or chroot on the mount" },
   { name: "ro", help: "read-only" },
+  { name: "noexec", help: "do not allow programs on the mount to be executed" },
   { name: "debug", help: "log debug lines and libfuse's request trace" },
   { name: "nonempty", help: "mount on a folder that is not empty" },
   { name: "writeback_cache", help: "the kernel buffers writes (FUSE writeback cache)" },
@@ -46,6 +47,20 @@ const META_URL = {
     "redis://[USER:PASS@]HOST:PORT/DB (also rediss://, redis+unix:///PATH.sock?db=N)",
 };
 
+/**
+ * `--config FILE`: the command's section of a YAML or TOML settings file (see `_config.ts`);
+ * a command with this option reads its settings from the file and `SLAYERFS_*` variables too.
+ */
+const CONFIG_OPTION: OptionSpec = {
+  name: "config",
+  kind: "string",
+  arg: "FILE",
+  complete: "file",
+  help: "read settings from this YAML (.yaml, .yml) or TOML (.toml) file's section for the " +
+    "command; command-line flags, then SLAYERFS_* variables, override it",
+  defaultText: "$SLAYERFS_CONFIG, else none",
+};
+
 const FORMAT: CommandSpec = {
   name: "format",
   summary: "create a volume, or check that an existing one has the same settings",
@@ -55,6 +70,7 @@ const FORMAT: CommandSpec = {
   args: [META_URL, { name: "NAME", help: "the volume's name: 1-63 letters, digits, . _ -" }],
   arity: [2, 2],
   options: [
+    CONFIG_OPTION,
     {
       name: "storage",
       kind: "string",
@@ -166,6 +182,7 @@ const MOUNT: CommandSpec = {
   arity: [1, 2],
   complete: "dir",
   options: [
+    CONFIG_OPTION,
     {
       name: "background",
       short: "d",
@@ -432,6 +449,36 @@ const DESTROY: CommandSpec = {
   ],
 };
 
+const CONFIG: CommandSpec = {
+  name: "config",
+  summary: "show the effective settings of mount (or format) and where each came from",
+  description: "Merges the command line, SLAYERFS_* variables, the --config file and the " +
+    "defaults as the command would, and prints every setting with its source (flag, env, file " +
+    "with its line, or default); passwords and keys in URLs are masked.",
+  usage: [
+    "show [MOUNT OPTIONS] [META_URL] [MOUNTPOINT]",
+    "show format [FORMAT OPTIONS] [META_URL] [NAME]",
+  ],
+  args: [
+    { name: "show", help: "the only action so far" },
+    { name: "format", help: "show format's settings instead of mount's" },
+  ],
+  arity: [1, 4],
+  complete: ["show"],
+  options: [
+    { name: "json", kind: "flag", help: "print the settings as JSON, for scripts" },
+    // Every option of the commands that read settings, once (their names do not collide).
+    ...[...MOUNT.options, ...FORMAT.options].filter((o, i, all) =>
+      all.findIndex((x) => x.name === o.name) === i
+    ),
+  ],
+  examples: [
+    "slayerfs config show --config /etc/slayerfs/vol1.yaml",
+    "SLAYERFS_CACHE_SIZE=1G slayerfs config show --json --config vol1.toml --log-level debug",
+    "slayerfs config show format --config /etc/slayerfs/vol1.yaml",
+  ],
+};
+
 const COMPLETION: CommandSpec = {
   name: "completion",
   summary: "print a shell completion script (bash or zsh)",
@@ -474,6 +521,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   SYNC,
   IMAGE,
   DESTROY,
+  CONFIG,
   COMPLETION,
   VERSION,
 ];

@@ -81,6 +81,12 @@ export const HELP_OPTION: OptionSpec = {
   help: "show this help and exit",
 };
 
+/**
+ * Where a setting came from: the command line, a `SLAYERFS_*` environment variable, the
+ * `--config` file, or the option's default (`cli/_config.ts` merges them in this order).
+ */
+export type SettingSource = "flag" | "env" | "file" | "default";
+
 /** A command line read against its {@linkcode CommandSpec}, every value checked. */
 export class ParsedArgs {
   /** The arguments after the options. */
@@ -88,17 +94,34 @@ export class ParsedArgs {
   /** The arguments as given, after the command name. */
   readonly raw: readonly string[];
   readonly #values: Map<string, unknown>;
+  readonly #sources: Map<string, SettingSource>;
 
-  /** Wraps the checked values. */
-  constructor(values: Map<string, unknown>, positionals: string[], raw: readonly string[]) {
+  /** Wraps the checked values and where each came from (`flag` when not said). */
+  constructor(
+    values: Map<string, unknown>,
+    positionals: string[],
+    raw: readonly string[],
+    sources: Map<string, SettingSource> = new Map(),
+  ) {
     this.#values = values;
     this.positionals = positionals;
     this.raw = raw;
+    this.#sources = sources;
   }
 
-  /** Whether option `name` was given. */
+  /** Whether option `name` has a value (given, or its default). */
   has(name: string): boolean {
     return this.#values.has(name);
+  }
+
+  /** Where option `name`'s value came from, or `undefined` when it has none. */
+  source(name: string): SettingSource | undefined {
+    return this.#values.has(name) ? this.#sources.get(name) ?? "flag" : undefined;
+  }
+
+  /** Option `name`'s checked value as stored (bytes for a size, a list when repeatable). */
+  value(name: string): unknown {
+    return this.#values.get(name);
   }
 
   /** A flag's value. */
@@ -164,12 +187,14 @@ export function parseCommand(spec: CommandSpec, args: readonly string[]): Parsed
   }
   const given = r.values as Record<string, string | boolean | string[] | undefined>;
   const values = new Map<string, unknown>();
+  const sources = new Map<string, SettingSource>();
   if (given.help === true) {
     values.set("help", true);
     return new ParsedArgs(values, r.positionals, args);
   }
   for (const o of spec.options) {
     const v = given[o.name];
+    sources.set(o.name, v === undefined ? "default" : "flag");
     if (v === undefined) {
       if (o.default !== undefined) values.set(o.name, o.default);
     } else if (Array.isArray(v)) {
@@ -179,15 +204,29 @@ export function parseCommand(spec: CommandSpec, args: readonly string[]): Parsed
     }
   }
   const n = r.positionals.length;
+  if (n > spec.arity[1]) {
+    throw usageError(spec, `Unexpected argument "${r.positionals[spec.arity[1]]}"`);
+  }
+  // A command with a settings file may have its arguments there (checked once merged).
+  if (!hasSettings(spec)) checkArity(spec, n);
+  return new ParsedArgs(values, r.positionals, args, sources);
+}
+
+/**
+ * Whether `spec` reads settings from a `--config` file and `SLAYERFS_*` variables (it has a
+ * `config` option and is not the `config` command itself): see `cli/_config.ts`.
+ */
+export function hasSettings(spec: CommandSpec): boolean {
+  return spec.name !== "config" && spec.options.some((o) => o.name === "config");
+}
+
+/** Throws a usage error naming the first missing argument when there are fewer than `n`. */
+export function checkArity(spec: CommandSpec, n: number): void {
   if (n < spec.arity[0]) {
     const names = spec.usage[0]!.split(" ").filter((w) => !w.startsWith("["));
     const missing = names[n]?.replace(/\.\.\.$/, "") ?? "an argument";
     throw usageError(spec, `Missing ${missing}`);
   }
-  if (n > spec.arity[1]) {
-    throw usageError(spec, `Unexpected argument "${r.positionals[spec.arity[1]]}"`);
-  }
-  return new ParsedArgs(values, r.positionals, args);
 }
 
 /** A usage error (exit 2), with the command's usage lines when `withUsage`. */
@@ -260,8 +299,19 @@ function checkOptionNames(
 
 /** Checks one value of option `o`; returns it as the command reads it (bytes for a size). */
 function checkValue(spec: CommandSpec, o: OptionSpec, text: string): string | number {
-  const bad = (why: string) =>
-    usageError(spec, `Invalid ${optionFlag(o)} "${text}": ${why}`, false);
+  try {
+    return readValue(o, text);
+  } catch (err) {
+    throw usageError(spec, `Invalid ${optionFlag(o)} "${text}": ${(err as Error).message}`, false);
+  }
+}
+
+/**
+ * One value of option `o` as the command reads it (bytes for a size); a bad one throws an error
+ * saying what is wrong with it (`must not be negative`), for the caller to name where it was.
+ */
+export function readValue(o: OptionSpec, text: string): string | number {
+  const bad = (why: string) => new RangeError(why);
   switch (o.kind) {
     case "size":
       try {

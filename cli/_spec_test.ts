@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { formatSize, parseSize } from "../core/format.ts";
+import { applySettings } from "./_config.ts";
 import { findCommand } from "./_commands.ts";
 import { CliError } from "./_errors.ts";
 import { parseCommand } from "./_spec.ts";
@@ -52,6 +53,15 @@ Deno.test("parseCommand() applies defaults, units and reads negative values as v
   assert.deepEqual(a.list("o"), ["ro", "debug"]);
   assert.deepEqual(a.positionals, ["m", "/x"]);
   assert.equal(parseCommand(mount, ["--cache-size=1G", "/x"]).number("cache-size"), 2 ** 30);
+  const err2 = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (e) {
+      assert.ok(e instanceof CliError && e.exitCode === 2, String(e));
+      return e.message;
+    }
+    assert.fail("no error");
+  };
   const err = (args: string[]) => {
     try {
       parseCommand(mount, args);
@@ -63,7 +73,10 @@ Deno.test("parseCommand() applies defaults, units and reads negative values as v
   };
   assert.match(err(["--cache-size", "-5", "/x"]), /^Invalid --cache-size "-5": must not be/);
   assert.match(err(["--cache-siz", "5", "/x"]), /did you mean --cache-size\?/);
-  assert.match(err([]), /^Missing META_URL/);
+  // Arguments may come from a settings file: missing ones are found once merged (`_config.ts`).
+  assert.deepEqual(parseCommand(mount, []).positionals, []);
+  assert.match(err2(() => applySettings(mount, parseCommand(mount, []))), /^Missing MOUNTPOINT/);
+  assert.match(err2(() => parseCommand(findCommand("status")!, [])), /^Missing PATH\|META_URL/);
   assert.match(err(["a", "b", "c"]), /^Unexpected argument "c"/);
   assert.ok(parseCommand(mount, ["--help"]).flag("help"));
 });

@@ -98,6 +98,11 @@ export interface MountState {
   profiler?: string;
   /** The mount's effective settings (the options as parsed, defaults filled in). */
   config?: Record<string, unknown>;
+  /**
+   * The mount's effective settings by key (`cache-size`), each with its value (credentials
+   * masked), its source (flag, env, file or default) and its text (`slayerfs config show`).
+   */
+  settings?: Record<string, unknown>;
 }
 
 /** Whether process `pid` runs (a zombie, killed and not yet reaped, does not). */

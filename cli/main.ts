@@ -1,7 +1,7 @@
 /**
  * The `slayerfs` command line: format, mount, umount, status, stats, info, warmup, gc, dump,
- * load, fsck, bench, doctor, sync, image, destroy, completion, version. What each command takes
- * is declared once in `_commands.ts`; this module reads the command line against it
+ * load, fsck, bench, doctor, sync, image, destroy, config, completion, version. What each command
+ * takes is declared once in `_commands.ts`; this module reads the command line against it
  * (`_spec.ts`), answers `--help` and `--version`, runs the command's module, and turns errors into
  * one line and an exit code.
  *
@@ -11,13 +11,15 @@
 import { BackendError } from "../backends/mod.ts";
 import { FsError } from "../core/errno.ts";
 import { COMMANDS, findCommand } from "./_commands.ts";
+import { applySettings } from "./_config.ts";
 import { CliError, describe } from "./_errors.ts";
 import { commandHelp, mainHelp } from "./_help.ts";
-import { parseCommand, type ParsedArgs } from "./_spec.ts";
+import { hasSettings, parseCommand, type ParsedArgs } from "./_spec.ts";
 import { closest, didYouMean } from "./_suggest.ts";
 import { cmdBench } from "./bench.ts";
 import { cmdCompletion } from "./completion.ts";
 import { cmdDoctor } from "./doctor.ts";
+import { cmdConfig } from "./config.ts";
 import { cmdDump, cmdLoad } from "./dump.ts";
 import { cmdFsck } from "./fsck.ts";
 import { cmdDestroy } from "./destroy.ts";
@@ -51,6 +53,7 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   sync: cmdSync,
   image: cmdImage,
   destroy: cmdDestroy,
+  config: cmdConfig,
   completion: cmdCompletion,
   version: cmdVersion,
 };
@@ -80,7 +83,8 @@ export async function main(args: string[]): Promise<number> {
       console.log(commandHelp(spec));
       return 0;
     }
-    await RUN[spec.name]!(parsed);
+    // The one place the --config file and SLAYERFS_* variables join the command line.
+    await RUN[spec.name]!(hasSettings(spec) ? applySettings(spec, parsed) : parsed);
     return 0;
   } catch (err) {
     console.error(`slayerfs: ${describe(err)}`);

@@ -13,10 +13,11 @@ import { Meta } from "../core/meta/mod.ts";
 import { formatVolume } from "../core/volume.ts";
 import { makePrivateDir } from "../core/_private_fs.ts";
 import { findCommand, MOUNT_OPTIONS } from "./_commands.ts";
+import { effectiveSettings, outranks } from "./_config.ts";
 import { daemonize } from "./_daemonize.ts";
 import { CliError, describe } from "./_errors.ts";
 import { openMeta } from "./_meta.ts";
-import { type ParsedArgs, usageError } from "./_spec.ts";
+import { type CommandSpec, type ParsedArgs, usageError } from "./_spec.ts";
 import { closest, didYouMean } from "./_suggest.ts";
 import { home, makeHomeDir, processAlive, readState, stateFile } from "./_state.ts";
 import { checkMetaUrl } from "./_urls.ts";
@@ -31,8 +32,14 @@ const MiB = 2 ** 20;
 /** Runs `slayerfs mount` with its checked arguments. */
 export async function cmdMount(args: ParsedArgs): Promise<void> {
   const spec = findCommand("mount")!;
-  if (args.flag("foreground") && args.flag("background")) {
-    throw usageError(spec, "Choose one of -d/--background and -f/--foreground", false);
+  // Both given: the one from the higher source wins (a flag over the settings file).
+  let foreground = args.flag("foreground");
+  if (foreground && args.flag("background")) {
+    const [fg, bg] = [args.source("foreground"), args.source("background")];
+    if (fg === bg) {
+      throw usageError(spec, "Choose one of -d/--background and -f/--foreground", false);
+    }
+    foreground = outranks(fg, bg);
   }
   let metaUrl: string | undefined;
   let mnt: string;
@@ -47,7 +54,7 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
   }
   const options = mountOptions(args.list("o"));
   const opts: MountOpts = {
-    foreground: args.flag("foreground"),
+    foreground,
     options,
     cacheMiB: args.number("cache-size") / MiB,
     cacheDirs: args.list("cache-dir").map((d) => resolve(d)),
@@ -61,6 +68,7 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
     ...telemetryOptions(args),
     sessionTimeoutSec: args.number("session-timeout"),
     atimeMode: (args.string("atime-mode") ?? "noatime") as AtimeMode,
+    settings: mountSettings(spec, args),
   };
   if (!(opts.sessionTimeoutSec > 0)) {
     throw usageError(spec, `--session-timeout must be more than 0 seconds`);
@@ -84,6 +92,15 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
     if (madeMountpoint) await Deno.remove(mnt).catch(() => {});
     throw err;
   }
+}
+
+/**
+ * The settings the state file records: how the CLI runs the daemon (`--background`, and the
+ * `--foreground` it adds for the daemon itself) is not one of them.
+ */
+function mountSettings(spec: CommandSpec, args: ParsedArgs): Record<string, unknown> {
+  const { background: _b, foreground: _f, ...settings } = effectiveSettings(spec, args);
+  return settings;
 }
 
 async function isDirectory(path: string): Promise<boolean> {

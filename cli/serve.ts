@@ -62,6 +62,8 @@ export interface MountOpts extends TelemetryOpts {
   sessionTimeoutSec: number;
   /** How reads change atime (`--atime-mode`). */
   atimeMode: AtimeMode;
+  /** The effective settings and where each came from (`_config.ts`), for the state file. */
+  settings?: Record<string, unknown>;
 }
 
 /**
@@ -245,6 +247,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     extraOptions: [
       ...(o.has("suid") || o.has("rootfs") ? ["suid"] : []),
       ...(o.has("dev") || o.has("rootfs") ? ["dev"] : []),
+      ...(o.has("noexec") ? ["noexec"] : []),
     ],
     readOnly: o.has("ro"),
     debug: o.has("debug"),
@@ -270,6 +273,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     storage: vol.format.storage,
     started: new Date().toISOString(),
     updated: new Date().toISOString(),
+    ...(opts.settings ? { settings: opts.settings } : {}),
   };
   logContext.volume = vol.format.name; // telemetry: the volume in every JSON log record
   // telemetry: the metrics endpoint, its address in the state file

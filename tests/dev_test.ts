@@ -11,7 +11,17 @@ import { forceUnmountSync, isMounted, REPO_ROOT } from "./_mount.ts";
 import { run } from "./_run.ts";
 
 const DEV = `${REPO_ROOT}/dev`;
-const COMMANDS = ["mount", "install", "test", "ok", "cli", "compile", "deno", "help"];
+const COMMANDS = [
+  "mount",
+  "install",
+  "install-helper",
+  "test",
+  "ok",
+  "cli",
+  "compile",
+  "deno",
+  "help",
+];
 
 async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "slayerfs-dev-" });
