@@ -60,20 +60,32 @@ Deno.test("cli --help of every command matches the README", async () => {
   const inReadme = new Set([...usage.matchAll(/^slayerfs ([a-z]+)/gm)].map((m) => m[1]!));
   assert.ok(inReadme.size >= 7, `README's usage block lists the commands: ${[...inReadme]}`);
   for (const c of inReadme) assert.ok(listed.includes(c), `README's "${c}" is a command`);
+  for (const c of listed) assert.ok(inReadme.has(c), `--help's "${c}" is in README's usage block`);
+  // Every command's --help (four CLI processes at a time); -h and `help C` print the same.
+  const helps = new Map<string, RunResult>();
+  const queue = [...listed.map((c) => `${c} --help`), "mount -h", "help mount", "gc -h", "help gc"];
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    for (let flag = queue.shift(); flag !== undefined; flag = queue.shift()) {
+      helps.set(flag, await cli(flag.split(" ")));
+    }
+  }));
+  for (const c of ["mount", "gc"]) {
+    for (const flag of [`${c} -h`, `help ${c}`]) {
+      assert.equal(helps.get(flag)?.stdout, helps.get(`${c} --help`)?.stdout, `${flag} = --help`);
+    }
+  }
   for (const c of listed) {
-    assert.ok(inReadme.has(c), `--help's "${c}" is in README's usage block`);
-    for (const flag of [`${c} --help`, `${c} -h`, `help ${c}`]) {
-      const r = await cli(flag.split(" "));
-      assert.equal(r.code, 0, `${flag}: ${r.stderr}`);
-      assert.match(r.stdout, new RegExp(`^Usage: slayerfs ${c} `, "m"), `${flag}: usage line`);
-      assert.match(r.stdout, /^Examples?:\n {2}slayerfs /m, `${flag}: an example`);
-      for (const [, option] of r.stdout.matchAll(/^ {2}(?:-\w, )? *(--[a-z-]+|-o)\b/gm)) {
-        if (option === "--help") continue;
-        assert.ok(
-          new RegExp(`(^|[\\s\`\\[(])${option}\\b`).test(section),
-          `${c} ${option} (in --help) is in README's CLI section`,
-        );
-      }
+    const flag = `${c} --help`;
+    const r = helps.get(flag)!;
+    assert.equal(r.code, 0, `${flag}: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`^Usage: slayerfs ${c} `, "m"), `${flag}: usage line`);
+    assert.match(r.stdout, /^Examples?:\n {2}slayerfs /m, `${flag}: an example`);
+    for (const [, option] of r.stdout.matchAll(/^ {2}(?:-\w, )? *(--[a-z-]+|-o)\b/gm)) {
+      if (option === "--help") continue;
+      assert.ok(
+        new RegExp(`(^|[\\s\`\\[(])${option}\\b`).test(section),
+        `${c} ${option} (in --help) is in README's CLI section`,
+      );
     }
   }
   // What the help once left out, and every default with its unit.
