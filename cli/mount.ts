@@ -15,7 +15,7 @@ import { makePrivateDir } from "../core/_private_fs.ts";
 import { findCommand, MOUNT_OPTIONS } from "./_commands.ts";
 import { daemonize } from "./_daemonize.ts";
 import { CliError, describe } from "./_errors.ts";
-import { openMeta } from "./_meta.ts";
+import { volumeKeyOf } from "./_encrypt_key.ts";
 import { type ParsedArgs, usageError } from "./_spec.ts";
 import { closest, didYouMean } from "./_suggest.ts";
 import { home, makeHomeDir, processAlive, readState, stateFile } from "./_state.ts";
@@ -61,6 +61,7 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
     ...telemetryOptions(args),
     sessionTimeoutSec: args.number("session-timeout"),
     atimeMode: (args.string("atime-mode") ?? "noatime") as AtimeMode,
+    ...(args.has("encrypt-key") ? { encryptKeyFile: args.string("encrypt-key")! } : {}),
   };
   if (!(opts.sessionTimeoutSec > 0)) {
     throw usageError(spec, `--session-timeout must be more than 0 seconds`);
@@ -73,7 +74,8 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
   } else {
     // The URL and the volume first: a mistake there must not create the mountpoint.
     checkMetaUrl(metaUrl);
-    if (!metaUrl.startsWith("mem:")) await (await openMeta(metaUrl, true)).close();
+    // ... and the key of an encrypted volume: a missing or wrong one fails here, at once.
+    if (!metaUrl.startsWith("mem:")) await volumeKeyOf(metaUrl, opts.encryptKeyFile);
   }
   const madeMountpoint = await prepareMountpoint(mnt, options.has("nonempty"));
   try {
