@@ -31,6 +31,9 @@ import type { BlockStore, ListPage, ObjectInfo, StoreLimits } from "./block_stor
 import { Errno, FsError } from "./errno.ts";
 import type { VolumeFormat } from "./format.ts";
 import { toHex } from "./block_codec.ts";
+import { getLog } from "./log.ts";
+
+const log = getLog("crypto");
 
 /** Bytes of a key (AES-256). */
 export const KEY_BYTES = 32;
@@ -274,9 +277,19 @@ export class EncryptedBlockStore implements BlockStore {
     await this.#inner.put(key, await this.#cipher.seal(data, key));
   }
 
-  /** Opens the object `key` (`EIO` if it fails authentication); a range of it if asked. */
+  /**
+   * Opens the object `key` (`EIO` if it fails authentication, logged as an error naming it: the
+   * FUSE layer logs at most one failed read a second); a range of it if asked.
+   */
   async get(key: string, offset?: number, length?: number): Promise<Uint8Array> {
-    const plain = await this.#cipher.open(await this.#inner.get(key), key);
+    const sealed = await this.#inner.get(key);
+    let plain: Uint8Array;
+    try {
+      plain = await this.#cipher.open(sealed, key);
+    } catch (error) {
+      log.error("{message}", { message: (error as Error).message, key, error });
+      throw error;
+    }
     if (offset === undefined && length === undefined) return plain;
     const start = Math.min(offset ?? 0, plain.byteLength);
     return plain.subarray(start, length === undefined ? undefined : start + length);
