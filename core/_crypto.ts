@@ -18,6 +18,11 @@
  * - **Associated data.** The volume's uuid and the object's key (`chunks/…/<slice>_<index>_<len>`
  *   or a dedup blob's `blobs/…/<hash>_<slice>_<index>`), so a block moved or copied under another
  *   key, or into another volume with the same key file, fails to open: `EIO` naming the block.
+ * - **Engine.** AES-256-GCM runs in OpenSSL's libcrypto through FFI (`_crypto_openssl.ts`) when
+ *   it loads, else in WebCrypto (`crypto.subtle`), which also does the HKDF. Deno's WebCrypto does
+ *   not use the CPU's AES instructions: it sealed 40-200 MB/s here, libcrypto 1-4 GB/s (see
+ *   `bench/README.md`). Both write the same objects and open each other's;
+ *   `SLAYERFS_CRYPTO=webcrypto` forces WebCrypto.
  * - **Keys.** The key file holds 32 random bytes (raw, 64 hex digits, or base64). It is never
  *   used directly: HKDF-SHA-256 with the volume's uuid as salt derives the AES key and, with
  *   another label, a key check value stored in the volume's format, so that a wrong or missing key
@@ -32,6 +37,7 @@ import { Errno, FsError } from "./errno.ts";
 import type { VolumeFormat } from "./format.ts";
 import { toHex } from "./block_codec.ts";
 import { getLog } from "./log.ts";
+import { OpenSslGcm } from "./_crypto_openssl.ts";
 
 const log = getLog("crypto");
 
@@ -142,17 +148,35 @@ function checkKeyLength(key: Uint8Array): void {
   }
 }
 
+/** Which implementation of AES-256-GCM a {@linkcode BlockCipher} uses. */
+export type CipherEngine = "openssl" | "webcrypto";
+
+/**
+ * The engine to use by default: libcrypto through FFI when it loads (many times faster here), else
+ * WebCrypto; `SLAYERFS_CRYPTO=webcrypto` forces WebCrypto. Both write the same objects.
+ */
+function defaultEngine(): CipherEngine {
+  return Deno.env.get("SLAYERFS_CRYPTO") === "webcrypto" ? "webcrypto" : "openssl";
+}
+
 /**
  * Seals and opens the objects of one volume: AES-256-GCM with a random 96-bit nonce per object
  * and the volume's uuid and the object's key as associated data.
  */
 export class BlockCipher {
   readonly #key: CryptoKey;
+  readonly #native: OpenSslGcm | undefined;
   readonly #aadPrefix: Uint8Array;
 
-  private constructor(key: CryptoKey, uuid: string) {
+  private constructor(key: CryptoKey, native: OpenSslGcm | undefined, uuid: string) {
     this.#key = key;
+    this.#native = native;
     this.#aadPrefix = enc.encode(`slayerfs v1\0${uuid}\0`);
+  }
+
+  /** The implementation in use: libcrypto when asked for and loadable, else WebCrypto. */
+  get engine(): CipherEngine {
+    return this.#native ? "openssl" : "webcrypto";
   }
 
   /**
@@ -178,15 +202,24 @@ export class BlockCipher {
     return await BlockCipher.create(key, format.uuid);
   }
 
-  /** The cipher of volume `uuid` for `key`, unchecked (see {@linkcode forVolume}). */
-  static async create(key: Uint8Array, uuid: string): Promise<BlockCipher> {
+  /**
+   * The cipher of volume `uuid` for `key`, unchecked (see {@linkcode forVolume}), with `engine`
+   * (default: libcrypto if it loads, unless `SLAYERFS_CRYPTO=webcrypto`).
+   */
+  static async create(
+    key: Uint8Array,
+    uuid: string,
+    engine: CipherEngine = defaultEngine(),
+  ): Promise<BlockCipher> {
     checkKeyLength(key);
-    const bits = await hkdf(key, uuid, "slayerfs block encryption v1");
+    const bits = new Uint8Array(await hkdf(key, uuid, "slayerfs block encryption v1"));
     const aes = await crypto.subtle.importKey("raw", bits, "AES-GCM", false, [
       "encrypt",
       "decrypt",
     ]);
-    return new BlockCipher(aes, uuid);
+    const native = engine === "openssl" ? OpenSslGcm.create(bits) : undefined;
+    bits.fill(0);
+    return new BlockCipher(aes, native, uuid);
   }
 
   #aad(objectKey: string): Uint8Array {
@@ -199,15 +232,19 @@ export class BlockCipher {
 
   /** `data` sealed for the object `objectKey`: version, random nonce, ciphertext and tag. */
   async seal(data: Uint8Array, objectKey: string): Promise<Uint8Array> {
-    const iv = crypto.getRandomValues(new Uint8Array(12));
+    const out = new Uint8Array(SEALED_OVERHEAD + data.byteLength);
+    out[0] = VERSION;
+    const iv = crypto.getRandomValues(out.subarray(1, 13));
+    const aad = this.#aad(objectKey);
+    if (this.#native) {
+      await this.#native.seal(iv, aad, data, out.subarray(13));
+      return out;
+    }
     const ct = await crypto.subtle.encrypt(
-      { name: "AES-GCM", iv, additionalData: this.#aad(objectKey) as BufferSource },
+      { name: "AES-GCM", iv: iv.slice(), additionalData: aad as BufferSource },
       this.#key,
       data as BufferSource,
     );
-    const out = new Uint8Array(13 + ct.byteLength);
-    out[0] = VERSION;
-    out.set(iv, 1);
     out.set(new Uint8Array(ct), 13);
     return out;
   }
@@ -225,13 +262,12 @@ export class BlockCipher {
         })`,
       );
     }
+    const iv = sealed.slice(1, 13);
+    const aad = this.#aad(objectKey);
     try {
+      if (this.#native) return await this.#native.open(iv, aad, sealed.subarray(13));
       const plain = await crypto.subtle.decrypt(
-        {
-          name: "AES-GCM",
-          iv: sealed.subarray(1, 13) as BufferSource,
-          additionalData: this.#aad(objectKey) as BufferSource,
-        },
+        { name: "AES-GCM", iv, additionalData: aad as BufferSource },
         this.#key,
         sealed.subarray(13) as BufferSource,
       );

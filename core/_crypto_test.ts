@@ -89,27 +89,55 @@ Deno.test("a sealed encoded block opens and decodes to the raw block; sealing is
   }
 });
 
-Deno.test("a changed byte anywhere, another object key, volume or key: EIO naming the block", async () => {
-  const cipher = await BlockCipher.create(KEY, UUID);
-  const data = noise(5000, 9);
-  const key = "chunks/0/0/7_1_5000";
+Deno.test("libcrypto and WebCrypto seal the same way: each opens what the other sealed", async () => {
+  const native = await BlockCipher.create(KEY, UUID, "openssl");
+  const web = await BlockCipher.create(KEY, UUID, "webcrypto");
+  assert.equal(native.engine, "openssl", "libcrypto.so.3 loads on this machine");
+  assert.equal(web.engine, "webcrypto");
+  // Empty, small (synchronous FFI calls) and large (nonblocking ones, several at once).
+  for (const size of [0, 1, 5000, 65535, 65536, 1 << 20, 4 << 20]) {
+    const data = noise(size, size + 1);
+    const key = `chunks/0/0/9_0_${size}`;
+    const [a, b] = await Promise.all([native.seal(data, key), web.seal(data, key)]);
+    assert.deepEqual(await web.open(a, key), data, `webcrypto opens libcrypto's, ${size} bytes`);
+    assert.deepEqual(await native.open(b, key), data, `libcrypto opens webcrypto's, ${size} bytes`);
+  }
+  const many = await Promise.all(
+    Array.from({ length: 8 }, (_, i) => native.seal(noise(256 << 10, i + 1), `k${i}`)),
+  );
+  const opened = await Promise.all(many.map((s, i) => native.open(s, `k${i}`)));
+  opened.forEach((o, i) => assert.deepEqual(o, noise(256 << 10, i + 1), `concurrent ${i}`));
+});
+
+for (const engine of ["openssl", "webcrypto"] as const) {
+  Deno.test(`${engine}: a changed byte anywhere, another object key, volume or key is EIO naming the block`, async () => {
+    await tamperIsEio(engine, 5000);
+    await tamperIsEio(engine, 300_000); // nonblocking FFI calls
+  });
+}
+
+async function tamperIsEio(engine: "openssl" | "webcrypto", size: number): Promise<void> {
+  const cipher = await BlockCipher.create(KEY, UUID, engine);
+  const data = noise(size, 9);
+  const key = `chunks/0/0/7_1_${size}`;
   const sealed = await cipher.seal(data, key);
   for (const at of [0, 1, 12, 13, 2500, sealed.byteLength - 1]) {
     const bad = sealed.slice();
     bad[at]! ^= 0x01;
-    await rejectsEio(cipher.open(bad, key), /^Block "chunks\/0\/0\/7_1_5000" /, `byte ${at}`);
+    await rejectsEio(cipher.open(bad, key), new RegExp(`^Block "${key}" `), `byte ${at}`);
   }
   await rejectsEio(
-    cipher.open(sealed, "chunks/0/0/7_2_5000"),
-    /^Block "chunks\/0\/0\/7_2_5000" fails authentication/,
+    cipher.open(sealed, `chunks/0/0/7_2_${size}`),
+    new RegExp(`^Block "chunks/0/0/7_2_${size}" fails authentication`),
     "another object key (a swapped or replayed block)",
   );
-  const otherVolume = await BlockCipher.create(KEY, crypto.randomUUID());
+  const otherVolume = await BlockCipher.create(KEY, crypto.randomUUID(), engine);
   await rejectsEio(otherVolume.open(sealed, key), /fails authentication/, "another volume");
-  const otherKey = await BlockCipher.create(OTHER, UUID);
+  const otherKey = await BlockCipher.create(OTHER, UUID, engine);
   await rejectsEio(otherKey.open(sealed, key), /fails authentication/, "another key");
   await rejectsEio(cipher.open(sealed.subarray(0, 20), key), /is not a sealed block/, "short");
-});
+  assert.deepEqual(await cipher.open(sealed, key), data, "the untouched object still opens");
+}
 
 Deno.test("the key check value refuses a wrong key and a key for a volume without encryption", async () => {
   const rec = await encryptionRecord(KEY, UUID);
