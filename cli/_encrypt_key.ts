@@ -17,7 +17,7 @@ import { Meta } from "../core/meta/mod.ts";
 import { CliError } from "./_errors.ts";
 import { openMeta } from "./_meta.ts";
 
-/** Reads the key file `path` for `format`; a missing or malformed file is a {@linkcode CliError}. */
+/** Reads the key file `path`; a missing or malformed file is a {@linkcode CliError} (exit 1). */
 export async function readKeyArg(path: string): Promise<Uint8Array> {
   try {
     return await readKeyFile(path);

@@ -156,7 +156,11 @@ export type CipherEngine = "openssl" | "webcrypto";
  * WebCrypto; `SLAYERFS_CRYPTO=webcrypto` forces WebCrypto. Both write the same objects.
  */
 function defaultEngine(): CipherEngine {
-  return Deno.env.get("SLAYERFS_CRYPTO") === "webcrypto" ? "webcrypto" : "openssl";
+  try {
+    return Deno.env.get("SLAYERFS_CRYPTO") === "webcrypto" ? "webcrypto" : "openssl";
+  } catch {
+    return "openssl"; // no permission to read the environment
+  }
 }
 
 /**

@@ -3,8 +3,8 @@
  * read back with the AWS SDK directly, holds no plaintext (a repeated marker text, and known
  * incompressible data) and no object of the unencrypted layout; the files read back; a flipped
  * byte or two swapped objects are EIO (and a log line naming the block), never wrong data; a
- * wrong or missing key (file or `$SLAYERFS_ENCRYPT_KEY`) refuses the mount with one line; `fsck`
- * and `dump`/`load` work without the key, and the loaded volume still needs it.
+ * wrong or missing key (file or `$SLAYERFS_ENCRYPT_KEY`) refuses the mount with one line; `fsck`,
+ * `gc` and `dump`/`load` work without the key, and the loaded volume still needs it.
  *
  * @module
  */
@@ -130,6 +130,11 @@ Deno.test({
       const fsck = await runCli(["fsck", fs.meta]);
       assert.equal(fsck.code, 0, fsck.stderr + fsck.stdout);
       assert.match(fsck.stdout, /^ok$/m);
+      // gc neither: every object is referenced.
+      const gc = await runCli(["gc", fs.meta]);
+      assert.equal(gc.code, 0, gc.stderr);
+      assert.match(gc.stdout, new RegExp(`^referenced: ${objects.length}$`, "m"));
+      assert.match(gc.stdout, /^leaked: 0 /m);
 
       // Tamper: one byte of b.bin's first block, and the bodies of c.bin's and d.bin's blocks
       // swapped (same size: only the associated data tells them apart).
