@@ -237,3 +237,66 @@ Deno.test({
     }
   },
 });
+
+Deno.test("format --encrypt-key: a bad key file or an inline size creates nothing; a new format checks the key", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "slayerfs-encfmt-" });
+  try {
+    const key = `${dir}/k`;
+    await Deno.writeTextFile(
+      key,
+      Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64") + "\n",
+    );
+    await Deno.writeTextFile(`${dir}/short`, "0123456789abcdef\n");
+    const meta = `sqlite3://${dir}/vol/meta.db`;
+    const before = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    assertOneLine(
+      await cliIn(["format", "--encrypt-key", `${dir}/none`, meta, "v"]),
+      1,
+      new RegExp(`^slayerfs: Cannot read key file "${dir}/none": no such file$`),
+      "missing key file",
+    );
+    assertOneLine(
+      await cliIn(["format", "--encrypt-key", `${dir}/short`, meta, "v"]),
+      1,
+      /^slayerfs: Key file ".*short" holds 17 bytes that are not a key: expected 32 random bytes/,
+      "malformed key file",
+    );
+    assertOneLine(
+      await cliIn(["format", "--encrypt-key", key, "--inline-max", "4K", meta, "v"]),
+      2,
+      /^slayerfs: --inline-max cannot be used with --encrypt-key/,
+      "inline blocks with encryption",
+    );
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), before, "nothing made");
+    const ok = await cliIn(["format", "--encrypt-key", key, meta, "v"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /, encrypted \(aes-256-gcm\)$/m);
+    assert.equal((await cliIn(["format", "--encrypt-key", key, meta, "v"])).code, 0, "same key");
+    await Deno.writeFile(`${dir}/other`, crypto.getRandomValues(new Uint8Array(32)));
+    assertOneLine(
+      await cliIn(["format", "--encrypt-key", `${dir}/other`, meta, "v"]),
+      1,
+      /^slayerfs: Wrong key: it is not the key of volume "v"$/,
+      "format again with another key",
+    );
+    assertOneLine(
+      await cliIn(["format", meta, "v"]),
+      1,
+      /^slayerfs: Volume "v" is already formatted with encryption$/,
+      "format again without the key",
+    );
+    // image opens the volume: it needs the key too.
+    assertOneLine(
+      await cliIn(["image", "ls", meta]),
+      1,
+      /^slayerfs: Volume "v" is encrypted: give its key with --encrypt-key FILE/,
+      "image without the key",
+    );
+    const ls = await cliIn(["image", "ls", "--encrypt-key", key, meta]);
+    assert.equal(ls.code, 0, ls.stderr);
+    const status = await cliIn(["status", meta]);
+    assert.match(status.stdout, /encryption aes-256-gcm/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
