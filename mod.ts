@@ -19,9 +19,22 @@
 
 import { openBlockStore, openKvEngine } from "./backends/mod.ts";
 import { Volume } from "./core/volume.ts";
-import type { VfsOptions } from "./core/vfs.ts";
+import type { VolumeOptions } from "./core/volume.ts";
 
-export { type FormatOptions, formatVolume, Volume, VolumeFile } from "./core/volume.ts";
+export {
+  type FormatOptions,
+  formatVolume,
+  Volume,
+  VolumeFile,
+  type VolumeOptions,
+} from "./core/volume.ts";
+export {
+  EncryptionKeyError,
+  type EncryptionRecord,
+  KEY_ENV,
+  parseKey,
+  readKeyFile,
+} from "./core/_crypto.ts";
 export { Vfs, type VfsOptions, type VfsStats } from "./core/vfs.ts";
 export type { AtimeMode } from "./core/_atime.ts";
 export {
@@ -67,6 +80,6 @@ export {
 } from "./backends/mod.ts";
 
 /** Opens the volume whose metadata engine `metaUrl` names (`sqlite3:///path.db`, `mem://x`). */
-export function openVolume(metaUrl: string, options?: VfsOptions): Promise<Volume> {
+export function openVolume(metaUrl: string, options?: VolumeOptions): Promise<Volume> {
   return Volume.open(metaUrl, { openKvEngine, openBlockStore }, options);
 }

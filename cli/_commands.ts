@@ -60,6 +60,18 @@ const CONFIG_OPTION: OptionSpec = {
     "command; command-line flags, then SLAYERFS_* variables, override it",
   defaultText: "$SLAYERFS_CONFIG, else none",
 };
+/** `--encrypt-key FILE`: the key of an encrypted volume (`core/_crypto.ts`). */
+const ENCRYPT_KEY = (
+  help: string,
+  defaultText = "the key text in $SLAYERFS_ENCRYPT_KEY, if set",
+): OptionSpec => ({
+  name: "encrypt-key",
+  kind: "string",
+  arg: "FILE",
+  complete: "file",
+  help,
+  defaultText,
+});
 
 const FORMAT: CommandSpec = {
   name: "format",
@@ -117,6 +129,11 @@ const FORMAT: CommandSpec = {
       help: "the inode count df reports",
       default: 2 ** 40,
     },
+    ENCRYPT_KEY(
+      "encrypt every object with AES-256-GCM under the key in FILE (32 random bytes: " +
+        "openssl rand -out FILE 32); keep it safe, a lost key is lost data",
+      "no encryption",
+    ),
   ],
   examples: [
     "slayerfs format sqlite3:///var/lib/slayerfs/meta.db vol1",
@@ -273,6 +290,7 @@ const MOUNT: CommandSpec = {
       help: "the background daemon's log file",
       defaultText: "$SLAYERFS_HOME/slayerfs.log",
     },
+    ENCRYPT_KEY("the key file of an encrypted volume"),
     ...TELEMETRY_OPTIONS,
   ],
   examples: [
@@ -423,6 +441,7 @@ const IMAGE: CommandSpec = {
     },
     { name: "json", kind: "flag", help: "ls: print image.json of every image" },
     { name: "quiet", short: "q", kind: "flag", help: "no progress bar" },
+    ENCRYPT_KEY("the key file of an encrypted volume"),
   ],
   examples: [
     "slayerfs image import sqlite3:///var/lib/slayerfs/meta.db busybox.tar busybox",

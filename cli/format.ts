@@ -17,6 +17,8 @@ import {
 } from "../core/format.ts";
 import { formatVolume } from "../core/volume.ts";
 import { CliError } from "./_errors.ts";
+import { EncryptionKeyError } from "../core/_crypto.ts";
+import { readKeyArg } from "./_encrypt_key.ts";
 import { sqlitePath } from "./_meta.ts";
 import type { ParsedArgs } from "./_spec.ts";
 import { checkMetaUrl, checkStorageUrl, hidePassword } from "./_urls.ts";
@@ -28,12 +30,23 @@ export async function cmdFormat(args: ParsedArgs): Promise<void> {
   const dbPath = sqlitePath(metaUrl);
   const storage = args.string("storage") ?? defaultStorage(metaUrl, dbPath, name);
   await checkStorageUrl(storage);
+  const keyFile = args.string("encrypt-key");
+  const inlineGiven = args.raw.some((a) => /^--inline-max(=|$)/.test(a));
+  if (keyFile !== undefined && inlineGiven && args.number("inline-max") > 0) {
+    throw new CliError(
+      "--inline-max cannot be used with --encrypt-key: inline blocks would be kept unencrypted " +
+        "in the metadata (an encrypted volume keeps none)",
+      2,
+    );
+  }
+  // Read before anything is created: a missing or malformed key file creates nothing.
+  const encryptKey = keyFile !== undefined ? await readKeyArg(keyFile) : undefined;
   const settings = {
     name,
     storage,
     compression: args.string("compress") as VolumeFormat["compression"],
     ...(args.flag("dedup") ? { dedup: true } : {}),
-    inlineMax: args.number("inline-max"),
+    inlineMax: encryptKey ? 0 : args.number("inline-max"),
     blockSize: args.number("block-size"),
     chunkSize: DEFAULT_CHUNK_SIZE,
     capacity: args.number("capacity"),
@@ -59,18 +72,20 @@ export async function cmdFormat(args: ParsedArgs): Promise<void> {
     const kv = await openKvEngine(metaUrl);
     let f: VolumeFormat;
     try {
-      f = await formatVolume(kv, settings);
+      f = await formatVolume(kv, { ...settings, ...(encryptKey ? { encryptKey } : {}) });
     } finally {
       await kv.close();
     }
     console.log(
       `Volume "${f.name}" (${f.uuid}): metadata ${hidePassword(metaUrl)}, storage ${f.storage}, ` +
         `block size ${formatSize(f.blockSize)}, compression ${f.compression}` +
-        (f.dedup ? ", dedup" : ""),
+        (f.dedup ? ", dedup" : "") + (f.encryption ? `, encrypted (${f.encryption.cipher})` : ""),
     );
   } catch (err) {
     await created.undo();
-    if (err instanceof FsError) throw new CliError(err.message);
+    if (err instanceof FsError || err instanceof EncryptionKeyError) {
+      throw new CliError(err.message);
+    }
     throw err;
   }
 }

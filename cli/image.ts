@@ -12,6 +12,7 @@ import { ArchiveError } from "../core/image/tar.ts";
 import { humanBytes, Progress, table } from "./_human.ts";
 import { CliError } from "./_errors.ts";
 import { openMeta } from "./_meta.ts";
+import { volumeKeyOf } from "./_encrypt_key.ts";
 import type { ParsedArgs } from "./_spec.ts";
 
 const ARITY: Record<string, number> = { import: 4, ls: 2, rm: 3 };
@@ -20,11 +21,12 @@ const ARITY: Record<string, number> = { import: 4, ls: 2, rm: 3 };
  * Opens the volume for the image commands. A mounted volume is fine: the import is one more
  * client of the metadata, and the mounts see the image appear whole (close-to-open).
  */
-async function openVolume(url: string): Promise<Volume> {
+async function openVolume(url: string, keyFile: string | undefined): Promise<Volume> {
+  const encryptKey = await volumeKeyOf(url, keyFile);
   return await Volume.open(url, {
     openKvEngine: (u) => openMeta(u),
     openBlockStore: (u) => openBlockStore(u),
-  }, { predict: false });
+  }, { predict: false, ...(encryptKey ? { encryptKey } : {}) });
 }
 
 /** Runs `slayerfs image` with its checked arguments. */
@@ -38,7 +40,7 @@ export async function cmdImage(args: ParsedArgs): Promise<void> {
     const usage = { import: "META_URL IMAGE.tar NAME", ls: "META_URL", rm: "META_URL NAME" }[sub!];
     throw new CliError(`Usage: slayerfs image ${sub} ${usage}`, 2);
   }
-  const vol = await openVolume(url!);
+  const vol = await openVolume(url!, args.string("encrypt-key"));
   try {
     if (sub === "import") {
       const [path, name] = rest as [string, string];

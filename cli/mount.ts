@@ -16,7 +16,7 @@ import { findCommand, MOUNT_OPTIONS } from "./_commands.ts";
 import { effectiveSettings, outranks } from "./_config.ts";
 import { daemonize } from "./_daemonize.ts";
 import { CliError, describe } from "./_errors.ts";
-import { openMeta } from "./_meta.ts";
+import { volumeKeyOf } from "./_encrypt_key.ts";
 import { type CommandSpec, type ParsedArgs, usageError } from "./_spec.ts";
 import { closest, didYouMean } from "./_suggest.ts";
 import { home, makeHomeDir, processAlive, readState, stateFile } from "./_state.ts";
@@ -69,6 +69,7 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
     sessionTimeoutSec: args.number("session-timeout"),
     atimeMode: (args.string("atime-mode") ?? "noatime") as AtimeMode,
     settings: mountSettings(spec, args),
+    ...(args.has("encrypt-key") ? { encryptKeyFile: args.string("encrypt-key")! } : {}),
   };
   if (!(opts.sessionTimeoutSec > 0)) {
     throw usageError(spec, `--session-timeout must be more than 0 seconds`);
@@ -81,7 +82,8 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
   } else {
     // The URL and the volume first: a mistake there must not create the mountpoint.
     checkMetaUrl(metaUrl);
-    if (!metaUrl.startsWith("mem:")) await (await openMeta(metaUrl, true)).close();
+    // ... and the key of an encrypted volume: a missing or wrong one fails here, at once.
+    if (!metaUrl.startsWith("mem:")) await volumeKeyOf(metaUrl, opts.encryptKeyFile);
   }
   const madeMountpoint = await prepareMountpoint(mnt, options.has("nonempty"));
   try {

@@ -27,6 +27,7 @@ import {
   type TelemetryOpts,
 } from "./_telemetry.ts";
 import { openMeta } from "./_meta.ts";
+import { volumeKey } from "./_encrypt_key.ts";
 import { home, makeRunDir, type MountState, stateFile, writeState } from "./_state.ts";
 import { claimDir } from "./_dir_lock.ts";
 import { answerProfileRequests, PROFILE_SIGNAL } from "./_profiler.ts";
@@ -64,6 +65,8 @@ export interface MountOpts extends TelemetryOpts {
   atimeMode: AtimeMode;
   /** The effective settings and where each came from (`_config.ts`), for the state file. */
   settings?: Record<string, unknown>;
+  /** The key file of an encrypted volume (`--encrypt-key`; else `$SLAYERFS_ENCRYPT_KEY`). */
+  encryptKeyFile?: string;
 }
 
 /**
@@ -159,6 +162,8 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       format = await formatVolume(kv, { name: "mem", storage: "mem://" });
     }
     if (!format) throw new CliError(`No volume in "${metaUrl}": run slayerfs format first`);
+    // Checked before anything else is opened: a missing or wrong key is one clear line.
+    const encryptKey = await volumeKey(opts.encryptKeyFile, format);
     let store = await openStore(format.storage, opts.writeback);
     if (metrics) store = metrics.store(store); // telemetry: object store requests
     // Remote storage gets a disk cache by default, as JuiceFS does; local storage needs none.
@@ -216,6 +221,8 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       locks,
       atimeMode: opts.atimeMode,
       cacheBytes,
+      // Sealed on top of the stage and the store: neither ever holds a plaintext block.
+      ...(encryptKey ? { encryptKey } : {}),
       ...(deadlineMs > 0 ? { fetchDeadlineMs: deadlineMs } : {}),
       ...(opts.cacheDirs.length
         ? {

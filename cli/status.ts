@@ -133,7 +133,9 @@ function volumeText(f: VolumeFormat, usage: string, sessions: SessionView[]): st
         "Blocks:",
         `${humanBytes(f.blockSize)}, compression ${f.compression}, dedup ${
           f.dedup ? "on" : "off"
-        }, inline up to ${humanBytes(f.inlineMax ?? 0)}`,
+        }, inline up to ${humanBytes(f.inlineMax ?? 0)}, encryption ${
+          f.encryption?.cipher ?? "off"
+        }`,
       ],
       ["Capacity:", `${humanBytes(f.capacity)}, ${f.inodes} inodes`],
       ["Usage:", usage],

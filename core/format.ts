@@ -27,6 +27,11 @@ export interface VolumeFormat {
    * instead of the block store: one transaction instead of an object per small file.
    */
   inlineMax?: number;
+  /**
+   * Encryption at rest (`core/_crypto.ts`): every object is sealed with AES-256-GCM under a key
+   * derived from the volume's key file; the check value refuses a wrong key at mount.
+   */
+  encryption?: { cipher: "aes-256-gcm"; keyCheck: string };
   /** Capacity reported by statfs, in bytes. */
   capacity: number;
   /** Inode limit reported by statfs. */

@@ -26,6 +26,7 @@
 import type { BlockStore } from "./block_store.ts";
 import { BLOCK_DEDUP, BLOCK_INLINE, decodeBlockRecords } from "./block_codec.ts";
 import type { VolumeFormat } from "./format.ts";
+import { SEALED_OVERHEAD } from "./_crypto.ts";
 import type { KvEngine, KvPair } from "./kv.ts";
 import {
   attrKey,
@@ -192,8 +193,10 @@ export async function checkVolume(
         continue;
       }
       for (const [i, len] of blocks) {
-        const want = records[i]!.storedLen;
         const { flags, hash } = records[i]!;
+        // A sealed object (encryption at rest) carries its nonce and tag besides the block.
+        const sealed = format.encryption && !(flags & BLOCK_INLINE);
+        const want = records[i]!.storedLen + (sealed ? SEALED_OVERHEAD : 0);
         report.blocks++;
         if (flags & BLOCK_INLINE) {
           const at = inline.push(inlineKey(id, i)) - 1;

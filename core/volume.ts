@@ -36,6 +36,7 @@ import {
   S_IFMT,
 } from "./types.ts";
 import { Vfs, type VfsOptions } from "./vfs.ts";
+import { EncryptionKeyError, encryptionRecord, sealedStore, volumeCipher } from "./_crypto.ts";
 
 /** Opens backends by URL (the registry in `backends/`). */
 export interface BackendOpeners {
@@ -65,20 +66,49 @@ export interface FormatOptions {
   capacity?: number;
   /** Inode limit reported by statfs (default 2^40). */
   inodes?: number;
+  /**
+   * Encrypt every object with this 32-byte key (AES-256-GCM; see `core/_crypto.ts`). An
+   * encrypted volume keeps no inline blocks: `inlineMax` must be 0 or left out.
+   */
+  encryptKey?: Uint8Array;
+}
+
+/** Options of {@linkcode Volume.open} and {@linkcode Volume.openWith}. */
+export interface VolumeOptions extends VfsOptions {
+  /** The key of an encrypted volume (required for one, refused for a volume without). */
+  encryptKey?: Uint8Array;
 }
 
 /** Formats the volume in `kv` (idempotent for the same settings). */
 export async function formatVolume(kv: KvEngine, options: FormatOptions): Promise<VolumeFormat> {
+  const key = options.encryptKey;
+  if (key && (options.inlineMax ?? 0) > 0) {
+    throw new EncryptionKeyError(
+      "An encrypted volume keeps no inline blocks (they would be stored unencrypted in the " +
+        "metadata): leave the inline size out or make it 0",
+    );
+  }
+  const old = await Meta.readFormat(kv);
+  if (old && !!old.encryption !== !!key) {
+    throw new FsError(
+      Errno.EEXIST,
+      `Volume "${old.name}" is already formatted ${old.encryption ? "with" : "without"} encryption`,
+    );
+  }
+  // Formatting again checks the key against the volume's (its uuid salts the check value).
+  if (old && key) await volumeCipher(old, key);
+  const uuid = crypto.randomUUID();
   const format: VolumeFormat = {
     version: 1,
     name: options.name,
-    uuid: crypto.randomUUID(),
+    uuid,
     storage: options.storage,
     blockSize: options.blockSize ?? DEFAULT_BLOCK_SIZE,
     chunkSize: options.chunkSize ?? DEFAULT_CHUNK_SIZE,
     compression: options.compression ?? "lz4",
     ...(options.dedup ? { dedup: true } : {}),
-    inlineMax: options.inlineMax ?? DEFAULT_INLINE_MAX,
+    inlineMax: options.inlineMax ?? (key ? 0 : DEFAULT_INLINE_MAX),
+    ...(key ? { encryption: await encryptionRecord(key, uuid) } : {}),
     capacity: options.capacity ?? 2 ** 50,
     inodes: options.inodes ?? 2 ** 40,
     createdAt: new Date().toISOString(),
@@ -171,24 +201,34 @@ export class Volume {
     this.vfs = vfs;
   }
 
-  /** Opens the volume held by `kv` with its blocks in `store`; the volume owns both. */
-  static async openWith(kv: KvEngine, store: BlockStore, options?: VfsOptions): Promise<Volume> {
+  /**
+   * Opens the volume held by `kv` with its blocks in `store`; the volume owns both. An encrypted
+   * volume needs `options.encryptKey`: its objects are sealed on top of `store`, so every layer
+   * below (a writeback stage, the object store) sees only sealed objects.
+   */
+  static async openWith(kv: KvEngine, store: BlockStore, options?: VolumeOptions): Promise<Volume> {
     const meta = await Meta.open(kv);
-    return new Volume(kv, store, await Vfs.open(meta, store, options));
+    const { encryptKey, ...vfsOptions } = options ?? {};
+    const sealed = sealedStore(store, await volumeCipher(meta.format, encryptKey));
+    return new Volume(kv, sealed, await Vfs.open(meta, sealed, vfsOptions));
   }
 
   /** Opens the volume whose metadata engine `metaUrl` names, and its block store. */
   static async open(
     metaUrl: string,
     backends: BackendOpeners,
-    options?: VfsOptions,
+    options?: VolumeOptions,
   ): Promise<Volume> {
     const kv = await backends.openKvEngine(metaUrl);
     try {
       const meta = await Meta.open(kv);
+      const { encryptKey, ...vfsOptions } = options ?? {};
+      // A missing or wrong key fails before the store is opened.
+      const cipher = await volumeCipher(meta.format, encryptKey);
       const store = await backends.openBlockStore(meta.format.storage);
       try {
-        return new Volume(kv, store, await Vfs.open(meta, store, options));
+        const sealed = sealedStore(store, cipher);
+        return new Volume(kv, sealed, await Vfs.open(meta, sealed, vfsOptions));
       } catch (err) {
         await store.close();
         throw err;
