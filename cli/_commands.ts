@@ -63,7 +63,7 @@ const CONFIG_OPTION: OptionSpec = {
 /** `--encrypt-key FILE`: the key of an encrypted volume (`core/_crypto.ts`). */
 const ENCRYPT_KEY = (
   help: string,
-  defaultText = "the key text in $SLAYERFS_ENCRYPT_KEY, if set",
+  defaultText = "the key text in $SLAYERFS_ENCRYPTION_KEY, if set",
 ): OptionSpec => ({
   name: "encrypt-key",
   kind: "string",

@@ -16,14 +16,40 @@ const RESERVED = [
   "SLAYERFS_CLI",
   "SLAYERFS_TEST_TIMEOUT",
   "SLAYERFS_S3_BENCH",
+  "SLAYERFS_ENCRYPTION_KEY",
 ];
 
-Deno.test("config envName() gives every settable option a variable that no other use takes", () => {
+/** Every `Deno.env.get("SLAYERFS_…")` in the sources: each means something else already. */
+async function readInSources(): Promise<string[]> {
+  const root = new URL("..", import.meta.url).pathname;
+  const found = new Set<string>();
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isDirectory && !e.name.startsWith(".") && e.name !== "node_modules") {
+        await walk(`${dir}/${e.name}`);
+      } else if (e.isFile && e.name.endsWith(".ts")) {
+        const text = await Deno.readTextFile(`${dir}/${e.name}`);
+        for (const m of text.matchAll(/Deno\.env\.get\("(SLAYERFS_[A-Z0-9_]+)"\)/g)) {
+          found.add(m[1]!);
+        }
+      }
+    }
+  };
+  for (const d of ["cli", "core", "backends", "ffi", "wasm", "tests", "bench"]) {
+    await walk(root + d);
+  }
+  found.delete("SLAYERFS_CONFIG"); // the config layer's own
+  return [...found];
+}
+
+Deno.test("config envName() gives every settable option a variable that no other use takes", async () => {
+  const reserved = [...RESERVED, ...await readInSources()];
+  assert.ok(reserved.includes("SLAYERFS_CRYPTO"), "the scan finds the variables read");
   const seen = new Map<string, string>();
   for (const spec of sections()) {
     for (const o of spec.options) {
       const name = envName(o);
-      assert.ok(!RESERVED.includes(name), `${spec.name} --${o.name}: ${name} is taken`);
+      assert.ok(!reserved.includes(name), `${spec.name} --${o.name}: ${name} is taken`);
       const other = seen.get(name);
       assert.ok(other === undefined || other === o.name, `${name}: ${other} and ${o.name}`);
       seen.set(name, o.name);

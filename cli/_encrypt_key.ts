@@ -1,6 +1,6 @@
 /**
  * The key of an encrypted volume on the command line: `--encrypt-key FILE`, or the key text in
- * `$SLAYERFS_ENCRYPT_KEY` (see `core/_crypto.ts`). The key itself never appears in a message.
+ * `$SLAYERFS_ENCRYPTION_KEY` (see `core/_crypto.ts`). The key itself never appears in a message.
  *
  * @module
  */
@@ -29,7 +29,7 @@ export async function readKeyArg(path: string): Promise<Uint8Array> {
 
 /**
  * The checked key of the volume `format`: from the file `file` (`--encrypt-key`) or else from
- * `$SLAYERFS_ENCRYPT_KEY`; `undefined` for a volume without encryption (which refuses
+ * `$SLAYERFS_ENCRYPTION_KEY`; `undefined` for a volume without encryption (which refuses
  * `--encrypt-key`, and ignores the variable). A missing or wrong key is a {@linkcode CliError}
  * (exit 1) that says which.
  */

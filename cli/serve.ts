@@ -65,7 +65,7 @@ export interface MountOpts extends TelemetryOpts {
   atimeMode: AtimeMode;
   /** The effective settings and where each came from (`_config.ts`), for the state file. */
   settings?: Record<string, unknown>;
-  /** The key file of an encrypted volume (`--encrypt-key`; else `$SLAYERFS_ENCRYPT_KEY`). */
+  /** The key file of an encrypted volume (`--encrypt-key`; else `$SLAYERFS_ENCRYPTION_KEY`). */
   encryptKeyFile?: string;
 }
 

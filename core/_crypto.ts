@@ -48,7 +48,7 @@ export const SEALED_OVERHEAD = 1 + 12 + 16;
 /** The version byte of sealed objects. */
 const VERSION = 1;
 /** The environment variable that may hold the key as text (hex or base64) instead of a file. */
-export const KEY_ENV = "SLAYERFS_ENCRYPT_KEY";
+export const KEY_ENV = "SLAYERFS_ENCRYPTION_KEY";
 
 /** What an encrypted volume's format records. */
 export interface EncryptionRecord {

@@ -19,7 +19,8 @@
 import type { LogRecord } from "@logtape/logtape";
 
 /** Environment variables whose values are secrets (by name). */
-const SECRET_ENV = /SECRET|PASSWORD|PASSWD|TOKEN|ACCESS_KEY|CREDENTIAL|API_KEY|PRIVATE_KEY/i;
+const SECRET_ENV =
+  /SECRET|PASSWORD|PASSWD|TOKEN|ACCESS_KEY|CREDENTIAL|API_KEY|PRIVATE_KEY|ENCRYPTION_KEY/i;
 /** Query parameters whose values are secrets (by name). */
 const SECRET_PARAM =
   /([?&](?:[\w.-]*(?:secret|password|passwd|token|signature|credential|access[_-]?key)[\w.-]*)=)[^&\s"']*/gi;

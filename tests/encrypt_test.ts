@@ -3,7 +3,7 @@
  * read back with the AWS SDK directly, holds no plaintext (a repeated marker text, and known
  * incompressible data) and no object of the unencrypted layout; the files read back; a flipped
  * byte or two swapped objects are EIO (and a log line naming the block), never wrong data; a
- * wrong or missing key (file or `$SLAYERFS_ENCRYPT_KEY`) refuses the mount with one line; `fsck`,
+ * wrong or missing key (file or `$SLAYERFS_ENCRYPTION_KEY`) refuses the mount with one line; `fsck`,
  * `gc` and `dump`/`load` work without the key, and the loaded volume still needs it.
  *
  * @module
@@ -190,9 +190,9 @@ Deno.test({
         "wrong key file",
       );
       assertOneLine(
-        await cliIn(["mount", fs.meta, mnt2], REPO_ROOT, { SLAYERFS_ENCRYPT_KEY: wrongHex }),
+        await cliIn(["mount", fs.meta, mnt2], REPO_ROOT, { SLAYERFS_ENCRYPTION_KEY: wrongHex }),
         1,
-        /^slayerfs: Wrong key: the key in \$SLAYERFS_ENCRYPT_KEY is not the key of volume "test"$/,
+        /^slayerfs: Wrong key: the key in \$SLAYERFS_ENCRYPTION_KEY is not the key of volume "test"$/,
         "wrong key in the environment",
       );
       assertOneLine(
@@ -207,7 +207,7 @@ Deno.test({
       const ok = await cliIn(
         ["mount", "--no-cache-dir", "--log", `${keys}/mnt2.log`, fs.meta, mnt2],
         REPO_ROOT,
-        { SLAYERFS_ENCRYPT_KEY: keyText },
+        { SLAYERFS_ENCRYPTION_KEY: keyText },
       );
       try {
         assert.equal(ok.code, 0, ok.stderr);
