@@ -8,7 +8,7 @@
 
 import { DEFAULT_BLOCK_SIZE, DEFAULT_INLINE_MAX } from "../core/format.ts";
 import type { CommandSpec, OptionSpec } from "./_spec.ts";
-import { DUMP, FSCK, LOAD } from "./_commands_tools.ts";
+import { CSI, DOCKER_PLUGIN, DUMP, FSCK, LOAD } from "./_commands_tools.ts";
 
 const MiB = 2 ** 20;
 
@@ -470,6 +470,8 @@ export const COMMANDS: readonly CommandSpec[] = [
   LOAD,
   FSCK,
   IMAGE,
+  DOCKER_PLUGIN,
+  CSI,
   DESTROY,
   COMPLETION,
   VERSION,

@@ -78,3 +78,84 @@ export const FSCK: CommandSpec = {
   ],
   examples: ["slayerfs fsck sqlite3:///var/lib/slayerfs/meta.db"],
 };
+
+/** `slayerfs docker-plugin`. */
+export const DOCKER_PLUGIN: CommandSpec = {
+  name: "docker-plugin",
+  summary: "serve Docker volumes (docker volume create -d slayerfs) from folders of a volume",
+  description: "Answers Docker's volume plugin protocol on a unix socket. Each Docker volume is " +
+    "the folder /docker-volumes/NAME of the --meta volume (or of the one its meta option " +
+    "names), with a quota from its capacity and inodes options, mounted with mount --subdir " +
+    "under --root while containers use it (one mount per volume, however many containers). " +
+    "Volume options: capacity=SIZE, inodes=N, ro=true, meta=META_URL. Runs in the foreground; " +
+    "mounts outlive it, and a restarted plugin adopts them.",
+  usage: ["--meta META_URL"],
+  args: [],
+  arity: [0, 0],
+  options: [
+    { name: "meta", kind: "string", arg: "META_URL", help: "the volume holding the volumes" },
+    {
+      name: "socket",
+      kind: "string",
+      arg: "PATH",
+      help: "the plugin's unix socket (its file name is the driver name Docker uses)",
+      default: "/run/docker/plugins/slayerfs.sock",
+      complete: "file",
+    },
+    {
+      name: "root",
+      kind: "string",
+      arg: "DIR",
+      help: "where the volumes are mounted (and the plugin's state kept)",
+      default: "/var/lib/slayerfs/docker",
+      complete: "dir",
+    },
+  ],
+  examples: [
+    "slayerfs docker-plugin --meta redis://10.0.0.5:6379/1",
+    "docker volume create -d slayerfs -o capacity=1G -o inodes=100000 data1",
+  ],
+};
+
+/** `slayerfs csi`. */
+export const CSI: CommandSpec = {
+  name: "csi",
+  summary: "serve the Kubernetes CSI driver (identity, controller and node) on a unix socket",
+  description: "A Container Storage Interface v1.9.0 driver named csi.slayerfs.io: " +
+    "CreateVolume makes a folder /csi-volumes/NAME with a quota from the requested capacity, " +
+    "NodePublishVolume mounts it at the target path with mount --subdir (-o ro when read-only), " +
+    "ControllerExpandVolume raises the quota, NodeGetVolumeStats reports it. The metadata URL " +
+    "comes from --meta, the StorageClass parameter meta, or the secret metaurl; S3 keys from the " +
+    "secrets access-key and secret-key.",
+  usage: ["--endpoint unix:///csi/csi.sock --node-id NODE"],
+  args: [],
+  arity: [0, 0],
+  options: [
+    {
+      name: "endpoint",
+      kind: "string",
+      arg: "URL",
+      help: "the gRPC endpoint, unix:///PATH",
+      default: "unix:///csi/csi.sock",
+    },
+    { name: "node-id", kind: "string", arg: "NODE", help: "this node's name (NodeGetInfo)" },
+    {
+      name: "meta",
+      kind: "string",
+      arg: "META_URL",
+      help: "the volume holding the CSI volumes, unless a request names one",
+    },
+    {
+      name: "root",
+      kind: "string",
+      arg: "DIR",
+      help: "where the node keeps its state and logs",
+      default: "/var/lib/slayerfs/csi",
+      complete: "dir",
+    },
+  ],
+  examples: [
+    "slayerfs csi --endpoint unix:///csi/csi.sock --node-id $(hostname) " +
+    "--meta redis://10.0.0.5:6379/1",
+  ],
+};

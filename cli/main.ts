@@ -1,8 +1,9 @@
 /**
  * The `slayerfs` command line: format, mount, umount, status, stats, info, warmup, gc, dump,
- * load, fsck, image, destroy, completion, version. What each command takes is declared once in
- * `_commands.ts`; this module reads the command line against it (`_spec.ts`), answers `--help`
- * and `--version`, runs the command's module, and turns errors into one line and an exit code.
+ * load, fsck, image, docker-plugin, csi, destroy, completion, version. What each command takes
+ * is declared once in `_commands.ts`; this module reads the command line against it
+ * (`_spec.ts`), answers `--help` and `--version`, runs the command's module, and turns errors into
+ * one line and an exit code.
  *
  * @module
  */
@@ -18,6 +19,7 @@ import { cmdCompletion } from "./completion.ts";
 import { cmdDump, cmdLoad } from "./dump.ts";
 import { cmdFsck } from "./fsck.ts";
 import { cmdDestroy } from "./destroy.ts";
+import { cmdDockerPlugin } from "./docker_plugin.ts";
 import { cmdFormat } from "./format.ts";
 import { cmdGc } from "./gc.ts";
 import { cmdImage } from "./image.ts";
@@ -43,6 +45,9 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   load: cmdLoad,
   fsck: cmdFsck,
   image: cmdImage,
+  "docker-plugin": cmdDockerPlugin,
+  // gRPC loads only for this command.
+  csi: async (args) => await (await import("./csi.ts")).cmdCsi(args),
   destroy: cmdDestroy,
   completion: cmdCompletion,
   version: cmdVersion,
