@@ -1,9 +1,10 @@
 /**
  * Folder and file chores on a volume without mounting it, for the Docker volume plugin and the
  * CSI driver: make a volume's folder, remove it with everything in it, read and write a small
- * record. They run in a child process (`runVolumeAdmin`), which reads its request, metadata URL
- * included, from standard input and gets credentials (`AWS_*`) in its environment: secrets a
- * caller was handed never reach a command line or the caller's own environment.
+ * record. With credentials a caller was handed (a CSI request's secrets), they run in a child
+ * process (`runVolumeAdmin`) that reads its request, metadata URL included, from standard input
+ * and gets the credentials (`AWS_*`) in its environment: they never reach a command line or this
+ * process's environment. Without, they run in this process.
  *
  * @module
  */
@@ -36,14 +37,16 @@ export interface AdminResult {
 }
 
 /**
- * Runs `ops` on the volume `meta` in a child process with `env` added to its environment;
- * returns one result per op, or throws with the child's error message.
+ * Runs `ops` on the volume `meta`; returns one result per op. With `env` (credentials from a
+ * request), in a child process with `env` added to its environment, throwing the child's error
+ * message; without, in this process.
  */
 export async function runVolumeAdmin(
   meta: string,
   ops: AdminOp[],
   env: Record<string, string> = {},
 ): Promise<AdminResult[]> {
+  if (Object.keys(env).length === 0) return await runOps(meta, ops);
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", new URL(import.meta.url).pathname],
     env,
@@ -128,21 +131,26 @@ async function runOp(vol: Volume, o: AdminOp): Promise<AdminResult> {
   }
 }
 
-if (import.meta.main) {
-  const input = JSON.parse(await new Response(Deno.stdin.readable).text()) as {
-    meta: string;
-    ops: AdminOp[];
-  };
-  const vol = await Volume.open(input.meta, {
+/** Opens the volume, runs `ops` in order, closes it. */
+async function runOps(meta: string, ops: AdminOp[]): Promise<AdminResult[]> {
+  const vol = await Volume.open(meta, {
     openKvEngine: (u) => openMeta(u),
     openBlockStore: (u) => openBlockStore(u),
   }, { predict: false });
   try {
     vol.ctx = { ...vol.ctx, umask: 0 };
     const results: AdminResult[] = [];
-    for (const o of input.ops) results.push(await runOp(vol, o));
-    console.log(JSON.stringify(results));
+    for (const o of ops) results.push(await runOp(vol, o));
+    return results;
   } finally {
     await vol.close();
   }
+}
+
+if (import.meta.main) {
+  const input = JSON.parse(await new Response(Deno.stdin.readable).text()) as {
+    meta: string;
+    ops: AdminOp[];
+  };
+  console.log(JSON.stringify(await runOps(input.meta, input.ops)));
 }
