@@ -174,7 +174,8 @@ export class DockerVolumes {
     return this.#serial(name, async () => {
       const want = parseVolumeOptions(opts);
       const have = await this.#record(name);
-      if (have) {
+      // A folder without a record is a creation cut short (or a folder made by hand): finish it.
+      if (have?.created) {
         if (sameOptions(have, want)) return;
         throw new DockerVolumeError(`Volume "${name}" already exists with other options`);
       }

@@ -122,7 +122,8 @@ export class ControllerService {
     const id = await volumeIdFor(name);
     return await this.#serial(id, async () => {
       const have = await this.#record(meta, id, req.secrets);
-      if (have) {
+      // A folder without a record is a creation cut short (or a folder made by hand): finish it.
+      if (have?.created) {
         if (have.name !== name || have.capacity !== capacity) {
           throw new CsiError(
             Code.ALREADY_EXISTS,
