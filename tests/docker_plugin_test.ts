@@ -11,7 +11,8 @@
  */
 
 import assert from "node:assert/strict";
-import { CLI, forceUnmountSync, listMounts, REPO_ROOT, startSlayer } from "./_mount.ts";
+import { openVolume } from "../mod.ts";
+import { CLI, forceUnmountSync, listMounts, REPO_ROOT, runCli, startSlayer } from "./_mount.ts";
 import { busyboxRootfs, must } from "./_containers.ts";
 import { startDockerd } from "./_dockerd.ts";
 
@@ -238,6 +239,27 @@ Deno.test({
         await Deno.readTextFile(`${fs.mnt}/docker-volumes/shared/b`),
         "from-a\nfrom-b\n",
       );
+
+      // A volume kept in another SlayerFS volume (meta=...): its folder is there, not here.
+      const other = `sqlite3://${dir}/other.db`;
+      const f = await runCli(["format", other, "other"]);
+      assert.equal(f.code, 0, f.stderr);
+      await within(
+        60_000,
+        "volume create -o meta",
+        () => d.docker("volume", "create", "-d", DRIVER, "-o", `meta=${other}`, "elsewhere"),
+      );
+      await assert.rejects(Deno.stat(`${fs.mnt}/docker-volumes/elsewhere`), Deno.errors.NotFound);
+      {
+        await using vol = await openVolume(other);
+        assert.ok((await vol.stat("/docker-volumes/elsewhere")).mode & 0o040000);
+      }
+      assert.match(await d.docker("volume", "ls", "-q"), /^elsewhere$/m);
+      await d.docker("volume", "rm", "elsewhere");
+      {
+        await using vol = await openVolume(other);
+        await assert.rejects(vol.stat("/docker-volumes/elsewhere"), /ENOENT|No such/);
+      }
 
       // rm removes the folder; an unknown volume is an error.
       await within(60_000, "volume rm", async () => {

@@ -42,3 +42,22 @@ Deno.test("parseVolumeOptions() reads docker volume create -o options", () => {
   assert.throws(() => parseVolumeOptions({ meta: "nope" }), /Invalid meta "nope"/);
   assert.throws(() => parseVolumeOptions({ colour: "red" }), /Unknown option "colour"/);
 });
+
+Deno.test("DockerVolumes scope: global on a shared engine, local on SQLite", async () => {
+  const { DockerVolumes } = await import("../_docker_volumes.ts");
+  const root = await Deno.makeTempDir();
+  try {
+    for (
+      const [url, scope] of [
+        ["redis://10.0.0.5:6379/1", "global"],
+        ["postgres://u@db:5432/vols", "global"],
+        ["etcd://10.0.0.5:2379/vols", "global"],
+        ["sqlite3:///var/lib/slayerfs/meta.db", "local"],
+      ]
+    ) {
+      assert.equal((await DockerVolumes.open(url!, root)).scope, scope, url);
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
