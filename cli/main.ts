@@ -1,6 +1,6 @@
 /**
  * The `slayerfs` command line: format, mount, umount, status, stats, info, warmup, gc, dump,
- * load, fsck, image, destroy, completion, version. What each command takes is declared once in
+ * load, fsck, quota, image, destroy, completion, version. What each command takes is declared once in
  * `_commands.ts`; this module reads the command line against it (`_spec.ts`), answers `--help`
  * and `--version`, runs the command's module, and turns errors into one line and an exit code.
  *
@@ -23,6 +23,7 @@ import { cmdGc } from "./gc.ts";
 import { cmdImage } from "./image.ts";
 import { cmdInfo } from "./info.ts";
 import { cmdMount } from "./mount.ts";
+import { cmdQuota } from "./quota.ts";
 import { cmdStats } from "./stats.ts";
 import { cmdStatus } from "./status.ts";
 import { cmdUmount } from "./umount.ts";
@@ -42,6 +43,7 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   dump: cmdDump,
   load: cmdLoad,
   fsck: cmdFsck,
+  quota: cmdQuota,
   image: cmdImage,
   destroy: cmdDestroy,
   completion: cmdCompletion,
