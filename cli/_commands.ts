@@ -8,7 +8,7 @@
 
 import { DEFAULT_BLOCK_SIZE, DEFAULT_INLINE_MAX } from "../core/format.ts";
 import type { CommandSpec, OptionSpec } from "./_spec.ts";
-import { CSI, DOCKER_PLUGIN, DUMP, FSCK, LOAD } from "./_commands_tools.ts";
+import { CSI, DOCKER_PLUGIN, DUMP, FSCK, LOAD, QUOTA } from "./_commands_tools.ts";
 
 const MiB = 2 ** 20;
 
@@ -22,7 +22,10 @@ export const MOUNT_OPTIONS: readonly { readonly name: string; readonly help: str
   { name: "suid", help: "honour setuid/setgid bits (root only; for rootfs and images)" },
   { name: "dev", help: "allow device nodes to be opened (root only; for rootfs and images)" },
   { name: "rootfs", help: "suid and dev together: for a container rootfs or chroot on the mount" },
-  { name: "ro", help: "read-only" },
+  {
+    name: "ro",
+    help: "read-only: every change fails with EROFS; nothing is written to the volume",
+  },
   { name: "debug", help: "log debug lines and libfuse's request trace" },
   { name: "nonempty", help: "mount on a folder that is not empty" },
   { name: "writeback_cache", help: "the kernel buffers writes (FUSE writeback cache)" },
@@ -239,6 +242,12 @@ const MOUNT: CommandSpec = {
       choices: ["noatime", "relatime", "strictatime"],
       help: "when reads update atime: never, when older than mtime/ctime or a day, or always",
       default: "noatime",
+    },
+    {
+      name: "subdir",
+      kind: "string",
+      arg: "PATH",
+      help: "mount only this directory of the volume (it must exist); its quota is what df shows",
     },
     {
       name: "session-timeout",
@@ -469,6 +478,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   DUMP,
   LOAD,
   FSCK,
+  QUOTA,
   IMAGE,
   DOCKER_PLUGIN,
   CSI,

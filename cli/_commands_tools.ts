@@ -159,3 +159,47 @@ export const CSI: CommandSpec = {
     "--meta redis://10.0.0.5:6379/1",
   ],
 };
+
+/** `slayerfs quota`. */
+export const QUOTA: CommandSpec = {
+  name: "quota",
+  summary: "directory quotas: set, get, list, delete, check (usage recomputed)",
+  description: "A quota limits the space (file lengths rounded up to 4 KiB) and the inodes of " +
+    "a directory tree, nested quotas included: every change counts against each quota above " +
+    "it, in the transaction that makes it. Writes and creates past a limit fail with EDQUOT. " +
+    "Running mounts see a change at their next write or create. check compares the usage kept " +
+    "with a walk of the tree; --repair stores the walked usage.",
+  usage: [
+    "set META_URL --path PATH [--capacity SIZE] [--inodes N]",
+    "get META_URL --path PATH [--json]",
+    "list META_URL [--json]",
+    "delete META_URL --path PATH",
+    "check META_URL [--path PATH] [--repair] [--json]",
+  ],
+  args: [META_URL],
+  arity: [2, 2],
+  complete: ["set", "get", "list", "delete", "check"],
+  options: [
+    {
+      name: "path",
+      kind: "string",
+      arg: "PATH",
+      help: "the directory, from the volume's root (/team-a)",
+    },
+    {
+      name: "capacity",
+      kind: "size",
+      arg: "SIZE",
+      help: "set: the space limit (0 = none); a plain number is bytes",
+    },
+    { name: "inodes", kind: "int", arg: "N", help: "set: the inode limit (0 = none)" },
+    { name: "json", kind: "flag", help: "get, list, check: print JSON, for scripts" },
+    { name: "repair", kind: "flag", help: "check: store the usage the walk found" },
+  ],
+  examples: [
+    "slayerfs quota set sqlite3:///var/lib/slayerfs/meta.db --path /team-a --capacity 10G " +
+    "--inodes 100000",
+    "slayerfs quota get sqlite3:///var/lib/slayerfs/meta.db --path /team-a --json",
+    "slayerfs quota check --repair sqlite3:///var/lib/slayerfs/meta.db",
+  ],
+};

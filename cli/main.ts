@@ -1,7 +1,7 @@
 /**
  * The `slayerfs` command line: format, mount, umount, status, stats, info, warmup, gc, dump,
- * load, fsck, image, docker-plugin, csi, destroy, completion, version. What each command takes
- * is declared once in `_commands.ts`; this module reads the command line against it
+ * load, fsck, quota, image, docker-plugin, csi, destroy, completion, version. What each command
+ * takes is declared once in `_commands.ts`; this module reads the command line against it
  * (`_spec.ts`), answers `--help` and `--version`, runs the command's module, and turns errors into
  * one line and an exit code.
  *
@@ -25,6 +25,7 @@ import { cmdGc } from "./gc.ts";
 import { cmdImage } from "./image.ts";
 import { cmdInfo } from "./info.ts";
 import { cmdMount } from "./mount.ts";
+import { cmdQuota } from "./quota.ts";
 import { cmdStats } from "./stats.ts";
 import { cmdStatus } from "./status.ts";
 import { cmdUmount } from "./umount.ts";
@@ -44,6 +45,7 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   dump: cmdDump,
   load: cmdLoad,
   fsck: cmdFsck,
+  quota: cmdQuota,
   image: cmdImage,
   "docker-plugin": cmdDockerPlugin,
   // gRPC loads only for this command.

@@ -20,7 +20,7 @@ import { type ParsedArgs, usageError } from "./_spec.ts";
 import { closest, didYouMean } from "./_suggest.ts";
 import { home, makeHomeDir, processAlive, readState, stateFile } from "./_state.ts";
 import { checkMetaUrl } from "./_urls.ts";
-import { type MountOpts, serve } from "./serve.ts";
+import { type MountOpts, resolveSubdir, serve } from "./serve.ts";
 import { telemetryOptions } from "./_telemetry.ts";
 
 /** The `-o` option names (without `=VALUE`). */
@@ -61,6 +61,7 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
     ...telemetryOptions(args),
     sessionTimeoutSec: args.number("session-timeout"),
     atimeMode: (args.string("atime-mode") ?? "noatime") as AtimeMode,
+    subdir: args.string("subdir"),
   };
   if (!(opts.sessionTimeoutSec > 0)) {
     throw usageError(spec, `--session-timeout must be more than 0 seconds`);
@@ -73,7 +74,15 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
   } else {
     // The URL and the volume first: a mistake there must not create the mountpoint.
     checkMetaUrl(metaUrl);
-    if (!metaUrl.startsWith("mem:")) await (await openMeta(metaUrl, true)).close();
+    if (!metaUrl.startsWith("mem:")) {
+      const kv = await openMeta(metaUrl, true);
+      try {
+        // A missing --subdir fails the mount here, before a daemon starts (as JuiceFS does).
+        if (opts.subdir !== undefined) await resolveSubdir(kv, opts.subdir);
+      } finally {
+        await kv.close();
+      }
+    }
   }
   const madeMountpoint = await prepareMountpoint(mnt, options.has("nonempty"));
   try {

@@ -197,15 +197,15 @@ export class VfsFiles {
   }
 
   /**
-   * `FsOps.write`; `check` (quotas) sees the new end and the end before the write before any
-   * data is taken.
+   * `FsOps.write`; a write that makes the file longer first passes `check` (quotas: the size
+   * committed and the new end), which may fail it whole.
    */
   async write(
     ino: Ino,
     fh: Fh,
     offset: number,
     data: Uint8Array,
-    check?: (ino: Ino, oldEnd: number, newEnd: number) => Promise<void> | undefined,
+    check?: (ino: Ino, committed: number, newEnd: number) => Promise<void> | undefined,
   ): Promise<number> {
     const h = this.open.handle(fh, ino);
     if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError(Errno.EBADF);
@@ -217,7 +217,7 @@ export class VfsFiles {
     if (h.flags & O_APPEND) offset = end;
     if (offset + data.byteLength > Number.MAX_SAFE_INTEGER / 2) throw new FsError(Errno.EFBIG);
     if (check && offset + data.byteLength > end) {
-      const checking = check(ino, end, offset + data.byteLength);
+      const checking = check(ino, of.size, offset + data.byteLength);
       if (checking) {
         data = data.slice(); // the caller's buffer may not outlive an await
         await checking;

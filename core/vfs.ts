@@ -40,6 +40,7 @@ import { Predictor, type PredictorOptions } from "./predict.ts";
 import type { Session } from "./session.ts";
 import { SessionOpens } from "./_session_opens.ts";
 import { VfsFiles } from "./_vfs_files.ts";
+import { QuotaGate } from "./_vfs_quota.ts";
 import { type VfsStats, vfsStats } from "./_vfs_stats.ts";
 
 export type { VfsStats };
@@ -61,6 +62,11 @@ export interface VfsOptions extends DataOptions {
   session?: Session;
   /** How reads change atime (`core/_atime.ts`; default `noatime`). */
   atimeMode?: AtimeMode;
+  /**
+   * Write nothing to the metadata by itself: no cleanup at open, no atime updates, no recorded
+   * access patterns (for `-o ro`, with `readOnlyOps` of `core/tenant_ops.ts` refusing changes).
+   */
+  readOnly?: boolean;
 }
 
 const log = getLog("vfs");
@@ -82,6 +88,7 @@ export class Vfs implements FsOps {
   /** Predictive prefetch, unless turned off with `predict: false`. */
   readonly predictor: Predictor | undefined;
   readonly #files: VfsFiles;
+  readonly #quota: QuotaGate;
   readonly #xattrMisses = new XattrMisses();
   readonly #session: Session | undefined;
   readonly #onError: (err: unknown) => void;
@@ -97,9 +104,9 @@ export class Vfs implements FsOps {
     this.#freeQueue = new FreeQueue(this.data, this.#onError);
     this.locks = options.locks ?? new LocalLocks();
     this.#locks = new HandleLocks(this.locks);
-    const atime = options.atimeMode ?? "noatime";
+    const atime = options.readOnly ? "noatime" : options.atimeMode ?? "noatime";
     this.#atime = atime === "noatime" ? undefined : new AtimeUpdater(meta, atime);
-    this.predictor = options.predict === false
+    this.predictor = options.predict === false || options.readOnly
       ? undefined
       : new Predictor(meta, this.data, options.predict ?? {});
     const session = this.#session = options.session;
@@ -117,6 +124,7 @@ export class Vfs implements FsOps {
       predictor: this.predictor,
     };
     this.#files = new VfsFiles(parts, open, opens);
+    this.#quota = new QuotaGate(meta);
   }
 
   /** This mount's session id, with a session. */
@@ -140,11 +148,11 @@ export class Vfs implements FsOps {
     }
     const vfs = new Vfs(meta, store, options);
     try {
-      for (const ino of await meta.listSustained()) {
+      for (const ino of options.readOnly ? [] : await meta.listSustained()) {
         const { freed } = await meta.deleteSustained(ino);
         await vfs.data.deleteSlices(freed);
       }
-      await vfs.data.collectGarbage();
+      if (!options.readOnly) await vfs.data.collectGarbage();
       await options.session?.start();
     } catch (err) {
       await vfs.data.close();
@@ -267,7 +275,7 @@ export class Vfs implements FsOps {
   readonly copiesWriteData = true;
 
   write(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Uint8Array): Promise<number> {
-    return this.#files.write(ino, fh, offset, data);
+    return this.#files.write(ino, fh, offset, data, (i, c, e) => this.#quota.check(i, c, e));
   }
 
   flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner: bigint): Promise<void> {
@@ -321,8 +329,8 @@ export class Vfs implements FsOps {
     return Promise.resolve(); // every metadata change is committed when its request returns
   }
 
-  statfs(): Promise<StatFs> {
-    return this.meta.statfs();
+  statfs(_ctx: Ctx, ino: Ino): Promise<StatFs> {
+    return this.meta.statfs(ino); // the nearest quota's limits, if any
   }
 
   setxattr(_ctx: Ctx, ino: Ino, name: Name, value: Uint8Array, flags: number): Promise<void> {
