@@ -1,11 +1,14 @@
 /**
  * What the Docker volume plugin and the CSI driver share: a "sub-volume" is a folder of a
  * SlayerFS volume with an optional quota, mounted on its own with `slayerfs mount --subdir`.
- * The quota and the mounts go through the `slayerfs` CLI itself (`quota set|get|delete`, `mount`,
- * `umount`), run as child processes, so a mount daemon outlives the plugin that started it.
+ * The quotas are set and read as `slayerfs quota` does (`_volume_admin.ts`); the mounts go
+ * through the `slayerfs` CLI itself (`mount`, `umount`), run as child processes, so a mount
+ * daemon outlives the plugin that started it.
  *
  * @module
  */
+
+import { type QuotaJson, runVolumeAdmin } from "./_volume_admin.ts";
 
 /** Extra environment for the child processes (credentials from a CSI request's secrets). */
 export type ChildEnv = Record<string, string>;
@@ -14,18 +17,7 @@ export type ChildEnv = Record<string, string>;
 const ENTRY = new URL("../cli.ts", import.meta.url).pathname;
 
 /** Where a folder's quota stands (`slayerfs quota get --json`). */
-export interface QuotaInfo {
-  /** The folder, inside the volume. */
-  path: string;
-  /** Bytes allowed, or `null` for no limit. */
-  capacity: number | null;
-  /** Inodes allowed, or `null` for no limit. */
-  inodes: number | null;
-  /** Bytes used under the folder. */
-  usedSpace: number;
-  /** Inodes used under the folder. */
-  usedInodes: number;
-}
+export type QuotaInfo = QuotaJson;
 
 /** An error of a `slayerfs` child process, with its one-line message. */
 export class SubvolumeError extends Error {
@@ -64,29 +56,19 @@ export async function setQuota(
   limits: { capacity?: number | undefined; inodes?: number | undefined },
   env: ChildEnv = {},
 ): Promise<void> {
-  const args = ["quota", "set", meta, "--path", path];
-  if (limits.capacity !== undefined) args.push("--capacity", String(limits.capacity));
-  if (limits.inodes !== undefined) args.push("--inodes", String(limits.inodes));
-  await runSlayerfs(args, env);
+  await runVolumeAdmin(meta, [{ op: "quotaSet", path, ...limits }], env);
 }
 
-/** The quota and usage of folder `path`. */
+/** The quota and usage of folder `path`; throws when it has none. */
 export async function getQuota(meta: string, path: string, env: ChildEnv = {}): Promise<QuotaInfo> {
-  const out = await runSlayerfs(["quota", "get", meta, "--path", path, "--json"], env);
-  return JSON.parse(out) as QuotaInfo;
+  const [r] = await runVolumeAdmin(meta, [{ op: "quotaGet", path }], env);
+  if (!r?.quota) throw new SubvolumeError(`No quota on "${path}"`);
+  return r.quota;
 }
 
 /** Removes the quota of folder `path`; a folder without one is fine. */
 export async function deleteQuota(meta: string, path: string, env: ChildEnv = {}): Promise<void> {
-  try {
-    await runSlayerfs(["quota", "delete", meta, "--path", path], env);
-  } catch (err) {
-    if (
-      !(err instanceof SubvolumeError && /no quota|not found|does not exist/i.test(err.message))
-    ) {
-      throw err;
-    }
-  }
+  await runVolumeAdmin(meta, [{ op: "quotaDelete", path }], env);
 }
 
 /** Options of {@link mountSubdir}. */

@@ -22,7 +22,24 @@ export type AdminOp =
   | { op: "rmrf"; path: string }
   | { op: "read"; path: string }
   | { op: "write"; path: string; text: string }
-  | { op: "list"; path: string };
+  | { op: "list"; path: string }
+  | { op: "quotaSet"; path: string; capacity?: number | undefined; inodes?: number | undefined }
+  | { op: "quotaGet"; path: string }
+  | { op: "quotaDelete"; path: string };
+
+/** A folder's quota and usage, as `slayerfs quota get --json` prints it. */
+export interface QuotaJson {
+  /** The folder, inside the volume. */
+  path: string;
+  /** Bytes allowed, or `null` for no limit. */
+  capacity: number | null;
+  /** Inodes allowed, or `null` for no limit. */
+  inodes: number | null;
+  /** Bytes used under the folder. */
+  usedSpace: number;
+  /** Inodes used under the folder. */
+  usedInodes: number;
+}
 
 /** What each chore answers, in order. */
 export interface AdminResult {
@@ -34,6 +51,8 @@ export interface AdminResult {
   text?: string | null;
   /** list: the folder's names, `null` when missing. */
   names?: string[] | null;
+  /** quotaGet: the quota, `null` when the folder has none. */
+  quota?: QuotaJson | null;
 }
 
 /**
@@ -121,6 +140,27 @@ async function runOp(vol: Volume, o: AdminOp): Promise<AdminResult> {
       await vol.rename(tmp, o.path);
       return {};
     }
+    case "quotaSet": {
+      const dir = await vol.resolve(o.path);
+      const limits: { capacity?: number | null; inodes?: number | null } = {};
+      if (o.capacity !== undefined) limits.capacity = o.capacity || null;
+      if (o.inodes !== undefined) limits.inodes = o.inodes || null;
+      await vol.vfs.meta.setQuota(dir.ino, limits);
+      return {};
+    }
+    case "quotaGet": {
+      const q = await vol.vfs.meta.getQuota((await vol.resolve(o.path)).ino);
+      if (!q) return { quota: null };
+      const { capacity, inodes, usedSpace, usedInodes } = q;
+      return { quota: { path: o.path, capacity, inodes, usedSpace, usedInodes } };
+    }
+    case "quotaDelete":
+      try {
+        await vol.vfs.meta.deleteQuota((await vol.resolve(o.path)).ino);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+      return {};
     case "list":
       try {
         return { names: (await vol.readdir(o.path)).map((e) => e.name as unknown as string) };
@@ -131,19 +171,59 @@ async function runOp(vol: Volume, o: AdminOp): Promise<AdminResult> {
   }
 }
 
-/** Opens the volume, runs `ops` in order, closes it. */
+/** How long an opened volume is kept for the next chores before it is closed. */
+const IDLE_CLOSE_MS = 30_000;
+
+/** Volumes opened by {@link runOps}, by metadata URL, kept while chores keep coming. */
+const opened = new Map<
+  string,
+  { vol: Promise<Volume>; timer?: ReturnType<typeof setTimeout> }
+>();
+
+function openCached(meta: string): Promise<Volume> {
+  let entry = opened.get(meta);
+  if (!entry) {
+    const vol = Volume.open(meta, {
+      openKvEngine: (u) => openMeta(u),
+      openBlockStore: (u) => openBlockStore(u),
+    }, { predict: false }).then((v) => {
+      v.ctx = { ...v.ctx, umask: 0 };
+      return v;
+    });
+    entry = { vol };
+    opened.set(meta, entry);
+    vol.catch(() => opened.delete(meta));
+  }
+  const e = entry;
+  if (e.timer !== undefined) clearTimeout(e.timer);
+  const timer = setTimeout(() => dropCached(meta), IDLE_CLOSE_MS);
+  Deno.unrefTimer(timer);
+  e.timer = timer;
+  return e.vol;
+}
+
+async function dropCached(meta: string): Promise<void> {
+  const e = opened.get(meta);
+  if (!e) return;
+  opened.delete(meta);
+  if (e.timer !== undefined) clearTimeout(e.timer);
+  await (await e.vol.catch(() => undefined))?.close().catch(() => {});
+}
+
+/**
+ * Runs `ops` in order on the volume `meta`, opened once and kept open for the next chores (the
+ * filesystem layer caches no metadata, so other clients' changes are seen at once; opening a
+ * volume costs a garbage pass and hundreds of milliseconds). An unexpected error closes it.
+ */
 async function runOps(meta: string, ops: AdminOp[]): Promise<AdminResult[]> {
-  const vol = await Volume.open(meta, {
-    openKvEngine: (u) => openMeta(u),
-    openBlockStore: (u) => openBlockStore(u),
-  }, { predict: false });
+  const vol = await openCached(meta);
   try {
-    vol.ctx = { ...vol.ctx, umask: 0 };
     const results: AdminResult[] = [];
     for (const o of ops) results.push(await runOp(vol, o));
     return results;
-  } finally {
-    await vol.close();
+  } catch (err) {
+    if (!(err instanceof FsError)) await dropCached(meta);
+    throw err;
   }
 }
 
@@ -153,4 +233,5 @@ if (import.meta.main) {
     ops: AdminOp[];
   };
   console.log(JSON.stringify(await runOps(input.meta, input.ops)));
+  await dropCached(input.meta);
 }

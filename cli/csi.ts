@@ -38,7 +38,8 @@ function unary(handlers: Record<string, Handler>): grpc.UntypedServiceImplementa
     ) => {
       const started = Date.now();
       const id = call.request.volume_id ?? call.request.name ?? "";
-      fn(call.request).then((res) => {
+      // A handler that throws before its first await still answers with a status.
+      Promise.resolve().then(() => fn(call.request)).then((res) => {
         if (!/^(Probe|Get|NodeGet|ControllerGet)/.test(name) || name === "NodeGetVolumeStats") {
           log(`${name} ${id} ok (${Date.now() - started} ms)`);
         }
