@@ -262,7 +262,7 @@ Deno.test({
       }
 
       // rm removes the folder; an unknown volume is an error.
-      await within(60_000, "volume rm", async () => {
+      await within(180_000, "volume rm", async () => {
         await d.docker("volume", "rm", "shared", "readonly");
         const gone = await d.tryDocker("volume", "inspect", "shared");
         assert.notEqual(gone.code, 0);
