@@ -19,6 +19,16 @@ const ENTRY = new URL("../cli.ts", import.meta.url).pathname;
 /** Where a folder's quota stands (`slayerfs quota get --json`). */
 export type QuotaInfo = QuotaJson;
 
+/**
+ * `text` with every value of `secrets` and the password of any URL in it replaced by `***`:
+ * an error from a child process may quote the metadata URL it was given.
+ */
+export function redact(text: string, secrets: readonly string[] = []): string {
+  let out = text;
+  for (const v of secrets) out = out.replaceAll(v, "***");
+  return out.replace(/(\/\/[^/@\s:]*):[^/@\s]*@/g, "$1:***@");
+}
+
 /** An error of a `slayerfs` child process, with its one-line message. */
 export class SubvolumeError extends Error {
   /** Creates the error. */

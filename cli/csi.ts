@@ -26,6 +26,12 @@ function log(line: string): void {
   console.error(`slayerfs: [csi] ${new Date().toISOString()} ${line}`);
 }
 
+/** The values of a request's `secrets` map, to be kept out of errors and logs. */
+function secretValues(secrets: unknown): string[] {
+  if (!secrets || typeof secrets !== "object") return [];
+  return Object.values(secrets).filter((v): v is string => typeof v === "string" && v !== "");
+}
+
 type Handler = (req: Record<string, unknown>) => Promise<object>;
 
 /** Wraps async handlers as grpc-js unary handlers that answer errors as gRPC statuses. */
@@ -45,7 +51,7 @@ function unary(handlers: Record<string, Handler>): grpc.UntypedServiceImplementa
         }
         cb(null, res);
       }, (err) => {
-        const status = toStatus(err);
+        const status = toStatus(err, secretValues(call.request.secrets));
         log(`${name} ${id} failed: ${grpc.status[status.code]}: ${status.details}`);
         cb({ code: status.code, details: status.details } as grpc.ServiceError, null);
       });

@@ -12,7 +12,7 @@ import { DockerVolumeError, DockerVolumes } from "./_docker_volumes.ts";
 import { CliError, describe } from "./_errors.ts";
 import type { ParsedArgs } from "./_spec.ts";
 import { checkMetaUrl } from "./_urls.ts";
-import { SubvolumeError } from "./_subvolumes.ts";
+import { redact, SubvolumeError } from "./_subvolumes.ts";
 
 /** Where Docker looks for a plugin named `slayerfs`. */
 export const DEFAULT_PLUGIN_SOCKET = "/run/docker/plugins/slayerfs.sock";
@@ -79,7 +79,7 @@ export function pluginHandler(vols: DockerVolumes): (req: Request) => Promise<Re
       return reply(200, out);
     } catch (err) {
       const known = err instanceof DockerVolumeError || err instanceof SubvolumeError;
-      const msg = known ? err.message : describe(err);
+      const msg = redact(known ? err.message : describe(err));
       log(`${call} ${body.Name ?? ""} failed: ${msg}`);
       return reply(200, { Err: msg });
     }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { SubvolumeError } from "../_subvolumes.ts";
+import { redact, SubvolumeError } from "../_subvolumes.ts";
 
 /** The driver's name (`GetPluginInfo`, the CSIDriver object, the StorageClass provisioner). */
 export const DRIVER_NAME = "csi.slayerfs.io";
@@ -36,11 +36,21 @@ export class CsiError extends Error {
   }
 }
 
-/** The gRPC status of `err` (`INTERNAL` for anything that is not a {@linkcode CsiError}). */
-export function toStatus(err: unknown): { code: number; details: string } {
-  if (err instanceof CsiError) return { code: err.code, details: err.message };
-  if (err instanceof SubvolumeError) return { code: Code.INTERNAL, details: err.message };
-  return { code: Code.INTERNAL, details: err instanceof Error ? err.message : String(err) };
+/**
+ * The gRPC status of `err` (`INTERNAL` for anything that is not a {@linkcode CsiError}), with
+ * `secrets` and URL passwords redacted from its message.
+ */
+export function toStatus(
+  err: unknown,
+  secrets: readonly string[] = [],
+): { code: number; details: string } {
+  const code = err instanceof CsiError ? err.code : Code.INTERNAL;
+  const msg = err instanceof CsiError || err instanceof SubvolumeError
+    ? err.message
+    : err instanceof Error
+    ? err.message
+    : String(err);
+  return { code, details: redact(msg, secrets) };
 }
 
 /** A `VolumeCapability` as proto-loader decodes it (enums as names, oneofs named). */

@@ -61,3 +61,18 @@ Deno.test("DockerVolumes scope: global on a shared engine, local on SQLite", asy
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("redact() hides secret values and URL passwords from error messages", async () => {
+  const { toStatus } = await import("./_common.ts");
+  const { redact } = await import("../_subvolumes.ts");
+  assert.equal(
+    redact('Cannot open "redis://:hunter2@h:6379/1" with key AKIA1', ["AKIA1"]),
+    'Cannot open "redis://:***@h:6379/1" with key ***',
+  );
+  assert.equal(redact("postgres://u:pw@db/x"), "postgres://u:***@db/x");
+  assert.equal(redact("sqlite3:///a/b.db"), "sqlite3:///a/b.db");
+  assert.deepEqual(toStatus(new Error("s3cr3t leaked"), ["s3cr3t"]), {
+    code: 13,
+    details: "*** leaked",
+  });
+});
