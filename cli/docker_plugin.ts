@@ -13,6 +13,7 @@ import { CliError, describe } from "./_errors.ts";
 import type { ParsedArgs } from "./_spec.ts";
 import { checkMetaUrl } from "./_urls.ts";
 import { redact, SubvolumeError } from "./_subvolumes.ts";
+import { runVolumeAdmin } from "./_volume_admin.ts";
 
 /** Where Docker looks for a plugin named `slayerfs`. */
 export const DEFAULT_PLUGIN_SOCKET = "/run/docker/plugins/slayerfs.sock";
@@ -95,6 +96,14 @@ export async function cmdDockerPlugin(args: ParsedArgs): Promise<void> {
   checkMetaUrl(meta);
   const socket = resolve(args.string("socket") ?? DEFAULT_PLUGIN_SOCKET);
   const root = resolve(args.string("root") ?? DEFAULT_PLUGIN_ROOT);
+  // The volume must be there: a mistake in --meta fails now, not at Docker's first call.
+  try {
+    await runVolumeAdmin(meta, [{ op: "stat", path: "/" }]);
+  } catch (err) {
+    throw err instanceof CliError
+      ? err
+      : new CliError(`Cannot open ${redact(meta)}: ${describe(err)}`);
+  }
   const vols = await DockerVolumes.open(meta, root);
   await Deno.mkdir(dirname(socket), { recursive: true });
   await Deno.remove(socket).catch(() => {});
