@@ -4,10 +4,12 @@ folder). Walks CreateVolume -> NodePublishVolume -> files through the mount ->
 NodeGetVolumeStats -> ControllerExpandVolume -> NodeUnpublishVolume -> DeleteVolume, with error
 codes, and exits non-zero on the first surprise.
 
-Usage: python3 csi_client.py SOCKET TARGET_PATH
+Usage: python3 csi_client.py SOCKET TARGET_PATH RUNC_BUNDLE RUNC_ID
+(the bundle's /data is bound to TARGET_PATH: a container reads and writes through the mount)
 """
 
 import os
+import subprocess
 import sys
 
 import grpc
@@ -29,7 +31,7 @@ def expect_code(code, fn, *args):
 
 
 def main():
-    sock, target = sys.argv[1], sys.argv[2]
+    sock, target, bundle, container = sys.argv[1:5]
     channel = grpc.insecure_channel(f"unix://{sock}")
     identity = rpc.IdentityStub(channel)
     controller = rpc.ControllerStub(channel)
@@ -76,6 +78,17 @@ def main():
         f.write("hello-from-python")
     with open(os.path.join(target, "hello")) as f:
         print(f"published: {f.read()}", flush=True)
+    ran = subprocess.run(
+        ["runc", "run", "--bundle", bundle, container],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    print(f"container: {ran.stdout.strip()}", flush=True)
+    with open(os.path.join(target, "hello")) as f:
+        print(f"after: {f.read().replace(chr(10), '')}", flush=True)
     expect_code(
         grpc.StatusCode.INVALID_ARGUMENT,
         node.NodePublishVolume,

@@ -6,7 +6,8 @@
  * grpc_tools in the test's temp dir. CreateVolume → NodePublishVolume (a real SlayerFS mount
  * at the target path) → a runc container with the target bound in writes and reads through it
  * and hits the quota → NodeGetVolumeStats → ControllerExpandVolume → NodeUnpublishVolume (no
- * mount left) → DeleteVolume, with the spec's error codes along the way.
+ * mount left) → DeleteVolume, with the spec's error codes along the way; the Python walk runs
+ * its own runc container on the target it published.
  *
  * @module
  */
@@ -322,15 +323,27 @@ Deno.test({
         `${REPO_ROOT}/cli/csi/csi.proto`,
       ], "grpc_tools.protoc");
       await Deno.copyFile(new URL("./csi_client.py", import.meta.url).pathname, `${py}/walk.py`);
+      // A runc bundle whose /data is the target the Python client publishes to; it runs it.
+      const pyTarget = `${dir}/pods/p3/volumes/pvc-py/mount`;
+      const bundle = `${dir}/bundle-py`;
+      await runcBundle(bundle, rootfs, ["sh", "-c", "cat /data/hello; echo +runc >> /data/hello"]);
+      const cfg = JSON.parse(await Deno.readTextFile(`${bundle}/config.json`));
+      cfg.mounts.push({ destination: "/data", type: "bind", source: pyTarget, options: ["rbind"] });
+      await Deno.writeTextFile(`${bundle}/config.json`, JSON.stringify(cfg));
       const pyOut = await run("timeout", [
         "300",
         PYTHON,
         `${py}/walk.py`,
         driver.sock,
-        `${dir}/pods/p3/volumes/pvc-py/mount`,
+        pyTarget,
+        bundle,
+        `slayerfs-csi-py-${Deno.pid}`,
       ], { cwd: py });
+      await run("runc", ["delete", "-f", `slayerfs-csi-py-${Deno.pid}`]);
       assert.equal(pyOut.code, 0, `${pyOut.stdout}\n${pyOut.stderr}`);
       assert.match(pyOut.stdout, /^published: hello-from-python$/m);
+      assert.match(pyOut.stdout, /^container: hello-from-python$/m);
+      assert.match(pyOut.stdout, /^after: hello-from-python\+runc$/m);
       assert.match(pyOut.stdout, /^done$/m);
       await assert.rejects(Deno.stat(`${fs.mnt}/csi-volumes/pvc-py`), Deno.errors.NotFound);
       // No secret is ever logged.
