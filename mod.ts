@@ -65,6 +65,10 @@ export type {
   MetaEntry,
   NewSlice,
   PatternEntry,
+  QuotaCheck,
+  QuotaInfo,
+  QuotaLimits,
+  QuotaUsage,
   WithAttr,
 } from "./core/meta/mod.ts";
 export type { SliceRecord } from "./core/slice.ts";

@@ -8,7 +8,17 @@
 
 import { DEFAULT_BLOCK_SIZE, DEFAULT_INLINE_MAX } from "../core/format.ts";
 import type { CommandSpec, OptionSpec } from "./_spec.ts";
-import { BENCH, DOCTOR, DUMP, FSCK, LOAD, SYNC } from "./_commands_tools.ts";
+import {
+  BENCH,
+  CSI,
+  DOCKER_PLUGIN,
+  DOCTOR,
+  DUMP,
+  FSCK,
+  LOAD,
+  QUOTA,
+  SYNC,
+} from "./_commands_tools.ts";
 
 const MiB = 2 ** 20;
 
@@ -22,7 +32,10 @@ export const MOUNT_OPTIONS: readonly { readonly name: string; readonly help: str
   { name: "suid", help: "honour setuid/setgid bits (root only; for rootfs and images)" },
   { name: "dev", help: "allow device nodes to be opened (root only; for rootfs and images)" },
   { name: "rootfs", help: "suid and dev together: for a container rootfs or chroot on the mount" },
-  { name: "ro", help: "read-only" },
+  {
+    name: "ro",
+    help: "read-only: every change fails with EROFS; nothing is written to the volume",
+  },
   { name: "noexec", help: "do not allow programs on the mount to be executed" },
   { name: "debug", help: "log debug lines and libfuse's request trace" },
   { name: "nonempty", help: "mount on a folder that is not empty" },
@@ -273,6 +286,12 @@ const MOUNT: CommandSpec = {
       choices: ["noatime", "relatime", "strictatime"],
       help: "when reads update atime: never, when older than mtime/ctime or a day, or always",
       default: "noatime",
+    },
+    {
+      name: "subdir",
+      kind: "string",
+      arg: "PATH",
+      help: "mount only this directory of the volume (it must exist); its quota is what df shows",
     },
     {
       name: "session-timeout",
@@ -538,7 +557,10 @@ export const COMMANDS: readonly CommandSpec[] = [
   BENCH,
   DOCTOR,
   SYNC,
+  QUOTA,
   IMAGE,
+  DOCKER_PLUGIN,
+  CSI,
   DESTROY,
   CONFIG,
   COMPLETION,

@@ -223,3 +223,128 @@ export const SYNC: CommandSpec = {
     "slayerfs sync --include '*.csv' --exclude '*' 's3://raw/2026/' /mnt/vol1/csv",
   ],
 };
+
+/** `slayerfs docker-plugin`. */
+export const DOCKER_PLUGIN: CommandSpec = {
+  name: "docker-plugin",
+  summary: "serve Docker volumes (docker volume create -d slayerfs) from folders of a volume",
+  description: "Answers Docker's volume plugin protocol on a unix socket. Each Docker volume is " +
+    "the folder /docker-volumes/NAME of the --meta volume (or of the one its meta option " +
+    "names), with a quota from its capacity and inodes options, mounted with mount --subdir " +
+    "under --root while containers use it (one mount per volume, however many containers). " +
+    "Volume options: capacity=SIZE, inodes=N, ro=true, meta=META_URL. Runs in the foreground; " +
+    "mounts outlive it, and a restarted plugin adopts them.",
+  usage: ["--meta META_URL"],
+  args: [],
+  arity: [0, 0],
+  options: [
+    { name: "meta", kind: "string", arg: "META_URL", help: "the volume holding the volumes" },
+    {
+      name: "socket",
+      kind: "string",
+      arg: "PATH",
+      help: "the plugin's unix socket (its file name is the driver name Docker uses)",
+      default: "/run/docker/plugins/slayerfs.sock",
+      complete: "file",
+    },
+    {
+      name: "root",
+      kind: "string",
+      arg: "DIR",
+      help: "where the volumes are mounted (and the plugin's state kept)",
+      default: "/var/lib/slayerfs/docker",
+      complete: "dir",
+    },
+  ],
+  examples: [
+    "slayerfs docker-plugin --meta redis://10.0.0.5:6379/1",
+    "docker volume create -d slayerfs -o capacity=1G -o inodes=100000 data1",
+  ],
+};
+
+/** `slayerfs csi`. */
+export const CSI: CommandSpec = {
+  name: "csi",
+  summary: "serve the Kubernetes CSI driver (identity, controller and node) on a unix socket",
+  description: "A Container Storage Interface v1.9.0 driver named csi.slayerfs.io: " +
+    "CreateVolume makes a folder /csi-volumes/NAME with a quota from the requested capacity, " +
+    "NodePublishVolume mounts it at the target path with mount --subdir (-o ro when read-only), " +
+    "ControllerExpandVolume raises the quota, NodeGetVolumeStats reports it. The metadata URL " +
+    "comes from --meta, the StorageClass parameter meta, or the secret metaurl; S3 keys from the " +
+    "secrets access-key and secret-key.",
+  usage: ["--endpoint unix:///csi/csi.sock --node-id NODE"],
+  args: [],
+  arity: [0, 0],
+  options: [
+    {
+      name: "endpoint",
+      kind: "string",
+      arg: "URL",
+      help: "the gRPC endpoint, unix:///PATH",
+      default: "unix:///csi/csi.sock",
+    },
+    { name: "node-id", kind: "string", arg: "NODE", help: "this node's name (NodeGetInfo)" },
+    {
+      name: "meta",
+      kind: "string",
+      arg: "META_URL",
+      help: "the volume holding the CSI volumes, unless a request names one",
+    },
+    {
+      name: "root",
+      kind: "string",
+      arg: "DIR",
+      help: "where the node keeps its state and logs",
+      default: "/var/lib/slayerfs/csi",
+      complete: "dir",
+    },
+  ],
+  examples: [
+    "slayerfs csi --endpoint unix:///csi/csi.sock --node-id $(hostname) " +
+    "--meta redis://10.0.0.5:6379/1",
+  ],
+};
+
+/** `slayerfs quota`. */
+export const QUOTA: CommandSpec = {
+  name: "quota",
+  summary: "directory quotas: set, get, list, delete, check (usage recomputed)",
+  description: "A quota limits the space (file lengths rounded up to 4 KiB) and the inodes of " +
+    "a directory tree, nested quotas included: every change counts against each quota above " +
+    "it, in the transaction that makes it. Writes and creates past a limit fail with EDQUOT. " +
+    "Running mounts see a change at their next write or create. check compares the usage kept " +
+    "with a walk of the tree; --repair stores the walked usage.",
+  usage: [
+    "set META_URL --path PATH [--capacity SIZE] [--inodes N]",
+    "get META_URL --path PATH [--json]",
+    "list META_URL [--json]",
+    "delete META_URL --path PATH",
+    "check META_URL [--path PATH] [--repair] [--json]",
+  ],
+  args: [META_URL],
+  arity: [2, 2],
+  complete: ["set", "get", "list", "delete", "check"],
+  options: [
+    {
+      name: "path",
+      kind: "string",
+      arg: "PATH",
+      help: "the directory, from the volume's root (/team-a)",
+    },
+    {
+      name: "capacity",
+      kind: "size",
+      arg: "SIZE",
+      help: "set: the space limit (0 = none); a plain number is bytes",
+    },
+    { name: "inodes", kind: "int", arg: "N", help: "set: the inode limit (0 = none)" },
+    { name: "json", kind: "flag", help: "get, list, check: print JSON, for scripts" },
+    { name: "repair", kind: "flag", help: "check: store the usage the walk found" },
+  ],
+  examples: [
+    "slayerfs quota set sqlite3:///var/lib/slayerfs/meta.db --path /team-a --capacity 10G " +
+    "--inodes 100000",
+    "slayerfs quota get sqlite3:///var/lib/slayerfs/meta.db --path /team-a --json",
+    "slayerfs quota check --repair sqlite3:///var/lib/slayerfs/meta.db",
+  ],
+};

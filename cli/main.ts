@@ -1,6 +1,7 @@
 /**
  * The `slayerfs` command line: format, mount, umount, status, stats, info, warmup, gc, dump,
- * load, fsck, bench, doctor, sync, image, destroy, config, completion, version. What each command
+ * load, fsck, quota, bench, doctor, sync, image, docker-plugin, csi, destroy, config, completion,
+ * version. What each command
  * takes is declared once in `_commands.ts`; this module reads the command line against it
  * (`_spec.ts`), answers `--help` and `--version`, runs the command's module, and turns errors into
  * one line and an exit code.
@@ -23,11 +24,13 @@ import { cmdConfig } from "./config.ts";
 import { cmdDump, cmdLoad } from "./dump.ts";
 import { cmdFsck } from "./fsck.ts";
 import { cmdDestroy } from "./destroy.ts";
+import { cmdDockerPlugin } from "./docker_plugin.ts";
 import { cmdFormat } from "./format.ts";
 import { cmdGc } from "./gc.ts";
 import { cmdImage } from "./image.ts";
 import { cmdInfo } from "./info.ts";
 import { cmdMount } from "./mount.ts";
+import { cmdQuota } from "./quota.ts";
 import { cmdStats } from "./stats.ts";
 import { cmdStatus } from "./status.ts";
 import { cmdSync } from "./sync.ts";
@@ -51,7 +54,11 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   bench: cmdBench,
   doctor: cmdDoctor,
   sync: cmdSync,
+  quota: cmdQuota,
   image: cmdImage,
+  "docker-plugin": cmdDockerPlugin,
+  // gRPC loads only for this command.
+  csi: async (args) => await (await import("./csi.ts")).cmdCsi(args),
   destroy: cmdDestroy,
   config: cmdConfig,
   completion: cmdCompletion,

@@ -16,12 +16,13 @@ import { findCommand, MOUNT_OPTIONS } from "./_commands.ts";
 import { effectiveSettings, outranks } from "./_config.ts";
 import { daemonize } from "./_daemonize.ts";
 import { CliError, describe } from "./_errors.ts";
+import { openMeta } from "./_meta.ts";
 import { volumeKeyOf } from "./_encrypt_key.ts";
 import { type CommandSpec, type ParsedArgs, usageError } from "./_spec.ts";
 import { closest, didYouMean } from "./_suggest.ts";
 import { home, makeHomeDir, processAlive, readState, stateFile } from "./_state.ts";
 import { checkMetaUrl } from "./_urls.ts";
-import { type MountOpts, serve } from "./serve.ts";
+import { type MountOpts, resolveSubdir, serve } from "./serve.ts";
 import { telemetryOptions } from "./_telemetry.ts";
 
 /** The `-o` option names (without `=VALUE`). */
@@ -70,6 +71,7 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
     atimeMode: (args.string("atime-mode") ?? "noatime") as AtimeMode,
     settings: mountSettings(spec, args),
     ...(args.has("encrypt-key") ? { encryptKeyFile: args.string("encrypt-key")! } : {}),
+    subdir: args.string("subdir"),
   };
   if (!(opts.sessionTimeoutSec > 0)) {
     throw usageError(spec, `--session-timeout must be more than 0 seconds`);
@@ -82,8 +84,17 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
   } else {
     // The URL and the volume first: a mistake there must not create the mountpoint.
     checkMetaUrl(metaUrl);
-    // ... and the key of an encrypted volume: a missing or wrong one fails here, at once.
-    if (!metaUrl.startsWith("mem:")) await volumeKeyOf(metaUrl, opts.encryptKeyFile);
+    if (!metaUrl.startsWith("mem:")) {
+      // ... and the key of an encrypted volume: a missing or wrong one fails here, at once.
+      await volumeKeyOf(metaUrl, opts.encryptKeyFile);
+      const kv = await openMeta(metaUrl, true);
+      try {
+        // A missing --subdir fails the mount here, before a daemon starts (as JuiceFS does).
+        if (opts.subdir !== undefined) await resolveSubdir(kv, opts.subdir);
+      } finally {
+        await kv.close();
+      }
+    }
   }
   const madeMountpoint = await prepareMountpoint(mnt, options.has("nonempty"));
   try {

@@ -14,6 +14,10 @@ import { type CacheDirOptions, DiskBudget, TieredCache } from "../core/cache/mod
 import { tryLoadLibc } from "../core/libc.ts";
 import { getLog } from "../core/log.ts";
 import { KvLocks, Meta, releaseSessionLocks } from "../core/meta/mod.ts";
+import { LocalLocks } from "../core/locks.ts";
+import { readOnlyOps, subdirOps } from "../core/tenant_ops.ts";
+import type { FsOps } from "../core/fs_ops.ts";
+import type { Ino } from "../core/types.ts";
 import type { KvEngine } from "../core/kv.ts";
 import type { WritebackStats } from "../backends/store_writeback.ts";
 import { formatVolume, Volume } from "../core/volume.ts";
@@ -67,6 +71,8 @@ export interface MountOpts extends TelemetryOpts {
   settings?: Record<string, unknown>;
   /** The key file of an encrypted volume (`--encrypt-key`; else `$SLAYERFS_ENCRYPTION_KEY`). */
   encryptKeyFile?: string;
+  /** The directory of the volume to serve as the root (`--subdir`), if not the volume's root. */
+  subdir?: string | undefined;
 }
 
 /**
@@ -137,21 +143,39 @@ async function cacheDirOptions(
   }));
 }
 
+/**
+ * The inode of directory `path` of the volume (`--subdir`); a {@linkcode CliError} if it is
+ * missing or not a directory (as JuiceFS, the mount fails: nothing is created).
+ */
+export async function resolveSubdir(kv: KvEngine, path: string): Promise<Ino> {
+  const meta = await Meta.open(kv);
+  const a = await meta.resolve(path).catch((err) => {
+    throw new CliError(`Subdirectory "${path}" of the volume: ${describe(err)}`);
+  });
+  if ((a.mode & 0o170000) !== 0o040000) {
+    throw new CliError(`Subdirectory "${path}" of the volume is not a directory`);
+  }
+  return a.ino;
+}
+
 /** Serves the volume of `metaUrl` at `mnt` until it is unmounted; then exits the process. */
 export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Promise<void> {
   const logContext = configureDaemonLogging(opts, opts.options.has("debug"), mnt); // telemetry
   const stopTrimming = tuneMalloc();
   const { mountFs } = await import("../ffi/mod.ts");
   const metrics = mountMetrics(opts); // telemetry: metrics and traces
+  const readOnly = opts.options.has("ro");
   let kv: KvEngine;
   try {
-    kv = await openMeta(metaUrl);
+    // A read-only mount writes nothing to the volume (a SQLite file is opened read-only).
+    kv = await openMeta(metaUrl, readOnly);
   } catch (err) {
     throw err instanceof CliError ? err : new CliError(describe(err));
   }
   // io_deadline=SEC (default 60, 0 = none): no FUSE request waits longer for the store.
   const deadlineMs = Number(opts.options.get("io_deadline") || 60) * 1000;
   let vol: Volume;
+  let subdirIno: Ino | undefined;
   let mountSession: Session | undefined;
   let writeback:
     | { stats(): WritebackStats; flush(o?: { signal?: AbortSignal }): Promise<void> }
@@ -202,22 +226,31 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       store = staged;
     }
     const cacheBytes = opts.cacheMiB * 2 ** 20;
-    // This mount's session: others see it in `status`, and clean up after it if it dies.
-    mountSession = await Session.register(kv, {
-      mountpoint: mnt,
-      version: VERSION,
-      timeoutMs: opts.sessionTimeoutSec * 1000,
-    });
-    // Locks live in the metadata, tagged with the session: a dead session's are released by
-    // whichever mount cleans it up, and a mount whose session was taken for dead fences the
-    // handles that held locks (their writes fail with EIO) and goes on under its new session.
-    mountSession.onCleanup(async (engine, sid) => {
-      await releaseSessionLocks(engine, sid);
-    });
-    mountSession.onLost((_lost, current) => void vol?.vfs.locksLost(current));
-    const locks = new KvLocks(kv, { sessionId: mountSession.id });
+    if (opts.subdir !== undefined) subdirIno = await resolveSubdir(kv, opts.subdir);
+    let locks;
+    if (readOnly) {
+      // No session (it would be written, with its heartbeats), so no shared locks either:
+      // locks on a read-only mount are seen by this mount only.
+      locks = new LocalLocks();
+    } else {
+      // This mount's session: others see it in `status`, and clean up after it if it dies.
+      const ms = mountSession = await Session.register(kv, {
+        mountpoint: mnt,
+        version: VERSION,
+        timeoutMs: opts.sessionTimeoutSec * 1000,
+      });
+      // Locks live in the metadata, tagged with the session: a dead session's are released by
+      // whichever mount cleans it up, and a mount whose session was taken for dead fences the
+      // handles that held locks (their writes fail with EIO) and goes on under its new session.
+      ms.onCleanup(async (engine, sid) => {
+        await releaseSessionLocks(engine, sid);
+      });
+      ms.onLost((_lost, current) => void vol?.vfs.locksLost(current));
+      locks = new KvLocks(kv, { sessionId: ms.id });
+    }
     vol = await Volume.openWith(metrics?.kv(kv) ?? kv, store, {
-      session: mountSession,
+      ...(mountSession ? { session: mountSession } : {}),
+      readOnly,
       locks,
       atimeMode: opts.atimeMode,
       cacheBytes,
@@ -244,7 +277,10 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   }
   const o = opts.options;
   const num = (k: string) => o.has(k) ? Number(o.get(k)) : undefined;
-  const fsOps = metrics?.ops(vol.vfs, { "slayerfs.volume": vol.format.name }) ?? vol.vfs; // telemetry
+  let tenantOps: FsOps = vol.vfs;
+  if (subdirIno !== undefined) tenantOps = subdirOps(tenantOps, subdirIno);
+  if (readOnly) tenantOps = readOnlyOps(tenantOps);
+  const fsOps = metrics?.ops(tenantOps, { "slayerfs.volume": vol.format.name }) ?? tenantOps; // telemetry
   const session = await mountFs(fsOps, mnt, {
     fsname: `slayerfs:${vol.format.name}`,
     subtype: "slayerfs",
@@ -256,7 +292,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       ...(o.has("dev") || o.has("rootfs") ? ["dev"] : []),
       ...(o.has("noexec") ? ["noexec"] : []),
     ],
-    readOnly: o.has("ro"),
+    readOnly,
     debug: o.has("debug"),
     writebackCache: o.has("writeback_cache"),
     flockLocks: !o.has("local_flock"), // flocks go to the shared lock table unless local_flock

@@ -47,6 +47,8 @@ export const Errno = {
   ENOTSUP: 95,
   ENOTCONN: 107,
   ETIMEDOUT: 110,
+  ESTALE: 116,
+  EDQUOT: 122,
 } as const;
 
 /** One errno value. */

@@ -20,34 +20,27 @@ import {
   type Fh,
   type Ino,
   type Name,
-  O_ACCMODE,
-  O_APPEND,
-  O_RDONLY,
-  O_TRUNC,
   type Opened,
   type PosixLock,
   S_IFDIR,
   S_IFLNK,
   S_IFMT,
   S_IFREG,
-  SEEK_DATA,
-  SEEK_HOLE,
   type SetAttr,
   type StatFs,
 } from "./types.ts";
-import { FileWriter } from "./writer.ts";
-import { dirSnapshot, type OpenFile, OpenFiles, readahead } from "./_open_files.ts";
-import { checkCopy, fallocateMode, reportFailure, syncHandle } from "./_open_files.ts";
+import { dirSnapshot, OpenFiles } from "./_open_files.ts";
 import { type AtimeMode, AtimeUpdater } from "./_atime.ts";
 import { XattrMisses } from "./_xattr_misses.ts";
 import { FreeQueue } from "./_free_queue.ts";
 import { applySetAttr, permits } from "./permissions.ts";
 import { getLog } from "./log.ts";
-import { seekDataOrHole } from "./_seek.ts";
 import { TieredCache } from "./cache/mod.ts";
 import { Predictor, type PredictorOptions } from "./predict.ts";
 import type { Session } from "./session.ts";
-import { SeenVersions, SessionOpens } from "./_session_opens.ts";
+import { SessionOpens } from "./_session_opens.ts";
+import { VfsFiles } from "./_vfs_files.ts";
+import { QuotaGate } from "./_vfs_quota.ts";
 import { type VfsStats, vfsStats } from "./_vfs_stats.ts";
 
 export type { VfsStats };
@@ -69,6 +62,11 @@ export interface VfsOptions extends DataOptions {
   session?: Session;
   /** How reads change atime (`core/_atime.ts`; default `noatime`). */
   atimeMode?: AtimeMode;
+  /**
+   * Write nothing to the metadata by itself: no cleanup at open, no atime updates, no recorded
+   * access patterns (for `-o ro`, with `readOnlyOps` of `core/tenant_ops.ts` refusing changes).
+   */
+  readOnly?: boolean;
 }
 
 const log = getLog("vfs");
@@ -89,14 +87,9 @@ export class Vfs implements FsOps {
   readonly #locks: HandleLocks;
   /** Predictive prefetch, unless turned off with `predict: false`. */
   readonly predictor: Predictor | undefined;
-  readonly #open = new OpenFiles();
-  /** Inodes whose last link went while open: delete them at their last close. */
-  readonly #maybeSustained = new Set<Ino>();
+  readonly #files: VfsFiles;
+  readonly #quota: QuotaGate;
   readonly #xattrMisses = new XattrMisses();
-  /** What this mount saw of each file at its last open, for close-to-open coherence. */
-  readonly #seen = new SeenVersions();
-  /** The opens recorded in the session, with one. */
-  readonly #opens: SessionOpens | undefined;
   readonly #session: Session | undefined;
   readonly #onError: (err: unknown) => void;
   readonly #atime: AtimeUpdater | undefined;
@@ -111,15 +104,27 @@ export class Vfs implements FsOps {
     this.#freeQueue = new FreeQueue(this.data, this.#onError);
     this.locks = options.locks ?? new LocalLocks();
     this.#locks = new HandleLocks(this.locks);
-    const atime = options.atimeMode ?? "noatime";
+    const atime = options.readOnly ? "noatime" : options.atimeMode ?? "noatime";
     this.#atime = atime === "noatime" ? undefined : new AtimeUpdater(meta, atime);
-    this.predictor = options.predict === false
+    this.predictor = options.predict === false || options.readOnly
       ? undefined
       : new Predictor(meta, this.data, options.predict ?? {});
     const session = this.#session = options.session;
-    if (session) {
-      this.#opens = new SessionOpens(meta, session, this.#freeQueue, this.#onError, this.#open);
-    }
+    const open = new OpenFiles();
+    const opens = session
+      ? new SessionOpens(meta, session, this.#freeQueue, this.#onError, open)
+      : undefined;
+    const parts = {
+      meta,
+      data: this.data,
+      freeQueue: this.#freeQueue,
+      locks: this.#locks,
+      xattrMisses: this.#xattrMisses,
+      atime: this.#atime,
+      predictor: this.predictor,
+    };
+    this.#files = new VfsFiles(parts, open, opens);
+    this.#quota = new QuotaGate(meta);
   }
 
   /** This mount's session id, with a session. */
@@ -143,11 +148,11 @@ export class Vfs implements FsOps {
     }
     const vfs = new Vfs(meta, store, options);
     try {
-      for (const ino of await meta.listSustained()) {
+      for (const ino of options.readOnly ? [] : await meta.listSustained()) {
         const { freed } = await meta.deleteSustained(ino);
         await vfs.data.deleteSlices(freed);
       }
-      await vfs.data.collectGarbage();
+      if (!options.readOnly) await vfs.data.collectGarbage();
       await options.session?.start();
     } catch (err) {
       await vfs.data.close();
@@ -156,54 +161,14 @@ export class Vfs implements FsOps {
     return vfs;
   }
 
-  // ---- helpers ----
-
-  #writer(ino: Ino, of: OpenFile): FileWriter {
-    return of.writer ??= new FileWriter(ino, this.data, (attr, freed) => {
-      of.size = attr.size;
-      this.#seen.changedHere(attr);
-      this.#freeQueue.add(freed);
-    }, () => this.#open.dropped(ino));
-  }
-
-  #withPending(a: Attr): Attr {
-    const w = this.#open.file(a.ino)?.writer;
-    if (!w?.dirty && this.#seen.changedElsewhere(a)) this.#changedElsewhere(a.ino);
-    if (w?.dirty) {
-      if (w.pendingEnd > a.size) a.size = w.pendingEnd;
-      if (w.mtime) a.mtime = a.ctime = w.mtime;
-      if (a.allocated !== undefined) a.allocated = Math.min(a.size, a.allocated + w.pendingBytes);
-    }
-    return a;
-  }
-
-  /** Forgets what this mount cached of `ino`, changed on another mount (and the size of `of`). */
-  #changedElsewhere(ino: Ino, of?: OpenFile, size?: number): void {
-    this.data.invalidate(ino);
-    this.#xattrMisses.forgetIno(ino);
-    if (of && size !== undefined && !of.writer?.dirty) of.size = size;
-  }
-
-  async #flushIno(ino: Ino): Promise<void> {
-    const w = this.#open.file(ino)?.writer;
-    if (w) await w.flush();
-  }
-
-  #sizeChanged(a: Attr): void {
-    const of = this.#open.file(a.ino);
-    if (of) of.size = a.size;
-    this.data.invalidate(a.ino);
-    this.#seen.changedHere(a);
-  }
-
   // ---- FsOps: documented there (deno doc takes a method's documentation from the interface) ----
 
   async lookup(_ctx: Ctx, parent: Ino, name: Name): Promise<Attr> {
-    return this.#withPending(await this.meta.lookup(parent, name));
+    return this.#files.withPending(await this.meta.lookup(parent, name));
   }
 
   async getattr(_ctx: Ctx, ino: Ino): Promise<Attr> {
-    return this.#withPending(await this.meta.getattr(ino));
+    return this.#files.withPending(await this.meta.getattr(ino));
   }
 
   async setattr(ctx: Ctx, ino: Ino, set: SetAttr): Promise<Attr> {
@@ -213,20 +178,20 @@ export class Vfs implements FsOps {
       if ((a.mode & S_IFMT) !== S_IFREG) throw new FsError(Errno.EINVAL);
       if (set.size < 0) throw new FsError(Errno.EINVAL);
       if (set.size > Number.MAX_SAFE_INTEGER / 2) throw new FsError(Errno.EFBIG);
-      await this.#flushIno(ino);
+      await this.#files.flushIno(ino);
       const { attr, freed } = await this.meta.truncate(ino, set.size, now());
-      this.#sizeChanged(attr);
+      this.#files.sizeChanged(attr);
       this.#freeQueue.add(freed);
     }
     const needsChange = set.mode !== undefined || set.uid !== undefined ||
       set.gid !== undefined || set.atime !== undefined || set.mtime !== undefined ||
       set.ctime !== undefined;
-    if (!needsChange) return this.#withPending(await this.meta.getattr(ino));
-    const w = this.#open.file(ino)?.writer;
+    if (!needsChange) return this.#files.withPending(await this.meta.getattr(ino));
+    const w = this.#files.open.file(ino)?.writer;
     if (w?.dirty && set.mtime !== undefined) await w.flush(); // an explicit mtime wins
     const attr = await this.meta.update(ino, (a) => applySetAttr(ctx, a, set));
-    this.#seen.changedHere(attr);
-    return this.#withPending(attr);
+    this.#files.seen.changedHere(attr);
+    return this.#files.withPending(attr);
   }
 
   readlink(_ctx: Ctx, ino: Ino): Promise<Name> {
@@ -246,8 +211,9 @@ export class Vfs implements FsOps {
   }
 
   async unlink(_ctx: Ctx, parent: Ino, name: Name): Promise<void> {
-    const { attr, freed } = await this.meta.unlink(parent, name, this.#open.isOpen);
-    if (attr.nlink === 0 && this.#open.file(attr.ino)) this.#maybeSustained.add(attr.ino);
+    const files = this.#files;
+    const { attr, freed } = await this.meta.unlink(parent, name, files.open.isOpen);
+    if (attr.nlink === 0 && files.open.file(attr.ino)) files.maybeSustained.add(attr.ino);
     this.data.invalidate(attr.ino);
     this.#freeQueue.add(freed);
   }
@@ -276,151 +242,58 @@ export class Vfs implements FsOps {
       newParent,
       newName,
       flags,
-      this.#open.isOpen,
+      this.#files.open.isOpen,
       ctx,
     );
-    if (replaced !== undefined) this.#maybeSustained.add(replaced);
+    if (replaced !== undefined) this.#files.maybeSustained.add(replaced);
     this.#freeQueue.add(freed);
   }
 
   async link(_ctx: Ctx, ino: Ino, newParent: Ino, newName: Name): Promise<Attr> {
-    return this.#withPending(await this.meta.link(ino, newParent, newName));
+    return this.#files.withPending(await this.meta.link(ino, newParent, newName));
   }
 
-  async open(_ctx: Ctx, ino: Ino, flags: number): Promise<Opened> {
-    // Close-to-open: fresh attributes (recorded in the session at the first open here); the
-    // kernel keeps its pages only if the file did not change since this mount saw it.
-    const of = this.#open.file(ino);
-    let a = await (this.#opens?.open(ino, of !== undefined) ?? this.meta.getattr(ino));
-    const keep = this.#seen.opened(a);
-    if (!keep) this.#changedElsewhere(ino, of, a.size);
-    try {
-      a = await this.#truncateAtOpen(a, flags);
-    } catch (err) {
-      if (!of) await this.#opens?.closed(ino, false); // no handle: forget the open recorded
-      throw err;
-    }
-    if ((a.mode & S_IFMT) === S_IFREG && (flags & O_ACCMODE) !== 1) this.predictor?.onOpen(ino);
-    const opened = this.#open.openFile(ino, flags, a.size, keep);
-    if (!keep) opened.attrStale = true;
-    return opened;
+  open(_ctx: Ctx, ino: Ino, flags: number): Promise<Opened> {
+    return this.#files.openFile(ino, flags);
   }
 
-  /** The checks and `O_TRUNC` of an open of `a`; returns the attributes after. */
-  async #truncateAtOpen(a: Attr, flags: number): Promise<Attr> {
-    const ino = a.ino;
-    if (isDir(a)) {
-      if ((flags & O_ACCMODE) !== O_RDONLY) throw new FsError(Errno.EISDIR);
-    } else if ((flags & O_TRUNC) && (flags & O_ACCMODE) !== O_RDONLY && a.size > 0) {
-      if ((a.mode & S_IFMT) === S_IFREG) {
-        await this.#flushIno(ino);
-        const r = await this.meta.truncate(ino, 0, now());
-        a = r.attr;
-        this.#sizeChanged(a);
-        this.#freeQueue.add(r.freed);
-      }
-    }
-    return a;
-  }
-
-  async create(
+  create(
     ctx: Ctx,
     parent: Ino,
     name: Name,
     mode: number,
     flags: number,
   ): Promise<{ attr: Attr; opened: Opened }> {
-    const mode2 = S_IFREG | (mode & 0o7777);
-    const attr = await this.meta.mknod(ctx, parent, name, mode2, 0, undefined, this.#opens?.sid);
-    this.#xattrMisses.created(attr.ino);
-    this.#seen.opened(attr);
-    return { attr, opened: this.#open.openFile(attr.ino, flags, 0) };
+    return this.#files.create(ctx, parent, name, mode, flags);
   }
 
-  async read(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Promise<Uint8Array> {
-    const h = this.#open.handle(fh, ino);
-    await this.#atime?.touched(ino, h);
-    const of = this.#open.file(ino);
-    if (!of) throw new FsError(Errno.EBADF);
-    const w = of.writer;
-    const fileSize = Math.max(of.size, w?.dirty ? w.pendingEnd : 0);
-    const end = Math.min(offset + size, fileSize);
-    if (end <= offset) return new Uint8Array(0);
-    const pending = w?.dirty ? w.snapshot() : undefined;
-    readahead(this.data, h, ino, offset, end, fileSize);
-    this.predictor?.onRead(ino, offset, end - offset);
-    if (!pending) {
-      // Within one cached block: reply straight from it, no copy (the block never changes).
-      const view = await this.data.readView(ino, offset, end - offset);
-      if (view) return view;
-    }
-    const out = new Uint8Array(end - offset);
-    await this.data.readCommitted(ino, offset, end - offset, out);
-    if (pending) w!.overlay(offset, out, pending);
-    return out;
+  read(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, size: number): Promise<Uint8Array> {
+    return this.#files.read(ino, fh, offset, size);
   }
 
   /** `write` copies the data into its pending slices before it awaits anything. */
   readonly copiesWriteData = true;
 
-  async write(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Uint8Array): Promise<number> {
-    const h = this.#open.handle(fh, ino);
-    if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError(Errno.EBADF);
-    this.#locks.writable(fh);
-    const of = this.#open.file(ino)!;
-    const w = this.#writer(ino, of);
-    reportFailure(h, w, "write");
-    if (h.flags & O_APPEND) offset = Math.max(of.size, w.dirty ? w.pendingEnd : 0);
-    if (offset + data.byteLength > Number.MAX_SAFE_INTEGER / 2) throw new FsError(Errno.EFBIG);
-    await w.write(offset, data);
-    reportFailure(h, w, "write"); // dropped while it waited for uploads
-    return data.byteLength;
+  write(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, data: Uint8Array): Promise<number> {
+    return this.#files.write(ino, fh, offset, data, (i, c, e) => this.#quota.check(i, c, e));
   }
 
-  async flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner: bigint): Promise<void> {
-    const h = this.#open.handle(fh, ino);
-    await this.#locks.flush(ino, lockOwner);
-    await syncHandle(h, this.#open.file(ino)?.writer, "close");
+  flush(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner: bigint): Promise<void> {
+    return this.#files.flush(ino, fh, lockOwner);
   }
 
-  async release(
-    _ctx: Ctx,
-    ino: Ino,
-    fh: Fh,
-    lockOwner: bigint,
-    flockRelease: boolean,
-  ): Promise<void> {
-    this.#open.handle(fh, ino);
-    this.#open.closeHandle(fh);
-    await this.#locks.release(ino, fh, lockOwner, flockRelease);
-    const of = this.#open.file(ino);
-    if (!of) return;
-    try {
-      await of.writer?.flush();
-    } finally {
-      if (--of.opens <= 0 && !of.writer?.dirty) {
-        this.#open.closeFile(ino);
-        const unlinkedHere = this.#maybeSustained.delete(ino);
-        if (unlinkedHere) this.data.invalidate(ino);
-        if (this.#opens) {
-          await this.#opens.closed(ino, unlinkedHere);
-        } else if (unlinkedHere) {
-          const { freed } = await this.meta.deleteSustained(ino);
-          this.#freeQueue.add(freed);
-        }
-      }
-    }
+  release(_ctx: Ctx, ino: Ino, fh: Fh, lockOwner: bigint, flockRelease: boolean): Promise<void> {
+    return this.#files.release(ino, fh, lockOwner, flockRelease);
   }
 
-  async fsync(_ctx: Ctx, ino: Ino, fh: Fh, _datasync: boolean): Promise<void> {
-    this.#locks.writable(fh);
-    await syncHandle(this.#open.handle(fh, ino), this.#open.file(ino)?.writer, "sync");
+  fsync(_ctx: Ctx, ino: Ino, fh: Fh, _datasync: boolean): Promise<void> {
+    return this.#files.fsync(ino, fh);
   }
 
   async opendir(_ctx: Ctx, ino: Ino, _flags: number): Promise<Opened> {
     const a = await this.meta.getattr(ino);
     if (!isDir(a)) throw new FsError(Errno.ENOTDIR);
-    return this.#open.openDir(ino);
+    return this.#files.open.openDir(ino);
   }
 
   async readdir(
@@ -431,7 +304,7 @@ export class Vfs implements FsOps {
     limit: number,
     plus: boolean,
   ): Promise<DirEntry[]> {
-    const h = this.#open.handle(fh, ino);
+    const h = this.#files.open.handle(fh, ino);
     if (!h.dir) throw new FsError(Errno.ENOTDIR);
     // A snapshot per handle keeps offsets stable while entries come and go.
     if (offset === 0) await this.#atime?.touched(ino, h);
@@ -442,13 +315,13 @@ export class Vfs implements FsOps {
     const out: DirEntry[] = [];
     page.forEach((e, i) => {
       const a = attrs[i];
-      if (a) out.push({ ...e, attr: this.#withPending(a) });
+      if (a) out.push({ ...e, attr: this.#files.withPending(a) });
     });
     return out;
   }
 
   releasedir(_ctx: Ctx, _ino: Ino, fh: Fh): Promise<void> {
-    this.#open.closeHandle(fh);
+    this.#files.open.closeHandle(fh);
     return Promise.resolve();
   }
 
@@ -456,8 +329,8 @@ export class Vfs implements FsOps {
     return Promise.resolve(); // every metadata change is committed when its request returns
   }
 
-  statfs(): Promise<StatFs> {
-    return this.meta.statfs();
+  statfs(_ctx: Ctx, ino: Ino): Promise<StatFs> {
+    return this.meta.statfs(ino); // the nearest quota's limits, if any
   }
 
   setxattr(_ctx: Ctx, ino: Ino, name: Name, value: Uint8Array, flags: number): Promise<void> {
@@ -515,7 +388,7 @@ export class Vfs implements FsOps {
     return this.#locks.lost(sessionId);
   }
 
-  async fallocate(
+  fallocate(
     _ctx: Ctx,
     ino: Ino,
     fh: Fh,
@@ -523,15 +396,10 @@ export class Vfs implements FsOps {
     offset: number,
     length: number,
   ): Promise<void> {
-    const { punch, keep } = fallocateMode(this.#open.handle(fh, ino), mode, offset, length);
-    this.#locks.writable(fh);
-    await this.#flushIno(ino);
-    const { attr, freed } = await this.meta.fallocate(ino, offset, length, punch, keep);
-    this.#sizeChanged(attr);
-    this.#freeQueue.add(freed);
+    return this.#files.fallocate(ino, fh, mode, offset, length);
   }
 
-  async copyFileRange(
+  copyFileRange(
     _ctx: Ctx,
     inoIn: Ino,
     fhIn: Fh,
@@ -542,23 +410,11 @@ export class Vfs implements FsOps {
     length: number,
     flags: number,
   ): Promise<number> {
-    checkCopy(this.#open.handle(fhIn, inoIn), this.#open.handle(fhOut, inoOut), flags);
-    this.#locks.writable(fhOut);
-    await this.#flushIno(inoIn);
-    await this.#flushIno(inoOut);
-    const { copied, attr, freed } = await this.meta.copyRange(inoIn, offIn, inoOut, offOut, length);
-    this.#sizeChanged(attr);
-    this.#freeQueue.add(freed);
-    return copied;
+    return this.#files.copyFileRange(inoIn, fhIn, offIn, inoOut, fhOut, offOut, length, flags);
   }
 
-  async lseek(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, whence: number): Promise<number> {
-    this.#open.handle(fh, ino);
-    if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new FsError(Errno.EINVAL);
-    await this.#flushIno(ino);
-    const a = await this.meta.getattr(ino);
-    if (offset < 0 || offset >= a.size) throw new FsError(Errno.ENXIO);
-    return seekDataOrHole(this.data, ino, a.size, offset, whence);
+  lseek(_ctx: Ctx, ino: Ino, fh: Fh, offset: number, whence: number): Promise<number> {
+    return this.#files.lseek(ino, fh, offset, whence);
   }
 
   async destroy(): Promise<void> {
@@ -566,12 +422,8 @@ export class Vfs implements FsOps {
   }
 
   /** Commits every pending write of every open file. */
-  async flushAll(): Promise<void> {
-    const errors: unknown[] = [];
-    for (const of of this.#open.files()) {
-      await of.writer?.flush().catch((e) => errors.push(e));
-    }
-    if (errors.length) throw errors[0];
+  flushAll(): Promise<void> {
+    return this.#files.flushAll();
   }
 
   /** Flushes everything and waits for background deletions; idempotent. */
@@ -581,7 +433,7 @@ export class Vfs implements FsOps {
     try {
       await this.predictor?.close();
       await this.flushAll();
-      await this.#opens?.close([...this.#open.inos()]);
+      await this.#files.opens?.close([...this.#files.open.inos()]);
       await this.#freeQueue.idle();
       await this.#session?.close();
     } finally {
@@ -595,6 +447,6 @@ export class Vfs implements FsOps {
    * predictor's, and for a tiered cache its tiers and hottest files (`core/_vfs_stats.ts`).
    */
   stats(): VfsStats {
-    return vfsStats(this.data, this.predictor, this.#open);
+    return vfsStats(this.data, this.predictor, this.#files.open);
   }
 }

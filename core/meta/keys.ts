@@ -34,6 +34,8 @@
  * | `L<ino:8>F<lk:16>`    | a `flock` of `ino`              | type, pid (`kv_locks.ts`)         |
  * | `L<ino:8>P`           | guard of `ino`'s POSIX locks    | one byte 1                        |
  * | `L<ino:8>P<lk:16>`    | POSIX record locks on `ino`     | pid, ranges (`kv_locks.ts`)       |
+ * | `Q<ino:8>L`           | the quota of directory `ino`    | JSON limits (`quotas.ts`)         |
+ * | `Q<ino:8>U`           | what that quota's tree uses     | JSON usage (`quotas.ts`)          |
  *
  * Counters and sizes are f64 (`encodeNum`); the attribute record is 84 bytes; an entry is the type
  * (mode >> 12) in a byte and the inode as f64; a chunk holds 24-byte slice records oldest first
@@ -178,6 +180,14 @@ export const lockPrefix = "L";
 export const flockPrefix = (ino: Ino): string => "L" + u64(ino) + "F";
 /** The POSIX lock records of `ino`. */
 export const plockPrefix = (ino: Ino): string => "L" + u64(ino) + "P";
+/** Every quota record. */
+export const quotaPrefix = "Q";
+/** The limits of the quota on directory `ino`. */
+export const quotaLimitKey = (ino: Ino): string => "Q" + u64(ino) + "L";
+/** The usage of the quota on directory `ino`. */
+export const quotaUsageKey = (ino: Ino): string => "Q" + u64(ino) + "U";
+/** The directory of a quota key. */
+export const quotaInoOf = (key: string): Ino => readU64(key, 1) as Ino;
 /** Encodes a u64 `bigint` (a kernel lock owner) as 8 big-endian byte chars. */
 export function u64big(n: bigint): string {
   const v = BigInt.asUintN(64, n);

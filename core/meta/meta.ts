@@ -23,7 +23,9 @@ import {
   type Ctx,
   type Ino,
   type Name,
+  nameFromText,
   RENAME_WHITEOUT,
+  ROOT_INO,
   type SliceId,
   type StatFs,
   type Timespec,
@@ -44,6 +46,8 @@ import * as reclaim from "./reclaim.ts";
 import * as patterns from "./patterns.ts";
 import * as sessions from "./sessions.ts";
 import type { PatternEntry } from "./patterns.ts";
+import * as quotas from "./quotas.ts";
+import type { QuotaCheck, QuotaInfo, QuotaLimits } from "./quotas.ts";
 
 /** Ids taken from a counter per transaction. */
 const ID_BATCH = 256;
@@ -131,6 +135,19 @@ export class Meta {
   /** Looks `name` up in directory `parent` (`.` and `..` included). */
   lookup(parent: Ino, name: Name): Promise<Attr> {
     return this.kv.txn((tx) => ns.lookup(tx, parent, name), { readOnly: true });
+  }
+
+  /**
+   * The attributes of the inode at `path` (UTF-8 text, `/`-separated, from the root; `/` is the
+   * root): `ENOENT` if a component is missing, `ENOTDIR` if one is not a directory.
+   */
+  resolve(path: string): Promise<Attr> {
+    const names = path.split("/").filter((n) => n !== "" && n !== ".").map(nameFromText);
+    return this.kv.txn(async (tx) => {
+      let a = await getAttr(tx, ROOT_INO);
+      for (const n of names) a = await ns.lookup(tx, a.ino, n);
+      return a;
+    }, { readOnly: true });
   }
 
   /**
@@ -388,22 +405,73 @@ export class Meta {
     return this.kv.txn((tx) => reclaim.usage(tx), { readOnly: true });
   }
 
-  /** `statfs(2)`: the capacity and inode limit of the format against the usage, in 4 KiB blocks. */
-  async statfs(): Promise<StatFs> {
+  /**
+   * `statfs(2)`: the capacity and inode limit of the format against the usage, in 4 KiB blocks;
+   * for `dir` under a quota, the nearest quota's limits and usage instead (a limit it lacks is
+   * the volume's).
+   */
+  async statfs(dir?: Ino): Promise<StatFs> {
     const f = this.format;
     const u = await this.usage();
+    let cap = f.capacity, used = u.space, files = f.inodes, usedFiles = u.inodes;
+    const q = dir === undefined ? undefined : (await this.quotasOf(dir))[0];
+    if (q?.capacity != null) [cap, used] = [q.capacity, q.usedSpace];
+    if (q?.inodes != null) [files, usedFiles] = [q.inodes, q.usedInodes];
     const bsize = 4096;
-    const total = Math.floor(f.capacity / bsize);
-    const free = Math.max(0, total - Math.ceil(u.space / bsize));
+    const total = Math.floor(cap / bsize);
+    const free = Math.max(0, total - Math.ceil(used / bsize));
     return {
       blockSize: bsize,
       totalBlocks: total,
       freeBlocks: free,
       availBlocks: free,
-      totalFiles: f.inodes,
-      freeFiles: Math.max(0, f.inodes - u.inodes),
+      totalFiles: files,
+      freeFiles: Math.max(0, files - usedFiles),
       nameMax: 255,
     };
+  }
+
+  /** Whether the volume has any directory quota. */
+  hasQuotas(): Promise<boolean> {
+    return this.kv.txn((tx) => quotas.anyQuota(tx), { readOnly: true });
+  }
+
+  /** The quotas above directory `dir` (its own included), nearest first. */
+  quotasOf(dir: Ino): Promise<QuotaInfo[]> {
+    return this.kv.txn((tx) => quotas.quotasOf(tx, dir), { readOnly: true });
+  }
+
+  /** The quotas a change of the non-directory `ino` counts against, nearest first. */
+  quotasOfFile(ino: Ino): Promise<QuotaInfo[]> {
+    return this.kv.txn(async (tx) => {
+      const a = await getAttr(tx, ino);
+      return await quotas.quotasOf(tx, a.parent);
+    }, { readOnly: true });
+  }
+
+  /** Sets the quota of directory `dir` (a new one's usage from a walk of its tree). */
+  setQuota(dir: Ino, limits: Partial<QuotaLimits>): Promise<QuotaInfo> {
+    return this.kv.txn((tx) => quotas.setQuota(tx, dir, limits));
+  }
+
+  /** The quota of `dir`, if any. */
+  getQuota(dir: Ino): Promise<QuotaInfo | undefined> {
+    return this.kv.txn((tx) => quotas.getQuota(tx, dir), { readOnly: true });
+  }
+
+  /** Every quota of the volume. */
+  listQuotas(): Promise<QuotaInfo[]> {
+    return this.kv.txn((tx) => quotas.listQuotas(tx), { readOnly: true });
+  }
+
+  /** Deletes the quota of `dir`; false if it had none. */
+  deleteQuota(dir: Ino): Promise<boolean> {
+    return this.kv.txn((tx) => quotas.deleteQuota(tx, dir));
+  }
+
+  /** Walks the tree of `dir`'s quota against its kept usage; `repair` stores the walked one. */
+  checkQuota(dir: Ino, repair: boolean): Promise<QuotaCheck | undefined> {
+    return this.kv.txn((tx) => quotas.checkQuota(tx, dir, repair), { readOnly: !repair });
   }
 
   /** Every chunk of a file with its slice records (for `slayerfs info`). */

@@ -17,5 +17,6 @@ export {
 } from "./slices.ts";
 export type { FullChunk } from "./slice_reads.ts";
 export type { PatternEntry } from "./patterns.ts";
+export type { QuotaCheck, QuotaInfo, QuotaLimits, QuotaUsage } from "./quotas.ts";
 export type { SessionInfo, SessionRecord } from "./sessions.ts";
 export { KvLocks, type KvLocksOptions, listLocks, releaseSessionLocks } from "./kv_locks.ts";

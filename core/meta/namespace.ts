@@ -52,6 +52,7 @@ import {
 import { bump, dirAttr, getAttr, getEntry, isDir, now, putAttr } from "./_inode.ts";
 import type { FreedSlice, Freeing, WithAttr } from "./slices.ts";
 import { dropInode, sustain } from "./reclaim.ts";
+import { charge, moveCharge, quotaChain, sameQuotas, usageOf } from "./quotas.ts";
 import { openedAnywhere, recordOpen } from "./sessions.ts";
 
 /** A directory listing entry. */
@@ -213,6 +214,7 @@ export async function mknod(tx: KvTxn, node: NewNode): Promise<Attr> {
   const p = await dirAttr(tx, parent);
   if (p.nlink === 0) throw new FsError(Errno.ENOENT, "Directory was removed");
   if (await tx.get(entryKey(parent, name))) throw new FsError(Errno.EEXIST);
+  await charge(tx, parent, 0, 1, true);
   const type = mode & S_IFMT;
   const t = now();
   let perm = mode & 0o7777;
@@ -232,7 +234,7 @@ export async function mknod(tx: KvTxn, node: NewNode): Promise<Attr> {
     atime: t,
     mtime: t,
     ctime: t,
-    parent: type === S_IFDIR ? parent : 0 as Ino,
+    parent, // the directory holding it, for quotas (`quotas.ts`)
   };
   putAttr(tx, a);
   if (target !== undefined) {
@@ -264,6 +266,7 @@ export async function readlink(tx: KvTxn, ino: Ino): Promise<Name> {
 async function unlinkInode(
   tx: KvTxn,
   a: Attr,
+  from: Ino,
   isOpen: (ino: Ino) => boolean,
   freed: FreedSlice[],
   t: Timespec,
@@ -271,8 +274,14 @@ async function unlinkInode(
   a.nlink--;
   a.ctime = t;
   if (a.nlink > 0) {
+    // Another link holds it, under the same quotas (`link`): the nearest quota stands for it.
+    if (a.parent === from) a.parent = (await quotaChain(tx, from))[0] ?? 0 as Ino;
     putAttr(tx, a);
   } else if (isOpen(a.ino) || await openedAnywhere(tx, a.ino)) {
+    // Out of every quota now; the volume counts it until its last close.
+    const u = usageOf(a);
+    await charge(tx, a.parent, -u.space, -u.inodes, false);
+    a.parent = 0 as Ino;
     putAttr(tx, a);
     sustain(tx, a.ino);
   } else {
@@ -295,7 +304,7 @@ export async function unlink(
   if (isDir(a)) throw new FsError(Errno.EISDIR, `"${name}" is a directory`);
   const t = now();
   tx.delete(entryKey(parent, name));
-  await unlinkInode(tx, a, isOpen, freed, t);
+  await unlinkInode(tx, a, parent, isOpen, freed, t);
   p.mtime = p.ctime = t;
   putAttr(tx, p);
   return { attr: a, freed };
@@ -329,6 +338,23 @@ async function isUnder(tx: KvTxn, ino: Ino, ancestor: Ino): Promise<boolean> {
     cur = (await getAttr(tx, cur)).parent;
   }
   throw new FsError(Errno.ELOOP, "Directory tree too deep");
+}
+
+/**
+ * Moves the quota usage of `a`, renamed from directory `from` to `to`: a directory or a file with
+ * other links may not change quotas (`EXDEV`: `mv` copies instead); a file's usage moves, or
+ * `EDQUOT`.
+ */
+async function moveQuotas(tx: KvTxn, a: Attr, from: Ino, to: Ino): Promise<void> {
+  if (isDir(a) || a.nlink > 1) {
+    if (!await sameQuotas(tx, from, to)) {
+      throw new FsError(Errno.EXDEV, "Cannot move a directory or hard link between quotas");
+    }
+    if (!isDir(a) && a.parent === from) a.parent = to;
+    return;
+  }
+  await moveCharge(tx, a, a.parent === 0 ? 0 as Ino : from, to);
+  a.parent = to;
 }
 
 /** What {@linkcode rename} is asked to do. */
@@ -395,6 +421,11 @@ export async function rename(
       }
     }
   }
+  if (parent !== newParent) {
+    await moveQuotas(tx, src, parent, newParent);
+    if (exchange && dst && dst !== src) await moveQuotas(tx, dst, newParent, parent);
+  }
+  if (whiteout) await charge(tx, parent, 0, 1, true);
   let replaced: Ino | undefined;
   // Write the new entries.
   tx.set(entryKey(newParent, newName), encodeEntry(src.mode & S_IFMT, src.ino));
@@ -413,7 +444,7 @@ export async function rename(
       atime: t,
       mtime: t,
       ctime: t,
-      parent: 0 as Ino,
+      parent,
     };
     putAttr(tx, wo);
     tx.set(entryKey(parent, name), encodeEntry(S_IFCHR, wo.ino));
@@ -440,7 +471,7 @@ export async function rename(
       dp.nlink--;
       await dropInode(tx, dst, freed);
     } else {
-      await unlinkInode(tx, dst, isOpen, freed, t);
+      await unlinkInode(tx, dst, newParent, isOpen, freed, t);
       replaced = dst.ino;
     }
   }
@@ -462,6 +493,9 @@ export async function link(tx: KvTxn, ino: Ino, newParent: Ino, newName: Name): 
   if (a.nlink === 0) throw new FsError(Errno.ENOENT, "Inode was removed");
   if (a.nlink >= 0xffff_fff0) throw new FsError(Errno.EMLINK);
   if (await tx.get(entryKey(newParent, newName))) throw new FsError(Errno.EEXIST);
+  if (!await sameQuotas(tx, a.parent, newParent)) {
+    throw new FsError(Errno.EXDEV, "Cannot hard-link across quotas");
+  }
   const t = now();
   tx.set(entryKey(newParent, newName), encodeEntry(a.mode & S_IFMT, ino));
   a.nlink++;

@@ -12,7 +12,7 @@
  */
 
 import type { KvTxn } from "../kv.ts";
-import { type Attr, type Ino, S_IFMT, S_IFREG, type SliceId } from "../types.ts";
+import { type Attr, type Ino, S_IFDIR, S_IFMT, S_IFREG, type SliceId } from "../types.ts";
 import { decodeRecords, type SliceRecord } from "../slice.ts";
 import { decodeAttr, decodeGarbage, decodeNum } from "./_codec.ts";
 import {
@@ -33,6 +33,7 @@ import {
 } from "./keys.ts";
 import { bump, spaceOf } from "./_inode.ts";
 import { type FreedSlice, type Freeing, unref } from "./slices.ts";
+import { charge, deleteQuota, usageOf } from "./quotas.ts";
 
 /** Removes everything of an inode whose last link is gone; adds its freed slices to `freed`. */
 export async function dropInode(tx: KvTxn, a: Attr, freed: FreedSlice[]): Promise<void> {
@@ -53,6 +54,9 @@ export async function dropInode(tx: KvTxn, a: Attr, freed: FreedSlice[]): Promis
     await bump(tx, keyUsedSpace, -spaceOf(a.size));
   }
   await bump(tx, keyUsedInodes, -1);
+  const u = usageOf(a);
+  await charge(tx, a.parent, -u.space, -u.inodes, false);
+  if ((a.mode & S_IFMT) === S_IFDIR) await deleteQuota(tx, ino); // the quota goes with it
 }
 
 /** Marks `ino`, unlinked while open, to be deleted at its last close (or the next mount). */

@@ -50,6 +50,15 @@ import {
   sliceKey,
 } from "./keys.ts";
 import { bump, getAttr, now, putAttr, spaceOf } from "./_inode.ts";
+import { charge } from "./quotas.ts";
+
+/** Counts a change of `a`'s space in the volume and in the quotas above it (`quotas.ts`). */
+async function chargeSpace(tx: KvTxn, a: Attr, oldSize: number, enforce: boolean): Promise<void> {
+  const delta = spaceOf(a.size) - spaceOf(oldSize);
+  if (delta === 0) return;
+  await charge(tx, a.parent, delta, 0, enforce && delta > 0);
+  await bump(tx, keyUsedSpace, delta);
+}
 
 /** A slice whose blocks may be deleted once the transaction that freed it has committed. */
 export interface FreedSlice {
@@ -307,7 +316,7 @@ export async function commitSlices(
   if (length > a.size) a.size = length;
   if (mtime) a.mtime = a.ctime = mtime;
   putCounted(tx, a, gained);
-  await bump(tx, keyUsedSpace, spaceOf(a.size) - spaceOf(oldSize));
+  await chargeSpace(tx, a, oldSize, false); // acknowledged writes: Vfs.write checked the quota
   return { attr: a, freed };
 }
 
@@ -333,7 +342,7 @@ export async function truncate(
   a.size = size;
   a.mtime = a.ctime = t;
   putCounted(tx, a, gained);
-  await bump(tx, keyUsedSpace, spaceOf(size) - spaceOf(oldSize));
+  await chargeSpace(tx, a, oldSize, true);
   return { attr: a, freed };
 }
 
@@ -419,8 +428,9 @@ export async function fallocate(
   } else {
     gained = len; // allocated, as far as the size goes
     if (!keepSize && off + len > a.size) {
-      await bump(tx, keyUsedSpace, spaceOf(off + len) - spaceOf(a.size));
+      const oldSize = a.size;
       a.size = off + len;
+      await chargeSpace(tx, a, oldSize, true);
     }
   }
   a.mtime = a.ctime = t;
@@ -527,6 +537,6 @@ export async function copyRange(
   dst.size = Math.max(dst.size, offOut + n);
   dst.mtime = dst.ctime = t;
   putCounted(tx, dst, gained);
-  await bump(tx, keyUsedSpace, spaceOf(dst.size) - spaceOf(oldSize));
+  await chargeSpace(tx, dst, oldSize, true);
   return { copied: n, attr: dst, freed };
 }

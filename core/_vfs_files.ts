@@ -1,0 +1,323 @@
+/**
+ * The file I/O half of a `Vfs` (`vfs.ts`): opening, creating, reading, writing, flushing,
+ * releasing and syncing files, `fallocate`, `copy_file_range` and `lseek`, over the open-file table
+ * (`_open_files.ts`), the writers of pending data (`writer.ts`) and close-to-open coherence
+ * (`_session_opens.ts`). The namespace, attribute and xattr operations stay in `vfs.ts`, which
+ * delegates these methods here.
+ *
+ * @module
+ */
+
+import type { DataEngine } from "./data.ts";
+import { Errno, FsError } from "./errno.ts";
+import { type Meta, now } from "./meta/mod.ts";
+import {
+  type Attr,
+  type Ctx,
+  type Fh,
+  type Ino,
+  type Name,
+  O_ACCMODE,
+  O_APPEND,
+  O_RDONLY,
+  O_TRUNC,
+  type Opened,
+  S_IFDIR,
+  S_IFMT,
+  S_IFREG,
+  SEEK_DATA,
+  SEEK_HOLE,
+} from "./types.ts";
+import { FileWriter } from "./writer.ts";
+import { type OpenFile, type OpenFiles, readahead } from "./_open_files.ts";
+import { checkCopy, fallocateMode, reportFailure, syncHandle } from "./_open_files.ts";
+import type { AtimeUpdater } from "./_atime.ts";
+import type { XattrMisses } from "./_xattr_misses.ts";
+import type { FreeQueue } from "./_free_queue.ts";
+import type { HandleLocks } from "./_vfs_locks.ts";
+import type { Predictor } from "./predict.ts";
+import { SeenVersions, type SessionOpens } from "./_session_opens.ts";
+import { seekDataOrHole } from "./_seek.ts";
+
+const isDir = (a: Attr) => (a.mode & S_IFMT) === S_IFDIR;
+
+/** What the file operations share with the rest of the `Vfs`. */
+export interface VfsParts {
+  /** The volume's metadata. */
+  meta: Meta;
+  /** The block layer. */
+  data: DataEngine<Meta>;
+  /** Deletes freed slices in the background. */
+  freeQueue: FreeQueue;
+  /** The locks of handles. */
+  locks: HandleLocks;
+  /** Remembered xattr misses. */
+  xattrMisses: XattrMisses;
+  /** Updates atime on reads (unless `noatime`). */
+  atime: AtimeUpdater | undefined;
+  /** Predictive prefetch. */
+  predictor: Predictor | undefined;
+}
+
+/** The open files of a `Vfs` and the operations on them. */
+export class VfsFiles {
+  /** The open-file table. */
+  readonly open: OpenFiles;
+  /** Inodes whose last link went while open: delete them at their last close. */
+  readonly maybeSustained = new Set<Ino>();
+  /** What this mount saw of each file at its last open, for close-to-open coherence. */
+  readonly seen = new SeenVersions();
+  /** The opens recorded in the session, with one. */
+  readonly opens: SessionOpens | undefined;
+  readonly #p: VfsParts;
+
+  /** Creates the table; `opens` gets the table to record opens in a session. */
+  constructor(p: VfsParts, open: OpenFiles, opens: SessionOpens | undefined) {
+    this.#p = p;
+    this.open = open;
+    this.opens = opens;
+  }
+
+  #writer(ino: Ino, of: OpenFile): FileWriter {
+    return of.writer ??= new FileWriter(ino, this.#p.data, (attr, freed) => {
+      of.size = attr.size;
+      this.seen.changedHere(attr);
+      this.#p.freeQueue.add(freed);
+    }, () => this.open.dropped(ino));
+  }
+
+  /** `a` with what this mount has pending for it (size, times, allocated bytes). */
+  withPending(a: Attr): Attr {
+    const w = this.open.file(a.ino)?.writer;
+    if (!w?.dirty && this.seen.changedElsewhere(a)) this.changedElsewhere(a.ino);
+    if (w?.dirty) {
+      if (w.pendingEnd > a.size) a.size = w.pendingEnd;
+      if (w.mtime) a.mtime = a.ctime = w.mtime;
+      if (a.allocated !== undefined) a.allocated = Math.min(a.size, a.allocated + w.pendingBytes);
+    }
+    return a;
+  }
+
+  /** Forgets what this mount cached of `ino`, changed on another mount (and the size of `of`). */
+  changedElsewhere(ino: Ino, of?: OpenFile, size?: number): void {
+    this.#p.data.invalidate(ino);
+    this.#p.xattrMisses.forgetIno(ino);
+    if (of && size !== undefined && !of.writer?.dirty) of.size = size;
+  }
+
+  /** Commits the pending writes of `ino`, if any. */
+  async flushIno(ino: Ino): Promise<void> {
+    const w = this.open.file(ino)?.writer;
+    if (w) await w.flush();
+  }
+
+  /** Records a size change of `a` made here. */
+  sizeChanged(a: Attr): void {
+    const of = this.open.file(a.ino);
+    if (of) of.size = a.size;
+    this.#p.data.invalidate(a.ino);
+    this.seen.changedHere(a);
+  }
+
+  /** `FsOps.open`. */
+  async openFile(ino: Ino, flags: number): Promise<Opened> {
+    // Close-to-open: fresh attributes (recorded in the session at the first open here); the
+    // kernel keeps its pages only if the file did not change since this mount saw it.
+    const of = this.open.file(ino);
+    let a = await (this.opens?.open(ino, of !== undefined) ?? this.#p.meta.getattr(ino));
+    const keep = this.seen.opened(a);
+    if (!keep) this.changedElsewhere(ino, of, a.size);
+    try {
+      a = await this.#truncateAtOpen(a, flags);
+    } catch (err) {
+      if (!of) await this.opens?.closed(ino, false); // no handle: forget the open recorded
+      throw err;
+    }
+    if ((a.mode & S_IFMT) === S_IFREG && (flags & O_ACCMODE) !== 1) this.#p.predictor?.onOpen(ino);
+    const opened = this.open.openFile(ino, flags, a.size, keep);
+    if (!keep) opened.attrStale = true;
+    return opened;
+  }
+
+  /** The checks and `O_TRUNC` of an open of `a`; returns the attributes after. */
+  async #truncateAtOpen(a: Attr, flags: number): Promise<Attr> {
+    const ino = a.ino;
+    if (isDir(a)) {
+      if ((flags & O_ACCMODE) !== O_RDONLY) throw new FsError(Errno.EISDIR);
+    } else if ((flags & O_TRUNC) && (flags & O_ACCMODE) !== O_RDONLY && a.size > 0) {
+      if ((a.mode & S_IFMT) === S_IFREG) {
+        await this.flushIno(ino);
+        const r = await this.#p.meta.truncate(ino, 0, now());
+        a = r.attr;
+        this.sizeChanged(a);
+        this.#p.freeQueue.add(r.freed);
+      }
+    }
+    return a;
+  }
+
+  /** `FsOps.create`. */
+  async create(
+    ctx: Ctx,
+    parent: Ino,
+    name: Name,
+    mode: number,
+    flags: number,
+  ): Promise<{ attr: Attr; opened: Opened }> {
+    const mode2 = S_IFREG | (mode & 0o7777);
+    const attr = await this.#p.meta.mknod(ctx, parent, name, mode2, 0, undefined, this.opens?.sid);
+    this.#p.xattrMisses.created(attr.ino);
+    this.seen.opened(attr);
+    return { attr, opened: this.open.openFile(attr.ino, flags, 0) };
+  }
+
+  /** `FsOps.read`. */
+  async read(ino: Ino, fh: Fh, offset: number, size: number): Promise<Uint8Array> {
+    const h = this.open.handle(fh, ino);
+    await this.#p.atime?.touched(ino, h);
+    const of = this.open.file(ino);
+    if (!of) throw new FsError(Errno.EBADF);
+    const w = of.writer;
+    const fileSize = Math.max(of.size, w?.dirty ? w.pendingEnd : 0);
+    const end = Math.min(offset + size, fileSize);
+    if (end <= offset) return new Uint8Array(0);
+    const pending = w?.dirty ? w.snapshot() : undefined;
+    const data = this.#p.data;
+    readahead(data, h, ino, offset, end, fileSize);
+    this.#p.predictor?.onRead(ino, offset, end - offset);
+    if (!pending) {
+      // Within one cached block: reply straight from it, no copy (the block never changes).
+      const view = await data.readView(ino, offset, end - offset);
+      if (view) return view;
+    }
+    const out = new Uint8Array(end - offset);
+    await data.readCommitted(ino, offset, end - offset, out);
+    if (pending) w!.overlay(offset, out, pending);
+    return out;
+  }
+
+  /**
+   * `FsOps.write`; a write that makes the file longer first passes `check` (quotas: the size
+   * committed and the new end), which may fail it whole.
+   */
+  async write(
+    ino: Ino,
+    fh: Fh,
+    offset: number,
+    data: Uint8Array,
+    check?: (ino: Ino, committed: number, newEnd: number) => Promise<void> | undefined,
+  ): Promise<number> {
+    const h = this.open.handle(fh, ino);
+    if ((h.flags & O_ACCMODE) === O_RDONLY) throw new FsError(Errno.EBADF);
+    this.#p.locks.writable(fh);
+    const of = this.open.file(ino)!;
+    const w = this.#writer(ino, of);
+    reportFailure(h, w, "write");
+    const end = Math.max(of.size, w.dirty ? w.pendingEnd : 0);
+    if (h.flags & O_APPEND) offset = end;
+    if (offset + data.byteLength > Number.MAX_SAFE_INTEGER / 2) throw new FsError(Errno.EFBIG);
+    if (check && offset + data.byteLength > end) {
+      const checking = check(ino, of.size, offset + data.byteLength);
+      if (checking) {
+        data = data.slice(); // the caller's buffer may not outlive an await
+        await checking;
+      }
+    }
+    await w.write(offset, data);
+    reportFailure(h, w, "write"); // dropped while it waited for uploads
+    return data.byteLength;
+  }
+
+  /** `FsOps.flush`. */
+  async flush(ino: Ino, fh: Fh, lockOwner: bigint): Promise<void> {
+    const h = this.open.handle(fh, ino);
+    await this.#p.locks.flush(ino, lockOwner);
+    await syncHandle(h, this.open.file(ino)?.writer, "close");
+  }
+
+  /** `FsOps.release`. */
+  async release(ino: Ino, fh: Fh, lockOwner: bigint, flockRelease: boolean): Promise<void> {
+    this.open.handle(fh, ino);
+    this.open.closeHandle(fh);
+    await this.#p.locks.release(ino, fh, lockOwner, flockRelease);
+    const of = this.open.file(ino);
+    if (!of) return;
+    try {
+      await of.writer?.flush();
+    } finally {
+      if (--of.opens <= 0 && !of.writer?.dirty) {
+        this.open.closeFile(ino);
+        const unlinkedHere = this.maybeSustained.delete(ino);
+        if (unlinkedHere) this.#p.data.invalidate(ino);
+        if (this.opens) {
+          await this.opens.closed(ino, unlinkedHere);
+        } else if (unlinkedHere) {
+          const { freed } = await this.#p.meta.deleteSustained(ino);
+          this.#p.freeQueue.add(freed);
+        }
+      }
+    }
+  }
+
+  /** `FsOps.fsync`. */
+  async fsync(ino: Ino, fh: Fh): Promise<void> {
+    this.#p.locks.writable(fh);
+    await syncHandle(this.open.handle(fh, ino), this.open.file(ino)?.writer, "sync");
+  }
+
+  /** `FsOps.fallocate`. */
+  async fallocate(ino: Ino, fh: Fh, mode: number, offset: number, length: number): Promise<void> {
+    const { punch, keep } = fallocateMode(this.open.handle(fh, ino), mode, offset, length);
+    this.#p.locks.writable(fh);
+    await this.flushIno(ino);
+    const { attr, freed } = await this.#p.meta.fallocate(ino, offset, length, punch, keep);
+    this.sizeChanged(attr);
+    this.#p.freeQueue.add(freed);
+  }
+
+  /** `FsOps.copyFileRange`. */
+  async copyFileRange(
+    inoIn: Ino,
+    fhIn: Fh,
+    offIn: number,
+    inoOut: Ino,
+    fhOut: Fh,
+    offOut: number,
+    length: number,
+    flags: number,
+  ): Promise<number> {
+    checkCopy(this.open.handle(fhIn, inoIn), this.open.handle(fhOut, inoOut), flags);
+    this.#p.locks.writable(fhOut);
+    await this.flushIno(inoIn);
+    await this.flushIno(inoOut);
+    const { copied, attr, freed } = await this.#p.meta.copyRange(
+      inoIn,
+      offIn,
+      inoOut,
+      offOut,
+      length,
+    );
+    this.sizeChanged(attr);
+    this.#p.freeQueue.add(freed);
+    return copied;
+  }
+
+  /** `FsOps.lseek`. */
+  async lseek(ino: Ino, fh: Fh, offset: number, whence: number): Promise<number> {
+    this.open.handle(fh, ino);
+    if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new FsError(Errno.EINVAL);
+    await this.flushIno(ino);
+    const a = await this.#p.meta.getattr(ino);
+    if (offset < 0 || offset >= a.size) throw new FsError(Errno.ENXIO);
+    return seekDataOrHole(this.#p.data, ino, a.size, offset, whence);
+  }
+
+  /** Commits every pending write of every open file. */
+  async flushAll(): Promise<void> {
+    const errors: unknown[] = [];
+    for (const of of this.open.files()) {
+      await of.writer?.flush().catch((e) => errors.push(e));
+    }
+    if (errors.length) throw errors[0];
+  }
+}
