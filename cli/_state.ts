@@ -94,6 +94,12 @@ export interface MountState {
   writeback?: StagedStats;
   /** The metrics endpoint's address (`HOST:PORT`, serving `/metrics`), unless `--no-metrics`. */
   metrics?: string;
+  /** The supervisor's pid, with `mount --supervise`. */
+  supervisor?: number;
+  /** The daemon this one took the connection over from (`mount --upgrade`, a restart). */
+  tookOverFrom?: number;
+  /** The daemon's `mount` arguments (`mount --upgrade` without options reuses them). */
+  args?: string[];
 }
 
 /** Whether process `pid` runs (a zombie, killed and not yet reaped, does not). */
