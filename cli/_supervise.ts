@@ -26,6 +26,7 @@ import type { InitInfo } from "../ffi/_takeover.ts";
 import { acceptUnix, closeFd, listenUnix, recvMessage, sendMessage } from "../ffi/_scm_rights.ts";
 import { type HandoverState, supervisorSocket } from "./_upgrade.ts";
 import { daemonCommand } from "./_daemonize.ts";
+import { makeRunDir } from "./_state.ts";
 
 const log = getLog("supervisor");
 
@@ -46,12 +47,17 @@ interface Registered {
 export async function supervise(args: string[], mnt: string): Promise<void> {
   const { isMounted } = await import("../ffi/mounts.ts");
   const socket = supervisorSocket(mnt);
+  await makeRunDir();
   const listener = listenUnix(socket);
   let fd = -1;
   let current: Registered | undefined;
+  /** Every daemon that registered. */
+  const everRegistered = new Set<number>();
   /** The last daemon that registered: what a restart takes over. */
   let last: Registered | undefined;
   let ended = false;
+  /** The daemon started last, until it registers. */
+  let starting = 0;
   let lastSign = Date.now();
   const restarts: number[] = [];
   let finish!: () => void;
@@ -70,6 +76,12 @@ export async function supervise(args: string[], mnt: string): Promise<void> {
       SLAYERFS_SUPERVISOR_PID: String(Deno.pid),
       ...(takeover ? { SLAYERFS_TAKEOVER: socket } : {}),
     };
+    // A restart that never registered is stuck: it goes before the next one starts.
+    if (starting) {
+      try {
+        Deno.kill(starting, "SIGKILL");
+      } catch { /* gone */ }
+    }
     const child = new Deno.Command(daemonCommand()[0]!, {
       args: [...daemonCommand().slice(1), ...args],
       env,
@@ -78,8 +90,12 @@ export async function supervise(args: string[], mnt: string): Promise<void> {
       stderr: "inherit",
     }).spawn();
     child.status.then((s) => {
-      if (!current && !takeover && !s.success) end(`the daemon failed to mount (exit ${s.code})`);
+      // Only a first daemon that never registered: a registered one's death is seen by follow().
+      if (!takeover && !everRegistered.has(child.pid) && !s.success) {
+        end(`the daemon failed to mount (exit ${s.code})`);
+      }
     });
+    starting = child.pid;
     lastSign = Date.now();
     log.info("Started daemon pid {pid}{how}", {
       pid: child.pid,
@@ -131,6 +147,8 @@ export async function supervise(args: string[], mnt: string): Promise<void> {
         ...(msg.value.session !== undefined ? { session: msg.value.session } : {}),
       };
       current = last = reg;
+      if (starting === reg.pid) starting = 0;
+      everRegistered.add(reg.pid);
       log.info("Daemon pid {pid} registered", { pid: reg.pid });
       void follow(conn, reg);
       return;

@@ -77,6 +77,11 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
   // libfuse and /dev/fuse before anything is made: a failure leaves no volume or mountpoint.
   await checkLibfuse();
   if (upgrade) return await upgradeMount(args, metaUrl, mnt, opts);
+  // A daemon started to take a live connection over (a supervisor's restart): the mount is
+  // there, and looking at it would wait for this very daemon.
+  if (opts.foreground && Deno.env.get("SLAYERFS_TAKEOVER")) {
+    return await serve(metaUrl ?? (await readState(mnt))?.meta ?? "", mnt, opts);
+  }
   if (metaUrl === undefined) {
     metaUrl = await ensureDefaultVolume();
   } else {
@@ -89,6 +94,8 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
     const supervised = args.flag("supervise");
     if (opts.foreground && supervised) {
       const { supervise } = await import("./_supervise.ts");
+      const { configureDaemonLogging } = await import("./_telemetry.ts");
+      configureDaemonLogging({ ...opts, logMaxBytes: 0 }, false, mnt); // rotation: the daemon's
       return await supervise(daemonArgs(args.raw), mnt);
     }
     if (opts.foreground) return await serve(metaUrl, mnt, opts);
