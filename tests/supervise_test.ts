@@ -52,12 +52,41 @@ Deno.test("a supervised mount survives kill -9 of its daemon", async () => {
   await using open = await holdFile(`${m.mnt}/open.txt`, "rw");
   assertEquals(await open.ask("write kept"), "ok");
   assertEquals(await open.ask("fsync"), "ok");
+  let crashed = 0;
 
   const st = await cliFor(60_000, ["status", m.mnt]);
   assert(st.stdout.includes(`supervisor pid ${first.supervisor}`), st.stdout);
 
-  const crash1 = await killAndRead(m, `${m.mnt}/synced.txt`, "durable");
-  assert(crash1.ms < 20_000, `served again after ${crash1.ms} ms`);
+  // A request the daemon holds when it dies: a flock(1) waiting for the holder's lock.
+  assertEquals(await open.ask("lock"), "ok");
+  const waiter = new Deno.Command("flock", {
+    args: ["-x", `${m.mnt}/open.txt`, "true"],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const waited = waiter.output();
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    assert(alive(waiter.pid), "flock waits for the lock");
+
+    const crash1 = await killAndRead(m, `${m.mnt}/synced.txt`, "durable");
+    assert(crash1.ms < 20_000, `served again after ${crash1.ms} ms`);
+    crashed = crash1.pid;
+    // The request the dead daemon had read is answered (EIO), not left waiting forever.
+    // (flock(1) then opens the file again and retries: the dead session's lock is gone.)
+    await Promise.race([
+      waited,
+      new Promise<never>((_, rej) => setTimeout(() => rej(new Error("flock hung")), 30_000)),
+    ]);
+    assert(/Answered EIO to [1-9]\d* requests the dead daemon left/.test(m.log()), m.log());
+  } finally {
+    try {
+      waiter.kill("SIGKILL");
+    } catch { /* done */ }
+    await waited.catch(() => {});
+  }
+  const crash1 = { pid: crashed };
   assert(isMounted(m.mnt));
 
   // New opens, writes and reads work; the handle of the dead daemon is gone (EBADF).

@@ -14,7 +14,7 @@ import { alive, cliFor, holdFile, mountBackground, runFor, waitFor } from "./_ta
 import { isMounted } from "./_mount.ts";
 
 const MiB = 2 ** 20;
-const DD_MIB = 160;
+const DD_MIB = 64;
 
 /** dd's output offset (its `of=` is fd 1), from /proc. */
 function ddOffset(pid: number): number {
@@ -45,7 +45,7 @@ Deno.test("mount --upgrade and SIGHUP hand the live connection over without a fa
 
   // dd in small direct writes: each one a FUSE request, so it is mid-way during the handover.
   const dd = new Deno.Command("/usr/bin/dd", {
-    args: [`if=${src}`, `of=${m.mnt}/big.bin`, "bs=256k", "oflag=direct"],
+    args: [`if=${src}`, `of=${m.mnt}/big.bin`, "bs=128k", "oflag=direct"],
     stdin: "null",
     stdout: "null",
     stderr: "piped",
