@@ -256,7 +256,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     // same small disk got ENOSPC (tests/small_disk_test.ts); the cause is not pinned down.
     for (const dir of chosenCacheDirs) await claimDir(dir, true, "cache folder");
   } catch (err) {
-    if (taken) closeTaken(taken);
+    if (taken) logLost(taken);
     await mountSession?.close().catch(() => {});
     await kv.close();
     throw err instanceof CliError ? err : new CliError(describe(err));
@@ -469,8 +469,8 @@ async function takeOver(): Promise<TakenOver | undefined> {
   return taken;
 }
 
-/** Drops a connection taken over that could not be served. */
-function closeTaken(taken: TakenOver): void {
+/** Says that a connection taken over is lost (this daemon fails before serving it). */
+function logLost(taken: TakenOver): void {
   log.error("The connection taken over from pid {pid} is lost", { pid: taken.state.pid });
 }
 
