@@ -10,7 +10,7 @@ import {
   notEqual as assertNotEquals,
   ok as assert,
 } from "node:assert/strict";
-import { alive, cliFor, holdFile, mountBackground, runFor, waitFor } from "./_takeover.ts";
+import { alive, cliFor, holdFile, mountBackground, runFor, sleep, waitFor } from "./_takeover.ts";
 import { isMounted } from "./_mount.ts";
 
 const MiB = 2 ** 20;
@@ -43,42 +43,66 @@ Deno.test("mount --upgrade and SIGHUP hand the live connection over without a fa
   assertEquals(w.code, 0);
   await using reader = await holdFile(`${m.mnt}/ro.txt`, "r");
 
-  // dd in small direct writes: each one a FUSE request, so it is mid-way during the handover.
+  // dd writes through the mount in direct 1 MiB writes (each one a FUSE request), fed at a
+  // steady pace; its last 8 MiB wait until the old daemon has gone, so dd is mid-way at the
+  // handover by construction, and its writes go on while the new daemon starts.
   const dd = new Deno.Command("/usr/bin/dd", {
-    args: [`if=${src}`, `of=${m.mnt}/big.bin`, "bs=128k", "oflag=direct"],
-    stdin: "null",
+    args: [`of=${m.mnt}/big.bin`, "bs=1M", "iflag=fullblock", "oflag=direct"],
+    stdin: "piped",
     stdout: "null",
     stderr: "piped",
   }).spawn();
-  const ddDone = dd.output();
+  const ddErr = new Response(dd.stderr).text();
+  let handedOver = false;
+  const feeder = (async () => {
+    const w = dd.stdin.getWriter();
+    for (let i = 0; i < DD_MIB; i++) {
+      while (!handedOver && i >= DD_MIB - 8) await sleep(50);
+      await w.write(data.subarray(i * MiB, (i + 1) * MiB));
+      if (!handedOver) await sleep(50);
+    }
+    await w.close();
+  })();
   try {
-    await waitFor(30_000, "dd to start writing", () => ddOffset(dd.pid) > 4 * MiB);
-    const before = ddOffset(dd.pid);
-    assert(before < DD_MIB * MiB, `dd is mid-way (${before} bytes written)`);
-
-    const up = await cliFor(120_000, ["mount", "--upgrade", m.mnt]);
+    await waitFor(30_000, "dd to start writing", () => ddOffset(dd.pid) >= 4 * MiB);
+    const atStart = ddOffset(dd.pid);
+    const upgrading = cliFor(120_000, ["mount", "--upgrade", m.mnt]);
+    const atHandover = await waitFor(
+      120_000,
+      "the old daemon to hand over and exit",
+      () => !alive(first.pid) ? { ddAlive: alive(dd.pid), offset: ddOffset(dd.pid) } : undefined,
+    );
+    handedOver = true;
+    assert(atHandover.ddAlive, "dd runs during the handover");
+    assert(
+      atHandover.offset > atStart && atHandover.offset < DD_MIB * MiB,
+      `dd wrote during the upgrade and is mid-way (${atStart} then ${atHandover.offset} bytes)`,
+    );
+    const up = await upgrading;
     assertEquals(up.code, 0, `upgrade failed: ${up.stderr}\n${m.log()}`);
     assert(/upgraded/.test(up.stdout), up.stdout);
     const second = m.state()!;
     assertNotEquals(second.pid, first.pid);
     assertEquals(second.tookOverFrom, first.pid);
     assertEquals(second.session, first.session, "the session goes on (its locks stay held)");
-    await waitFor(15_000, "the old daemon to exit", () => !alive(first.pid));
     assert(isMounted(m.mnt));
 
     // dd finishes without an error, and every byte arrived.
-    const ddResult = await Promise.race([
-      ddDone,
+    const status = await Promise.race([
+      feeder.then(() => dd.status),
       new Promise<never>((_, rej) => setTimeout(() => rej(new Error("dd hung")), 120_000)),
     ]);
-    assertEquals(ddResult.code, 0, new TextDecoder().decode(ddResult.stderr));
+    assertEquals(status.code, 0, await ddErr);
     const cmp = await runFor(60_000, "cmp", [src, `${m.mnt}/big.bin`]);
     assertEquals(cmp.code, 0, `dd's file differs: ${cmp.stdout}${cmp.stderr}`);
   } finally {
+    handedOver = true;
     try {
       dd.kill("SIGKILL");
     } catch { /* done */ }
-    await ddDone.catch(() => {});
+    await dd.status;
+    await feeder.catch(() => {});
+    await ddErr.catch(() => {});
   }
 
   // The files held open across the upgrade go on: read, write, fsync, lock kept, close.
