@@ -233,6 +233,18 @@ const MOUNT: CommandSpec = {
       help: "mount options, comma separated (see below; repeatable)",
     },
     {
+      name: "upgrade",
+      kind: "flag",
+      help: "replace the daemon serving MOUNTPOINT by a new one (the code on disk now) that " +
+        "takes its live connection over: open files stay open, nothing fails",
+    },
+    {
+      name: "supervise",
+      kind: "flag",
+      help: "run a small supervisor that restarts a daemon that crashed on the same connection " +
+        "(files open through the dead one fail with EBADF; new opens work)",
+    },
+    {
       name: "cache-size",
       kind: "size",
       arg: "SIZE",

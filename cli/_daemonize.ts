@@ -7,7 +7,7 @@
 
 import { dirname } from "node:path";
 import { CliError } from "./_errors.ts";
-import { makeHomeDir, makeLogFile, readState } from "./_state.ts";
+import { makeHomeDir, makeLogFile, type MountState, readState } from "./_state.ts";
 
 /** The top-level entry point the daemon runs (`cli.ts`, beside this folder). */
 const ENTRY = new URL("../cli.ts", import.meta.url).pathname;
@@ -34,13 +34,11 @@ function isJson(line: string): boolean {
   }
 }
 
-/** Starts `mount --foreground` as a detached daemon and returns once it serves. */
-export async function daemonize(args: string[], mnt: string, log: string): Promise<void> {
-  await makeHomeDir(dirname(log));
-  await makeLogFile(log);
+/** The command line of a foreground mount daemon (without the mount's own arguments). */
+export function daemonCommand(): string[] {
   const self = Deno.execPath();
   const compiled = !/deno$/.test(self);
-  const inner = compiled ? [self, "mount", "--foreground", ...args] : [
+  return compiled ? [self, "mount", "--foreground"] : [
     self,
     "run",
     "-A",
@@ -48,8 +46,30 @@ export async function daemonize(args: string[], mnt: string, log: string): Promi
     ENTRY,
     "mount",
     "--foreground",
-    ...args,
   ];
+}
+
+/** Options of {@linkcode daemonize}. */
+export interface DaemonizeOptions {
+  /** More environment variables for the daemon. */
+  env?: Record<string, string>;
+  /** Whether the state file shows the daemon `pid` ready (default: it is the state's pid). */
+  ready?: (state: MountState, pid: number) => boolean;
+  /** What the success line says (default "mounted"). */
+  verb?: string;
+}
+
+/** Starts `mount --foreground` as a detached daemon and returns once it serves. */
+export async function daemonize(
+  args: string[],
+  mnt: string,
+  log: string,
+  options: DaemonizeOptions = {},
+): Promise<void> {
+  await makeHomeDir(dirname(log));
+  await makeLogFile(log);
+  const inner = [...daemonCommand(), ...args];
+  const ready = options.ready ?? ((s: MountState, pid: number) => s.pid === pid);
   const cmd = new Deno.Command("setsid", {
     args: ["sh", "-c", 'log="$1"; shift; exec "$@" >>"$log" 2>&1 </dev/null', "sh", log, ...inner],
     // Fewer malloc arenas: the I/O threads otherwise each keep freed block buffers resident.
@@ -59,6 +79,7 @@ export async function daemonize(args: string[], mnt: string, log: string): Promi
       ...(Deno.env.get("OTEL_EXPORTER_OTLP_ENDPOINT") && !Deno.env.get("OTEL_DENO")
         ? { OTEL_DENO: "true" }
         : {}),
+      ...options.env,
     },
     stdin: "null",
     stdout: "null",
@@ -73,9 +94,12 @@ export async function daemonize(args: string[], mnt: string, log: string): Promi
   while (Date.now() - started < 60_000) {
     await new Promise((r) => setTimeout(r, 50));
     if (exited) break;
-    if (isMounted(mnt) && (await readState(mnt))?.pid === child.pid) {
+    const state = isMounted(mnt) ? await readState(mnt) : undefined;
+    if (state && ready(state, child.pid)) {
       child.unref();
-      console.log(`SlayerFS mounted at ${mnt} (pid ${child.pid}, log ${log})`);
+      console.log(
+        `SlayerFS ${options.verb ?? "mounted"} at ${mnt} (pid ${state.pid}, log ${log})`,
+      );
       return;
     }
   }

@@ -103,6 +103,12 @@ export interface MountState {
    * masked), its source (flag, env, file or default) and its text (`slayerfs config show`).
    */
   settings?: Record<string, unknown>;
+  /** The supervisor's pid, with `mount --supervise`. */
+  supervisor?: number;
+  /** The daemon this one took the connection over from (`mount --upgrade`, a restart). */
+  tookOverFrom?: number;
+  /** The daemon's `mount` arguments (`mount --upgrade` without options reuses them). */
+  args?: string[];
 }
 
 /** Whether process `pid` runs (a zombie, killed and not yet reaped, does not). */

@@ -53,6 +53,14 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
       throw usageError(spec, `Missing MOUNTPOINT after META_URL "${mnt}"`);
     }
   }
+  const upgrade = args.flag("upgrade");
+  if (upgrade && args.flag("supervise")) {
+    throw usageError(
+      spec,
+      "--upgrade keeps the running daemon's supervisor: leave out --supervise",
+      false,
+    );
+  }
   const options = mountOptions(args.list("o"));
   const opts: MountOpts = {
     foreground,
@@ -79,6 +87,12 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
   mnt = resolve(mnt);
   // libfuse and /dev/fuse before anything is made: a failure leaves no volume or mountpoint.
   await checkLibfuse();
+  if (upgrade) return await upgradeMount(args, metaUrl, mnt, opts);
+  // A daemon started to take a live connection over (a supervisor's restart): the mount is
+  // there, and looking at it would wait for this very daemon.
+  if (opts.foreground && Deno.env.get("SLAYERFS_TAKEOVER")) {
+    return await serve(metaUrl ?? (await readState(mnt))?.meta ?? "", mnt, opts);
+  }
   if (metaUrl === undefined) {
     metaUrl = await ensureDefaultVolume();
   } else {
@@ -98,9 +112,18 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
   }
   const madeMountpoint = await prepareMountpoint(mnt, options.has("nonempty"));
   try {
+    const supervised = args.flag("supervise");
+    if (opts.foreground && supervised) {
+      const { supervise } = await import("./_supervise.ts");
+      const { configureDaemonLogging } = await import("./_telemetry.ts");
+      configureDaemonLogging({ ...opts, logMaxBytes: 0 }, false, mnt); // rotation: the daemon's
+      return await supervise(daemonArgs(args.raw), mnt);
+    }
     if (opts.foreground) return await serve(metaUrl, mnt, opts);
     const inner = args.raw.filter((a) => a !== "-d" && a !== "--background");
-    await daemonize(inner, mnt, opts.log);
+    await daemonize(inner, mnt, opts.log, {
+      ...(supervised ? { ready: (s, pid) => s.supervisor === pid } : {}),
+    });
   } catch (err) {
     if (madeMountpoint) await Deno.remove(mnt).catch(() => {});
     throw err;
@@ -253,4 +276,48 @@ async function prepareMountpoint(mnt: string, nonempty: boolean): Promise<boolea
     }
   }
   return false;
+}
+
+/** The mount arguments for a daemon: without the ones that choose how it runs. */
+function daemonArgs(raw: readonly string[]): string[] {
+  const drop = ["-d", "--background", "-f", "--foreground", "--supervise", "--upgrade"];
+  return raw.filter((a) => !drop.includes(a));
+}
+
+/**
+ * `mount --upgrade`: starts a new daemon that takes the live connection of the one serving `mnt`
+ * over (`_upgrade.ts`), and returns once it serves (with `--foreground`, serves here).
+ */
+async function upgradeMount(
+  args: ParsedArgs,
+  metaUrl: string | undefined,
+  mnt: string,
+  opts: MountOpts,
+): Promise<void> {
+  const { isMounted } = await import("../ffi/mounts.ts");
+  const state = await readState(mnt);
+  if (!isMounted(mnt) || !state || !processAlive(state.pid)) {
+    throw new CliError(`No running SlayerFS daemon serves "${mnt}" to upgrade (mount it instead)`);
+  }
+  const url = metaUrl ?? state.meta;
+  if (url !== state.meta) {
+    throw new CliError(`"${mnt}" serves ${state.meta}, not ${url}`, 2);
+  }
+  const { controlSocket } = await import("./_upgrade.ts");
+  const socket = controlSocket(mnt);
+  if (opts.foreground) {
+    Deno.env.set("SLAYERFS_TAKEOVER", socket);
+    return await serve(url, mnt, opts);
+  }
+  const positional = new Set(args.positionals);
+  const given = daemonArgs(args.raw).filter((a) => !positional.has(a));
+  // Without options, the new daemon serves with the running one's.
+  const options = given.length ? given : daemonArgs(state.args ?? [])
+    .filter((a) => a !== state.meta && resolve(a) !== mnt);
+  const inner = [...options, "--upgrade", url, mnt];
+  await daemonize(inner, mnt, opts.log, {
+    env: { SLAYERFS_TAKEOVER: socket },
+    ready: (s, pid) => s.pid === pid && pid !== state.pid,
+    verb: `upgraded (pid ${state.pid} handed over)`,
+  });
 }

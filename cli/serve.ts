@@ -35,6 +35,16 @@ import { volumeKey } from "./_encrypt_key.ts";
 import { home, makeRunDir, type MountState, stateFile, writeState } from "./_state.ts";
 import { claimDir } from "./_dir_lock.ts";
 import { answerProfileRequests, PROFILE_SIGNAL } from "./_profiler.ts";
+import {
+  ControlServer,
+  controlSocket,
+  requestTakeover,
+  SupervisorLink,
+  type TakenOver,
+  waitExit,
+} from "./_upgrade.ts";
+import { HandleMap } from "../ffi/_handle_map.ts";
+import { daemonCommand } from "./_daemonize.ts";
 
 const log = getLog("daemon");
 
@@ -177,6 +187,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   let vol: Volume;
   let subdirIno: Ino | undefined;
   let mountSession: Session | undefined;
+  let taken: TakenOver | undefined;
   let writeback:
     | { stats(): WritebackStats; flush(o?: { signal?: AbortSignal }): Promise<void> }
     | undefined;
@@ -188,6 +199,9 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     if (!format) throw new CliError(`No volume in "${metaUrl}": run slayerfs format first`);
     // Checked before anything else is opened: a missing or wrong key is one clear line.
     const encryptKey = await volumeKey(opts.encryptKeyFile, format);
+    // A smooth upgrade or a restart: take the live connection over before opening the folders
+    // and the session the old daemon holds (cli/_upgrade.ts).
+    taken = await takeOver();
     let store = await openStore(format.storage, opts.writeback);
     if (metrics) store = metrics.store(store); // telemetry: object store requests
     // Remote storage gets a disk cache by default, as JuiceFS does; local storage needs none.
@@ -234,11 +248,24 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       locks = new LocalLocks();
     } else {
       // This mount's session: others see it in `status`, and clean up after it if it dies.
-      const ms = mountSession = await Session.register(kv, {
+      const sessionOpts = {
         mountpoint: mnt,
         version: VERSION,
         timeoutMs: opts.sessionTimeoutSec * 1000,
-      });
+      };
+      // An upgrade continues the old daemon's session: its locks and open files stay held.
+      const resumed = taken?.state.session;
+      mountSession = resumed !== undefined
+        ? await Session.resume(kv, resumed, sessionOpts).catch((error) => {
+          log.warn("Cannot continue session {sid} ({reason}): starting a new one", {
+            sid: resumed,
+            reason: describe(error),
+          });
+          return undefined;
+        })
+        : undefined;
+      const continued = mountSession !== undefined;
+      const ms = mountSession ??= await Session.register(kv, sessionOpts);
       // Locks live in the metadata, tagged with the session: a dead session's are released by
       // whichever mount cleans it up, and a mount whose session was taken for dead fences the
       // handles that held locks (their writes fail with EIO) and goes on under its new session.
@@ -246,7 +273,9 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
         await releaseSessionLocks(engine, sid);
       });
       ms.onLost((_lost, current) => void vol?.vfs.locksLost(current));
-      locks = new KvLocks(kv, { sessionId: ms.id });
+      const kvLocks = new KvLocks(kv, { sessionId: ms.id });
+      if (continued) await kvLocks.adopt();
+      locks = kvLocks;
     }
     vol = await Volume.openWith(metrics?.kv(kv) ?? kv, store, {
       ...(mountSession ? { session: mountSession } : {}),
@@ -271,6 +300,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     // same small disk got ENOSPC (tests/small_disk_test.ts); the cause is not pinned down.
     for (const dir of chosenCacheDirs) await claimDir(dir, true, "cache folder");
   } catch (err) {
+    if (taken) logLost(taken);
     await mountSession?.close().catch(() => {});
     await kv.close();
     throw err instanceof CliError ? err : new CliError(describe(err));
@@ -280,7 +310,18 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   let tenantOps: FsOps = vol.vfs;
   if (subdirIno !== undefined) tenantOps = subdirOps(tenantOps, subdirIno);
   if (readOnly) tenantOps = readOnlyOps(tenantOps);
-  const fsOps = metrics?.ops(tenantOps, { "slayerfs.volume": vol.format.name }) ?? tenantOps; // telemetry
+  const innerOps = metrics?.ops(tenantOps, { "slayerfs.volume": vol.format.name }) ?? tenantOps; // telemetry
+  // The kernel's handle numbers, kept so that a later upgrade can hand them over.
+  const handles = new HandleMap();
+  if (taken) {
+    const n = await handles.restore(innerOps, taken.state.handles);
+    log.info("Took the connection over from pid {pid} ({n} of {all} open handles restored)", {
+      pid: taken.state.pid,
+      n,
+      all: taken.state.handles.length,
+    });
+  }
+  const fsOps = handles.wrap(innerOps);
   const session = await mountFs(fsOps, mnt, {
     fsname: `slayerfs:${vol.format.name}`,
     subtype: "slayerfs",
@@ -304,6 +345,15 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     ...(num("negative_timeout") !== undefined ? { negativeTimeout: num("negative_timeout")! } : {}),
     deadlineMs,
     ...(metrics ? { onOp: metrics.fuseOp } : {}), // telemetry: FUSE requests
+    ...(taken
+      ? {
+        takeover: {
+          fd: taken.fd,
+          init: taken.state.init,
+          answerLost: taken.state.crashed === true,
+        },
+      }
+      : {}),
   }).catch(async (err) => {
     await vol.close();
     throw new CliError(describe(err));
@@ -317,7 +367,26 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     started: new Date().toISOString(),
     updated: new Date().toISOString(),
     ...(opts.settings ? { settings: opts.settings } : {}),
+    ...(taken ? { tookOverFrom: taken.state.pid } : {}),
+    args: Deno.args[0] === "mount" ? Deno.args.slice(1) : [...Deno.args],
   };
+  // Supervised (mount --supervise): register the connection with the supervisor.
+  const sup = taken?.state.supervisor ?? supervisorFromEnv();
+  let supLink: SupervisorLink | undefined;
+  if (sup && session.initInfo) {
+    try {
+      supLink = SupervisorLink.register(
+        sup.socket,
+        sup.pid,
+        session.fd,
+        session.initInfo,
+        vol.vfs.sessionId,
+      );
+      state.supervisor = sup.pid;
+    } catch (error) {
+      log.warn("Cannot register with the supervisor: {reason}", { reason: describe(error) });
+    }
+  }
   logContext.volume = vol.format.name; // telemetry: the volume in every JSON log record
   // telemetry: the metrics endpoint, its address in the state file
   const metricsServer = metrics && opts.metrics !== undefined
@@ -363,7 +432,30 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   };
   await makeRunDir();
   await refresh();
-  const timer = setInterval(refresh, 2000);
+  let timer = setInterval(refresh, 2000);
+  const control = new ControlServer(controlSocket(mnt), {
+    session,
+    handles,
+    sessionId: () => vol.vfs.sessionId,
+    quiesce: async () => {
+      clearInterval(timer);
+      await vol.vfs.flushAll();
+      // The batched forgets of closed files (core/_session_opens.ts) go out within 100 ms.
+      await new Promise((r) => setTimeout(r, 150));
+    },
+    resume: () => {
+      clearInterval(timer);
+      timer = setInterval(refresh, 2000);
+    },
+    supervisor: () => supLink ? { socket: supLink.socket, pid: supLink.pid } : undefined,
+    handedOver: (pid) => {
+      supLink?.handover(pid);
+      log.info("Handed the connection over to pid {pid}: exiting", { pid });
+      Deno.exit(0);
+    },
+  });
+  // SIGHUP: restart in place (a new daemon of the code on disk takes the connection over).
+  Deno.addSignalListener("SIGHUP", () => upgradeInPlace(opts.log, mnt));
   log.info('Serving "{volume}" at {mountpoint} (pid {pid})', {
     volume: vol.format.name,
     mountpoint: mnt,
@@ -381,6 +473,8 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   const stop = (why: string) =>
     stopping ??= (async () => {
       log.info("Unmounting {mountpoint} ({why})", { mountpoint: mnt, why });
+      supLink?.bye();
+      control.close();
       clearInterval(timer);
       stopTrimming();
       stopProfiler();
@@ -410,4 +504,66 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   await session.closed;
   await stop("unmounted");
   Deno.exit(0);
+}
+
+/** Takes the connection over when `SLAYERFS_TAKEOVER` names a socket (an upgrade, a restart). */
+async function takeOver(): Promise<TakenOver | undefined> {
+  const socket = Deno.env.get("SLAYERFS_TAKEOVER");
+  if (!socket) return undefined;
+  Deno.env.delete("SLAYERFS_TAKEOVER");
+  let taken: TakenOver;
+  try {
+    taken = await requestTakeover(socket, 60_000);
+  } catch (err) {
+    throw new CliError(`Cannot take the mount over: ${describe(err)}`);
+  }
+  taken.ack();
+  // The old daemon exits at the ack; its folders (stage, cache) are free once it is gone.
+  if (!taken.state.crashed) await waitExit(taken.state.pid, 15_000);
+  return taken;
+}
+
+/** Says that a connection taken over is lost (this daemon fails before serving it). */
+function logLost(taken: TakenOver): void {
+  log.error("The connection taken over from pid {pid} is lost", { pid: taken.state.pid });
+}
+
+/** The supervisor named by the environment (set by `mount --supervise`). */
+function supervisorFromEnv(): { socket: string; pid: number } | undefined {
+  const socket = Deno.env.get("SLAYERFS_SUPERVISOR");
+  const pid = Number(Deno.env.get("SLAYERFS_SUPERVISOR_PID"));
+  Deno.env.delete("SLAYERFS_SUPERVISOR");
+  Deno.env.delete("SLAYERFS_SUPERVISOR_PID");
+  return socket && pid > 0 ? { socket, pid } : undefined;
+}
+
+/**
+ * Starts a new daemon with this one's arguments that takes the connection over (`SIGHUP`): it
+ * runs the code on disk now. Its output goes to `logFile`.
+ */
+function upgradeInPlace(logFile: string, mnt: string): void {
+  log.info("SIGHUP: starting a new daemon to take {mountpoint} over", { mountpoint: mnt });
+  // Deno.args is `mount --foreground ...`: the new daemon gets the same mount arguments.
+  const args = Deno.args.slice(0, 2).join(" ") === "mount --foreground"
+    ? Deno.args.slice(2)
+    : Deno.args.filter((a) => a !== "mount" && a !== "-f" && a !== "--foreground");
+  const inner = [...daemonCommand(), ...args];
+  try {
+    new Deno.Command("setsid", {
+      args: [
+        "sh",
+        "-c",
+        'log="$1"; shift; exec "$@" >>"$log" 2>&1 </dev/null',
+        "sh",
+        logFile,
+        ...inner,
+      ],
+      env: { SLAYERFS_TAKEOVER: controlSocket(mnt) },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn().unref();
+  } catch (error) {
+    log.error("Cannot start the new daemon: {reason}", { reason: describe(error) });
+  }
 }

@@ -178,9 +178,11 @@ function mountText(mnt: string, s: MountState & { usage?: string }, paths: Map<I
     if (wb.lastError) rows.push(["", `last upload error: ${wb.lastError}`]);
   }
   const lines = [
-    `Volume "${s.volume}" mounted at ${mnt} (pid ${s.pid}, up ${
-      humanAge(Date.now() - Date.parse(s.started))
-    }, state of ${humanAge(Date.now() - Date.parse(s.updated))} ago)`,
+    `Volume "${s.volume}" mounted at ${mnt} (pid ${s.pid}${
+      s.supervisor ? `, supervisor pid ${s.supervisor}` : ""
+    }, up ${humanAge(Date.now() - Date.parse(s.started))}, state of ${
+      humanAge(Date.now() - Date.parse(s.updated))
+    } ago)`,
     ...table(rows),
   ];
   if (cache) {

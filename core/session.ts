@@ -34,6 +34,7 @@ import {
   getSession,
   listSessions,
   registerSession,
+  resumeSession,
   type SessionInfo,
   type SessionRecord,
 } from "./meta/sessions.ts";
@@ -131,6 +132,28 @@ export class Session {
       timeoutMs,
     };
     const id = await kv.txn((tx) => registerSession(tx, info, Date.now()));
+    return new Session(kv, id, info, opts);
+  }
+
+  /**
+   * Continues session `id` in this process: the smooth upgrade of a mount, whose new daemon
+   * keeps what the old one held under the session (locks, files open after their unlink). The
+   * record must be live (not expired); it is updated with this process's pid, start and version.
+   * Throws if the session is gone or expired.
+   */
+  static async resume(kv: KvEngine, id: number, opts: SessionOptions): Promise<Session> {
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
+    const info: SessionInfo & { timeoutMs: number } = {
+      host: Deno.hostname(),
+      pid: Deno.pid,
+      mountpoint: opts.mountpoint,
+      version: opts.version,
+      started: Date.now(),
+      boot: bootOf(),
+      timeoutMs,
+    };
+    const ok = await kv.txn((tx) => resumeSession(tx, id, info, Date.now()));
+    if (!ok) throw new Error(`Session ${id} is gone or expired: it cannot be continued`);
     return new Session(kv, id, info, opts);
   }
 

@@ -34,6 +34,7 @@ import { getLog } from "../core/log.ts";
 import { type AnyNoReplyOp, type AnyRequestOp, OPERATIONS, type OpHost, type Req } from "./_ops.ts";
 import { DirBuffer, readCtx, ReplyStructs } from "./_structs.ts";
 import { CONN_INFO, FUSE_CAP, type FuseLib, OPS_SIZE, OPS_SLOT } from "./libfuse.ts";
+import { type InitInfo, readInitInfo } from "./_takeover.ts";
 
 const log = getLog("fuse");
 
@@ -58,8 +59,8 @@ export interface AdapterOptions {
   maxRead?: number;
   /** Make thread-safe callbacks (needed when libfuse threads call them). */
   threadSafe?: boolean;
-  /** Called once the kernel's INIT request has been answered by `init`. */
-  onInit?: () => void;
+  /** Called once the kernel's INIT request has been answered by `init`, with what it offered. */
+  onInit?: (offered: InitInfo | undefined) => void;
   /**
    * Milliseconds after which a request still running is answered `EIO` (default 60,000; 0: no
    * deadline). Lock waits (`setlk` with sleep, `flock`) are exempt.
@@ -132,7 +133,7 @@ export class FuseAdapter {
   readonly #writeback: boolean;
   readonly #flockLocks: boolean;
   readonly #maxRead: number | undefined;
-  readonly #onInit: (() => void) | undefined;
+  readonly #onInit: ((offered: InitInfo | undefined) => void) | undefined;
   readonly #callbacks: Deno.UnsafeCallback[] = [];
   readonly #logged = new Set<string>();
   #closed = false;
@@ -443,9 +444,11 @@ export class FuseAdapter {
   // ---- init -----------------------------------------------------------------------------------
 
   #init(conn: Ptr): void {
+    let offered: InitInfo | undefined;
     try {
       if (conn === null) return;
       const dv = new DataView(Deno.UnsafePointerView.getArrayBuffer(conn, 40));
+      offered = readInitInfo(dv); // for a later takeover of this connection (_takeover.ts)
       const capable = dv.getUint32(CONN_INFO.capable, true);
       let want = dv.getUint32(CONN_INFO.want, true);
       const ops = this.#ops;
@@ -469,7 +472,7 @@ export class FuseAdapter {
     } catch (err) {
       this.#logOnce("init", "error", "The init callback failed: {error}", { error: err });
     } finally {
-      this.#onInit?.();
+      this.#onInit?.(offered);
     }
   }
 }

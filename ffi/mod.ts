@@ -10,3 +10,4 @@ export type * from "../core/types.ts";
 export type { OpObserver, OpStat } from "./adapter.ts";
 export { FuseSession, mountFs, type MountOptions } from "./session.ts";
 export { forceUnmount, isMounted, type MountInfo, mountInfo } from "./mounts.ts";
+export type { InitInfo } from "./_takeover.ts";

@@ -20,7 +20,8 @@ import { getLog } from "../core/log.ts";
 import { cString } from "./_cstring.ts";
 import { FuseAdapter, type OpObserver, type OpStat } from "./adapter.ts";
 import { FUSE_ARGS, FUSE_BUF, type FuseLib, LIBC, loadLibfuse, OPS_SIZE } from "./libfuse.ts";
-import { mountInfo, resolveMountpoint } from "./mounts.ts";
+import { forceUnmount, mountInfo, resolveMountpoint } from "./mounts.ts";
+import { answerLost, feedInit, type InitInfo, requestUnique } from "./_takeover.ts";
 
 const log = getLog("fuse");
 
@@ -75,6 +76,12 @@ export interface MountOptions {
   deadlineMs?: number;
   /** Called for every answered request (see the adapter's `onOp`). */
   onOp?: OpObserver;
+  /**
+   * Serve a connection another process opened and initialised (`_takeover.ts`) instead of
+   * mounting: its `/dev/fuse` descriptor, what its INIT offered, and whether a dead daemon may
+   * have left requests unanswered (they are answered `EIO`). Implies the `"js"` loop.
+   */
+  takeover?: { fd: number; init: InitInfo; answerLost: boolean };
 }
 
 const INIT_TIMEOUT_MS = 10_000;
@@ -192,8 +199,16 @@ export class FuseSession implements AsyncDisposable {
   #resolveClosed!: () => void;
   #wakeRead = -1;
   #wakeWrite = -1;
+  /** Stopped for a handover ({@linkcode FuseSession.handOver}): the loop ends, nothing closes. */
+  #pausing = false;
+  /** Served on a handed-over descriptor: libfuse did not mount, so it cannot unmount either. */
+  #external = false;
+  /** Answer the requests a dead daemon left (at the first request read). */
+  #answerLost = false;
   /** The connection's `major:minor`, read from mountinfo right after mounting. */
   device: string | undefined;
+  /** What the kernel's INIT offered (for a later takeover of this connection). */
+  initInfo: InitInfo | undefined;
 
   /** @internal Use {@linkcode mountFs}. */
   constructor(
@@ -232,13 +247,55 @@ export class FuseSession implements AsyncDisposable {
   /** @internal Starts the request loop. */
   start(): void {
     const run = this.#loopKind === "mt" ? this.#mtLoop() : this.#jsLoop();
+    this.#loopEnded = false;
     this.#loop = run.catch((err) => {
       log.error("The FUSE request loop failed: {error}", { error: err });
     }).finally(() => {
       this.#loopEnded = true;
       // The loop can end on its own (an external `fusermount3 -u`): release everything then.
-      void this.unmount();
+      if (!this.#pausing) void this.unmount();
     });
+  }
+
+  /** @internal Marks the session as served on a handed-over descriptor. */
+  adopted(answerLost: boolean): void {
+    this.#external = true;
+    this.#answerLost = answerLost;
+  }
+
+  /** The `/dev/fuse` descriptor of the connection. */
+  get fd(): number {
+    return this.#fuse.fuse_session_fd(this.#se);
+  }
+
+  /**
+   * Stops reading requests at a request boundary and waits (up to `timeoutMs`) until every
+   * request read is answered, for another process to take the connection over; the mount stays.
+   * Then either that process serves it and this one exits without unmounting, or
+   * {@linkcode FuseSession.resume} goes on serving. Only for the `"js"` loop. Returns the
+   * descriptor; throws (still serving) if the requests did not finish in time.
+   */
+  async handOver(timeoutMs: number): Promise<number> {
+    if (this.#loopKind !== "js") {
+      throw new Error('A handover needs the "js" request loop (mount option loop=mt is set)');
+    }
+    if (this.#stopping || this.#pausing) throw new Error("The session is stopping");
+    this.#pausing = true;
+    this.#wake();
+    const stopped = await within(this.#loop, timeoutMs) &&
+      await within(this.#adapter.idle(), timeoutMs) && this.#adapter.pending === 0;
+    if (!stopped) {
+      this.resume();
+      throw new Error(`Requests still running after ${timeoutMs} ms (a lock wait?)`);
+    }
+    return this.fd;
+  }
+
+  /** Serves again after a {@linkcode FuseSession.handOver} that was not completed. */
+  resume(): void {
+    if (!this.#pausing || this.#stopping) return;
+    this.#pausing = false;
+    if (this.#loopEnded) this.start();
   }
 
   async #jsLoop(): Promise<void> {
@@ -250,12 +307,17 @@ export class FuseSession implements AsyncDisposable {
     if (flags < 0 || libc.fcntl(fd, LIBC.F_SETFL, flags | LIBC.O_NONBLOCK) < 0) {
       throw new Error("Cannot make /dev/fuse non-blocking");
     }
-    const pipe = new Int32Array(2);
-    if (libc.pipe2(pipe, LIBC.O_CLOEXEC | LIBC.O_NONBLOCK) !== 0) {
-      throw new Error("Cannot create the wake-up pipe");
+    if (this.#wakeRead < 0) {
+      const pipe = new Int32Array(2);
+      if (libc.pipe2(pipe, LIBC.O_CLOEXEC | LIBC.O_NONBLOCK) !== 0) {
+        throw new Error("Cannot create the wake-up pipe");
+      }
+      this.#wakeRead = pipe[0]!;
+      this.#wakeWrite = pipe[1]!;
+    } else {
+      const drain = new Uint8Array(64);
+      while (Number(libc.read(this.#wakeRead, drain, 64n)) > 0) { /* old wake-ups */ }
     }
-    this.#wakeRead = pipe[0]!;
-    this.#wakeWrite = pipe[1]!;
     const fbuf = libc.calloc(1n, BigInt(FUSE_BUF.SIZE));
     const pfds = libc.calloc(2n, BigInt(LIBC.POLLFD_SIZE));
     if (fbuf === null || pfds === null) throw new Error("Out of memory starting the loop");
@@ -267,12 +329,17 @@ export class FuseSession implements AsyncDisposable {
     const BURST = 32;
     const spinMs = this.#spinUs / 1000;
     try {
-      outer: while (!this.#stopping) {
+      outer: while (!this.#stopping && !this.#pausing) {
         let spinUntil = 0;
         let busyTurns = 0;
-        for (let n = 0; n < BURST; n++) {
+        for (let n = 0; n < BURST && !this.#pausing; n++) {
           const res = fuse.fuse_session_receive_buf(se, fbuf);
           if (res > 0) {
+            if (this.#answerLost) {
+              this.#answerLost = false;
+              const lost = answerLost(libc, fd, requestUnique(fbuf));
+              if (lost) log.warn("Answered EIO to {lost} requests the dead daemon left", { lost });
+            }
             fuse.fuse_session_process_buf(se, fbuf);
             spinUntil = 0;
             busyTurns = 0;
@@ -359,6 +426,8 @@ export class FuseSession implements AsyncDisposable {
       loopDone = this.#loopEnded || await within(this.#loop, this.#timeoutMs);
       await within(this.#adapter.idle(), this.#timeoutMs);
       await fuse.fuse_session_unmount(se);
+      // On a handed-over descriptor libfuse mounted nothing and unmounts nothing.
+      if (this.#external) await forceUnmount(this.mountpoint);
     } else {
       // libfuse threads block in read(2): detaching the mount makes them return ENODEV, unless
       // open files keep the connection alive; then abort it through fusectl (if mounted).
@@ -415,12 +484,14 @@ export async function mountFs(
   const fuse = loadLibfuse();
   const libc = loadLibc();
   const target = resolveMountpoint(mountpoint);
-  const loop = options.loop ?? "mt";
+  const takeover = options.takeover;
+  const loop = takeover ? "js" : options.loop ?? "mt";
   const spinUs = options.spinUs ?? 500;
   if (!Number.isFinite(spinUs) || spinUs < 0) {
     throw new TypeError(`spinUs must be a number of microseconds >= 0, got ${spinUs}`);
   }
   let initialised = false;
+  let offered: InitInfo | undefined;
   let initDone!: () => void;
   const init = new Promise<void>((r) => initDone = r);
   const adapter = new FuseAdapter(fuse, libc, ops, {
@@ -433,7 +504,8 @@ export async function mountFs(
     ...(options.deadlineMs !== undefined ? { deadlineMs: options.deadlineMs } : {}),
     ...(options.onOp !== undefined ? { onOp: options.onOp } : {}),
     threadSafe: loop === "mt",
-    onInit: () => {
+    onInit: (info) => {
+      offered = info;
       initialised = true;
       initDone();
     },
@@ -447,11 +519,14 @@ export async function mountFs(
     throw new Error(`Cannot create a FUSE session with options "${optionList.join(",")}"`);
   }
   adapter.session = se;
-  if (fuse.fuse_session_mount(se, cString(target)) !== 0) {
+  // A handed-over descriptor is taken as the mountpoint "/dev/fd/N" (nothing is mounted).
+  const mountArg = takeover ? `/dev/fd/${takeover.fd}` : target;
+  if (fuse.fuse_session_mount(se, cString(mountArg)) !== 0) {
     fuse.fuse_session_destroy(se);
     adapter.close();
     throw new Error(`Cannot mount a FUSE filesystem at "${target}"`);
   }
+  if (takeover) feedInit(fuse, libc, se, takeover.init); // the kernel's INIT was long ago
   const session = new FuseSession(
     fuse,
     libc,
@@ -463,12 +538,14 @@ export async function mountFs(
     options.unmountTimeoutMs ?? 5000,
     spinUs,
   );
+  if (takeover) session.adopted(takeover.answerLost);
   session.start();
   await within(Promise.race([init, session.closed]), INIT_TIMEOUT_MS);
   if (!initialised) {
     await session.unmount();
     throw new Error(`The kernel did not initialise the FUSE mount at "${target}"`);
   }
+  session.initInfo = takeover?.init ?? offered;
   session.device = mountInfo(target).at(-1)?.device;
   raiseReadahead(session.device, options.readAheadKb ?? 1024);
   return session;

@@ -263,3 +263,44 @@ Deno.test("unmount() with a file still open does not hang", async () => {
     await Deno.remove(mp, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("handOver() stops serving at a request boundary; resume() serves what waited", async () => {
+  const mp = await Deno.makeTempDir({ prefix: "slayerfs-ffi-test-" });
+  const mt = await Deno.makeTempDir({ prefix: "slayerfs-ffi-test-" });
+  try {
+    const session = await mountFs(new RamFs(), mp, { loop: "js" });
+    try {
+      await Deno.writeTextFile(`${mp}/f`, "served");
+      const fd = await session.handOver(5000);
+      assert.equal(fd, session.fd);
+      // A request made now waits in the kernel: nothing reads /dev/fuse.
+      const cat = new Deno.Command("cat", { args: [`${mp}/g`], stderr: "piped" }).spawn();
+      let done = false;
+      const out = cat.output().finally(() => done = true);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.ok(!done, "the request waits while the session is handed over");
+      session.resume();
+      const r = await Promise.race([
+        out,
+        new Promise<never>((_, rej) => setTimeout(() => rej(new Error("not served")), 10_000)),
+      ]);
+      assert.equal(r.code, 1); // served: ENOENT
+      assert.match(new TextDecoder().decode(r.stderr), /No such file/);
+      assert.equal(await Deno.readTextFile(`${mp}/f`), "served");
+    } finally {
+      await session.unmount();
+    }
+    // libfuse's own loop cannot stop at a request boundary: a handover is refused.
+    const threaded = await mountFs(new RamFs(), mt, { loop: "mt" });
+    try {
+      await assert.rejects(threaded.handOver(1000), /"js" request loop/);
+    } finally {
+      await threaded.unmount();
+    }
+  } finally {
+    for (const dir of [mp, mt]) {
+      if (isMounted(dir)) await forceUnmount(dir);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }
+});

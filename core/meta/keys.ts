@@ -203,5 +203,8 @@ export const plockKey = (ino: Ino, sid: number, owner: bigint): string =>
   plockPrefix(ino) + lockHolder(sid, owner);
 /** The session id of a lock key. */
 export const lockSessionOf = (key: string): number => readU64(key, 10);
+/** The kernel lock owner of a lock key. */
+export const lockOwnerOf = (key: string): bigint =>
+  (BigInt(readU32(key, 18) >>> 0) << 32n) | BigInt(readU32(key, 22) >>> 0);
 /** The inode of a lock key. */
 export const lockInoOf = (key: string): Ino => readU64(key, 1) as Ino;

@@ -52,6 +52,7 @@ import {
   flockKey,
   flockPrefix,
   lockInoOf,
+  lockOwnerOf,
   lockPrefix,
   lockSessionOf,
   plockKey,
@@ -234,6 +235,26 @@ export class KvLocks implements LockManager {
   /** How many lock records this mount holds. */
   get heldCount(): number {
     return this.#held.size;
+  }
+
+  /**
+   * Takes on the lock records stored under this mount's session by an earlier process of it (a
+   * smooth upgrade continues the session): they are released as this mount's own. Returns how
+   * many.
+   */
+  async adopt(): Promise<number> {
+    const sid = this.#sid;
+    const pairs = await this.#kv.txn((tx) => tx.scan(lockPrefix, { keysOnly: true }), {
+      readOnly: true,
+    });
+    let n = 0;
+    for (const [k] of pairs) {
+      if (k.length <= 10 || lockSessionOf(k) !== sid) continue;
+      const kind = k[9] === "F" ? "flock" as const : "posix" as const;
+      this.#held.set(k, { ino: lockInoOf(k), owner: lockOwnerOf(k), kind });
+      n++;
+    }
+    return n;
   }
 
   /** Runs `fn` after the earlier requests on record `key` of this mount. */

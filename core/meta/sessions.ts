@@ -73,6 +73,22 @@ export async function registerSession(
   return sid;
 }
 
+/**
+ * Takes over session `sid` for a new process (`info`): false (and writes nothing) if it is gone
+ * or expired.
+ */
+export async function resumeSession(
+  tx: KvTxn,
+  sid: number,
+  info: SessionInfo,
+  heartbeat: number,
+): Promise<boolean> {
+  const rec = await getSession(tx, sid);
+  if (!rec || rec.expired) return false;
+  tx.set(sessionKey(sid), encodeJson({ ...rec, ...info, id: sid, heartbeat }));
+  return true;
+}
+
 /** Session `sid`, if it is registered. */
 export async function getSession(tx: KvTxn, sid: number): Promise<SessionRecord | undefined> {
   const raw = await tx.get(sessionKey(sid));
