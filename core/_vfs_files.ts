@@ -57,6 +57,8 @@ export interface VfsParts {
   atime: AtimeUpdater | undefined;
   /** Predictive prefetch. */
   predictor: Predictor | undefined;
+  /** Told of each commit of a file's data, and of a file's last close (quota tallies). */
+  quota?: { committed(ino: Ino, size: number): void; forget(ino: Ino): void };
 }
 
 /** The open files of a `Vfs` and the operations on them. */
@@ -81,6 +83,7 @@ export class VfsFiles {
   #writer(ino: Ino, of: OpenFile): FileWriter {
     return of.writer ??= new FileWriter(ino, this.#p.data, (attr, freed) => {
       of.size = attr.size;
+      this.#p.quota?.committed(ino, attr.size);
       this.seen.changedHere(attr);
       this.#p.freeQueue.add(freed);
     }, () => this.open.dropped(ino));
@@ -247,6 +250,7 @@ export class VfsFiles {
     } finally {
       if (--of.opens <= 0 && !of.writer?.dirty) {
         this.open.closeFile(ino);
+        this.#p.quota?.forget(ino);
         const unlinkedHere = this.maybeSustained.delete(ino);
         if (unlinkedHere) this.#p.data.invalidate(ino);
         if (this.opens) {

@@ -1,7 +1,8 @@
 /**
  * The quota check of `Vfs.write` (`vfs.ts`): a write that makes a file longer fails with `EDQUOT`
- * when a quota above the file has no room for the growth, the file's data not committed yet
- * included. The limits and usage are read from the metadata engine at each such write, so a
+ * when a quota above the file has no room for the growth, counting the data not committed yet of
+ * this file and of the other files this mount is writing under that quota (each growing write
+ * records its file's uncommitted growth until its commits catch up or it is closed). The limits and usage are read from the metadata engine at each such write, so a
  * `slayerfs quota set` reaches running mounts at once; whether the volume has quotas at all is
  * cached for {@linkcode QUOTA_CACHE_MS}, so a volume's first quota takes up to that long to be
  * enforced on writes (creates and commits see it at once: they charge quotas in their transaction).
@@ -23,6 +24,8 @@ export class QuotaGate {
   readonly #meta: Meta;
   #any: boolean | undefined;
   #at = 0;
+  /** Files written past their committed size, with the quotas above them. */
+  readonly #pending = new Map<Ino, { quotas: Ino[]; end: number; committed: number }>();
 
   /** A gate over the quotas of `meta`. */
   constructor(meta: Meta) {
@@ -47,10 +50,32 @@ export class QuotaGate {
     }
     const need = spaceOf(newEnd) - spaceOf(committed);
     if (need <= 0) return;
-    for (const q of await this.#meta.quotasOfFile(ino)) {
-      if (q.capacity !== null && q.usedSpace + need > q.capacity) {
+    const qs = await this.#meta.quotasOfFile(ino);
+    for (const q of qs) {
+      if (q.capacity === null) continue;
+      let others = 0;
+      for (const [other, p] of this.#pending) {
+        if (other !== ino && p.quotas.includes(q.ino)) {
+          others += Math.max(0, spaceOf(p.end) - spaceOf(p.committed));
+        }
+      }
+      if (q.usedSpace + need + others > q.capacity) {
         throw new FsError(Errno.EDQUOT, "Quota exceeded");
       }
     }
+    if (qs.length) this.#pending.set(ino, { quotas: qs.map((q) => q.ino), end: newEnd, committed });
+  }
+
+  /** File `ino` has `size` bytes committed: its growth up to there is in the usage now. */
+  committed(ino: Ino, size: number): void {
+    const p = this.#pending.get(ino);
+    if (!p) return;
+    p.committed = Math.max(p.committed, size);
+    if (spaceOf(p.end) <= spaceOf(p.committed)) this.#pending.delete(ino);
+  }
+
+  /** File `ino` was closed (its data committed) or dropped. */
+  forget(ino: Ino): void {
+    this.#pending.delete(ino);
   }
 }

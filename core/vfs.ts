@@ -114,7 +114,9 @@ export class Vfs implements FsOps {
     const opens = session
       ? new SessionOpens(meta, session, this.#freeQueue, this.#onError, open)
       : undefined;
+    const quota = this.#quota = new QuotaGate(meta);
     const parts = {
+      quota,
       meta,
       data: this.data,
       freeQueue: this.#freeQueue,
@@ -124,7 +126,6 @@ export class Vfs implements FsOps {
       predictor: this.predictor,
     };
     this.#files = new VfsFiles(parts, open, opens);
-    this.#quota = new QuotaGate(meta);
   }
 
   /** This mount's session id, with a session. */

@@ -3,9 +3,9 @@
  * (its root is the directory; `..` inside stays inside, in lookups, stat and listings), files
  * made there appear in the volume under PATH, `df`/`stat -f` show the directory's quota, and a
  * missing subdirectory fails the mount with one clear line. Inode numbers the mount never handed
- * out (outside the tree, or forged) fail with ESTALE: tested on the operation layer that the FUSE
- * adapter drives (`subdirOps`), since the kernel itself refuses uncached file handles (the
- * adapter does not offer export support).
+ * out (outside the tree, or forged) fail with ESTALE: a file handle (`open_by_handle_at`) with a
+ * forged inode number through the kernel, and any request on the operation layer that the FUSE
+ * adapter drives (`subdirOps`).
  *
  * @module
  */
@@ -17,7 +17,7 @@ import { subdirOps } from "../core/tenant_ops.ts";
 import { nameFromText, ROOT_CTX, ROOT_INO } from "../core/types.ts";
 import type { Ino } from "../core/types.ts";
 import { runCli, startSlayer } from "./_mount.ts";
-import { quotaSet, sh } from "./_tenants.ts";
+import { probe, quotaSet, sh } from "./_tenants.ts";
 
 Deno.test({
   name: "subdir mount: isolation, .. at the root, statfs of the quota, missing subdir",
@@ -69,6 +69,37 @@ Deno.test({
       const up = await sh(`cd '${S}/sub/../..' && pwd -P && ls`);
       assert.equal(up.stdout.split("\n")[0], sub.dir, "cd .. past the root leaves the mount");
       assert.ok(!up.stdout.includes("team-b") && !up.stdout.includes("secret"));
+      // File handles: one of a file in the tree opens; the same handle with the inode number of a
+      // file outside (team-b/secret) forged in fails with ESTALE.
+      const secret = (await Deno.stat(`${F}/team-b/secret`)).ino!;
+      const handles = await probe(`
+import ctypes, struct
+libc = ctypes.CDLL(None, use_errno=True)
+class FH(ctypes.Structure):
+    _fields_ = [("bytes", ctypes.c_uint), ("type", ctypes.c_int), ("h", ctypes.c_ubyte * 128)]
+def fail():
+    e = ctypes.get_errno()
+    raise OSError(e, os.strerror(e))
+def handle(path):
+    fh, mid = FH(), ctypes.c_int()
+    fh.bytes = 128
+    if libc.name_to_handle_at(-100, path.encode(), ctypes.byref(fh), ctypes.byref(mid), 0):
+        fail()
+    return fh
+def open_h(fh):
+    mfd = os.open("${S}", os.O_RDONLY)
+    fd = libc.open_by_handle_at(mfd, ctypes.byref(fh), os.O_RDONLY)
+    os.close(mfd)
+    if fd < 0:
+        fail()
+    os.close(fd)
+fh = handle("${S}/hello")
+op("own", lambda: open_h(fh))
+forged = FH.from_buffer_copy(fh)
+struct.pack_into("<2I", forged.h, 0, ${secret} >> 32, ${secret} & 0xffffffff)
+op("forged", lambda: open_h(forged))
+`);
+      assert.deepEqual(Object.fromEntries(handles), { own: "OK", forged: "ESTALE" });
       // Changes land under /team-a of the volume.
       await Deno.writeTextFile(`${S}/sub/new`, "n");
       assert.equal(await Deno.readTextFile(`${F}/team-a/sub/new`), "n");

@@ -56,3 +56,32 @@ Deno.test("quotas follow hard links, unlinked-open files, exchanges and removed 
   const c = (await meta.checkQuota(qa.ino, false))!;
   assert.deepEqual([c.kept.usedSpace, c.kept.usedInodes], [c.walked.space, c.walked.inodes]);
 });
+
+Deno.test("writes of several files on one mount count each other's uncommitted data", async () => {
+  const { vol } = await memVolume();
+  await using _ = vol;
+  const vfs = vol.vfs;
+  const q = await vfs.mkdir(ctx, ROOT_INO, n("q"), 0o755);
+  await vfs.meta.setQuota(q.ino, { capacity: 1 << 20 });
+  const f1 = await vfs.create(ctx, q.ino, n("f1"), 0o644, O_RDWR);
+  const f2 = await vfs.create(ctx, q.ino, n("f2"), 0o644, O_RDWR);
+  const kib = (k: number) => new Uint8Array(k * 1024);
+  await vfs.write(ctx, f1.attr.ino, f1.opened.fh, 0, kib(600));
+  // f1's 600 KiB are not committed yet, but they count: f2 cannot take another 600.
+  await assert.rejects(
+    vfs.write(ctx, f2.attr.ino, f2.opened.fh, 0, kib(600)),
+    errno(Errno.EDQUOT),
+  );
+  await vfs.write(ctx, f2.attr.ino, f2.opened.fh, 0, kib(400));
+  await vfs.flush(ctx, f1.attr.ino, f1.opened.fh, 0n);
+  await vfs.flush(ctx, f2.attr.ino, f2.opened.fh, 0n);
+  // Committed now, and counted once: 24 KiB are left.
+  await vfs.write(ctx, f1.attr.ino, f1.opened.fh, kib(600).length, kib(24));
+  await assert.rejects(
+    vfs.write(ctx, f2.attr.ino, f2.opened.fh, kib(400).length, kib(4)),
+    errno(Errno.EDQUOT),
+  );
+  await vfs.release(ctx, f1.attr.ino, f1.opened.fh, 0n, false);
+  await vfs.release(ctx, f2.attr.ino, f2.opened.fh, 0n, false);
+  assert.equal((await vfs.meta.getQuota(q.ino))!.usedSpace, 1 << 20);
+});
