@@ -8,7 +8,7 @@
 
 import { DEFAULT_BLOCK_SIZE, DEFAULT_INLINE_MAX } from "../core/format.ts";
 import type { CommandSpec, OptionSpec } from "./_spec.ts";
-import { DUMP, FSCK, LOAD } from "./_commands_tools.ts";
+import { CLONE, DUMP, FSCK, LOAD, SNAPSHOT } from "./_commands_tools.ts";
 
 const MiB = 2 ** 20;
 
@@ -231,6 +231,29 @@ const MOUNT: CommandSpec = {
       unit: MiB,
       help: "the staging capacity" + SIZE_IN_MIB,
       defaultText: "the free space, less 10% kept free",
+    },
+    {
+      name: "upload-limit",
+      kind: "int",
+      arg: "MBIT",
+      min: 1,
+      help: "the most Mbit/s this mount uploads to the object store",
+      defaultText: "no limit",
+    },
+    {
+      name: "download-limit",
+      kind: "int",
+      arg: "MBIT",
+      min: 1,
+      help: "the most Mbit/s this mount downloads from the object store",
+      defaultText: "no limit",
+    },
+    {
+      name: "upload-window",
+      kind: "string",
+      arg: "HH:MM-HH:MM",
+      help: "with --writeback: upload staged blocks only in this daily window (local time)",
+      defaultText: "always",
     },
     {
       name: "atime-mode",
@@ -465,6 +488,8 @@ export const COMMANDS: readonly CommandSpec[] = [
   STATS,
   INFO,
   WARMUP,
+  CLONE,
+  SNAPSHOT,
   GC,
   DUMP,
   LOAD,

@@ -28,6 +28,8 @@ import { cmdStatus } from "./status.ts";
 import { cmdUmount } from "./umount.ts";
 import { cmdVersion } from "./version.ts";
 import { cmdWarmup } from "./warmup.ts";
+import { cmdClone } from "./clone.ts";
+import { cmdSnapshot } from "./snapshot.ts";
 
 /** The module that runs each command of `_commands.ts`, by name. */
 const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
@@ -38,6 +40,8 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   stats: cmdStats,
   info: cmdInfo,
   warmup: cmdWarmup,
+  clone: cmdClone,
+  snapshot: cmdSnapshot,
   gc: cmdGc,
   dump: cmdDump,
   load: cmdLoad,

@@ -29,6 +29,12 @@ import {
 import { openMeta } from "./_meta.ts";
 import { home, makeRunDir, type MountState, stateFile, writeState } from "./_state.ts";
 import { claimDir } from "./_dir_lock.ts";
+import { guardSnapshots } from "../core/snapshot_guard.ts";
+import { reclaimDetached } from "../core/clone.ts";
+import { controlPath, serveControl } from "./_control.ts";
+import { controlHandler } from "./clone.ts";
+import { LimitedBlockStore } from "../backends/store_limited.ts";
+import { mbitToBytes, TimeWindow } from "../core/_bandwidth.ts";
 
 const log = getLog("daemon");
 
@@ -61,6 +67,11 @@ export interface MountOpts extends TelemetryOpts {
   sessionTimeoutSec: number;
   /** How reads change atime (`--atime-mode`). */
   atimeMode: AtimeMode;
+  /** `--upload-limit` and `--download-limit`, in Mbit/s (none: unlimited). */
+  uploadLimitMbit?: number | undefined;
+  downloadLimitMbit?: number | undefined;
+  /** `--upload-window HH:MM-HH:MM`: staged uploads wait outside it. */
+  uploadWindow?: string | undefined;
 }
 
 /**
@@ -146,6 +157,8 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   // io_deadline=SEC (default 60, 0 = none): no FUSE request waits longer for the store.
   const deadlineMs = Number(opts.options.get("io_deadline") || 60) * 1000;
   let vol: Volume;
+  let limited: LimitedBlockStore | undefined;
+  const uploadWindow = opts.uploadWindow ? new TimeWindow(opts.uploadWindow) : undefined;
   let mountSession: Session | undefined;
   let writeback:
     | { stats(): WritebackStats; flush(o?: { signal?: AbortSignal }): Promise<void> }
@@ -158,6 +171,15 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     if (!format) throw new CliError(`No volume in "${metaUrl}": run slayerfs format first`);
     let store = await openStore(format.storage, opts.writeback);
     if (metrics) store = metrics.store(store); // telemetry: object store requests
+    if (opts.uploadLimitMbit || opts.downloadLimitMbit) {
+      limited = new LimitedBlockStore(store, {
+        ...(opts.uploadLimitMbit ? { uploadBytesPerSec: mbitToBytes(opts.uploadLimitMbit) } : {}),
+        ...(opts.downloadLimitMbit
+          ? { downloadBytesPerSec: mbitToBytes(opts.downloadLimitMbit) }
+          : {}),
+      });
+      store = limited;
+    }
     // Remote storage gets a disk cache by default, as JuiceFS does; local storage needs none.
     const chosenCacheDirs = [...opts.cacheDirs];
     // Several daemons may serve the volume on this host: each has its own cache and staging
@@ -185,6 +207,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
         // outage, so each failed attempt is a debug line.
         onError: (error, key) =>
           log.debug('Upload of "{key}" failed: {reason}', { key, reason: describe(error), error }),
+        ...(uploadWindow ? { uploadGate: (stop) => uploadWindow.wait(stop) } : {}),
       });
       // `status` and `umount` say where the blocks not uploaded yet are.
       writeback = {
@@ -205,6 +228,8 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     // handles that held locks (their writes fail with EIO) and goes on under its new session.
     mountSession.onCleanup(async (engine, sid) => {
       await releaseSessionLocks(engine, sid);
+      // A clone or snapshot removal the dead mount left half done (core/clone.ts).
+      await reclaimDetached(engine, (owner) => owner === sid);
     });
     mountSession.onLost((_lost, current) => void vol?.vfs.locksLost(current));
     const locks = new KvLocks(kv, { sessionId: mountSession.id });
@@ -234,7 +259,12 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   }
   const o = opts.options;
   const num = (k: string) => o.has(k) ? Number(o.get(k)) : undefined;
-  const fsOps = metrics?.ops(vol.vfs, { "slayerfs.volume": vol.format.name }) ?? vol.vfs; // telemetry
+  // Snapshots are read-only, and their `.snapshots` folders hidden from listings.
+  const guarded = guardSnapshots(
+    vol.vfs,
+    async (parent, name) => (await vol.vfs.meta.lookup(parent, name)).ino,
+  );
+  const fsOps = metrics?.ops(guarded, { "slayerfs.volume": vol.format.name }) ?? guarded; // telemetry
   const session = await mountFs(fsOps, mnt, {
     fsname: `slayerfs:${vol.format.name}`,
     subtype: "slayerfs",
@@ -282,6 +312,11 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     })
     : undefined;
   if (metricsServer) state.metrics = metricsServer.address;
+  await makeRunDir();
+  // `slayerfs clone` and `slayerfs snapshot` reach this mount through its control socket.
+  const control = controlPath(Deno.pid);
+  const stopControl = await serveControl(control, controlHandler(vol, mountSession!));
+  state.control = control;
   const refresh = async () => {
     const s = vol.vfs.stats();
     Object.assign(state, {
@@ -297,6 +332,16 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       ...(s.predictor ? { predictor: s.predictor } : {}),
       ...(s.cache ? { cache: s.cache, hottestFiles: s.hottestFiles } : {}),
       ...(writeback ? { writeback: writeback.stats() } : {}),
+      ...(limited || uploadWindow
+        ? {
+          bandwidth: {
+            ...(limited?.stats() ?? { uploadedBytes: 0, downloadedBytes: 0 }),
+            ...(uploadWindow
+              ? { uploadWindow: uploadWindow.text, windowOpen: uploadWindow.contains() }
+              : {}),
+          },
+        }
+        : {}),
       ops: Object.fromEntries(
         Object.entries(session.opStats()).sort(([a], [b]) => a < b ? -1 : 1).map((
           [op, st],
@@ -331,6 +376,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       log.info("Unmounting {mountpoint} ({why})", { mountpoint: mnt, why });
       clearInterval(timer);
       stopTrimming();
+      await stopControl();
       await metricsServer?.close(); // telemetry
       try {
         await session.unmount();
@@ -338,13 +384,20 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
         log.error("Unmount failed: {reason}", { reason: describe(error), error });
       }
       try {
-        // Give staged uploads a bounded chance to finish; what remains uploads at the next mount.
-        await writeback?.flush({ signal: AbortSignal.timeout(30_000) }).catch((error) => {
-          log.warn("Staged blocks remain for the next mount: {reason}", {
-            reason: describe(error),
-            error,
+        // Give staged uploads a bounded chance to finish; what remains uploads at the next mount
+        // (outside the upload window, it waits for the window, at this mount or the next).
+        if (uploadWindow && !uploadWindow.contains()) {
+          log.info("Staged blocks wait for the upload window {window}", {
+            window: uploadWindow.text,
           });
-        });
+        } else {
+          await writeback?.flush({ signal: AbortSignal.timeout(30_000) }).catch((error) => {
+            log.warn("Staged blocks remain for the next mount: {reason}", {
+              reason: describe(error),
+              error,
+            });
+          });
+        }
         await vol.close();
       } catch (error) {
         log.error("Flushing on exit failed: {reason}", { reason: describe(error), error });
