@@ -255,6 +255,14 @@ async function removeDetached(kv: KvEngine, root: Ino): Promise<FreedSlice[]> {
   return freed;
 }
 
+/** Every detached tree: its root and record. */
+export async function listDetached(
+  kv: KvEngine,
+): Promise<Array<{ root: Ino } & DetachedTree>> {
+  const pairs = await kv.txn((tx) => tx.scan(detachedPrefix), { readOnly: true });
+  return pairs.map(([k, v]) => ({ root: detachedInoOf(k), ...decodeJson<DetachedTree>(v) }));
+}
+
 /**
  * Tears down the detached trees (half-built clones, half-removed snapshots) whose session `dead`
  * says is gone. Returns how many it removed.
@@ -263,12 +271,10 @@ export async function reclaimDetached(
   kv: KvEngine,
   dead: (sid: number) => boolean,
 ): Promise<number> {
-  const pairs = await kv.txn((tx) => tx.scan(detachedPrefix), { readOnly: true });
   let n = 0;
-  for (const [k, v] of pairs) {
-    const rec = decodeJson<DetachedTree>(v);
-    if (!dead(rec.sid)) continue;
-    await removeDetached(kv, detachedInoOf(k));
+  for (const t of await listDetached(kv)) {
+    if (!dead(t.sid)) continue;
+    await removeDetached(kv, t.root);
     n++;
   }
   return n;
