@@ -10,6 +10,7 @@
 import { basename, dirname, relative, resolve } from "node:path";
 import type { Volume } from "../core/volume.ts";
 import type { Session } from "../core/session.ts";
+import type { Ino, Name } from "../core/types.ts";
 import { Snapshots } from "../core/snapshots.ts";
 import type { CloneResult } from "../core/clone.ts";
 import { callControl, type ControlRequest } from "./_control.ts";
@@ -19,14 +20,19 @@ import { liveMountOf } from "./_mount_of.ts";
 import type { ParsedArgs } from "./_spec.ts";
 import type { MountState } from "./_state.ts";
 
-/** The daemon's handler of control requests for the volume `vol` served under `session`. */
+/**
+ * The daemon's handler of control requests for the volume `vol` served under `session`;
+ * `changed` tells the kernel of each entry made or removed.
+ */
 export function controlHandler(
   vol: Volume,
   session: Session,
+  changed: (parent: Ino, name: Name) => Promise<void>,
 ): (req: ControlRequest) => Promise<unknown> {
   const snaps = new Snapshots(vol.vfs.meta.kv, {
     sid: () => session.id,
     flush: () => vol.vfs.flushAll(),
+    changed,
   });
   return async ({ op, args }) => {
     const [a = "", b = ""] = args;

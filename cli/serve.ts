@@ -315,7 +315,10 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   await makeRunDir();
   // `slayerfs clone` and `slayerfs snapshot` reach this mount through its control socket.
   const control = controlPath(Deno.pid);
-  const stopControl = await serveControl(control, controlHandler(vol, mountSession!));
+  const stopControl = await serveControl(
+    control,
+    controlHandler(vol, mountSession!, (parent, name) => session.invalidateEntry(parent, name)),
+  );
   state.control = control;
   const refresh = async () => {
     const s = vol.vfs.stats();

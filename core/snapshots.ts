@@ -42,6 +42,8 @@ export interface SnapshotsOptions {
   sid: () => number;
   /** Writes what open files buffered, so that a clone sees it. */
   flush?: () => Promise<void>;
+  /** Called for each entry made or removed (the mount makes the kernel forget its cache of it). */
+  changed?: (parent: Ino, name: Name) => Promise<void>;
 }
 
 const utf8 = new TextDecoder();
@@ -76,7 +78,13 @@ export class Snapshots {
     const [parent, name] = await resolveParent(this.#kv, dst);
     if (isSnapshotIno(parent)) throw new FsError(Errno.EROFS, "Snapshots are read-only");
     await this.#opts.flush?.();
-    return await cloneTree(this.#kv, srcIno, parent, name, { sid: this.#opts.sid(), path: dst });
+    const r = await cloneTree(this.#kv, srcIno, parent, name, { sid: this.#opts.sid(), path: dst });
+    await this.#changed(parent, name);
+    return r;
+  }
+
+  async #changed(parent: Ino, name: Name): Promise<void> {
+    await this.#opts.changed?.(parent, name).catch(() => {});
   }
 
   /** The directory `path` (`ENOTDIR` for anything else). */
@@ -121,6 +129,7 @@ export class Snapshots {
         if (!(err instanceof FsError && err.errno === Errno.EEXIST)) throw err;
       });
       snaps = (await this.#snapDir(dir))!;
+      await this.#changed(dir, SNAPSHOT_DIR);
     }
     if (!isSnapshotIno(snaps)) {
       throw new FsError(
@@ -128,11 +137,13 @@ export class Snapshots {
         `"${path}/${SNAPSHOT_DIR}" exists and is not a snapshot folder`,
       );
     }
-    return await cloneTree(this.#kv, dir, snaps, n, {
+    const r = await cloneTree(this.#kv, dir, snaps, n, {
       sid: this.#opts.sid(),
       snapshot: true,
       path: `${path}/${SNAPSHOT_DIR}/${name}`,
     });
+    await this.#changed(snaps, n);
+    return r;
   }
 
   /** The snapshots of directory `path`, by name. */
@@ -168,7 +179,12 @@ export class Snapshots {
         throw err;
       });
     // The last one takes the folder with it (an empty `.snapshots` would keep `rmdir` failing).
-    await this.#kv.txn((tx) => rmdir(tx, dir, SNAPSHOT_DIR)).catch(() => {});
+    await this.#changed(snaps, n);
+    const gone = await this.#kv.txn((tx) => rmdir(tx, dir, SNAPSHOT_DIR)).then(
+      () => true,
+      () => false,
+    );
+    if (gone) await this.#changed(dir, SNAPSHOT_DIR);
     return { freedSlices: freed.length };
   }
 }

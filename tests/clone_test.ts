@@ -78,6 +78,8 @@ Deno.test("clone copies a tree in metadata only, keeps every attribute, and is a
   const objects = await objectCount(fs.storage);
   assert.ok(objects >= 2, `the big file is in the store: ${objects} objects`);
   const inodes = await usedInodes(fs.meta);
+  // Looked up before: the kernel caches the miss, and the daemon makes it forget it.
+  await assert.rejects(Deno.lstat(`${m}/dst`), Deno.errors.NotFound);
   const r = await runCli(["clone", src, `${m}/dst`]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /Cloned .* 7 inodes, 5\.0 MiB shared \(no data copied\)/);

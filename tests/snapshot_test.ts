@@ -54,6 +54,8 @@ Deno.test("snapshots are read-only clones under .snapshots; rm + gc frees only t
   const base = await objectCount(fs.storage);
   assert.equal(base, 4, "the weights are 4 objects");
 
+  // Looked up before (the kernel caches the miss): the daemon makes the kernel forget it.
+  await assert.rejects(Deno.lstat(`${models}/.snapshots`), Deno.errors.NotFound);
   assert.match(await cli(["snapshot", "create", models, "v1"]), /\.snapshots\/v1: 5 inodes/);
   assert.equal(await objectCount(fs.storage), base, "a snapshot adds no object");
   assert.deepEqual(await names(models), ["current", "llama"], ".snapshots is not listed");
@@ -124,7 +126,9 @@ Deno.test("snapshots are read-only clones under .snapshots; rm + gc frees only t
   assert.match(gone.stderr, /No snapshot "v1"/);
 
   // The last one takes .snapshots with it; then the folder can go.
+  assert.ok((await Deno.lstat(`${models}/.snapshots/v2`)).isDirectory); // cached by the kernel
   await cli(["snapshot", "rm", models, "v2"]);
+  await assert.rejects(Deno.lstat(`${models}/.snapshots/v2`), Deno.errors.NotFound);
   await assert.rejects(Deno.lstat(`${models}/.snapshots`), Deno.errors.NotFound);
   assert.match(await cli(["snapshot", "ls", models]), /No snapshots/);
   await Deno.remove(models, { recursive: true });
