@@ -115,10 +115,21 @@ Deno.test("snapshots are read-only clones under .snapshots; rm + gc frees only t
   await Deno.remove(`${m}/models-copy`, { recursive: true });
 
   // rm v1: its own data (v1's 4 blocks) goes after gc; v2's (shared with the live tree) stays.
+  // A file of it open at the time stays readable until its last close.
+  const open = L.open(`${snap}/llama/weights`, L.O.RDONLY | L.O.CLOEXEC);
   assert.match(await cli(["snapshot", "rm", models, "v1"]), /Removed snapshot v1/);
   assert.deepEqual(await names(`${models}/.snapshots`), ["v2"]);
-  await cli(["gc", "--delete", fs.meta]);
-  assert.equal(await objectCount(fs.storage), base, "v1's objects are deleted, v2's stay");
+  await assert.rejects(Deno.lstat(snap), Deno.errors.NotFound);
+  bytesEqual(L.preadFull(open, 4 * MiB, 0), v1, "open file of a removed snapshot");
+  L.close(open);
+  // The release follows the close; then the file goes and gc deletes what only it used.
+  let left = -1;
+  for (let i = 0; i < 40 && left !== base; i++) {
+    await cli(["gc", "--delete", fs.meta]);
+    left = await objectCount(fs.storage);
+    if (left !== base) await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.equal(left, base, "v1's objects are deleted, v2's stay");
   bytesEqual(await Deno.readFile(`${models}/.snapshots/v2/llama/weights`), v2, "v2 intact");
   bytesEqual(await Deno.readFile(`${models}/llama/weights`), v2, "live intact");
   const gone = await runCli(["snapshot", "rm", models, "v1"]);
