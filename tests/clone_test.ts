@@ -52,7 +52,9 @@ async function usedInodes(meta: string): Promise<number> {
 const xattr = (s: string) => new TextEncoder().encode(s);
 
 Deno.test("clone copies a tree in metadata only, keeps every attribute, and is atomic", async () => {
-  await using fs = await startSlayer({ extraArgs: ["--session-timeout", "3"] });
+  // Long kernel cache timeouts: a stale cached entry would show (the daemon must invalidate).
+  const cacheLong = ["-o", "negative_timeout=60,entry_timeout=60"];
+  await using fs = await startSlayer({ extraArgs: ["--session-timeout", "3", ...cacheLong] });
   const m = fs.mnt;
   const src = `${m}/src`;
   // The tree: modes, owners, times, xattrs, a symlink, hard links in and out of the tree.

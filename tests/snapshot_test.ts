@@ -43,7 +43,11 @@ async function cli(args: string[]): Promise<string> {
 
 Deno.test("snapshots are read-only clones under .snapshots; rm + gc frees only their own data", async () => {
   // 1 MiB blocks: the model is 4 blocks, each an object.
-  await using fs = await startSlayer({ formatArgs: ["--block-size", "1M"] });
+  // Long kernel cache timeouts: a stale cached entry would show (the daemon must invalidate).
+  await using fs = await startSlayer({
+    formatArgs: ["--block-size", "1M"],
+    extraArgs: ["-o", "negative_timeout=60,entry_timeout=60"],
+  });
   const m = fs.mnt;
   const models = `${m}/models`;
   await Deno.mkdir(`${models}/llama`, { recursive: true });
