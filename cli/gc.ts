@@ -11,8 +11,7 @@ import { Meta } from "../core/meta/mod.ts";
 import { mib } from "./_args.ts";
 import { openMeta } from "./_meta.ts";
 import type { ParsedArgs } from "./_spec.ts";
-import { listDetached, reclaimDetached } from "../core/clone.ts";
-import { DEFAULT_SESSION_TIMEOUT_MS, isStale, Session } from "../core/session.ts";
+import { deadSessions, listDetached, reclaimDetached } from "../core/clone.ts";
 
 /** Runs `slayerfs gc` with its checked arguments. */
 export async function cmdGc(args: ParsedArgs): Promise<void> {
@@ -23,12 +22,7 @@ export async function cmdGc(args: ParsedArgs): Promise<void> {
     const meta = await Meta.open(kv);
     // Clones and snapshot removals that a dead mount left half done (core/clone.ts): with
     // --delete, removed first, so that the slices they held become pending deletes.
-    const now = Date.now();
-    const live = new Set(
-      (await Session.list(kv)).filter((r) => !isStale(r, now, DEFAULT_SESSION_TIMEOUT_MS))
-        .map((r) => r.id),
-    );
-    const dead = (sid: number) => !live.has(sid);
+    const dead = await deadSessions(kv);
     const half = remove
       ? await reclaimDetached(kv, dead)
       : (await listDetached(kv)).filter((t) => dead(t.sid)).length;

@@ -30,7 +30,7 @@ import { openMeta } from "./_meta.ts";
 import { home, makeRunDir, type MountState, stateFile, writeState } from "./_state.ts";
 import { claimDir } from "./_dir_lock.ts";
 import { guardSnapshots } from "../core/snapshot_guard.ts";
-import { reclaimDetached } from "../core/clone.ts";
+import { deadSessions, reclaimDetached } from "../core/clone.ts";
 import { controlPath, serveControl } from "./_control.ts";
 import { controlHandler } from "./clone.ts";
 import { LimitedBlockStore } from "../backends/store_limited.ts";
@@ -257,6 +257,11 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     await kv.close();
     throw err instanceof CliError ? err : new CliError(describe(err));
   }
+  // Half-done clones or snapshot removals of mounts that are gone (also a clean unmount in the
+  // middle of one, which leaves no session for a cleanup hook to find): removed in the background.
+  void deadSessions(kv).then((dead) => reclaimDetached(kv, dead)).catch((error) =>
+    log.warn("Removing half-done clones failed: {reason}", { reason: describe(error), error })
+  );
   const o = opts.options;
   const num = (k: string) => o.has(k) ? Number(o.get(k)) : undefined;
   // Snapshots are read-only, and their `.snapshots` folders hidden from listings.

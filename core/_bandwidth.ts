@@ -2,8 +2,8 @@
  * Bandwidth limits of a mount's object-store traffic (`--upload-limit`, `--download-limit`,
  * `--upload-window`): a token bucket per direction and a daily upload window.
  *
- * The bucket fills at the limit's rate up to its **burst**: a fifth of a second of traffic at the
- * limit, but at least 64 KiB (at 100 Mbit/s, 2.5 MB). A request takes as many tokens as it moves
+ * The bucket fills at the limit's rate up to its **burst**: half a second of traffic at the limit,
+ * but at least 64 KiB (at 100 Mbit/s, 6.25 MB). A request takes as many tokens as it moves
  * bytes, which may leave the bucket in debt, and waits until that debt is paid off at the limit's
  * rate (an upload waits before it starts, a download before it returns). Requests are served in
  * order, so a large one is not starved by small ones. A transfer of `B` bytes therefore takes at
@@ -17,9 +17,12 @@ export function mbitToBytes(mbit: number): number {
   return mbit * 1e6 / 8;
 }
 
-/** The burst of a bucket at `bytesPerSec`: 200 ms of traffic, at least 64 KiB. */
+/**
+ * The burst of a bucket at `bytesPerSec`: 500 ms of traffic, at least 64 KiB. It is also how much
+ * of a request's own transfer time the bucket credits (a GET that takes longer loses the rest).
+ */
 export function burstOf(bytesPerSec: number): number {
-  return Math.max(64 * 1024, bytesPerSec * 0.2);
+  return Math.max(64 * 1024, bytesPerSec * 0.5);
 }
 
 /** Sleeps `ms`, without keeping the process alive; rejects at once when `signal` aborts. */

@@ -35,6 +35,7 @@ import { getAttr } from "./meta/_inode.ts";
 import { listDir, lookup } from "./meta/namespace.ts";
 import { decodeJson } from "./meta/_codec.ts";
 import type { FreedSlice } from "./meta/slices.ts";
+import { DEFAULT_SESSION_TIMEOUT_MS, isStale, Session } from "./session.ts";
 
 export { isSnapshotIno, SNAPSHOT_INO_BASE } from "./meta/trees.ts";
 
@@ -278,4 +279,17 @@ export async function reclaimDetached(
     n++;
   }
   return n;
+}
+
+/**
+ * Whether session `sid` is gone: no record, or one past its timeout (for detached trees whose
+ * builder went away without its session being cleaned up, e.g. a clean unmount mid-clone).
+ */
+export async function deadSessions(kv: KvEngine): Promise<(sid: number) => boolean> {
+  const now = Date.now();
+  const live = new Set(
+    (await Session.list(kv)).filter((r) => !isStale(r, now, DEFAULT_SESSION_TIMEOUT_MS))
+      .map((r) => r.id),
+  );
+  return (sid) => !live.has(sid);
 }
