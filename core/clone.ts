@@ -45,6 +45,14 @@ export const SNAPSHOT_DIR = ".snapshots";
 /** Nodes (or entries) per transaction. */
 const BATCH = 64;
 
+/**
+ * Nodes per transaction on `kv`: fewer on etcd, whose server refuses a transaction of more than
+ * `--max-txn-ops` (default 128) operations; a file of many chunks may still need it raised.
+ */
+function batchOf(kv: KvEngine): number {
+  return kv.scheme === "etcd" ? 8 : BATCH;
+}
+
 /** What {@linkcode cloneTree} made. */
 export interface CloneResult {
   /** The new root inode. */
@@ -171,8 +179,9 @@ export async function cloneTree(
   };
   let started = false;
   try {
-    for (let i = 0; i < items.length; i += BATCH) {
-      const batch = items.slice(i, i + BATCH);
+    const per = batchOf(kv);
+    for (let i = 0; i < items.length; i += per) {
+      const batch = items.slice(i, i + per);
       await kv.txn((tx) => trees.copyNodes(tx, batch, i === 0 ? tree : undefined));
       started = true;
     }
@@ -234,16 +243,17 @@ async function removeDetached(kv: KvEngine, root: Ino): Promise<FreedSlice[]> {
       }
     }
   }
+  const per = batchOf(kv);
   for (let i = dirs.length - 1; i >= 0; i--) {
     const d = dirs[i]!;
     for (;;) {
       const part: FreedSlice[] = [];
       const n = await kv.txn((tx) => {
         part.length = 0;
-        return trees.removeEntries(tx, d, BATCH, part);
+        return trees.removeEntries(tx, d, per, part);
       });
       freed.push(...part);
-      if (n < BATCH) break;
+      if (n < per) break;
     }
     if (i > 0) await kv.txn((tx) => trees.dropDir(tx, d));
   }
