@@ -96,6 +96,11 @@ export interface WritebackOptions {
    * warning on the `["slayerfs", "writeback"]` logger.
    */
   onError?: (error: unknown, key?: string) => void;
+  /**
+   * Awaited before each upload (`--upload-window`: resolves inside the window); `stop()` turns
+   * true when the upload is no longer wanted (deleted, or the store closed).
+   */
+  uploadGate?: (stop: () => boolean) => Promise<void>;
 }
 
 /** Counters of {@linkcode WritebackBlockStore.stats}. */
@@ -153,6 +158,7 @@ export class WritebackBlockStore implements BlockStore {
   readonly #slots: LimitFunction;
   readonly #backoff: { baseMs: number; maxMs: number };
   readonly #onError: (error: unknown, key?: string) => void;
+  readonly #gate: ((stop: () => boolean) => Promise<void>) | undefined;
   readonly #writeHooks: WriteHooks = {
     onNew: (entry) => this.#schedule(entry),
     closed: () => this.#closed,
@@ -188,6 +194,7 @@ export class WritebackBlockStore implements BlockStore {
     this.#backoff = { baseMs, maxMs: Math.max(baseMs, opts.retry?.maxMs ?? 10_000) };
     this.#onError = opts.onError ??
       ((error, key) => log.warn("Background upload of {key} failed", { key, error }));
+    this.#gate = opts.uploadGate;
   }
 
   /**
@@ -406,6 +413,10 @@ export class WritebackBlockStore implements BlockStore {
     const current = () => !this.#closed && staging.isCurrent(entry);
     let failed = 0;
     while (current()) {
+      if (this.#gate) {
+        await this.#gate(() => !current());
+        if (!current()) return;
+      }
       const version = entry.version;
       try {
         let data: Uint8Array;

@@ -10,6 +10,7 @@ import { DEFAULT_BLOCK_SIZE, DEFAULT_INLINE_MAX } from "../core/format.ts";
 import type { CommandSpec, OptionSpec } from "./_spec.ts";
 import {
   BENCH,
+  CLONE,
   CSI,
   DOCKER_PLUGIN,
   DOCTOR,
@@ -17,6 +18,7 @@ import {
   FSCK,
   LOAD,
   QUOTA,
+  SNAPSHOT,
   SYNC,
 } from "./_commands_tools.ts";
 
@@ -292,6 +294,29 @@ const MOUNT: CommandSpec = {
       defaultText: "the free space, less 10% kept free",
     },
     {
+      name: "upload-limit",
+      kind: "int",
+      arg: "MBIT",
+      min: 1,
+      help: "the most Mbit/s this mount uploads to the object store",
+      defaultText: "no limit",
+    },
+    {
+      name: "download-limit",
+      kind: "int",
+      arg: "MBIT",
+      min: 1,
+      help: "the most Mbit/s this mount downloads from the object store",
+      defaultText: "no limit",
+    },
+    {
+      name: "upload-window",
+      kind: "string",
+      arg: "HH:MM-HH:MM",
+      help: "with --writeback: upload staged blocks only in this daily window (local time)",
+      defaultText: "always",
+    },
+    {
       name: "atime-mode",
       kind: "choice",
       arg: "MODE",
@@ -562,6 +587,8 @@ export const COMMANDS: readonly CommandSpec[] = [
   STATS,
   INFO,
   WARMUP,
+  CLONE,
+  SNAPSHOT,
   GC,
   DUMP,
   LOAD,

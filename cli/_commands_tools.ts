@@ -348,3 +348,49 @@ export const QUOTA: CommandSpec = {
     "slayerfs quota check --repair sqlite3:///var/lib/slayerfs/meta.db",
   ],
 };
+
+/** `slayerfs clone`. */
+export const CLONE: CommandSpec = {
+  name: "clone",
+  summary: "copy a file or a folder tree inside a mounted volume in metadata only (shared data)",
+  description: "SRC and DST are paths in one mount; the mount's daemon copies the metadata and " +
+    "shares the data (no block is read, written or uploaded). DST appears whole or not at all " +
+    "and must not exist. Modes, owners, times, extended attributes, symlinks and hard links " +
+    "inside the tree are kept; later writes to either side do not show in the other.",
+  usage: ["SRC DST"],
+  args: [
+    { name: "SRC", help: "a file or folder inside a mounted volume" },
+    { name: "DST", help: "a new path in the same mount" },
+  ],
+  arity: [2, 2],
+  complete: "file",
+  options: [{ name: "quiet", short: "q", kind: "flag", help: "print nothing on success" }],
+  examples: ["slayerfs clone /mnt/vol1/models/llama /mnt/vol1/models/llama-ft"],
+};
+
+/** `slayerfs snapshot`. */
+export const SNAPSHOT: CommandSpec = {
+  name: "snapshot",
+  summary: "create, list or remove read-only snapshots of a folder (PATH/.snapshots/NAME)",
+  description: "create: a clone of PATH (without its .snapshots) at PATH/.snapshots/NAME whose " +
+    "files and folders refuse every change (EROFS). ls: the snapshots of PATH. rm: removes one; " +
+    "data no one else references becomes garbage for slayerfs gc --delete. .snapshots is left " +
+    "out of the listing of PATH but can be entered by name.",
+  usage: ["create PATH NAME", "ls PATH", "rm PATH NAME"],
+  args: [
+    { name: "create|ls|rm", help: "what to do" },
+    { name: "PATH", help: "a folder inside a mounted volume" },
+    { name: "NAME", help: "the snapshot's name" },
+  ],
+  arity: [2, 3],
+  complete: "dir",
+  options: [
+    { name: "json", kind: "flag", help: "ls: print the snapshots as JSON" },
+    { name: "quiet", short: "q", kind: "flag", help: "print nothing on success" },
+  ],
+  examples: [
+    "slayerfs snapshot create /mnt/vol1/models v1",
+    "slayerfs snapshot ls /mnt/vol1/models",
+    "slayerfs snapshot rm /mnt/vol1/models v1",
+  ],
+};

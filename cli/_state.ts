@@ -14,6 +14,7 @@ import {
   tightenMode,
 } from "../core/_private_fs.ts";
 import type { WritebackStats } from "../backends/store_writeback.ts";
+import type { BandwidthStats } from "../backends/store_limited.ts";
 import { CliError } from "./_errors.ts";
 
 /** What a daemon records of its `--writeback` staging: the counters and the folder. */
@@ -92,6 +93,10 @@ export interface MountState {
   hottestFiles?: unknown;
   /** The writeback staging's counters and folder, with `--writeback`. */
   writeback?: StagedStats;
+  /** Bandwidth limits (`--upload-limit`, `--download-limit`, `--upload-window`) and bytes moved. */
+  bandwidth?: BandwidthStats & { uploadWindow?: string; windowOpen?: boolean };
+  /** The daemon's control socket (`_control.ts`), for `clone` and `snapshot`. */
+  control?: string;
   /** The metrics endpoint's address (`HOST:PORT`, serving `/metrics`), unless `--no-metrics`. */
   metrics?: string;
   /** The signal that asks the daemon for a CPU profile (`_profiler.ts`), if it answers one. */

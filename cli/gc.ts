@@ -11,6 +11,7 @@ import { Meta } from "../core/meta/mod.ts";
 import { mib } from "./_args.ts";
 import { openMeta } from "./_meta.ts";
 import type { ParsedArgs } from "./_spec.ts";
+import { deadSessions, listDetached, reclaimDetached } from "../core/clone.ts";
 
 /** Runs `slayerfs gc` with its checked arguments. */
 export async function cmdGc(args: ParsedArgs): Promise<void> {
@@ -19,6 +20,12 @@ export async function cmdGc(args: ParsedArgs): Promise<void> {
   const kv = await openMeta(args.positionals[0]!, !remove);
   try {
     const meta = await Meta.open(kv);
+    // Clones and snapshot removals that a dead mount left half done (core/clone.ts): with
+    // --delete, removed first, so that the slices they held become pending deletes.
+    const dead = await deadSessions(kv);
+    const half = remove
+      ? await reclaimDetached(kv, dead)
+      : (await listDetached(kv)).filter((t) => dead(t.sid)).length;
     const store = await openBlockStore(meta.format.storage);
     try {
       const r = await collectVolumeGarbage(meta, store, {
@@ -28,6 +35,12 @@ export async function cmdGc(args: ParsedArgs): Promise<void> {
       const done = remove ? "deleted" : "run with --delete to delete them";
       console.log(`objects: ${r.objects} (${mib(r.bytes)} MiB) in ${store.url}`);
       console.log(`referenced: ${r.referenced}`);
+      if (half) {
+        console.log(
+          `half-done clones or snapshot removals of dead mounts: ${half}` +
+            (remove ? " (removed)" : " (run with --delete to remove them)"),
+        );
+      }
       console.log(
         `pending deletes: ${r.pendingSlices} freed slices, ${r.pendingObjects} objects` +
           (r.pendingSlices ? ` (${done})` : ""),

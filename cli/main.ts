@@ -37,6 +37,8 @@ import { cmdSync } from "./sync.ts";
 import { cmdUmount } from "./umount.ts";
 import { cmdVersion } from "./version.ts";
 import { cmdWarmup } from "./warmup.ts";
+import { cmdClone } from "./clone.ts";
+import { cmdSnapshot } from "./snapshot.ts";
 
 /** The module that runs each command of `_commands.ts`, by name. */
 const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
@@ -47,6 +49,8 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   stats: cmdStats,
   info: cmdInfo,
   warmup: cmdWarmup,
+  clone: cmdClone,
+  snapshot: cmdSnapshot,
   gc: cmdGc,
   dump: cmdDump,
   load: cmdLoad,

@@ -24,6 +24,7 @@ import { home, makeHomeDir, processAlive, readState, stateFile } from "./_state.
 import { checkMetaUrl } from "./_urls.ts";
 import { type MountOpts, resolveSubdir, serve } from "./serve.ts";
 import { telemetryOptions } from "./_telemetry.ts";
+import { TimeWindow } from "../core/_bandwidth.ts";
 
 /** The `-o` option names (without `=VALUE`). */
 const KNOWN_O = MOUNT_OPTIONS.map((o) => o.name.replace(/=.*$/, ""));
@@ -80,7 +81,24 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
     settings: mountSettings(spec, args),
     ...(args.has("encrypt-key") ? { encryptKeyFile: args.string("encrypt-key")! } : {}),
     subdir: args.string("subdir"),
+    uploadLimitMbit: args.has("upload-limit") ? args.number("upload-limit") : undefined,
+    downloadLimitMbit: args.has("download-limit") ? args.number("download-limit") : undefined,
+    uploadWindow: args.string("upload-window"),
   };
+  if (opts.uploadWindow !== undefined) {
+    if (!opts.writeback) {
+      throw usageError(
+        spec,
+        "--upload-window needs --writeback (uploads wait in the stage)",
+        false,
+      );
+    }
+    try {
+      new TimeWindow(opts.uploadWindow);
+    } catch (err) {
+      throw usageError(spec, `Invalid --upload-window: ${(err as Error).message}`, false);
+    }
+  }
   if (!(opts.sessionTimeoutSec > 0)) {
     throw usageError(spec, `--session-timeout must be more than 0 seconds`);
   }

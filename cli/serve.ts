@@ -45,6 +45,12 @@ import {
 } from "./_upgrade.ts";
 import { HandleMap } from "../ffi/_handle_map.ts";
 import { daemonCommand } from "./_daemonize.ts";
+import { guardSnapshots } from "../core/snapshot_guard.ts";
+import { deadSessions, reclaimDetached } from "../core/clone.ts";
+import { controlPath, serveControl } from "./_control.ts";
+import { controlHandler } from "./clone.ts";
+import { LimitedBlockStore } from "../backends/store_limited.ts";
+import { mbitToBytes, TimeWindow } from "../core/_bandwidth.ts";
 
 const log = getLog("daemon");
 
@@ -83,6 +89,11 @@ export interface MountOpts extends TelemetryOpts {
   encryptKeyFile?: string;
   /** The directory of the volume to serve as the root (`--subdir`), if not the volume's root. */
   subdir?: string | undefined;
+  /** `--upload-limit` and `--download-limit`, in Mbit/s (none: unlimited). */
+  uploadLimitMbit?: number | undefined;
+  downloadLimitMbit?: number | undefined;
+  /** `--upload-window HH:MM-HH:MM`: staged uploads wait outside it. */
+  uploadWindow?: string | undefined;
 }
 
 /**
@@ -186,6 +197,8 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   const deadlineMs = Number(opts.options.get("io_deadline") || 60) * 1000;
   let vol: Volume;
   let subdirIno: Ino | undefined;
+  let limited: LimitedBlockStore | undefined;
+  const uploadWindow = opts.uploadWindow ? new TimeWindow(opts.uploadWindow) : undefined;
   let mountSession: Session | undefined;
   let taken: TakenOver | undefined;
   let writeback:
@@ -204,6 +217,15 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     taken = await takeOver();
     let store = await openStore(format.storage, opts.writeback);
     if (metrics) store = metrics.store(store); // telemetry: object store requests
+    if (opts.uploadLimitMbit || opts.downloadLimitMbit) {
+      limited = new LimitedBlockStore(store, {
+        ...(opts.uploadLimitMbit ? { uploadBytesPerSec: mbitToBytes(opts.uploadLimitMbit) } : {}),
+        ...(opts.downloadLimitMbit
+          ? { downloadBytesPerSec: mbitToBytes(opts.downloadLimitMbit) }
+          : {}),
+      });
+      store = limited;
+    }
     // Remote storage gets a disk cache by default, as JuiceFS does; local storage needs none.
     const chosenCacheDirs = [...opts.cacheDirs];
     // Several daemons may serve the volume on this host: each has its own cache and staging
@@ -231,6 +253,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
         // outage, so each failed attempt is a debug line.
         onError: (error, key) =>
           log.debug('Upload of "{key}" failed: {reason}', { key, reason: describe(error), error }),
+        ...(uploadWindow ? { uploadGate: (stop) => uploadWindow.wait(stop) } : {}),
       });
       // `status` and `umount` say where the blocks not uploaded yet are.
       writeback = {
@@ -271,6 +294,8 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       // handles that held locks (their writes fail with EIO) and goes on under its new session.
       ms.onCleanup(async (engine, sid) => {
         await releaseSessionLocks(engine, sid);
+        // A clone or snapshot removal the dead mount left half done (core/clone.ts).
+        await reclaimDetached(engine, (owner) => owner === sid);
       });
       ms.onLost((_lost, current) => void vol?.vfs.locksLost(current));
       const kvLocks = new KvLocks(kv, { sessionId: ms.id });
@@ -305,9 +330,20 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     await kv.close();
     throw err instanceof CliError ? err : new CliError(describe(err));
   }
+  // Half-done clones or snapshot removals of mounts that are gone (also a clean unmount in the
+  // middle of one, which leaves no session for a cleanup hook to find): removed in the background.
+  if (!readOnly) {
+    void deadSessions(kv).then((dead) => reclaimDetached(kv, dead)).catch((error) =>
+      log.warn("Removing half-done clones failed: {reason}", { reason: describe(error), error })
+    );
+  }
   const o = opts.options;
   const num = (k: string) => o.has(k) ? Number(o.get(k)) : undefined;
-  let tenantOps: FsOps = vol.vfs;
+  // Snapshots are read-only, and their `.snapshots` folders hidden from listings.
+  let tenantOps: FsOps = guardSnapshots(
+    vol.vfs,
+    async (parent, name) => (await vol.vfs.meta.lookup(parent, name)).ino,
+  );
   if (subdirIno !== undefined) tenantOps = subdirOps(tenantOps, subdirIno);
   if (readOnly) tenantOps = readOnlyOps(tenantOps);
   const innerOps = metrics?.ops(tenantOps, { "slayerfs.volume": vol.format.name }) ?? tenantOps; // telemetry
@@ -403,6 +439,16 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   state.config = { ...opts, options: Object.fromEntries(opts.options) };
   const stopProfiler = answerProfileRequests(mnt);
   state.profiler = PROFILE_SIGNAL;
+  await makeRunDir();
+  // `slayerfs clone` and `slayerfs snapshot` reach this mount through its control socket (not a
+  // read-only mount: it has no session, and clones change the volume).
+  const control = controlPath(Deno.pid);
+  const cloneSession = mountSession;
+  const stopControl = cloneSession === undefined ? async () => {} : await serveControl(
+    control,
+    controlHandler(vol, cloneSession, (parent, name) => session.invalidateEntry(parent, name)),
+  );
+  if (cloneSession !== undefined) state.control = control;
   const refresh = async () => {
     const s = vol.vfs.stats();
     Object.assign(state, {
@@ -418,6 +464,16 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       ...(s.predictor ? { predictor: s.predictor } : {}),
       ...(s.cache ? { cache: s.cache, hottestFiles: s.hottestFiles } : {}),
       ...(writeback ? { writeback: writeback.stats() } : {}),
+      ...(limited || uploadWindow
+        ? {
+          bandwidth: {
+            ...(limited?.stats() ?? { uploadedBytes: 0, downloadedBytes: 0 }),
+            ...(uploadWindow
+              ? { uploadWindow: uploadWindow.text, windowOpen: uploadWindow.contains() }
+              : {}),
+          },
+        }
+        : {}),
       ops: Object.fromEntries(
         Object.entries(session.opStats()).sort(([a], [b]) => a < b ? -1 : 1).map((
           [op, st],
@@ -478,6 +534,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       clearInterval(timer);
       stopTrimming();
       stopProfiler();
+      await stopControl();
       await metricsServer?.close(); // telemetry
       try {
         await session.unmount();
@@ -485,13 +542,20 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
         log.error("Unmount failed: {reason}", { reason: describe(error), error });
       }
       try {
-        // Give staged uploads a bounded chance to finish; what remains uploads at the next mount.
-        await writeback?.flush({ signal: AbortSignal.timeout(30_000) }).catch((error) => {
-          log.warn("Staged blocks remain for the next mount: {reason}", {
-            reason: describe(error),
-            error,
+        // Give staged uploads a bounded chance to finish; what remains uploads at the next mount
+        // (outside the upload window, it waits for the window, at this mount or the next).
+        if (uploadWindow && !uploadWindow.contains()) {
+          log.info("Staged blocks wait for the upload window {window}", {
+            window: uploadWindow.text,
           });
-        });
+        } else {
+          await writeback?.flush({ signal: AbortSignal.timeout(30_000) }).catch((error) => {
+            log.warn("Staged blocks remain for the next mount: {reason}", {
+              reason: describe(error),
+              error,
+            });
+          });
+        }
         await vol.close();
       } catch (error) {
         log.error("Flushing on exit failed: {reason}", { reason: describe(error), error });

@@ -167,6 +167,7 @@ function mountText(mnt: string, s: MountState & { usage?: string }, paths: Map<I
       `${s.storeGets} objects, ${humanBytes(s.storeGetBytes ?? 0)} from the store`,
     ]);
   }
+  if (s.bandwidth) rows.push(["Bandwidth:", bandwidthText(s.bandwidth)]);
   const wb = s.writeback;
   if (wb) {
     rows.push([
@@ -217,4 +218,15 @@ function mountText(mnt: string, s: MountState & { usage?: string }, paths: Map<I
     );
   }
   return lines.join("\n");
+}
+
+/** The limits of a mount (`--upload-limit`, `--download-limit`, `--upload-window`). */
+function bandwidthText(b: NonNullable<MountState["bandwidth"]>): string {
+  const mbit = (r: { bytesPerSec: number; burst: number } | undefined) =>
+    r ? `${Math.round(r.bytesPerSec * 8 / 1e6)} Mbit/s (burst ${humanBytes(r.burst)})` : "no limit";
+  const window = b.uploadWindow
+    ? `, uploads in ${b.uploadWindow} (${b.windowOpen ? "open" : "closed"} now)`
+    : "";
+  return `upload ${mbit(b.upload)}, download ${mbit(b.download)}${window}; ` +
+    `${humanBytes(b.uploadedBytes)} up, ${humanBytes(b.downloadedBytes)} down`;
 }

@@ -66,6 +66,15 @@ export const FUSE_SYMBOLS = {
   fuse_reply_readlink: { parameters: ["pointer", "buffer"], result: "i32" },
   /** int fuse_lowlevel_notify_inval_inode(struct fuse_session *se, fuse_ino_t ino, off_t off, off_t len); */
   fuse_lowlevel_notify_inval_inode: { parameters: ["pointer", "u64", "i64", "i64"], result: "i32" },
+  /**
+   * int fuse_lowlevel_notify_inval_entry(struct fuse_session *se, fuse_ino_t parent, const char *name, size_t namelen);
+   * — on a worker thread: the kernel may wait for a request the JS thread has to answer
+   */
+  fuse_lowlevel_notify_inval_entry: {
+    parameters: ["pointer", "u64", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
   /** int fuse_reply_open(fuse_req_t req, const struct fuse_file_info *fi); */
   fuse_reply_open: { parameters: ["pointer", "buffer"], result: "i32" },
   /** int fuse_reply_write(fuse_req_t req, size_t count); */

@@ -239,6 +239,25 @@ export class FuseSession implements AsyncDisposable {
     return this.#adapter.opStats();
   }
 
+  /**
+   * Makes the kernel forget entry `name` (a byte string) of directory `parent` and the
+   * directory's cached attributes, so that a name made or removed outside a request (a clone) is
+   * seen at once instead of after `entry_timeout`/`negative_timeout`. The call runs on a worker
+   * thread (the kernel may wait for a request of that directory, which this thread answers).
+   */
+  async invalidateEntry(parent: number, name: string): Promise<void> {
+    if (this.#stopping) return;
+    const buf = new Uint8Array(name.length + 1);
+    for (let i = 0; i < name.length; i++) buf[i] = name.charCodeAt(i);
+    // -ENOENT: the kernel had nothing cached under that name.
+    await this.#fuse.fuse_lowlevel_notify_inval_entry(
+      this.#se,
+      BigInt(parent),
+      buf,
+      BigInt(name.length),
+    );
+  }
+
   /** Requests currently being served. */
   get pending(): number {
     return this.#adapter.pending;

@@ -17,6 +17,7 @@
  * | `Ninodes`             | inodes used                     | f64 (`encodeNum`)                 |
  * | `Norphan`             | orphaned blob sets              | f64 (`encodeNum`)                 |
  * | `Nsession`            | last session id given           | f64 (`encodeNum`)                 |
+ * | `Nsnapino`            | next free snapshot inode number | f64 (`encodeNum`), from 2^52      |
  * | `A<ino:8>I`           | an inode's attributes           | 84 bytes (`encodeAttr`)           |
  * | `A<ino:8>D<name>`     | entry `name` of directory `ino` | type, inode (`encodeEntry`)       |
  * | `A<ino:8>C<chunk:4>`  | a file chunk's slice list       | slice records (`encodeRecords`)   |
@@ -29,6 +30,7 @@
  * | `O<ino:8>`            | an unlinked inode still open    | one zero byte                     |
  * | `P<ino:8>`            | pattern after opening `ino`     | JSON `PatternEntry[]`             |
  * | `S<sid:8>`            | a mount's session               | JSON (`sessions.ts`)              |
+ * | `T<ino:8>`            | a detached tree (clone, rm)     | JSON (`trees.ts`)                 |
  * | `U<ino:8><sid:8>`     | `ino` is open in session `sid`  | one zero byte                     |
  * | `L<ino:8>F`           | guard of `ino`'s flocks         | one byte 1                        |
  * | `L<ino:8>F<lk:16>`    | a `flock` of `ino`              | type, pid (`kv_locks.ts`)         |
@@ -117,6 +119,8 @@ export const keyUsedInodes = "Ninodes";
 export const keyOrphanCounter = "Norphan";
 /** The session id counter. */
 export const keySessionCounter = "Nsession";
+/** The snapshot inode counter (snapshot inodes are numbered from 2^52: `trees.ts`). */
+export const keySnapshotInoCounter = "Nsnapino";
 
 /** An inode's attributes. */
 export const attrKey = (ino: Ino): string => "A" + u64(ino) + "I";
@@ -156,6 +160,13 @@ export const sustainedKey = (ino: Ino): string => "O" + u64(ino);
 export const sustainedInoOf = (key: string): Ino => readU64(key, 1) as Ino;
 /** The access pattern recorded after an open of `ino`. */
 export const patternKey = (ino: Ino): string => "P" + u64(ino);
+
+/** Every detached tree (a clone being built, a snapshot being removed). */
+export const detachedPrefix = "T";
+/** The detached tree rooted at `ino`. */
+export const detachedKey = (ino: Ino): string => "T" + u64(ino);
+/** The root inode of a key made by {@linkcode detachedKey}. */
+export const detachedInoOf = (key: string): Ino => readU64(key, 1) as Ino;
 
 /** Every session. */
 export const sessionPrefix = "S";

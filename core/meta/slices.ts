@@ -138,6 +138,11 @@ export async function unref(
   await ref(tx, recs, -1, freed);
 }
 
+/** Adds one reference per record to each record's slice (a clone shares them). */
+export async function addRefs(tx: KvTxn, recs: readonly SliceRecord[]): Promise<void> {
+  await ref(tx, recs, +1, []);
+}
+
 /**
  * Adds `delta` references per record to each record's slice; slices reaching zero go to the
  * garbage list (with the blobs whose last reference went with them) and to `freed`.
