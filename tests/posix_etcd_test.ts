@@ -7,7 +7,7 @@
 
 import { startSlayer } from "./_mount.ts";
 import { startEtcd } from "./_etcd.ts";
-import { posixCases } from "./posix/suite.ts";
+import { networkedEngineCases } from "./posix/suite.ts";
 
 /**
  * Per-case watchdog. Every create, unlink and write of one volume updates its usage counters, so
@@ -26,7 +26,7 @@ Deno.test({
       meta: etcd.url("posix"),
       extraArgs: ["-o", "allow_other"],
     });
-    for (const [name, run] of Object.entries(posixCases)) {
+    for (const [name, run] of Object.entries(networkedEngineCases)) {
       await t.step(name, () => fs.guard(CASE_TIMEOUT_MS, name, () => run(fs.mnt)));
     }
   },

@@ -7,7 +7,7 @@
 
 import { startSlayer } from "./_mount.ts";
 import { startPostgres } from "./_postgres.ts";
-import { posixCases } from "./posix/suite.ts";
+import { networkedEngineCases } from "./posix/suite.ts";
 
 // Generous: each metadata operation is a few round trips to a server on this loaded machine.
 const CASE_TIMEOUT_MS = 600_000;
@@ -22,7 +22,7 @@ Deno.test({
       meta: await pg.newDatabase(),
       extraArgs: ["-o", "allow_other"],
     });
-    for (const [name, run] of Object.entries(posixCases)) {
+    for (const [name, run] of Object.entries(networkedEngineCases)) {
       await t.step(name, () => fs.guard(CASE_TIMEOUT_MS, name, () => run(fs.mnt)));
     }
   },

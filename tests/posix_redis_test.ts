@@ -7,7 +7,7 @@
 
 import { startSlayer } from "./_mount.ts";
 import { startRedis } from "./_redis.ts";
-import { posixCases } from "./posix/suite.ts";
+import { networkedEngineCases } from "./posix/suite.ts";
 
 const CASE_TIMEOUT_MS = 300_000;
 
@@ -23,7 +23,7 @@ Deno.test({
       meta: redis.url({ prefix: "posix" }),
       extraArgs: ["-o", "allow_other"],
     });
-    for (const [name, run] of Object.entries(posixCases)) {
+    for (const [name, run] of Object.entries(networkedEngineCases)) {
       await t.step(name, () => fs.guard(CASE_TIMEOUT_MS, name, () => run(fs.mnt)));
     }
   },
