@@ -116,9 +116,28 @@ export function lz4Compress(src: Uint8Array): Uint8Array {
  * ```
  */
 export function lz4CompressInto(src: Uint8Array, dst: Uint8Array): number {
-  const [d, n] = compressRaw(src, dst.length);
-  if (n > 0) dst.set(codec().u8.subarray(d, d + n));
-  return n;
+  // One byte short of the input: incompressible data makes the encoder give up early, and its
+  // literal-only block is written here straight from `src` (one copy instead of two).
+  const [d, n] = compressRaw(src, Math.min(dst.length, Math.max(src.length - 1, 0)));
+  if (n > 0) {
+    dst.set(codec().u8.subarray(d, d + n));
+    return n;
+  }
+  return literalBlockInto(src, dst);
+}
+
+/** Writes `src` as one literal-only LZ4 block to `dst`; its size, or 0 if `dst` is too small. */
+function literalBlockInto(src: Uint8Array, dst: Uint8Array): number {
+  const lit = src.length;
+  const header = lit < 15 ? 1 : 2 + Math.floor((lit - 15) / 255);
+  if (dst.length < header + lit) return 0;
+  dst[0] = Math.min(lit, 15) << 4;
+  if (lit >= 15) {
+    let rest = lit - 15;
+    for (let i = 1; i < header; i++, rest -= 255) dst[i] = Math.min(rest, 255);
+  }
+  dst.set(src, header);
+  return header + lit;
 }
 
 /**

@@ -148,6 +148,22 @@ Deno.test("lz4CompressInto() fills the caller's buffer, or returns 0 when the bl
   const noise = dataOfKind("random", 5000);
   equal(lz4CompressInto(noise, new Uint8Array(5000)), 0);
   throws(() => lz4CompressBound(-1), RangeError);
+  // Incompressible input becomes a literal-only block written from JS: liblz4 must read it.
+  const native = new NativeLz4();
+  try {
+    for (const size of [0, 1, 14, 15, 16, 269, 270, 271, 524, 525, 526, 65536, 1 << 20]) {
+      const data = dataOfKind("random", size, new Rng(size + 3));
+      const out = new Uint8Array(lz4CompressBound(size));
+      const m = lz4CompressInto(data, out);
+      ok(m > size, `${size}: ${m}`);
+      const back = new Uint8Array(size);
+      equal(native.decompressInto(out.subarray(0, m), back), size, `liblz4 reads ${size}`);
+      same(back, data, `random ${size}`);
+      equal(lz4CompressInto(data, new Uint8Array(m - 1)), 0);
+    }
+  } finally {
+    native.close();
+  }
 });
 
 Deno.test("literal-only blocks (incompressible data) decode straight, and bad sizes still throw", () => {

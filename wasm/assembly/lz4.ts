@@ -259,15 +259,16 @@ export function lz4Decompress(src: usize, len: u32, dst: usize, cap: u32): i32 {
     const token = <u32> load<u8>(ip);
     ip++;
     let lit = token >> 4;
-    // Fast path: both lengths fit in the token (literals <= 14, match <= 18 bytes) and both
-    // buffers have room for fixed-size copies (reads stay below iend, writes below oend).
-    if (lit < 15 && (token & 15) < 15 && <u32> (iend - ip) >= 32 && <u32> (oend - op) >= 64) {
+    if (lit < 15 && <u32> (iend - ip) >= 32 && <u32> (oend - op) >= 64) {
+      // Fast path: short literals (<= 14) with room in both buffers for a 16-byte copy; then a
+      // short match (<= 18 bytes) with a valid offset is copied with fixed-size moves. Longer
+      // matches and invalid offsets go on to the general match code below.
       v128.store(op, v128.load(ip));
       ip += lit;
       op += lit;
       const offset = <u32> load<u16>(ip);
-      ip += 2;
-      if (offset != 0 && offset <= <u32> (op - dst)) {
+      if ((token & 15) < 15 && offset != 0 && offset <= <u32> (op - dst)) {
+        ip += 2;
         const ref = op - offset;
         if (offset >= 16) {
           v128.store(op, v128.load(ref));
@@ -284,31 +285,28 @@ export function lz4Decompress(src: usize, len: u32, dst: usize, cap: u32): i32 {
         op += (token & 15) + LZ4_MIN_MATCH;
         continue;
       }
-      // Invalid offset: undo the match part and let the general path report it.
-      ip -= 2;
-      ip -= lit;
-      op -= lit;
-    }
-    // Literals.
-    if (lit == 15) {
-      let b: u32 = 255;
-      while (b == 255) {
-        if (ip >= iend) return -3;
-        b = load<u8>(ip);
-        ip++;
-        lit += b;
-        if (lit > cap) return -4;
-      }
-    }
-    if (lit > <u32> (iend - ip) || lit > <u32> (oend - op)) return -5;
-    if (lit < BULK_COPY && ip + lit + 16 <= iend && op + lit + 16 <= oend) {
-      wildCopy(op, ip, lit);
     } else {
-      memory.copy(op, ip, lit);
+      // Literals.
+      if (lit == 15) {
+        let b: u32 = 255;
+        while (b == 255) {
+          if (ip >= iend) return -3;
+          b = load<u8>(ip);
+          ip++;
+          lit += b;
+          if (lit > cap) return -4;
+        }
+      }
+      if (lit > <u32> (iend - ip) || lit > <u32> (oend - op)) return -5;
+      if (lit < BULK_COPY && ip + lit + 16 <= iend && op + lit + 16 <= oend) {
+        wildCopy(op, ip, lit);
+      } else {
+        memory.copy(op, ip, lit);
+      }
+      ip += lit;
+      op += lit;
+      if (ip == iend) break; // the last sequence has no match
     }
-    ip += lit;
-    op += lit;
-    if (ip == iend) break; // the last sequence has no match
     // Match.
     if (<u32> (iend - ip) < 2) return -6;
     const offset = <u32> load<u16>(ip);
