@@ -9,7 +9,9 @@
  * - "into": `lz4CompressInto(src, dst)` and `lz4DecompressInto(block, dst)`: copy in, run, copy
  *   out into the caller's buffer (what the liblz4 calls do, minus the copies).
  * - "kernel": the Wasm export alone, its input already in Wasm memory.
- * - liblz4: `LZ4_compress_default` / `LZ4_decompress_safe` into preallocated buffers.
+ * - liblz4: `LZ4_compress_default` / `LZ4_decompress_safe` into preallocated buffers; "liblz4 new
+ *   buffer" compresses into a fresh bound-sized array (`NativeLz4.compress`), the allocating
+ *   counterpart that `compressBlock` (which also returns a fresh array) is compared to.
  *
  * Both decoders decode the Wasm compressor's block (the one SlayerFS stores).
  *
@@ -66,8 +68,8 @@ const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
 const rows: string[][] = [[
   "data",
   "size ratio (wasm / liblz4)",
-  "compress MB/s: compressBlock / into / kernel / liblz4",
-  "compressBlock/liblz4",
+  "compress MB/s: compressBlock / into / kernel / liblz4 / liblz4 new buffer",
+  "compressBlock/liblz4 new buffer",
   "into/liblz4",
   "kernel/liblz4",
   "decompress MB/s: into / kernel / liblz4",
@@ -93,11 +95,12 @@ for (const kind of KINDS) {
   const d = align16(s + SIZE + 16);
   const o = align16(d + bound + 32);
   const n = c.ex.lz4Compress(s, SIZE, d, bound) >>> 0;
-  const [cApi, cInto, cKernel, cNative] = rates(SIZE, [
+  const [cApi, cInto, cKernel, cNative, cNativeNew] = rates(SIZE, [
     () => compressBlock(data),
     () => lz4CompressInto(data, dst),
     () => c.ex.lz4Compress(s, SIZE, d, bound),
     () => native.compressInto(data, dst),
+    () => native.compress(data),
   ]);
   c.ex.lz4Compress(s, SIZE, d, bound);
   const [dInto, dKernel, dNative] = rates(SIZE, [
@@ -108,8 +111,8 @@ for (const kind of KINDS) {
   rows.push([
     kind,
     `${(SIZE / ours.length).toFixed(2)} / ${(SIZE / theirs.length).toFixed(2)}`,
-    `${mbs(cApi!)} / ${mbs(cInto!)} / ${mbs(cKernel!)} / ${mbs(cNative!)}`,
-    ratio(cApi!, cNative!),
+    `${mbs(cApi!)} / ${mbs(cInto!)} / ${mbs(cKernel!)} / ${mbs(cNative!)} / ${mbs(cNativeNew!)}`,
+    ratio(cApi!, cNativeNew!),
     ratio(cInto!, cNative!),
     ratio(cKernel!, cNative!),
     `${mbs(dInto!)} / ${mbs(dKernel!)} / ${mbs(dNative!)}`,

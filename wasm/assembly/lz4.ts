@@ -34,6 +34,13 @@ export function lz4Bound(n: u32): u32 {
 /** Bytes equal at `a` and `b` (`b` < `a`), counting from 0, not reading at or past `limit` (from `a`). */
 function matchLen(a: usize, b: usize, limit: usize): u32 {
   const start = a;
+  // Most matches on text end within 8 bytes: one u64 compare first.
+  if (a + 8 <= limit) {
+    const diff = load<u64>(a) ^ load<u64>(b);
+    if (diff != 0) return <u32> (ctz<u64>(diff) >> 3);
+    a += 8;
+    b += 8;
+  }
   while (a + 16 <= limit) {
     const m = i8x16.bitmask(i8x16.eq(v128.load(a), v128.load(b)));
     if (m != 0xffff) return <u32> (a - start) + ctz<u32>(~m);
@@ -327,7 +334,13 @@ export function lz4Decompress(src: usize, len: u32, dst: usize, cap: u32): i32 {
     if (ml > <u32> (oend - op)) return -10;
     const mend = op + ml;
     if (mend + 32 <= oend) {
-      copyMatch(op, offset, ml);
+      if (offset >= 16 && ml <= 32) {
+        const ref = op - offset;
+        v128.store(op, v128.load(ref));
+        v128.store(op, v128.load(ref, 16), 16);
+      } else {
+        copyMatch(op, offset, ml);
+      }
     } else {
       // Near the end of the output: the fast copy up to 32 bytes before it, then byte by byte.
       if (<u32> (oend - op) > 64) {
