@@ -261,12 +261,15 @@ export function lz4Decompress(src: usize, len: u32, dst: usize, cap: u32): i32 {
   let op = dst;
   const oend = dst + cap;
   if (len == 0) return -1;
+  // The fast path needs 32 readable bytes after the token and 64 writable ones (0: never).
+  const ilimit: usize = len >= 33 ? iend - 32 : 0;
+  const olimit: usize = cap >= 64 ? oend - 64 : 0;
   while (true) {
     if (ip >= iend) return -2;
     const token = <u32> load<u8>(ip);
     ip++;
     let lit = token >> 4;
-    if (lit < 15 && <u32> (iend - ip) >= 32 && <u32> (oend - op) >= 64) {
+    if (token < 0xf0 && ip <= ilimit && op <= olimit) {
       // Fast path: short literals (<= 14) with room in both buffers for a 16-byte copy; then a
       // short match (<= 18 bytes) with a valid offset is copied with fixed-size moves. Longer
       // matches and invalid offsets go on to the general match code below.
@@ -274,7 +277,7 @@ export function lz4Decompress(src: usize, len: u32, dst: usize, cap: u32): i32 {
       ip += lit;
       op += lit;
       const offset = <u32> load<u16>(ip);
-      if ((token & 15) < 15 && offset != 0 && offset <= <u32> (op - dst)) {
+      if ((token & 15) != 15 && offset - 1 < <u32> (op - dst)) {
         ip += 2;
         const ref = op - offset;
         if (offset >= 16) {
