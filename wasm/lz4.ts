@@ -38,16 +38,42 @@ function checkSize(n: number, what: string): void {
   }
 }
 
-/** Compresses in Wasm memory; returns the output offset and length (valid until the next call). */
-function compressRaw(src: Uint8Array): [number, number] {
+/**
+ * Compresses in Wasm memory into at most `cap` bytes (default: the worst case). Returns the output
+ * offset and length (valid until the next call); the length is 0 when the block needs more.
+ */
+function compressRaw(src: Uint8Array, cap?: number): [number, number] {
   checkSize(src.length, "LZ4 input size");
   const c = codec();
   const bound = c.ex.lz4Bound(src.length) >>> 0;
-  const s = c.input(src, bound + 32);
+  const limit = Math.min(cap ?? bound, bound);
+  const s = c.input(src, limit + 32);
   const d = align16(s + src.length + 16);
-  const n = c.ex.lz4Compress(s, src.length, d, bound) >>> 0;
+  return [d, c.ex.lz4Compress(s, src.length, d, limit) >>> 0];
+}
+
+/** Compresses with a worst-case capacity, which never runs out. */
+function compressFull(src: Uint8Array): [number, number] {
+  const [d, n] = compressRaw(src);
   if (n === 0) throw new Lz4Error(`LZ4 output exceeded its bound for ${src.length} bytes`, 0);
   return [d, n];
+}
+
+/**
+ * Where the literals start when `src` is a block of one literal run only (how LZ4 stores
+ * incompressible data), else -1. Such a block is copied straight into the output.
+ */
+function literalsOnly(src: Uint8Array): number {
+  const token = src[0];
+  if (token === undefined || (token & 15) !== 0) return -1;
+  let lit = token >> 4;
+  let at = 1;
+  if (lit === 15) {
+    let b = 255;
+    while (b === 255 && at < src.length) lit += b = src[at++]!;
+    if (b === 255) return -1;
+  }
+  return at + lit === src.length ? at : -1;
 }
 
 /**
@@ -67,8 +93,68 @@ function compressRaw(src: Uint8Array): [number, number] {
  * ```
  */
 export function lz4Compress(src: Uint8Array): Uint8Array {
-  const [d, n] = compressRaw(src);
+  const [d, n] = compressFull(src);
   return codec().u8.slice(d, d + n);
+}
+
+/**
+ * Compresses `src` into one LZ4 block written to the start of `dst`, like `LZ4_compress_default`:
+ * returns the block's size, or 0 when it may not fit in `dst` (the check is conservative, like
+ * liblz4's; a `dst` of {@linkcode lz4CompressBound} bytes always fits). Saves the allocation of
+ * {@linkcode lz4Compress} when the caller reuses a buffer.
+ *
+ * @example
+ * ```ts
+ * import { lz4CompressBound, lz4CompressInto, lz4Decompress } from "./mod.ts";
+ * import { deepEqual, equal } from "node:assert/strict";
+ *
+ * const data = new TextEncoder().encode("abcabcabcabcabcabcabcabcabcabcabcabc");
+ * const buf = new Uint8Array(lz4CompressBound(data.length));
+ * const n = lz4CompressInto(data, buf);
+ * deepEqual(lz4Decompress(buf.subarray(0, n), data.length), data);
+ * equal(lz4CompressInto(data, new Uint8Array(4)), 0);
+ * ```
+ */
+export function lz4CompressInto(src: Uint8Array, dst: Uint8Array): number {
+  // One byte short of the input: incompressible data makes the encoder give up early, and its
+  // literal-only block is written here straight from `src` (one copy instead of two).
+  const [d, n] = compressRaw(src, Math.min(dst.length, Math.max(src.length - 1, 0)));
+  if (n > 0) {
+    dst.set(codec().u8.subarray(d, d + n));
+    return n;
+  }
+  return literalBlockInto(src, dst);
+}
+
+/** Writes `src` as one literal-only LZ4 block to `dst`; its size, or 0 if `dst` is too small. */
+function literalBlockInto(src: Uint8Array, dst: Uint8Array): number {
+  const lit = src.length;
+  const header = lit < 15 ? 1 : 2 + Math.floor((lit - 15) / 255);
+  if (dst.length < header + lit) return 0;
+  dst[0] = Math.min(lit, 15) << 4;
+  if (lit >= 15) {
+    let rest = lit - 15;
+    for (let i = 1; i < header; i++, rest -= 255) dst[i] = Math.min(rest, 255);
+  }
+  dst.set(src, header);
+  return header + lit;
+}
+
+/**
+ * The largest LZ4 block {@linkcode lz4Compress} makes from `n` bytes (at least
+ * `LZ4_compressBound(n)` of liblz4, so either library's output fits).
+ *
+ * @example
+ * ```ts
+ * import { lz4CompressBound } from "./mod.ts";
+ * import { ok } from "node:assert/strict";
+ *
+ * ok(lz4CompressBound(65536) >= 65536 + Math.floor(65536 / 255) + 16);
+ * ```
+ */
+export function lz4CompressBound(n: number): number {
+  checkSize(n, "LZ4 input size");
+  return codec().ex.lz4Bound(n) >>> 0;
 }
 
 /**
@@ -87,6 +173,8 @@ export function lz4Compress(src: Uint8Array): Uint8Array {
  * ```
  */
 export function lz4Decompress(src: Uint8Array, originalSize: number): Uint8Array {
+  const at = literalsOnly(src);
+  if (at >= 0 && src.length - at === originalSize) return src.slice(at);
   const d = decompressRaw(src, originalSize);
   return codec().u8.slice(d, d + originalSize);
 }
@@ -109,6 +197,11 @@ export function lz4Decompress(src: Uint8Array, originalSize: number): Uint8Array
  * ```
  */
 export function lz4DecompressInto(src: Uint8Array, dst: Uint8Array): void {
+  const at = literalsOnly(src);
+  if (at >= 0 && src.length - at === dst.length) {
+    dst.set(src.subarray(at));
+    return;
+  }
   const d = decompressRaw(src, dst.length);
   dst.set(codec().u8.subarray(d, d + dst.length));
 }
@@ -156,7 +249,9 @@ export interface CompressedBlock {
  * ```
  */
 export function compressBlock(src: Uint8Array): CompressedBlock {
-  const [d, n] = compressRaw(src);
-  if (n >= src.length) return { data: src, compressed: false };
+  // Capacity one byte short of the input: the encoder gives up (returns 0) as soon as the block
+  // cannot be smaller, without writing out the literals of incompressible data.
+  const [d, n] = src.length === 0 ? [0, 0] : compressRaw(src, src.length - 1);
+  if (n === 0 || n >= src.length) return { data: src, compressed: false };
   return { data: codec().u8.slice(d, d + n), compressed: true };
 }

@@ -22,6 +22,8 @@ export {
   type CompressedBlock,
   LZ4_MAX_INPUT_SIZE,
   lz4Compress,
+  lz4CompressBound,
+  lz4CompressInto,
   lz4Decompress,
   lz4DecompressInto,
   Lz4Error,

@@ -14,7 +14,7 @@ const MF_LIMIT: u32 = 12;
 const MAX_OFFSET: u32 = 65535;
 const SKIP_TRIGGER: u32 = 6;
 
-const LZ4_HASH_LOG: u32 = 14;
+const LZ4_HASH_LOG: u32 = 12;
 const LZ4_HASH_SIZE: u32 = 1 << LZ4_HASH_LOG;
 // Positions are stored as `base + offset in source`; entries below `base` belong to earlier calls
 // and are ignored, so the table never needs clearing between calls (only when `base` wraps).
@@ -31,10 +31,23 @@ export function lz4Bound(n: u32): u32 {
   return n + n / 255 + 16;
 }
 
-/** Bytes equal at `a` and `b`, counting from 0, not reading at or past `limit` (from `a`). */
+/** Bytes equal at `a` and `b` (`b` < `a`), counting from 0, not reading at or past `limit` (from `a`). */
 function matchLen(a: usize, b: usize, limit: usize): u32 {
   const start = a;
-  while (a + 8 <= limit) {
+  // Most matches on text end within 8 bytes: one u64 compare first.
+  if (a + 8 <= limit) {
+    const diff = load<u64>(a) ^ load<u64>(b);
+    if (diff != 0) return <u32> (ctz<u64>(diff) >> 3);
+    a += 8;
+    b += 8;
+  }
+  while (a + 16 <= limit) {
+    const m = i8x16.bitmask(i8x16.eq(v128.load(a), v128.load(b)));
+    if (m != 0xffff) return <u32> (a - start) + ctz<u32>(~m);
+    a += 16;
+    b += 16;
+  }
+  if (a + 8 <= limit) {
     const diff = load<u64>(a) ^ load<u64>(b);
     if (diff != 0) return <u32> (a - start) + (<u32> ctz<u64>(diff) >> 3);
     a += 8;
@@ -163,6 +176,80 @@ export function lz4Compress(src: usize, len: u32, dst: usize, cap: u32): u32 {
   return <u32> (op - dst);
 }
 
+// Match copies with offsets 1..15: one swizzle of the 16 bytes at `ref` by row `offset` (lane i
+// takes byte i % offset) gives 16 bytes of the repeating pattern, stored every PATTERN_STEP[offset]
+// bytes (the largest multiple of the offset that is <= 16). Writes only, at memset speed.
+// deno-fmt-ignore
+const PATTERN_IDX: usize = memory.data<u8>([
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,
+  0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0,
+  0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3,
+  0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0,
+  0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5, 0, 1, 2, 3,
+  0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4, 5, 6, 0, 1,
+  0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7,
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 4, 5, 6,
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5,
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0, 1, 2, 3, 4,
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 1, 2, 3,
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 1, 2,
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 0, 1,
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0,
+]);
+// deno-fmt-ignore
+const PATTERN_STEP: usize = memory.data<u8>([0, 16, 16, 15, 16, 15, 12, 14, 16, 9, 10, 11, 12, 13, 14, 15]);
+
+/** Literals and non-overlapping matches at least this long are copied with `memory.copy`. */
+const BULK_COPY: u32 = 256;
+
+/**
+ * Copies the match of `ml` bytes at distance `offset` (1 <= offset <= bytes already written) to
+ * `op`, as LZ4 defines it (byte by byte, so short offsets repeat). May write up to 32 bytes past
+ * `op + ml` (the caller's margin).
+ */
+function copyMatch(op: usize, offset: u32, ml: u32): void {
+  const mend = op + ml;
+  let ref = op - offset;
+  if (offset < 16) {
+    // Lanes at and past `offset` read bytes not yet written; the swizzle never selects them.
+    const v = i8x16.swizzle(v128.load(ref), v128.load(PATTERN_IDX + (offset << 4)));
+    const step = <usize> load<u8>(PATTERN_STEP + offset);
+    do {
+      v128.store(op, v);
+      v128.store(op + step, v);
+      op += step << 1;
+    } while (op < mend);
+  } else if (ml <= 32) {
+    // offset >= 16: each load reads bytes written before it.
+    v128.store(op, v128.load(ref));
+    v128.store(op, v128.load(ref, 16), 16);
+  } else if (offset >= ml && ml >= BULK_COPY) {
+    memory.copy(op, ref, ml);
+  } else {
+    if (offset >= 64) {
+      while (op + 64 <= mend) {
+        const a = v128.load(ref);
+        const b = v128.load(ref, 16);
+        const c = v128.load(ref, 32);
+        const d = v128.load(ref, 48);
+        v128.store(op, a);
+        v128.store(op, b, 16);
+        v128.store(op, c, 32);
+        v128.store(op, d, 48);
+        op += 64;
+        ref += 64;
+      }
+    }
+    while (op < mend) {
+      v128.store(op, v128.load(ref));
+      op += 16;
+      ref += 16;
+    }
+  }
+}
+
 /**
  * Decompresses the block of `len` bytes at `src` into `dst` (capacity `cap`). Returns the number
  * of bytes written, or a negative number if the block is malformed or does not fit. Never reads
@@ -174,56 +261,62 @@ export function lz4Decompress(src: usize, len: u32, dst: usize, cap: u32): i32 {
   let op = dst;
   const oend = dst + cap;
   if (len == 0) return -1;
+  // The fast path needs 32 readable bytes after the token and 64 writable ones (0: never).
+  const ilimit: usize = len >= 33 ? iend - 32 : 0;
+  const olimit: usize = cap >= 64 ? oend - 64 : 0;
   while (true) {
     if (ip >= iend) return -2;
     const token = <u32> load<u8>(ip);
     ip++;
     let lit = token >> 4;
-    // Fast path: both lengths fit in the token (literals <= 14, match <= 18 bytes) and both
-    // buffers have room for fixed-size copies (reads stay below iend, writes below oend).
-    if (lit < 15 && (token & 15) < 15 && <u32> (iend - ip) >= 32 && <u32> (oend - op) >= 48) {
+    if (token < 0xf0 && ip <= ilimit && op <= olimit) {
+      // Fast path: short literals (<= 14) with room in both buffers for a 16-byte copy; then a
+      // short match (<= 18 bytes) with a valid offset is copied with fixed-size moves. Longer
+      // matches and invalid offsets go on to the general match code below.
       v128.store(op, v128.load(ip));
       ip += lit;
       op += lit;
       const offset = <u32> load<u16>(ip);
-      ip += 2;
-      if (offset >= 8 && offset <= <u32> (op - dst)) {
+      if ((token & 15) != 15 && offset - 1 < <u32> (op - dst)) {
+        ip += 2;
         const ref = op - offset;
         if (offset >= 16) {
           v128.store(op, v128.load(ref));
-        } else {
+          store<u16>(op, load<u16>(ref, 16), 16);
+        } else if (offset >= 8) {
           store<u64>(op, load<u64>(ref));
           store<u64>(op, load<u64>(ref, 8), 8);
+          store<u16>(op, load<u16>(ref, 16), 16);
+        } else {
+          const v = i8x16.swizzle(v128.load(ref), v128.load(PATTERN_IDX + (offset << 4)));
+          v128.store(op, v);
+          v128.store(op + <usize> load<u8>(PATTERN_STEP + offset), v);
         }
-        store<u16>(op, load<u16>(ref, 16), 16);
         op += (token & 15) + LZ4_MIN_MATCH;
         continue;
       }
-      // Short or invalid offsets: undo the match part and take the general path.
-      ip -= 2;
-      ip -= lit;
-      op -= lit;
-    }
-    // Literals.
-    if (lit == 15) {
-      let b: u32 = 255;
-      while (b == 255) {
-        if (ip >= iend) return -3;
-        b = load<u8>(ip);
-        ip++;
-        lit += b;
-        if (lit > cap) return -4;
-      }
-    }
-    if (lit > <u32> (iend - ip) || lit > <u32> (oend - op)) return -5;
-    if (ip + lit + 16 <= iend && op + lit + 16 <= oend) {
-      wildCopy(op, ip, lit);
     } else {
-      memory.copy(op, ip, lit);
+      // Literals.
+      if (lit == 15) {
+        let b: u32 = 255;
+        while (b == 255) {
+          if (ip >= iend) return -3;
+          b = load<u8>(ip);
+          ip++;
+          lit += b;
+          if (lit > cap) return -4;
+        }
+      }
+      if (lit > <u32> (iend - ip) || lit > <u32> (oend - op)) return -5;
+      if (lit < BULK_COPY && ip + lit + 16 <= iend && op + lit + 16 <= oend) {
+        wildCopy(op, ip, lit);
+      } else {
+        memory.copy(op, ip, lit);
+      }
+      ip += lit;
+      op += lit;
+      if (ip == iend) break; // the last sequence has no match
     }
-    ip += lit;
-    op += lit;
-    if (ip == iend) break; // the last sequence has no match
     // Match.
     if (<u32> (iend - ip) < 2) return -6;
     const offset = <u32> load<u16>(ip);
@@ -242,33 +335,26 @@ export function lz4Decompress(src: usize, len: u32, dst: usize, cap: u32): i32 {
     }
     ml += LZ4_MIN_MATCH;
     if (ml > <u32> (oend - op)) return -10;
-    let ref = op - offset;
     const mend = op + ml;
-    if (offset >= 16) {
-      if (mend + 16 <= oend) {
-        wildCopy(op, ref, ml);
-      } else if (offset >= ml) {
-        memory.copy(op, ref, ml);
+    if (mend + 32 <= oend) {
+      if (offset >= 16 && ml <= 32) {
+        const ref = op - offset;
+        v128.store(op, v128.load(ref));
+        v128.store(op, v128.load(ref, 16), 16);
       } else {
-        let o = op;
-        while (o < mend) {
-          store<u8>(o, load<u8>(ref));
-          o++;
-          ref++;
-        }
-      }
-    } else if (offset >= 8 && mend + 8 <= oend) {
-      let o = op;
-      while (o < mend) {
-        store<u64>(o, load<u64>(ref));
-        o += 8;
-        ref += 8;
+        copyMatch(op, offset, ml);
       }
     } else {
-      let o = op;
-      while (o < mend) {
-        store<u8>(o, load<u8>(ref));
-        o++;
+      // Near the end of the output: the fast copy up to 32 bytes before it, then byte by byte.
+      if (<u32> (oend - op) > 64) {
+        const n = <u32> (oend - op) - 32;
+        copyMatch(op, offset, n);
+        op += n;
+      }
+      let ref = op - offset;
+      while (op < mend) {
+        store<u8>(op, load<u8>(ref));
+        op++;
         ref++;
       }
     }
