@@ -35,7 +35,11 @@ Deno.test({
   async fn() {
     await using etcd = await startEtcd();
     // A generous outage budget: under the whole suite's load an etcd restart can take a minute.
-    await using fs = await startSlayer({ meta: `${etcd.url("restart")}?retry_timeout=600` });
+    // FUSE requests wait as long (io_deadline, default 60 s): a loaded machine restarts slowly.
+    await using fs = await startSlayer({
+      meta: `${etcd.url("restart")}?retry_timeout=600`,
+      extraArgs: ["-o", "io_deadline=600"],
+    });
     const dir = `${fs.mnt}/d`;
     await Deno.mkdir(dir);
     const written: number[] = [];

@@ -36,7 +36,8 @@ Deno.test({
     await using pg = await startPostgres();
     // A restart can take long on a loaded machine: let transactions wait for it (default 60 s).
     const meta = `${await pg.newDatabase()}&retry_timeout=600`;
-    await using fs = await startSlayer({ meta });
+    // ... and FUSE requests too (io_deadline, default 60 s): a restart took 126 s once in CI.
+    await using fs = await startSlayer({ meta, extraArgs: ["-o", "io_deadline=600"] });
     const synced: string[] = [];
     await fs.guard(GUARD_MS, "before", async () => {
       await Deno.mkdir(`${fs.mnt}/d`);
