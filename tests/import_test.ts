@@ -83,6 +83,9 @@ Deno.test("import: S3 objects in place, reads, writes on top, EIO when changed, 
     ["ünïcode name.txt", new TextEncoder().encode("utf-8\n")],
   ]);
   for (const [k, v] of objects) await put(`set1/${k}`, v);
+  // Over one chunk (64 MiB): a slice per chunk, each referring to its part of the object.
+  const huge = random(64 * 1024 * KiB + 100 * KiB);
+  await put("set1/huge.bin", huge);
   await put("other/not-mine.txt", new TextEncoder().encode("outside the prefix"));
   const source = s3.storeUrl("data", "set1/");
 
@@ -110,8 +113,8 @@ Deno.test("import: S3 objects in place, reads, writes on top, EIO when changed, 
   // Import while mounted.
   let r = await ok("import", fs.meta, source, "/datasets/set1");
   assert.deepEqual(summary(r.stdout), {
-    listed: 9,
-    imported: 9,
+    listed: 10,
+    imported: 10,
     unchanged: 0,
     replaced: 0,
     removed: 0,
@@ -123,7 +126,9 @@ Deno.test("import: S3 objects in place, reads, writes on top, EIO when changed, 
   assert.equal([...stored.keys()].filter((k) => k.startsWith("chunks/")).length, 0, "no blocks");
 
   // The tree, sizes and contents.
-  const want = new Map([...objects].map(([k, v]) => [k, v.byteLength]));
+  const want = new Map(
+    [...objects, ["huge.bin", huge] as const].map(([k, v]) => [k, v.byteLength]),
+  );
   assert.deepEqual(await sizes(ds), want);
   for (const [k, v] of objects) {
     if (k === "stale.bin") continue; // read only after it changes underneath
@@ -136,6 +141,13 @@ Deno.test("import: S3 objects in place, reads, writes on top, EIO when changed, 
     one.subarray(at, at + 100 * KiB),
     "a range",
   );
+  const across = 64 * 1024 * KiB - 50 * KiB;
+  same(
+    await readRange(`${ds}/huge.bin`, across, 150 * KiB),
+    huge.subarray(across),
+    "across chunks",
+  );
+  same(await readRange(`${ds}/huge.bin`, 0, 10), huge.subarray(0, 10), "chunk 0");
   const two = objects.get("a/two.bin")!;
   same(
     await readRange(`${ds}/a/two.bin`, 150 * KiB, 10 * KiB),
@@ -145,7 +157,7 @@ Deno.test("import: S3 objects in place, reads, writes on top, EIO when changed, 
 
   // Resumable: a second run imports nothing.
   r = await ok("import", "-q", fs.meta, source, "/datasets/set1");
-  assert.deepEqual(summary(r.stdout).unchanged, 9);
+  assert.deepEqual(summary(r.stdout).unchanged, 10);
   assert.equal(summary(r.stdout).imported, 0);
   assert.equal(r.stderr.trim(), "", "-q: no progress lines");
 
@@ -186,9 +198,9 @@ Deno.test("import: S3 objects in place, reads, writes on top, EIO when changed, 
   await put("set1/a/b/one.bin", random(1000)); // but the file was written here
   r = await ok("import", "--refresh", fs.meta, source, "/datasets/set1");
   assert.deepEqual(summary(r.stdout), {
-    listed: 9,
+    listed: 10,
     imported: 1,
-    unchanged: 5,
+    unchanged: 6,
     replaced: 2,
     removed: 1,
     kept: 1,
