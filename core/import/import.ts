@@ -18,7 +18,7 @@ import { S3Pool } from "../../backends/_s3_pool.ts";
 import { formatS3Url, parseS3Url, type S3Location } from "../../backends/_s3_url.ts";
 import { BLOCK_EXTERNAL } from "../block_codec.ts";
 import { Errno, FsError } from "../errno.ts";
-import type { KvTxn } from "../kv.ts";
+import type { KvEngine, KvTxn } from "../kv.ts";
 import type { Meta } from "../meta/mod.ts";
 import { attrKey, u64 } from "../meta/keys.ts";
 import { getAttr, getEntry } from "../meta/_inode.ts";
@@ -123,7 +123,7 @@ export interface ImportOptions {
   refresh?: boolean;
   /** Owner of the new files and directories. */
   ctx?: Ctx;
-  /** Objects imported at once (default 16). */
+  /** Objects imported at once (default 64; their new files are committed together). */
   concurrency?: number;
   /** Called after each object. */
   onProgress?: (report: ImportReport) => void;
@@ -142,6 +142,53 @@ const enc = (e: Entry) => new TextEncoder().encode(JSON.stringify([e.ino, e.etag
 function dec(raw: Uint8Array): Entry {
   const [ino, etag, size, ids] = JSON.parse(new TextDecoder().decode(raw));
   return { ino, etag, size, ids };
+}
+
+/**
+ * Runs the transactions of concurrent callers together, as one transaction (a commit per object
+ * is what limits an import on SQLite); if that fails, each alone, so that each caller gets its own
+ * error. Each object still appears whole or not at all.
+ */
+class GroupCommit {
+  readonly #kv: KvEngine;
+  #pending: Array<{ fn: (tx: KvTxn) => Promise<void>; done: (err?: unknown) => void }> = [];
+  #scheduled = false;
+
+  constructor(kv: KvEngine) {
+    this.#kv = kv;
+  }
+
+  run(fn: (tx: KvTxn) => Promise<void>): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ fn, done: (err) => err === undefined ? resolve() : reject(err) });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setTimeout(() => this.#flush(), 0);
+      }
+    });
+  }
+
+  async #flush(): Promise<void> {
+    this.#scheduled = false;
+    const batch = this.#pending.splice(0);
+    try {
+      await this.#kv.txn(async (tx) => {
+        for (const b of batch) await b.fn(tx);
+      });
+      for (const b of batch) b.done();
+      return;
+    } catch {
+      // One of them fails: run each alone.
+    }
+    for (const b of batch) {
+      try {
+        await this.#kv.txn(b.fn);
+        b.done();
+      } catch (err) {
+        b.done(err ?? new Error("failed"));
+      }
+    }
+  }
 }
 
 /** Whether `name` can be a directory entry. */
@@ -298,7 +345,7 @@ export async function importObjects(
     }
     const ino = await meta.allocIno();
     try {
-      await meta.kv.txn(async (tx) => {
+      await group.run(async (tx) => {
         await ns.mknod(tx, { ino, ctx, parent, name, mode: S_IFREG | 0o644, rdev: 0 });
         const t = mtimeOf(o);
         if (add.length) await slices.commitSlices(tx, ino, add, o.size, t);
@@ -317,7 +364,8 @@ export async function importObjects(
   }
 
   const seen = new Set<string>();
-  const limit = options.concurrency ?? 16;
+  const limit = options.concurrency ?? 64;
+  const group = new GroupCommit(meta.kv);
   for await (const page of listSource(url)) {
     report.listed += page.length;
     let next = 0;
