@@ -12,7 +12,7 @@
  * @module
  */
 
-import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { runCli } from "../tests/_mount.ts";
 import { startS3Server } from "../tests/_s3server.ts";
 
@@ -44,6 +44,21 @@ try {
     }
   }));
   console.log(`put ${N} objects: ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  // The server's own listing speed (pages of 1000 by StartAfter, as the import lists).
+  t = performance.now();
+  let listed = 0;
+  let startAfter: string | undefined;
+  for (;;) {
+    const res = await client.send(
+      new ListObjectsV2Command({ Bucket: "bench", Prefix: "ds/", StartAfter: startAfter }),
+    );
+    listed += res.Contents?.length ?? 0;
+    startAfter = res.Contents?.at(-1)?.Key;
+    if (!res.IsTruncated || startAfter === undefined) break;
+  }
+  console.log(
+    `plain SDK listing of ${listed} objects: ${((performance.now() - t) / 1000).toFixed(1)} s`,
+  );
   const meta = `sqlite3://${dir}/meta.db`;
   const fmt = await runCli(["format", "--storage", `file://${dir}/blocks`, meta, "bench"]);
   if (fmt.code !== 0) throw new Error(fmt.stderr);

@@ -292,7 +292,11 @@ export async function importObjects(
     return true;
   }
 
-  async function one(o: SourceObject, seen: Set<string>): Promise<void> {
+  async function one(
+    o: SourceObject,
+    seen: Set<string>,
+    index: Map<string, Uint8Array | undefined>,
+  ): Promise<void> {
     const bpath = nameFromText(o.path); // names are UTF-8 byte strings
     const parts = bpath.split("/");
     if (!parts.every(goodName)) {
@@ -301,7 +305,7 @@ export async function importObjects(
     }
     seen.add(bpath);
     const ikey = prefix + bpath;
-    const old = await meta.kv.txn((tx) => tx.get(ikey), { readOnly: true });
+    const old = index.get(ikey);
     let entry = old ? dec(old) : undefined;
     if (entry && entry.etag === o.etag) {
       report.unchanged++;
@@ -368,10 +372,14 @@ export async function importObjects(
   const group = new GroupCommit(meta.kv);
   for await (const page of listSource(url)) {
     report.listed += page.length;
+    // The page's records in the import index, in one read.
+    const keys = page.map((o) => prefix + nameFromText(o.path));
+    const raws = await meta.kv.txn((tx) => tx.getMany(keys), { readOnly: true });
+    const index = new Map(keys.map((k, i) => [k, raws[i]]));
     let next = 0;
     const worker = async () => {
       while (next < page.length) {
-        await one(page[next++]!, seen);
+        await one(page[next++]!, seen, index);
         options.onProgress?.(report);
       }
     };
