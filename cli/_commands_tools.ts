@@ -224,6 +224,49 @@ export const SYNC: CommandSpec = {
   ],
 };
 
+/** `slayerfs import`. */
+export const IMPORT: CommandSpec = {
+  name: "import",
+  summary: "make files of the objects under an S3 prefix, in place (no byte copied)",
+  description: "Lists s3://BUCKET/PREFIX?endpoint=URL (keys from AWS_ACCESS_KEY_ID and " +
+    "AWS_SECRET_ACCESS_KEY) and creates under DEST (a folder of the volume, created if missing) " +
+    "a file for each object, directories from the key's / parts. A file's data refers to the " +
+    "object by key, size and ETag: reads fetch byte ranges of the object (If-Match: ETAG, so a " +
+    "changed object gives EIO, never mixed bytes); writes go to the volume on top, and the " +
+    "object is never modified or deleted. Running it again resumes: objects already imported " +
+    "with the same ETag are skipped. --refresh also replaces the references of changed objects " +
+    "and removes the files of deleted ones, except files written since the import (kept, with " +
+    "a warning). Works while the volume is mounted.",
+  usage: ["META_URL s3://BUCKET/PREFIX DEST"],
+  args: [
+    META_URL,
+    { name: "SOURCE", help: "s3://BUCKET/PREFIX?endpoint=URL: the objects to import" },
+    { name: "DEST", help: "the folder of the volume that gets them, e.g. /datasets/name" },
+  ],
+  arity: [3, 3],
+  options: [
+    {
+      name: "refresh",
+      kind: "flag",
+      help: "also replace changed objects' references and remove files of deleted objects",
+    },
+    {
+      name: "threads",
+      short: "p",
+      kind: "int",
+      arg: "N",
+      min: 1,
+      help: "objects imported at once (their files committed in one transaction)",
+      default: 64,
+    },
+    { name: "quiet", short: "q", kind: "flag", help: "no progress lines" },
+  ],
+  examples: [
+    "slayerfs import sqlite3:///var/lib/slayerfs/meta.db 's3://data/imagenet/?endpoint=http://minio:9000' /datasets/imagenet",
+    "slayerfs import --refresh sqlite3:///var/lib/slayerfs/meta.db s3://data/imagenet/ /datasets/imagenet",
+  ],
+};
+
 /** `slayerfs docker-plugin`. */
 export const DOCKER_PLUGIN: CommandSpec = {
   name: "docker-plugin",

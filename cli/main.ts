@@ -1,6 +1,6 @@
 /**
  * The `slayerfs` command line: format, mount, umount, status, stats, info, warmup, gc, dump,
- * load, fsck, quota, bench, doctor, sync, image, docker-plugin, csi, destroy, config, completion,
+ * load, fsck, quota, bench, doctor, sync, import, image, docker-plugin, csi, destroy, config, completion,
  * version. What each command
  * takes is declared once in `_commands.ts`; this module reads the command line against it
  * (`_spec.ts`), answers `--help` and `--version`, runs the command's module, and turns errors into
@@ -34,6 +34,7 @@ import { cmdQuota } from "./quota.ts";
 import { cmdStats } from "./stats.ts";
 import { cmdStatus } from "./status.ts";
 import { cmdSync } from "./sync.ts";
+import { cmdImport } from "./import.ts";
 import { cmdUmount } from "./umount.ts";
 import { cmdVersion } from "./version.ts";
 import { cmdWarmup } from "./warmup.ts";
@@ -58,6 +59,7 @@ const RUN: Record<string, (args: ParsedArgs) => Promise<void>> = {
   bench: cmdBench,
   doctor: cmdDoctor,
   sync: cmdSync,
+  import: cmdImport,
   quota: cmdQuota,
   image: cmdImage,
   "docker-plugin": cmdDockerPlugin,

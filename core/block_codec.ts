@@ -15,6 +15,11 @@ export const BLOCK_LZ4 = 1;
 export const BLOCK_DEDUP = 2;
 /** Block record flag: the stored bytes live in the metadata engine, not the block store. */
 export const BLOCK_INLINE = 4;
+/**
+ * Block record flag: the bytes are a range of an object outside the volume (`slayerfs import`,
+ * `core/import/`): fetched by a ranged GET that the object's ETag guards, no checksum of ours.
+ */
+export const BLOCK_EXTERNAL = 8;
 
 /** What the metadata records about one stored block. */
 export interface BlockRecord {
@@ -101,6 +106,7 @@ export function decodeBlock(
       `Block "${key}" has ${stored.byteLength} bytes, expected ${record.storedLen}`,
     );
   }
+  if (record.flags & BLOCK_EXTERNAL) return stored; // its ETag was checked by the fetch
   let raw = stored;
   if (record.flags & BLOCK_LZ4) {
     raw = new Uint8Array(rawLen);

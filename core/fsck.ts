@@ -24,7 +24,8 @@
  */
 
 import type { BlockStore } from "./block_store.ts";
-import { BLOCK_DEDUP, BLOCK_INLINE, decodeBlockRecords } from "./block_codec.ts";
+import { BLOCK_DEDUP, BLOCK_EXTERNAL, BLOCK_INLINE, decodeBlockRecords } from "./block_codec.ts";
+import { externalProblems } from "./import/check.ts";
 import type { VolumeFormat } from "./format.ts";
 import { SEALED_OVERHEAD } from "./_crypto.ts";
 import type { KvEngine, KvPair } from "./kv.ts";
@@ -181,6 +182,8 @@ export async function checkVolume(
     let inlineValues: (Uint8Array | undefined)[] = [];
     let blobValues: (Uint8Array | undefined)[] = [];
     const checks: Array<{ id: number; problem: () => string | undefined }> = [];
+    const external: SliceId[] = []; // imported objects, checked by a HEAD each (import/check.ts)
+    let externalFound = new Map<number, string>();
     for (const [key, value] of page) {
       const id = readU64(key, 1) as SliceId;
       const info = decodeSliceInfo(value);
@@ -222,6 +225,9 @@ export async function checkVolume(
               return objectProblem(id, i, decodeBlob(raw).key, want);
             },
           });
+        } else if (flags & BLOCK_EXTERNAL) {
+          if (i === 0) external.push(id);
+          checks.push({ id, problem: () => externalFound.get(id) });
         } else {
           checks.push({ id, problem: () => objectProblem(id, i, blockKey(id, i, len), want) });
         }
@@ -231,6 +237,7 @@ export async function checkVolume(
       async (tx) => [await tx.getMany(inline), await tx.getMany(blobs)],
       { readOnly: true },
     );
+    if (external.length) externalFound = await externalProblems(kv, external);
     for (const { id, problem } of checks) {
       if (broken.has(id)) continue;
       const p = problem();

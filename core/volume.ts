@@ -36,6 +36,7 @@ import {
   S_IFMT,
 } from "./types.ts";
 import { Vfs, type VfsOptions } from "./vfs.ts";
+import { ExternalStore } from "./import/external.ts";
 import { EncryptionKeyError, encryptionRecord, sealedStore, volumeCipher } from "./_crypto.ts";
 
 /** Opens backends by URL (the registry in `backends/`). */
@@ -209,7 +210,8 @@ export class Volume {
   static async openWith(kv: KvEngine, store: BlockStore, options?: VolumeOptions): Promise<Volume> {
     const meta = await Meta.open(kv);
     const { encryptKey, ...vfsOptions } = options ?? {};
-    const sealed = sealedStore(store, await volumeCipher(meta.format, encryptKey));
+    const cipher = await volumeCipher(meta.format, encryptKey);
+    const sealed = new ExternalStore(sealedStore(store, cipher), kv, meta.format.blockSize);
     return new Volume(kv, sealed, await Vfs.open(meta, sealed, vfsOptions));
   }
 
@@ -227,7 +229,7 @@ export class Volume {
       const cipher = await volumeCipher(meta.format, encryptKey);
       const store = await backends.openBlockStore(meta.format.storage);
       try {
-        const sealed = sealedStore(store, cipher);
+        const sealed = new ExternalStore(sealedStore(store, cipher), kv, meta.format.blockSize);
         return new Volume(kv, sealed, await Vfs.open(meta, sealed, vfsOptions));
       } catch (err) {
         await store.close();

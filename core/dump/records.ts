@@ -36,6 +36,7 @@
 import { Buffer } from "node:buffer";
 import {
   BLOCK_DEDUP,
+  BLOCK_EXTERNAL,
   BLOCK_INLINE,
   BLOCK_LZ4,
   type BlockRecord,
@@ -108,10 +109,12 @@ const TYPES: Record<number, string> = {
 };
 const TYPE_BITS = Object.fromEntries(Object.entries(TYPES).map(([k, v]) => [v, Number(k)]));
 
-const FLAGS: Array<[number, string]> = [[BLOCK_LZ4, "lz4"], [BLOCK_DEDUP, "dedup"], [
-  BLOCK_INLINE,
-  "inline",
-]];
+const FLAGS: Array<[number, string]> = [
+  [BLOCK_LZ4, "lz4"],
+  [BLOCK_DEDUP, "dedup"],
+  [BLOCK_INLINE, "inline"],
+  [BLOCK_EXTERNAL, "external"], // slayerfs import: its `E<id>` reference is a raw record
+];
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const utf8Out = new TextEncoder();
