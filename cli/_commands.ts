@@ -11,6 +11,7 @@ import type { CommandSpec, OptionSpec } from "./_spec.ts";
 import {
   BENCH,
   CLONE,
+  COMPLETION,
   CSI,
   DOCKER_PLUGIN,
   DOCTOR,
@@ -21,6 +22,7 @@ import {
   QUOTA,
   SNAPSHOT,
   SYNC,
+  VERSION,
 } from "./_commands_tools.ts";
 
 const MiB = 2 ** 20;
@@ -553,30 +555,6 @@ const CONFIG: CommandSpec = {
     "SLAYERFS_CACHE_SIZE=1G slayerfs config show --json --config vol1.toml --log-level debug",
     "slayerfs config show format --config /etc/slayerfs/vol1.yaml",
   ],
-};
-
-const COMPLETION: CommandSpec = {
-  name: "completion",
-  summary: "print a shell completion script (bash or zsh)",
-  usage: ["bash|zsh"],
-  args: [{ name: "bash|zsh", help: "the shell" }],
-  arity: [1, 1],
-  complete: ["bash", "zsh"],
-  options: [],
-  examples: [
-    "slayerfs completion bash > /etc/bash_completion.d/slayerfs",
-    'slayerfs completion zsh > "${fpath[1]}/_slayerfs"',
-  ],
-};
-
-const VERSION: CommandSpec = {
-  name: "version",
-  summary: "print the versions of SlayerFS, Deno and libfuse (also --version)",
-  usage: [""],
-  args: [],
-  arity: [0, 0],
-  options: [],
-  examples: ["slayerfs --version"],
 };
 
 /** Every command, in the order `slayerfs --help` lists them. */

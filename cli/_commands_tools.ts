@@ -437,3 +437,29 @@ export const SNAPSHOT: CommandSpec = {
     "slayerfs snapshot rm /mnt/vol1/models v1",
   ],
 };
+
+/** `slayerfs completion`. */
+export const COMPLETION: CommandSpec = {
+  name: "completion",
+  summary: "print a shell completion script (bash or zsh)",
+  usage: ["bash|zsh"],
+  args: [{ name: "bash|zsh", help: "the shell" }],
+  arity: [1, 1],
+  complete: ["bash", "zsh"],
+  options: [],
+  examples: [
+    "slayerfs completion bash > /etc/bash_completion.d/slayerfs",
+    'slayerfs completion zsh > "${fpath[1]}/_slayerfs"',
+  ],
+};
+
+/** `slayerfs version`. */
+export const VERSION: CommandSpec = {
+  name: "version",
+  summary: "print the versions of SlayerFS, Deno and libfuse (also --version)",
+  usage: [""],
+  args: [],
+  arity: [0, 0],
+  options: [],
+  examples: ["slayerfs --version"],
+};
