@@ -118,6 +118,15 @@ async function runFile(
   if (summary && !timedOut) {
     passed = Number(summary[2]);
     failed = Number(summary[3]);
+    // A result line can be split by a "has been running" notice: Deno's FAILURES list names them.
+    if (failed > failures.length) {
+      const list = output.slice(output.lastIndexOf(" FAILURES "));
+      failures.length = 0;
+      for (const m of list.matchAll(/^(\S.*) => \S+:\d+:\d+$/gm)) {
+        failures.push(`${relative(file)} => ${m[1]}`);
+      }
+      if (failures.length === 0) failures.push(`${relative(file)} => ${failed} failed (see above)`);
+    }
     if (status.code !== 0 && failed === 0) {
       failed = 1;
       failures.push(`${relative(file)} => exited with code ${status.code}`);
