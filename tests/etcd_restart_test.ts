@@ -10,23 +10,7 @@
 import assert from "node:assert/strict";
 import { startEtcd } from "./_etcd.ts";
 import { startSlayer } from "./_mount.ts";
-
-function content(i: number): Uint8Array {
-  const out = new Uint8Array(20_000 + i * 97);
-  for (let j = 0; j < out.length; j++) out[j] = (i * 31 + j * 7) & 0xff;
-  return out;
-}
-
-async function writeSynced(path: string, data: Uint8Array): Promise<void> {
-  const f = await Deno.open(path, { write: true, create: true, truncate: true });
-  try {
-    let at = 0;
-    while (at < data.length) at += await f.write(data.subarray(at));
-    await f.sync();
-  } finally {
-    f.close();
-  }
-}
+import { durableContent as content, spawnDurableWriter } from "./_durable_writer.ts";
 
 Deno.test({
   name: "a mount on etcd waits out an etcd restart and keeps every fsync'ed file",
@@ -42,41 +26,37 @@ Deno.test({
     });
     const dir = `${fs.mnt}/d`;
     await Deno.mkdir(dir);
-    const written: number[] = [];
-    let stop = false;
-    const writer = (async () => {
-      for (let i = 0; !stop || i < 40; i++) {
-        await writeSynced(`${dir}/f${i}`, content(i));
-        written.push(i);
-      }
-    })();
-    const progress = async (n: number) => {
-      while (written.length < n) {
-        await Promise.race([writer, new Promise((r) => setTimeout(r, 50))]);
-      }
-    };
+    // The writer is a process of its own: the test must hold no file on the mount while it
+    // starts etcd (see spawnDurableWriter).
+    const files = 40;
+    const writer = spawnDurableWriter(dir, files);
     try {
-      await progress(10);
+      await writer.until(10);
       await etcd.kill(); // the outage starts in the middle of the writes
-      const during = written.length;
+      const during = writer.durable.length;
       await new Promise((r) => setTimeout(r, 3000));
       // Nothing could commit while etcd was down (at most the write that was committing).
-      assert.ok(written.length <= during + 1, `${written.length} files written while down`);
+      assert.ok(writer.durable.length <= during + 1, `${writer.durable.length} written while down`);
       await etcd.start();
-      await progress(during + 10);
+      const r = await writer.done();
+      assert.equal(r.code, 0, `the writer failed: ${r.stderr}\n${fs.log().slice(-3000)}`);
     } finally {
-      stop = true;
-      await writer;
+      await writer.kill();
     }
+    assert.equal(writer.durable.length, files);
     // The mount serves again: every file reads back, and the directory lists them all.
     const names = [];
     for await (const e of Deno.readDir(dir)) names.push(e.name);
-    assert.equal(names.length, written.length);
-    for (const i of written) assert.deepEqual(await Deno.readFile(`${dir}/f${i}`), content(i));
+    assert.equal(names.length, files);
+    for (const i of writer.durable) {
+      assert.deepEqual(await Deno.readFile(`${dir}/f${i}`), content(i), `f${i}`);
+    }
     // ... and so does a new mount after another etcd restart.
     await etcd.restart();
     await fs.restart();
-    for (const i of written) assert.deepEqual(await Deno.readFile(`${dir}/f${i}`), content(i));
+    for (const i of writer.durable) {
+      assert.deepEqual(await Deno.readFile(`${dir}/f${i}`), content(i), `f${i} after remount`);
+    }
     assert.match(fs.log(), /etcd at 127\.0\.0\.1:\d+ is unreachable/);
   },
 });
