@@ -24,11 +24,16 @@ function pattern(size: number, seed: number): Uint8Array {
   return out;
 }
 
+/** The bytes of the files under `dir` now (a file renamed or removed meanwhile counts 0). */
 function bytesUnder(dir: string): number {
   let n = 0;
   for (const e of Deno.readDirSync(dir)) {
     const p = `${dir}/${e.name}`;
-    n += e.isDirectory ? bytesUnder(p) : Deno.statSync(p).size;
+    try {
+      n += e.isDirectory ? bytesUnder(p) : Deno.statSync(p).size;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
   }
   return n;
 }
