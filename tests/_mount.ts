@@ -429,7 +429,12 @@ export async function startSlayer(opts: StartOptions = {}): Promise<SlayerMount>
             { cause: e },
           );
         }
-        throw e;
+        // Any other failure: the daemon's last log lines say what it saw (an S3 error, a
+        // deadline) when the syscall only says EIO.
+        const message = e instanceof Error ? e.message : String(e);
+        throw new Error(`${label}: ${message}\nDaemon log:\n${tail(readLog(), 25)}`, {
+          cause: e,
+        });
       } finally {
         worker.terminate();
       }

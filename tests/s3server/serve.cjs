@@ -8,22 +8,60 @@ const AWSAccount = require("s3rver/lib/models/account");
 const FilesystemStore = require("s3rver/lib/stores/filesystem");
 
 // s3rver walks its directory tree to list, so keys come out in directory order ("l/x" before
-// "l-x"), not in the byte order S3 promises. List everything that matches, then sort and page.
-const listObjects = FilesystemStore.prototype.listObjects;
+// "l-x"), not in the byte order S3 promises, and it stats every file and reads every listed
+// object's metadata. Collect the matching keys from directory entries alone (no stat), sort them
+// by bytes, page, and read the metadata of the page's objects only, so that listing a prefix of
+// N objects page by page costs O(N) per page in directory entries, not in file reads.
+const fs = require("fs");
+const path = require("path");
+const S3Object = require("s3rver/lib/models/object");
+const OBJECT_SUFFIX = "._S3rver_object";
+function* objectKeys(bucketPath, prefix) {
+  const stack = [bucketPath];
+  while (stack.length > 0) {
+    const dir = stack.pop();
+    for (const ent of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.posix.join(dir, ent.name);
+      const rel = full.slice(bucketPath.length + 1);
+      if (ent.isDirectory()) {
+        // Only directories that can hold keys under the prefix.
+        if (rel.startsWith(prefix) || prefix.startsWith(rel + "/")) stack.push(full);
+      } else if (ent.name.endsWith(OBJECT_SUFFIX)) {
+        const key = rel.slice(0, -OBJECT_SUFFIX.length);
+        if (key.startsWith(prefix)) yield key;
+      }
+    }
+  }
+}
 FilesystemStore.prototype.listObjects = async function (bucket, options) {
-  const { startAfter = "", maxKeys = Infinity } = options;
-  const all = await listObjects.call(this, bucket, {
-    ...options,
-    startAfter: "",
-    maxKeys: Infinity,
-  });
+  const { delimiter = "", startAfter = "", prefix = "", maxKeys = Infinity } = options;
   const byBytes = (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b));
   const after = (key) => byBytes(key, startAfter) > 0;
-  const objects = all.objects.filter((o) => after(o.key)).sort((a, b) => byBytes(a.key, b.key));
+  const keys = [];
+  const commonPrefixes = new Set();
+  for (const key of objectKeys(this.getBucketPath(bucket), prefix)) {
+    const idx = delimiter ? key.slice(prefix.length).indexOf(delimiter) : -1;
+    if (idx !== -1) commonPrefixes.add(key.slice(0, prefix.length + idx + delimiter.length));
+    else if (after(key)) keys.push(key);
+  }
+  keys.sort(byBytes);
+  const page = keys.slice(0, maxKeys);
+  const metadata = await Promise.all(
+    page.map((key) =>
+      this.getMetadata(bucket, key).catch((err) => {
+        if (err.code === "ENOENT") return undefined;
+        throw err;
+      })
+    ),
+  );
+  const objects = [];
+  page.forEach((key, i) => {
+    if (metadata[i] !== undefined) objects.push(new S3Object(bucket, key, null, metadata[i]));
+  });
   return {
-    objects: objects.slice(0, maxKeys),
-    commonPrefixes: all.commonPrefixes.filter(after).sort(byBytes),
-    isTruncated: objects.length > maxKeys,
+    objects,
+    commonPrefixes: [...commonPrefixes].filter(after).sort(byBytes),
+    isTruncated: keys.length > maxKeys,
   };
 };
 
