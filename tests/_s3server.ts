@@ -218,6 +218,7 @@ async function spawnServer(
     stderrChunks.push(s);
     if (stderrChunks.length > 64) stderrChunks.shift();
   });
+  let listening = port;
   let ready: (port: number) => void = () => {};
   const readyPort = new Promise<number>((resolve) => ready = resolve);
   let line = "";
@@ -226,19 +227,33 @@ async function spawnServer(
     const nl = line.indexOf("\n");
     if (nl >= 0) {
       try {
-        ready((JSON.parse(line.slice(0, nl)) as { port: number }).port);
+        listening = (JSON.parse(line.slice(0, nl)) as { port: number }).port;
+        ready(listening);
       } catch { /* not our line */ }
       line = "";
     }
   });
   const writer = child.stdin.getWriter();
   let exited = false;
-  const status = child.status.then((s) => {
+  let killing = false;
+  const status = child.status.then(async (s) => {
     exited = true;
+    // A server that dies under a running test (a crash, the OOM killer) fails the test's requests
+    // with connection errors that say nothing of why: say it here, in the test's output.
+    if (!killing) {
+      await stderrDone.catch(() => {});
+      console.error(
+        `s3rver (pid ${child.pid}, port ${listening}) exited by itself: code ${s.code}` +
+          `${s.signal ? `, signal ${s.signal}` : ""}; its last output:\n` +
+          stderrChunks.join("").trim().split("\n").slice(-20).join("\n") +
+          (s.signal === "SIGKILL" ? await oomLines() : ""),
+      );
+    }
     return s;
   });
 
   const kill = async () => {
+    killing = true;
     if (!exited) {
       try {
         child.kill("SIGKILL");
@@ -272,6 +287,18 @@ async function spawnServer(
     throw err;
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** The kernel's last out-of-memory kills, if it lets us read its log (best effort). */
+async function oomLines(): Promise<string> {
+  try {
+    const out = await new Deno.Command("dmesg", { stdout: "piped", stderr: "null" }).output();
+    const lines = new TextDecoder().decode(out.stdout).split("\n")
+      .filter((l) => /out of memory|oom-kill|Killed process/i.test(l)).slice(-3);
+    return lines.length ? `\nkernel log:\n${lines.join("\n")}` : "";
+  } catch {
+    return "";
   }
 }
 
