@@ -19,6 +19,7 @@ import type { Ino } from "../core/types.ts";
 import { humanAge, humanBytes, percent, table } from "./_human.ts";
 import { openMeta, volumeSummary } from "./_meta.ts";
 import { hidePassword } from "./_urls.ts";
+import { Redactor } from "../core/_log_output.ts";
 import { liveMountOf } from "./_mount_of.ts";
 import { pathsOf } from "./_paths.ts";
 import type { ParsedArgs } from "./_spec.ts";
@@ -34,7 +35,7 @@ export async function cmdStatus(args: ParsedArgs): Promise<void> {
       const { format, usage } = await volumeSummary(kv);
       const used = await (await Meta.open(kv)).usage();
       const sessions = await sessionsOf(kv);
-      console.log(
+      console.log(masked(
         json
           ? JSON.stringify(
             { ...format, usage, space: used.space, inodes: used.inodes, sessions },
@@ -42,7 +43,7 @@ export async function cmdStatus(args: ParsedArgs): Promise<void> {
             2,
           )
           : volumeText(format, usage, sessions),
-      );
+      ));
     } finally {
       await kv.close();
     }
@@ -50,7 +51,15 @@ export async function cmdStatus(args: ParsedArgs): Promise<void> {
   }
   const { mountpoint, state } = await liveMountOf(target);
   const { out, paths } = await mountStatus(state, !json);
-  console.log(json ? JSON.stringify(out, null, 2) : mountText(mountpoint, out, paths));
+  console.log(masked(json ? JSON.stringify(out, null, 2) : mountText(mountpoint, out, paths)));
+}
+
+/**
+ * What `status` prints goes to terminals, tickets and CI logs: the metadata URL's password, the
+ * daemon's secret arguments and the environment's secrets are masked (`***`), as in the logs.
+ */
+function masked(text: string): string {
+  return new Redactor().redact(text);
 }
 
 /**
