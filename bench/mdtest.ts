@@ -12,9 +12,8 @@
  * ```
  *
  * The volume is formatted on a private `file://` store in a temp dir and mounted with
- * `tests/_mount.ts` (default mount options); everything is unmounted and removed at the end. Two
- * mounts of one volume need an engine and a build that allow several mounts (the sessions work of
- * issue #9); until then use `--mounts 1`.
+ * `tests/_mount.ts` (default mount options); everything is unmounted and removed at the end. Every
+ * engine, SQLite included (several daemons of one host), allows several mounts of one volume.
  *
  * @module
  */

@@ -22,8 +22,6 @@ const SLOW_FIRST = [
   "tests/docker_test.ts",
   "tests/postgres_outage_test.ts",
   "tests/etcd_restart_test.ts",
-  "tests/fsx_test.ts",
-  "tests/pjdfstest_test.ts",
 ];
 
 interface FileResult {
