@@ -12,6 +12,7 @@ import {
   BENCH,
   CLONE,
   COMPLETION,
+  CONFIG_OPTION,
   CSI,
   DOCKER_PLUGIN,
   DOCTOR,
@@ -65,19 +66,6 @@ const META_URL = {
     "redis://[USER:PASS@]HOST:PORT/DB (also rediss://, redis+unix:///PATH.sock?db=N)",
 };
 
-/**
- * `--config FILE`: the command's section of a YAML or TOML settings file (see `_config.ts`);
- * a command with this option reads its settings from the file and `SLAYERFS_*` variables too.
- */
-const CONFIG_OPTION: OptionSpec = {
-  name: "config",
-  kind: "string",
-  arg: "FILE",
-  complete: "file",
-  help: "read settings from this YAML (.yaml, .yml) or TOML (.toml) file's section for the " +
-    "command; command-line flags, then SLAYERFS_* variables, override it",
-  defaultText: "$SLAYERFS_CONFIG, else none",
-};
 /** `--encrypt-key FILE`: the key of an encrypted volume (`core/_crypto.ts`). */
 const ENCRYPT_KEY = (
   help: string,
@@ -536,19 +524,25 @@ const CONFIG: CommandSpec = {
   usage: [
     "show [MOUNT OPTIONS] [META_URL] [MOUNTPOINT]",
     "show format [FORMAT OPTIONS] [META_URL] [NAME]",
+    "show docker-plugin|csi [OPTIONS]",
   ],
   args: [
     { name: "show", help: "the only action so far" },
-    { name: "format", help: "show format's settings instead of mount's" },
+    {
+      name: "format",
+      help: "show format's (or docker-plugin's, or csi's) settings instead of mount's",
+    },
   ],
   arity: [1, 4],
   complete: ["show"],
   options: [
     { name: "json", kind: "flag", help: "print the settings as JSON, for scripts" },
     // Every option of the commands that read settings, once (their names do not collide).
-    ...[...MOUNT.options, ...FORMAT.options].filter((o, i, all) =>
-      all.findIndex((x) => x.name === o.name) === i
-    ),
+    ...[...MOUNT.options, ...FORMAT.options, ...DOCKER_PLUGIN.options, ...CSI.options].filter((
+      o,
+      i,
+      all,
+    ) => all.findIndex((x) => x.name === o.name) === i),
   ],
   examples: [
     "slayerfs config show --config /etc/slayerfs/vol1.yaml",

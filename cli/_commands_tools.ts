@@ -6,7 +6,21 @@
  * @module
  */
 
-import type { CommandSpec } from "./_spec.ts";
+import type { CommandSpec, OptionSpec } from "./_spec.ts";
+
+/**
+ * `--config FILE`: the command's section of a YAML or TOML settings file (see `_config.ts`);
+ * a command with this option reads its settings from the file and `SLAYERFS_*` variables too.
+ */
+export const CONFIG_OPTION: OptionSpec = {
+  name: "config",
+  kind: "string",
+  arg: "FILE",
+  complete: "file",
+  help: "read settings from this YAML (.yaml, .yml) or TOML (.toml) file's section for the " +
+    "command; command-line flags, then SLAYERFS_* variables, override it",
+  defaultText: "$SLAYERFS_CONFIG, else none",
+};
 
 const META_URL = {
   name: "META_URL",
@@ -281,6 +295,7 @@ export const DOCKER_PLUGIN: CommandSpec = {
   args: [],
   arity: [0, 0],
   options: [
+    CONFIG_OPTION,
     { name: "meta", kind: "string", arg: "META_URL", help: "the volume holding the volumes" },
     {
       name: "socket",
@@ -319,6 +334,7 @@ export const CSI: CommandSpec = {
   args: [],
   arity: [0, 0],
   options: [
+    CONFIG_OPTION,
     {
       name: "endpoint",
       kind: "string",
