@@ -16,63 +16,68 @@ import { Errno, FsError } from "../core/errno.ts";
 import { subdirOps } from "../core/tenant_ops.ts";
 import { nameFromText, ROOT_CTX, ROOT_INO } from "../core/types.ts";
 import type { Ino } from "../core/types.ts";
+import { engineFixtures } from "./_engines.ts";
 import { runCli, startSlayer } from "./_mount.ts";
 import { probe, quotaSet, sh } from "./_tenants.ts";
 
-Deno.test({
-  name: "subdir mount: isolation, .. at the root, statfs of the quota, missing subdir",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  async fn() {
-    await using full = await startSlayer();
-    const F = full.mnt;
-    await Deno.mkdir(`${F}/team-a/sub`, { recursive: true });
-    await Deno.mkdir(`${F}/team-b`);
-    await Deno.writeTextFile(`${F}/team-a/hello`, "a");
-    await Deno.writeTextFile(`${F}/team-b/secret`, "b");
-    await Deno.writeTextFile(`${F}/top`, "t");
-    await quotaSet(full.meta, "/team-a", "--capacity", "100M", "--inodes", "1000");
+// On SQLite, and on Redis as a shared volume would be (the tenants' usual engine).
+for (const fx of engineFixtures.filter((f) => f.name === "sqlite3" || f.name === "redis")) {
+  Deno.test({
+    name:
+      `${fx.name}: subdir mount: isolation, .. at the root, statfs of the quota, missing subdir`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn() {
+      await using server = await fx.start();
+      await using full = await startSlayer({ meta: server.newVolumeUrl() });
+      const F = full.mnt;
+      await Deno.mkdir(`${F}/team-a/sub`, { recursive: true });
+      await Deno.mkdir(`${F}/team-b`);
+      await Deno.writeTextFile(`${F}/team-a/hello`, "a");
+      await Deno.writeTextFile(`${F}/team-b/secret`, "b");
+      await Deno.writeTextFile(`${F}/top`, "t");
+      await quotaSet(full.meta, "/team-a", "--capacity", "100M", "--inodes", "1000");
 
-    // A missing subdirectory: the mount fails with one line, and nothing is mounted.
-    const missing = await runCli(["mount", "--subdir", "/nope", full.meta, `${full.dir}/m2`]);
-    assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /^slayerfs: Subdirectory "\/nope" of the volume: .*ENOENT/m);
-    const file = await runCli(["mount", "--subdir", "/top", full.meta, `${full.dir}/m2`]);
-    assert.equal(file.code, 1);
-    assert.match(file.stderr, /Subdirectory "\/top" of the volume is not a directory/);
+      // A missing subdirectory: the mount fails with one line, and nothing is mounted.
+      const missing = await runCli(["mount", "--subdir", "/nope", full.meta, `${full.dir}/m2`]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /^slayerfs: Subdirectory "\/nope" of the volume: .*ENOENT/m);
+      const file = await runCli(["mount", "--subdir", "/top", full.meta, `${full.dir}/m2`]);
+      assert.equal(file.code, 1);
+      assert.match(file.stderr, /Subdirectory "\/top" of the volume is not a directory/);
 
-    await using sub = await startSlayer({
-      meta: full.meta,
-      format: false,
-      extraArgs: ["--subdir", "/team-a"],
-    });
-    await sub.guard(120_000, "subdir checks", async () => {
-      const S = sub.mnt;
-      const names = [];
-      for await (const e of Deno.readDir(S)) names.push(e.name);
-      assert.deepEqual(names.sort(), ["hello", "sub"]);
-      assert.equal(await Deno.readTextFile(`${S}/hello`), "a");
-      // `..` of a directory inside leads back to the mount's root, never above it.
-      const root = await Deno.stat(S);
-      assert.equal((await Deno.stat(`${S}/sub/..`)).ino, root.ino);
-      assert.equal(root.ino, 1);
-      const ls = await sh(`ls -iA '${S}' '${S}/sub'`);
-      assert.equal(ls.code, 0, ls.stderr);
-      // Every inode number shown is one inside team-a (`..` of the root is the kernel's).
-      const inside = new Set([
-        (await Deno.stat(`${F}/team-a/hello`)).ino,
-        (await Deno.stat(`${F}/team-a/sub`)).ino,
-      ]);
-      for (const m of ls.stdout.matchAll(/^\s*(\d+) /gm)) {
-        assert.ok(inside.has(Number(m[1])), `ls -ia shows inode ${m[1]} of the tree`);
-      }
-      const up = await sh(`cd '${S}/sub/../..' && pwd -P && ls`);
-      assert.equal(up.stdout.split("\n")[0], sub.dir, "cd .. past the root leaves the mount");
-      assert.ok(!up.stdout.includes("team-b") && !up.stdout.includes("secret"));
-      // File handles: one of a file in the tree opens; the same handle with the inode number of a
-      // file outside (team-b/secret) forged in fails with ESTALE.
-      const secret = (await Deno.stat(`${F}/team-b/secret`)).ino!;
-      const handles = await probe(`
+      await using sub = await startSlayer({
+        meta: full.meta,
+        format: false,
+        extraArgs: ["--subdir", "/team-a"],
+      });
+      await sub.guard(120_000, "subdir checks", async () => {
+        const S = sub.mnt;
+        const names = [];
+        for await (const e of Deno.readDir(S)) names.push(e.name);
+        assert.deepEqual(names.sort(), ["hello", "sub"]);
+        assert.equal(await Deno.readTextFile(`${S}/hello`), "a");
+        // `..` of a directory inside leads back to the mount's root, never above it.
+        const root = await Deno.stat(S);
+        assert.equal((await Deno.stat(`${S}/sub/..`)).ino, root.ino);
+        assert.equal(root.ino, 1);
+        const ls = await sh(`ls -iA '${S}' '${S}/sub'`);
+        assert.equal(ls.code, 0, ls.stderr);
+        // Every inode number shown is one inside team-a (`..` of the root is the kernel's).
+        const inside = new Set([
+          (await Deno.stat(`${F}/team-a/hello`)).ino,
+          (await Deno.stat(`${F}/team-a/sub`)).ino,
+        ]);
+        for (const m of ls.stdout.matchAll(/^\s*(\d+) /gm)) {
+          assert.ok(inside.has(Number(m[1])), `ls -ia shows inode ${m[1]} of the tree`);
+        }
+        const up = await sh(`cd '${S}/sub/../..' && pwd -P && ls`);
+        assert.equal(up.stdout.split("\n")[0], sub.dir, "cd .. past the root leaves the mount");
+        assert.ok(!up.stdout.includes("team-b") && !up.stdout.includes("secret"));
+        // File handles: one of a file in the tree opens; the same handle with the inode number of a
+        // file outside (team-b/secret) forged in fails with ESTALE.
+        const secret = (await Deno.stat(`${F}/team-b/secret`)).ino!;
+        const handles = await probe(`
 import ctypes, struct
 libc = ctypes.CDLL(None, use_errno=True)
 class FH(ctypes.Structure):
@@ -99,27 +104,28 @@ forged = FH.from_buffer_copy(fh)
 struct.pack_into("<2I", forged.h, 0, ${secret} >> 32, ${secret} & 0xffffffff)
 op("forged", lambda: open_h(forged))
 `);
-      assert.deepEqual(Object.fromEntries(handles), { own: "OK", forged: "ESTALE" });
-      // Changes land under /team-a of the volume.
-      await Deno.writeTextFile(`${S}/sub/new`, "n");
-      assert.equal(await Deno.readTextFile(`${F}/team-a/sub/new`), "n");
-      await Deno.rename(`${S}/sub/new`, `${S}/moved`);
-      assert.equal(await Deno.readTextFile(`${F}/team-a/moved`), "n");
-      // statfs: the quota's capacity and inodes, not the volume's.
-      const df = await sh(`stat -f -c '%S %b %f %c %d' '${S}'`);
-      const [bsize, blocks, free, files, ffree] = df.stdout.trim().split(" ").map(Number);
-      assert.equal(bsize! * blocks!, 100 * 2 ** 20);
-      assert.equal(files, 1000);
-      assert.equal(ffree, 1000 - 3); // hello, sub, moved
-      assert.ok(free! < blocks!);
-      const dfFull = await sh(`stat -f -c '%S %b' '${F}'`);
-      const [fb, fn] = dfFull.stdout.trim().split(" ").map(Number);
-      assert.ok(fb! * fn! > 100 * 2 ** 20, "the full mount's root shows the volume");
-      const dfDir = await sh(`stat -f -c '%S %b %c' '${F}/team-a'`);
-      assert.equal(dfDir.stdout.trim(), `4096 ${100 * 256} 1000`, "df of team-a: its quota");
-    });
-  },
-});
+        assert.deepEqual(Object.fromEntries(handles), { own: "OK", forged: "ESTALE" });
+        // Changes land under /team-a of the volume.
+        await Deno.writeTextFile(`${S}/sub/new`, "n");
+        assert.equal(await Deno.readTextFile(`${F}/team-a/sub/new`), "n");
+        await Deno.rename(`${S}/sub/new`, `${S}/moved`);
+        assert.equal(await Deno.readTextFile(`${F}/team-a/moved`), "n");
+        // statfs: the quota's capacity and inodes, not the volume's.
+        const df = await sh(`stat -f -c '%S %b %f %c %d' '${S}'`);
+        const [bsize, blocks, free, files, ffree] = df.stdout.trim().split(" ").map(Number);
+        assert.equal(bsize! * blocks!, 100 * 2 ** 20);
+        assert.equal(files, 1000);
+        assert.equal(ffree, 1000 - 3); // hello, sub, moved
+        assert.ok(free! < blocks!);
+        const dfFull = await sh(`stat -f -c '%S %b' '${F}'`);
+        const [fb, fn] = dfFull.stdout.trim().split(" ").map(Number);
+        assert.ok(fb! * fn! > 100 * 2 ** 20, "the full mount's root shows the volume");
+        const dfDir = await sh(`stat -f -c '%S %b %c' '${F}/team-a'`);
+        assert.equal(dfDir.stdout.trim(), `4096 ${100 * 256} 1000`, "df of team-a: its quota");
+      });
+    },
+  });
+}
 
 const stale = (e: unknown) => e instanceof FsError && e.errno === Errno.ESTALE;
 
