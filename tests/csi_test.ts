@@ -15,6 +15,7 @@
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { loadCsiProto } from "../cli/csi.ts";
+import { startRedis } from "./_redis.ts";
 import { CLI, forceUnmountSync, listMounts, REPO_ROOT, startSlayer } from "./_mount.ts";
 import { busyboxRootfs, must, runcBundle } from "./_containers.ts";
 import { run } from "./_run.ts";
@@ -151,7 +152,9 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    await using fs = await startSlayer();
+    // Redis: the engine that the hosts of a cluster share.
+    await using redis = await startRedis();
+    await using fs = await startSlayer({ meta: redis.url({ prefix: "csi" }) });
     const dir = await Deno.makeTempDir({ prefix: "slayerfs-csi-" });
     let driver: Awaited<ReturnType<typeof startDriver>> | undefined;
     let client: ReturnType<typeof jsClient> | undefined;

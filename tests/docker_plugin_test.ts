@@ -5,13 +5,14 @@
  * it. `docker volume create` with options, two containers sharing one volume at once, a quota
  * hit inside a container, a read-only volume, `docker volume ls/inspect/rm`, the data seen
  * through a plain SlayerFS mount of the whole volume, and a plugin restart while a container
- * holds a volume.
+ * holds a volume. The volume's metadata is in a private Redis, so the plugin's scope is `global`.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
 import { openVolume } from "../mod.ts";
+import { startRedis } from "./_redis.ts";
 import { CLI, forceUnmountSync, listMounts, REPO_ROOT, runCli, startSlayer } from "./_mount.ts";
 import { busyboxRootfs, must } from "./_containers.ts";
 import { startDockerd } from "./_dockerd.ts";
@@ -96,7 +97,9 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    await using fs = await startSlayer();
+    // Redis: the engine that the hosts of a cluster share.
+    await using redis = await startRedis();
+    await using fs = await startSlayer({ meta: redis.url({ prefix: "dplugin" }) });
     const dir = await Deno.makeTempDir({ prefix: "slayerfs-dplugin-" });
     const root = `${dir}/root`;
     const socket = `${dir}/plugin.sock`;
@@ -195,7 +198,7 @@ Deno.test({
       assert.match(ls, new RegExp(`^${DRIVER} readonly$`, "m"));
       const info = JSON.parse(await d.docker("volume", "inspect", "shared"))[0];
       assert.equal(info.Driver, DRIVER);
-      assert.equal(info.Scope, "local", "a sqlite3 volume is local to this host");
+      assert.equal(info.Scope, "global", "a Redis volume is shared by every host");
       assert.equal(info.Status.quota.capacity, 4 * 2 ** 20);
       assert.equal(info.Status.quota.inodes, 100);
       assert.ok(info.Status.quota.usedSpace >= size);
