@@ -95,5 +95,34 @@ cases.name_too_long = async (d) => {
   assert.deepEqual((await names(d)).sort(), ["dir", "n".repeat(255)]);
 };
 
+/** `O_TMPFILE` (x86_64: `__O_TMPFILE | O_DIRECTORY`). */
+const O_TMPFILE = 0o20000000 | L.O.DIRECTORY;
+
+/**
+ * `O_TMPFILE`: where the filesystem has it (tmpfs), an unnamed file that reads back what was
+ * written and never shows in the directory; where it has not (SlayerFS: libfuse 3.14 answers the
+ * kernel's `FUSE_TMPFILE` with `ENOSYS`, see SEMANTICS.md), `EOPNOTSUPP` — what overlayfs and
+ * programs test for to fall back to a named temporary file — and nothing left in the directory.
+ */
+cases.o_tmpfile = async (d) => {
+  let fd: number;
+  try {
+    fd = L.open(d, O_TMPFILE | L.O.RDWR, 0o600);
+  } catch (e) {
+    assert.equal((e as L.LibcError).code, "EOPNOTSUPP", String(e));
+    assert.deepEqual(await names(d), [], "nothing left behind");
+    return;
+  }
+  try {
+    L.pwriteFull(fd, enc.encode("unnamed"), 0);
+    assert.equal(dec.decode(L.preadFull(fd, 7, 0)), "unnamed");
+    assert.equal(L.fstat(fd).nlink, 0, "no name links to it");
+    assert.deepEqual(await names(d), [], "it is not in the directory");
+  } finally {
+    L.close(fd);
+  }
+  assert.deepEqual(await names(d), []);
+};
+
 /** The cases of this file. */
 export const containerCases: CaseBodies = cases;
