@@ -95,7 +95,14 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Te
   const latency = options.getLatencyMs ?? 0;
   let proc: RunningServer | undefined;
   try {
-    proc = await spawnServer(directory, options.port ?? 0, accessKeyId, secretAccessKey, latency);
+    proc = await spawnServer(
+      directory,
+      options.port ?? 0,
+      accessKeyId,
+      secretAccessKey,
+      latency,
+      () => restartAfterCrash(),
+    );
   } catch (err) {
     await Deno.remove(directory, { recursive: true }).catch(() => {});
     throw err;
@@ -104,6 +111,21 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Te
   const endpoint = `http://127.0.0.1:${port}`;
   let stopped = false;
   let paused = false;
+
+  // s3rver is a test double that can crash where S3 would not (it has no handler for errors it
+  // does not expect): start it again on the same port with the same data, as an S3 endpoint
+  // would come back, so the test sees a brief outage (which the clients retry), and say so.
+  const restartAfterCrash = () => {
+    if (stopped || proc === undefined) return;
+    proc = undefined;
+    console.error(`s3rver on port ${port}: starting it again (same port, same data)`);
+    spawnServer(directory, port, accessKeyId, secretAccessKey, latency, () => restartAfterCrash())
+      .then(async (p) => {
+        if (stopped || proc !== undefined) await p.kill();
+        else proc = p;
+      })
+      .catch((err) => console.error(`s3rver on port ${port} did not start again: ${err}`));
+  };
 
   const killCurrent = async () => {
     const p = proc;
@@ -152,7 +174,14 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Te
     async start() {
       if (stopped) throw new Error("The S3 test server was stopped");
       if (proc !== undefined) return;
-      proc = await spawnServer(directory, port, accessKeyId, secretAccessKey, latency);
+      proc = await spawnServer(
+        directory,
+        port,
+        accessKeyId,
+        secretAccessKey,
+        latency,
+        () => restartAfterCrash(),
+      );
     },
     async restart() {
       await killCurrent();
@@ -197,6 +226,7 @@ async function spawnServer(
   accessKeyId: string,
   secretAccessKey: string,
   getLatencyMs: number,
+  onCrash: () => void = () => {},
 ): Promise<RunningServer> {
   const child = new Deno.Command("node", {
     env: { S3RVER_GET_LATENCY_MS: String(getLatencyMs) },
@@ -236,6 +266,7 @@ async function spawnServer(
   const writer = child.stdin.getWriter();
   let exited = false;
   let killing = false;
+  let started = false;
   const status = child.status.then(async (s) => {
     exited = true;
     // A server that dies under a running test (a crash, the OOM killer) fails the test's requests
@@ -248,6 +279,7 @@ async function spawnServer(
           stderrChunks.join("").trim().split("\n").slice(-20).join("\n") +
           (s.signal === "SIGKILL" ? await oomLines() : ""),
       );
+      if (started) onCrash();
     }
     return s;
   });
@@ -281,6 +313,7 @@ async function spawnServer(
       }),
     ]);
     await waitUntilAnswering(`http://127.0.0.1:${outcome}`);
+    started = true;
     return { child, port: outcome, kill };
   } catch (err) {
     await kill();
