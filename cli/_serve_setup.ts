@@ -65,8 +65,10 @@ export interface MountOpts extends TelemetryOpts {
 /**
  * Keeps the daemon's memory from creeping up while it streams: the I/O threads share two malloc
  * arenas instead of one each, and every second the freed block buffers go back to the kernel
- * (`malloc_trim`). (A fixed mmap threshold kept RSS low too, but the page faults of a fresh mapping
- * per block halved sequential throughput.) Returns a function that stops the trimming.
+ * (`malloc_trim`, on a worker thread: it walks every arena, which took ~20 ms of the JS thread per
+ * call once the heap had grown, a stall of every request each second). (A fixed mmap threshold
+ * kept RSS low too, but the page faults of a fresh mapping per block halved sequential
+ * throughput.) Returns a function that stops the trimming.
  */
 export function tuneMalloc(): () => void {
   if (Deno.env.get("SLAYERFS_MALLOPT") === "0") return () => {};
@@ -76,7 +78,12 @@ export function tuneMalloc(): () => void {
   if (!mallopt || !mallocTrim) return () => {}; // Not glibc: nothing to tune.
   const M_ARENA_MAX = -8;
   mallopt(M_ARENA_MAX, 2);
-  const timer = setInterval(() => mallocTrim(0n), 1000);
+  let trimming = false;
+  const timer = setInterval(() => {
+    if (trimming) return;
+    trimming = true;
+    mallocTrim(0n).finally(() => trimming = false);
+  }, 1000);
   Deno.unrefTimer(timer);
   return () => clearInterval(timer);
 }

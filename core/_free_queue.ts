@@ -27,8 +27,14 @@ export class FreeQueue {
     this.#onError = onError;
   }
 
-  /** Queues `freed` for deletion in the background. */
+  /**
+   * Queues `freed` for deletion in the background. A slice that left nothing in the store (its
+   * blocks were all inline, no blob went with it) has no garbage entry either
+   * (`core/meta/slices.ts`): there is nothing to delete, so it is dropped here, and an unlink of
+   * a small file costs no later transaction.
+   */
   add(freed: FreedSlice[]): void {
+    freed = freed.filter((f) => f.size > 0 || (f.blobs?.length ?? 0) > 0);
     if (freed.length === 0) return;
     this.#queue.push(...freed);
     if (this.#freeing) return;

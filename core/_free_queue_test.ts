@@ -30,3 +30,18 @@ Deno.test("FreeQueue hands a failed batch to onError and goes on", async () => {
   assert.equal(calls, 2);
   assert.equal(errors.length, 1);
 });
+
+Deno.test("FreeQueue drops slices that left nothing in the store", async () => {
+  const deleted: FreedSlice[][] = [];
+  const q = new FreeQueue({
+    deleteSlices: (freed) => Promise.resolve(void deleted.push(freed)),
+  }, (err) => assert.fail(String(err)));
+  const inline = { id: 7 as SliceId, size: 0 };
+  const orphanBlobs = { id: 8 as SliceId, size: 0, blobs: ["blobs/x"] };
+  q.add([inline]);
+  await q.idle();
+  assert.deepEqual(deleted, [], "an all-inline slice needs no deletion");
+  q.add([inline, slice(9), orphanBlobs]);
+  await q.idle();
+  assert.deepEqual(deleted, [[slice(9), orphanBlobs]]);
+});

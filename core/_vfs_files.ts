@@ -170,6 +170,7 @@ export class VfsFiles {
     const mode2 = S_IFREG | (mode & 0o7777);
     const attr = await this.#p.meta.mknod(ctx, parent, name, mode2, 0, undefined, this.opens?.sid);
     this.#p.xattrMisses.created(attr.ino);
+    this.#p.predictor?.created(attr.ino);
     this.seen.opened(attr);
     return { attr, opened: this.open.openFile(attr.ino, flags, 0) };
   }

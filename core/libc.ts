@@ -69,8 +69,8 @@ export const LIBC_SYMBOLS = {
   statvfs: { parameters: ["buffer", "buffer"], result: "i32", nonblocking: true },
   /** int mallopt(int param, int value); */
   mallopt: { parameters: ["i32", "i32"], result: "i32", optional: true },
-  /** int malloc_trim(size_t pad); */
-  malloc_trim: { parameters: ["usize"], result: "i32", optional: true },
+  /** int malloc_trim(size_t pad); — off the JS thread (it walks every arena: milliseconds) */
+  malloc_trim: { parameters: ["usize"], result: "i32", optional: true, nonblocking: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded libc symbols. */

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { MemoryBlockStore, MemoryKvEngine } from "../backends/mod.ts";
 import { formatVolume, Volume } from "./volume.ts";
 import { ROOT_CTX } from "./types.ts";
+import type { KvTxn, TxnOptions } from "./kv.ts";
 
 Deno.test("Predictor replays a recorded access pattern into a cold cache on the next open", async () => {
   const kv = new MemoryKvEngine();
@@ -76,6 +77,52 @@ Deno.test("Predictor replays while it records: back-to-back starts replay", asyn
     await start(); // ... and a third start during it replays too
     assert.equal(p.stats.recorded, recordedBefore, "the recording was still running");
     assert.equal(p.stats.replays, replays + 2, "a start during a recording replays too");
+  } finally {
+    await vol.close();
+  }
+});
+
+Deno.test("Predictor: the first open of a file created on this mount asks for no pattern", async () => {
+  const kv = new MemoryKvEngine();
+  await formatVolume(kv, { name: "p", storage: "mem://" });
+  const patternReads: string[] = [];
+  // The engine as the volume sees it, noting every read of a pattern key (`P<ino>`).
+  const watched = new Proxy(kv, {
+    get(target, prop) {
+      if (prop !== "txn") {
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      }
+      return (fn: (tx: KvTxn) => Promise<unknown>, options?: TxnOptions) =>
+        target.txn((tx) =>
+          fn(
+            new Proxy(tx, {
+              get(t, p) {
+                if (p !== "get") return Reflect.get(t, p, t).bind(t);
+                return (key: string) => {
+                  if (key.startsWith("P")) patternReads.push(key);
+                  return t.get(key);
+                };
+              },
+            }),
+          ), options);
+    },
+  });
+  const opts = { predict: { idleMs: 50 }, codecWorkers: 0 };
+  {
+    const vol = await Volume.openWith(kv.share(), new MemoryBlockStore(), opts);
+    await vol.writeFile("/old", new Uint8Array(100).fill(1));
+    await vol.close();
+  }
+  const vol = await Volume.openWith(watched, new MemoryBlockStore(), opts);
+  try {
+    await vol.writeFile("/new", new Uint8Array(100).fill(2));
+    assert.equal((await vol.readFile("/new"))[0], 2);
+    assert.deepEqual(patternReads, [], "a file created here has no pattern to look up");
+    assert.equal((await vol.readFile("/old"))[0], 1);
+    assert.equal(patternReads.length, 1, "a file created elsewhere is looked up once");
+    assert.equal((await vol.readFile("/old"))[0], 1);
+    assert.equal(patternReads.length, 1, "and then remembered without a pattern");
   } finally {
     await vol.close();
   }

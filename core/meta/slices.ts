@@ -176,9 +176,11 @@ async function ref(
           if (key) blobs.push(key);
         }
       }
-      // A slice whose blocks all lived in the metadata leaves nothing in the store.
+      // A slice whose blocks all lived in the metadata leaves nothing in the store: no garbage
+      // entry (one page less in the commit of an unlink of a small file), but still reported
+      // freed, so that the block layer forgets what it knew of it.
       const size = records.length && records.every((b) => b.flags & BLOCK_INLINE) ? 0 : info.size;
-      tx.set(garbageKey(id), encodeGarbage(size, blobs));
+      if (size > 0 || blobs.length) tx.set(garbageKey(id), encodeGarbage(size, blobs));
       freed.push(blobs.length ? { id, size, blobs } : { id, size });
     } else {
       tx.set(

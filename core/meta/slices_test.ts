@@ -83,3 +83,28 @@ Deno.test("allocated of a file from an older version is counted at its next chan
     await vol.close();
   }
 });
+
+Deno.test("a freed slice whose blocks were all inline leaves no garbage entry", async () => {
+  const { vol } = await memVolume();
+  const meta = vol.vfs.meta;
+  try {
+    await vol.writeFile("/small", new Uint8Array(1000).fill(1)); // an inline block
+    await vol.writeFile("/big", new Uint8Array(64 * KiB).fill(2)); // a stored block
+    const root = (await vol.stat("/")).ino;
+    const never = () => false;
+    const small = await meta.unlink(root, "small", never);
+    assert.equal(small.freed.length, 1, "the slice is freed");
+    assert.equal(small.freed[0]!.size, 0, "with nothing in the store");
+    assert.deepEqual(await meta.listGarbage(), [], "and no garbage entry to clear");
+    const big = await meta.unlink(root, "big", never);
+    assert.equal(big.freed.length, 1);
+    assert.deepEqual(
+      await meta.listGarbage(),
+      [{ id: big.freed[0]!.id, size: big.freed[0]!.size }],
+      "a stored block's slice waits in the garbage list until its objects are deleted",
+    );
+    assert.ok(big.freed[0]!.size > 0);
+  } finally {
+    await vol.close();
+  }
+});
