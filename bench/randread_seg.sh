@@ -2,9 +2,10 @@
 # Cold random 4 KiB reads and the daemon's peak RSS, SlayerFS against one peer from one run:
 #   MODE=local  SlayerFS (file:// storage + SQLite, defaults) vs bindfs over the same disk
 #   MODE=s3     SlayerFS (s3:// on one s3rver + SQLite, defaults) vs s3fs on the same server
-# Each filesystem: a fresh mount writes SIZE of fio data (1 MiB writes, fsync); a second fresh
-# mount (SlayerFS: disk cache emptied) with dropped kernel caches runs fio randread 4k for
-# FIO_RUNTIME seconds. SlayerFS also reads at random for FIO_RUNTIME on the writing mount first.
+# Each filesystem: a fresh mount writes two files of SIZE (fio, 1 MiB writes, fsync); a second
+# fresh mount (SlayerFS: disk cache emptied) with dropped kernel caches runs fio randread 4k for
+# FIO_RUNTIME seconds on the second file, never read before (a file read before would replay its
+# predictive-prefetch pattern when opened). SlayerFS also reads at random for FIO_RUNTIME on the writing mount first.
 # Printed: IOPS, and SlayerFS's VmHWM (MiB) of the writing-then-reading daemon and of the cold
 # reading one (default V8 flags, as a user would mount it).
 # Needs root, fio, jq, bindfs / s3fs, node (s3rver). Usage: MODE=local bash bench/randread_seg.sh
@@ -105,6 +106,8 @@ for fs in "$PEER" slayerfs; do
   log "$fs: write $SIZE"
   if [ "$fs" = slayerfs ]; then mount_slayer; mnt="$SMNT"; else mount_peer; mnt="$PMNT"; fi
   FIO_FILE="$mnt/fio.dat" fio --output-format=json "$HERE/fio/seq-write.fio" >/dev/null
+  # The file the cold phase reads: never read before, so no predictive-prefetch pattern replays.
+  FIO_FILE="$mnt/cold.dat" fio --output-format=json "$HERE/fio/seq-write.fio" >/dev/null
   if [ "$fs" = slayerfs ]; then
     # The issue's RSS measure: the same fresh mount writes, then reads at random for FIO_RUNTIME.
     drop_caches
@@ -117,7 +120,7 @@ for fs in "$PEER" slayerfs; do
     stop "$PMNT" "$PEER_PID"; drop_caches; mount_peer
   fi
   log "$fs: cold random 4K reads, ${FIO_RUNTIME}s"
-  out="$(FIO_FILE="$mnt/fio.dat" fio --output-format=json "$HERE/fio/rand-read.fio")"
+  out="$(FIO_FILE="$mnt/cold.dat" fio --output-format=json "$HERE/fio/rand-read.fio")"
   record rand-read-iops "$fs" "$(jq '[.jobs[] | .read.iops] | add | floor' <<<"$out")"
   if [ "$fs" = slayerfs ]; then
     record hwm-cold-read-MiB slayerfs "$(hwm "$SLAYER_PID")"

@@ -2,7 +2,8 @@
  * Random reads of segmented blocks (`core/_block_segments.ts`): on a miss, only the 64 KiB
  * segments a request needs are fetched, with one ranged read of the object, verified against the
  * record's table and cached in memory each under its own key (`<block key>#<segment>`), so a
- * later read of the same segment is a memory hit and a random read allocates 64 KiB, not a 4 MiB
+ * later read of the same segment is a memory hit (a segment read again and then evicted may be
+ * demoted to a disk tier, like any block) and a random read allocates 64 KiB, not a 4 MiB
  * block. Used by the block layer (`core/data.ts`) for reads its caller marks as not sequential.
  *
  * @module
@@ -65,7 +66,9 @@ export class SegmentReader {
     let missFrom = -1;
     let missTo = -1;
     for (let i = first; i <= last; i++) {
-      const hit = cache.getSync(segmentKey(key, i));
+      const sk = segmentKey(key, i);
+      // A segment read often and evicted from memory may have been demoted to a disk tier.
+      const hit = cache.getSync(sk) ?? (cache.has(sk) ? await cache.get(sk) : undefined);
       parts.push(hit);
       if (!hit) {
         if (missFrom < 0) missFrom = i;

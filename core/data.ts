@@ -16,10 +16,20 @@
  * - **Block format.** Each block is stored optionally LZ4-compressed (when the volume says so and
  *   it helps) with an XXH3-64 checksum of its raw bytes in the slice's block records
  *   (`core/block_codec.ts`), encoded and decoded on a pool of workers for blocks of 128 KiB and
- *   more (`putBlock` copies those first: the buffer is transferred). Reads fetch whole blocks from
- *   the store so that the checksum can be verified before any byte is returned; only a disk cache
- *   tier, which checksums 64 KiB segments, serves ranges of a block. A corrupt block is `EIO` and
+ *   more (`putBlock` copies those first: the buffer is transferred). New blocks are segmented
+ *   (`core/_block_segments.ts`): each 64 KiB segment compressed apart, its stored length and
+ *   XXH3-64 in the record, so that any run of segments can be fetched by a ranged read and
+ *   verified before a byte of it is returned. Not segmented: inline and dedup blocks, blocks of
+ *   a store that reads objects whole (encryption, `limits.wholeObjects`), and blocks written
+ *   before (the record's `BLOCK_SEGMENTED` flag tells). A corrupt block or segment is `EIO` and
  *   is reported to `onError`.
+ * - **Whole blocks or segments.** A read the caller marks `whole` (sequential: the handle has a
+ *   readahead window, or it starts at offset 0; and every internal read) fetches whole blocks and
+ *   caches them; a random read that misses fetches only the segments it needs with one ranged
+ *   read (`core/_segment_reads.ts`) and caches each segment in memory under
+ *   `<block key>#<segment>`, so a random 4 KiB read costs 64 KiB of transfer and memory, not
+ *   4 MiB. A block a disk cache tier holds is read there in the range needed either way (that
+ *   tier checksums 64 KiB segments of its own).
  * - **Inline blocks.** A block of at most `inlineMax` bytes (16 KiB by default: small files and
  *   the tails of others) is not put in the store: its stored bytes travel in its block record and
  *   are committed in the same metadata transaction as the slice (`I` keys), so a small file costs
