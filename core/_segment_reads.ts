@@ -125,8 +125,11 @@ export class SegmentReader {
           src.onError(err);
           throw err;
         }
-        segs.forEach((s, i) => src.cache.put(segmentKey(key, first + i), s, { memoryOnly: true }));
-        return segs;
+        // Each cached segment owns its buffer, so that the cache's byte count is what it holds (a
+        // view would keep the whole fetched range alive).
+        const own = segs.map((s) => s.byteLength === s.buffer.byteLength ? s : s.slice());
+        own.forEach((s, i) => src.cache.put(segmentKey(key, first + i), s, { memoryOnly: true }));
+        return own;
       })(),
       key,
     );
