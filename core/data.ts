@@ -28,8 +28,11 @@
  *   caches them; a random read that misses fetches only the segments it needs with one ranged
  *   read (`core/_segment_reads.ts`) and caches each segment in memory under
  *   `<block key>#<segment>`, so a random 4 KiB read costs 64 KiB of transfer and memory, not
- *   4 MiB. A block a disk cache tier holds is read there in the range needed either way (that
- *   tier checksums 64 KiB segments of its own).
+ *   4 MiB. With a disk cache tier (remote storage), the whole block is then fetched in the
+ *   background into it (within the prefetch limit, else not): the reply does not wait for it,
+ *   and the block's later reads are disk hits, as s3fs's local copy of an open file gives. A
+ *   block a disk cache tier holds is read there in the range needed either way (that tier
+ *   checksums 64 KiB segments of its own).
  * - **Inline blocks.** A block of at most `inlineMax` bytes (16 KiB by default: small files and
  *   the tails of others) is not put in the store: its stored bytes travel in its block record and
  *   are committed in the same metadata transaction as the slice (`I` keys), so a small file costs
@@ -446,9 +449,11 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
       return this.cache.getRange(key, inBlock, n).then((part) => part ?? all());
     }
     if (!whole && this.segmented && n < blockLen && !this.#inflight.has(key)) {
-      return this.#segReader.range(id, index, key, blockLen, inBlock, n).then((part) =>
-        part ?? all()
-      );
+      return this.#segReader.range(id, index, key, blockLen, inBlock, n).then((part) => {
+        if (part === undefined) return all();
+        this.#fillBehind(id, index, blockLen, key);
+        return part;
+      });
     }
     return all();
   }
@@ -514,6 +519,21 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
       }
     }
     await Promise.all(tasks);
+  }
+
+  /**
+   * After a random read of a segmented block, fetches the whole block in the background when the
+   * cache has a disk tier (remote storage): the block's later reads, random or not, are then
+   * disk hits instead of store round trips. Shares the prefetch limit, and is dropped when that
+   * is reached.
+   */
+  #fillBehind(id: SliceId, index: number, blockLen: number, key: string): void {
+    if (!this.cache.wantsSegmentSums || this.cache.has(key) || this.#inflight.has(key)) return;
+    if (this.#prefetching >= Math.min(4, this.store.limits.concurrency)) return;
+    this.#prefetching++;
+    this.getBlock(id, index, blockLen).catch(() => {}).finally(() => {
+      this.#prefetching--;
+    });
   }
 
   /**

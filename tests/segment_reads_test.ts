@@ -54,20 +54,23 @@ async function corruptBlocks(storage: string): Promise<number> {
   }
 }
 
+/** 300 random 4 KiB reads of `path`, each checked against `data`. */
+async function randomReads(path: string, data: Uint8Array): Promise<void> {
+  using file = await Deno.open(path);
+  let x = 99;
+  for (let i = 0; i < 300; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    const off = 4096 * (1 + (x % (data.byteLength / 4096 - 1)));
+    assert.deepEqual(await pread(file, off, 4096), data.subarray(off, off + 4096), `at ${off}`);
+  }
+}
+
 async function randomReadsAndCorruption(opts: StartOptions): Promise<void> {
   await using fs = await startSlayer(opts);
   const data = noise(SIZE, 5);
   await Deno.writeFile(`${fs.mnt}/f`, data);
   await fs.restart(); // cold: nothing cached in the kernel or the daemon
-  {
-    using file = await Deno.open(`${fs.mnt}/f`);
-    let x = 99;
-    for (let i = 0; i < 300; i++) {
-      x = (x * 1103515245 + 12345) >>> 0;
-      const off = 4096 * (1 + (x % (SIZE / 4096 - 1)));
-      assert.deepEqual(await pread(file, off, 4096), data.subarray(off, off + 4096), `at ${off}`);
-    }
-  }
+  await randomReads(`${fs.mnt}/f`, data);
   assert.ok((await corruptBlocks(fs.storage)) >= 3);
   await fs.restart();
   {
@@ -102,5 +105,23 @@ Deno.test({
       storage: server.storeUrl("seg", "v"),
       extraArgs: ["--no-cache-dir"],
     });
+  },
+});
+
+Deno.test({
+  name: "S3 mount with its default disk cache: random 4 KiB reads (filling the cache behind) match",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await using server = await startS3Server();
+    await server.createBucket("segdisk");
+    server.exportCredentials();
+    await using fs = await startSlayer({ storage: server.storeUrl("segdisk", "v") });
+    const data = noise(SIZE, 6);
+    await Deno.writeFile(`${fs.mnt}/f`, data);
+    await fs.restart();
+    await randomReads(`${fs.mnt}/f`, data);
+    await fs.restart(); // the blocks filled in behind are read from the disk tier now
+    await randomReads(`${fs.mnt}/f`, data);
   },
 });
