@@ -29,6 +29,8 @@ import {
 import type { StoreLimits } from "../core/block_store.ts";
 import { Errno, FsError } from "../core/errno.ts";
 import { DEFAULT_LIST_LIMIT } from "./store_memory.ts";
+import { FdPool } from "../core/cache/_fd_pool.ts";
+import { tryLoadLibc } from "../core/libc.ts";
 import { makePrivateDir, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../core/_private_fs.ts";
 
 /** The name prefix of the temporary files `put` writes before renaming them. */
@@ -71,6 +73,15 @@ export class FileBlockStore implements BlockStore {
   readonly root: string;
   readonly #durable: boolean;
   readonly #dirs = new Set<string>();
+  /**
+   * Descriptors kept open for ranged reads (random reads of segments: one `pread`, served from
+   * the page cache on the calling thread when it can be, instead of open, seek, read and close).
+   * Objects are immutable; a put or delete here retires the key's descriptor.
+   */
+  readonly #fds: FdPool<string> | undefined = (() => {
+    const lib = tryLoadLibc();
+    return lib ? new FdPool<string>(lib) : undefined;
+  })();
 
   private constructor(root: string, options: FileBlockStoreOptions) {
     this.root = root;
@@ -125,6 +136,7 @@ export class FileBlockStore implements BlockStore {
   /** Stores `data` under `key` atomically (temporary file + rename). */
   async put(key: string, data: Uint8Array): Promise<void> {
     const path = this.#path(key);
+    this.#fds?.forget(key);
     const dir = dirOf(path);
     const tmp = `${dir}/${FILE_STORE_TEMP_PREFIX}${crypto.randomUUID()}`;
     await this.#ensureDir(dir);
@@ -157,6 +169,20 @@ export class FileBlockStore implements BlockStore {
         throw err;
       }
     }
+    if (this.#fds && length !== undefined) {
+      const f = this.#fds.acquire(key, path);
+      try {
+        const fd = await f.opening;
+        if (fd >= 0) {
+          const out = new Uint8Array(Math.max(0, length));
+          const n = await this.#fds.readerOf(fd)(out, offset);
+          return n === out.length ? out : out.subarray(0, n);
+        }
+        this.#fds.retire(f); // not opened (missing?): readRange says why
+      } finally {
+        this.#fds.release(f);
+      }
+    }
     try {
       return await readRange(path, offset, length);
     } catch (err) {
@@ -182,6 +208,7 @@ export class FileBlockStore implements BlockStore {
   /** Deletes keys; missing ones are ignored. Empty directories are left in place. */
   async delete(keys: readonly string[]): Promise<void> {
     const paths = keys.map((key) => this.#path(key));
+    for (const key of keys) this.#fds?.forget(key);
     const limit = pLimit(this.limits.concurrency);
     await Promise.all(paths.map((path) =>
       limit(async () => {
@@ -256,8 +283,9 @@ export class FileBlockStore implements BlockStore {
     return { objects, truncated };
   }
 
-  /** Nothing to release. */
+  /** Closes the descriptors kept for ranged reads; idempotent. */
   close(): Promise<void> {
+    this.#fds?.close();
     return Promise.resolve();
   }
 }

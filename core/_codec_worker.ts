@@ -6,7 +6,7 @@
 
 /// <reference lib="deno.worker" />
 
-import { decodeBlock, encodeBlock, segmentSums } from "./block_codec.ts";
+import { blockSums, decodeBlock, encodeBlock } from "./block_codec.ts";
 import type { CodecJob } from "./block_codec.ts";
 import { FsError } from "./errno.ts";
 
@@ -14,8 +14,8 @@ self.onmessage = (ev: MessageEvent) => {
   const { id, job } = ev.data as { id: number; job: CodecJob };
   try {
     if (job.op === "encode") {
-      const enc = encodeBlock(job.raw, job.compress, job.dedup);
-      if (job.sums) enc.sums = segmentSums(job.raw);
+      const enc = encodeBlock(job.raw, job.compress, job.dedup, job.segmented);
+      if (job.sums) enc.sums = blockSums(job.raw, enc.record);
       // The data may be the raw input itself (incompressible): transfer whichever it is.
       self.postMessage({ id, ok: true, value: enc }, [enc.data.buffer as ArrayBuffer]);
     } else {
@@ -23,7 +23,7 @@ self.onmessage = (ev: MessageEvent) => {
       const own = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength
         ? raw
         : raw.slice();
-      const value = job.sums ? { raw: own, sums: segmentSums(own) } : own;
+      const value = job.sums ? { raw: own, sums: blockSums(own, job.record) } : own;
       self.postMessage({ id, ok: true, value }, [own.buffer as ArrayBuffer]);
     }
   } catch (err) {

@@ -307,9 +307,9 @@ export class EncryptedBlockStore implements BlockStore {
     return this.#inner.url;
   }
 
-  /** The inner store's limits. */
+  /** The inner store's limits; sealed objects are opened whole (`wholeObjects`). */
   get limits(): StoreLimits {
-    return this.#inner.limits;
+    return { ...this.#inner.limits, wholeObjects: true };
   }
 
   /** Seals `data` for `key` and stores it. */

@@ -189,13 +189,15 @@ export class VfsFiles {
     const data = this.#p.data;
     readahead(data, h, ino, offset, end, fileSize);
     this.#p.predictor?.onRead(ino, offset, end - offset);
+    // Sequential (a readahead window) or at the start: whole blocks; else only what is needed.
+    const whole = (h.window ?? 0) > 0 || offset === 0;
     if (!pending) {
       // Within one cached block: reply straight from it, no copy (the block never changes).
-      const view = await data.readView(ino, offset, end - offset);
+      const view = await data.readView(ino, offset, end - offset, whole);
       if (view) return view;
     }
     const out = new Uint8Array(end - offset);
-    await data.readCommitted(ino, offset, end - offset, out);
+    await data.readCommitted(ino, offset, end - offset, out, whole);
     if (pending) w!.overlay(offset, out, pending);
     return out;
   }

@@ -8,6 +8,13 @@
 
 import { blake3, compressBlock, lz4DecompressInto, xxh3_64 } from "../wasm/mod.ts";
 import { Errno, FsError } from "./errno.ts";
+import {
+  decodeAllSegments,
+  encodeSegments,
+  SEGMENT,
+  SEGMENT_ENTRY,
+  tableSums,
+} from "./_block_segments.ts";
 
 /** Block record flag: the stored bytes are an LZ4 block. */
 export const BLOCK_LZ4 = 1;
@@ -20,10 +27,16 @@ export const BLOCK_INLINE = 4;
  * `core/import/`): fetched by a ranged GET that the object's ETag guards, no checksum of ours.
  */
 export const BLOCK_EXTERNAL = 8;
+/**
+ * Block record flag: the block is stored in 64 KiB segments, each compressed (or not) on its
+ * own, with the record's `segments` table giving their stored lengths and checksums
+ * (`core/_block_segments.ts`). `BLOCK_LZ4` is set too when some segment is compressed.
+ */
+export const BLOCK_SEGMENTED = 16;
 
 /** What the metadata records about one stored block. */
 export interface BlockRecord {
-  /** `BLOCK_LZ4`, `BLOCK_DEDUP` and `BLOCK_INLINE`, or'd. */
+  /** The `BLOCK_*` flags, or'd. */
   flags: number;
   /** Bytes of the stored object. */
   storedLen: number;
@@ -33,6 +46,8 @@ export interface BlockRecord {
   hash?: Uint8Array;
   /** The stored bytes of an inline block, until they are committed to the metadata. */
   inline?: Uint8Array;
+  /** `BLOCK_SEGMENTED` blocks: the segment table (`core/_block_segments.ts`). */
+  segments?: Uint8Array;
 }
 
 /** An encoded block ready to store. */
@@ -44,7 +59,7 @@ export interface EncodedBlock {
 }
 
 /** The segments a disk cache tier checksums one by one, so that it can read ranges (64 KiB). */
-export const CACHE_SEGMENT = 1 << 16;
+export const CACHE_SEGMENT = SEGMENT;
 
 /** XXH3-64 of each {@linkcode CACHE_SEGMENT} of `data` (the last may be short), u64 LE each. */
 export function segmentSums(data: Uint8Array): Uint8Array {
@@ -57,9 +72,30 @@ export function segmentSums(data: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Encodes a block: compress (if asked and it helps), checksum, hash (if dedup). */
-export function encodeBlock(raw: Uint8Array, compress: boolean, dedup: boolean): EncodedBlock {
+/** {@linkcode segmentSums} of a raw block: its record's table when it has one. */
+export function blockSums(raw: Uint8Array, record: BlockRecord): Uint8Array {
+  return record.segments ? tableSums(record.segments) : segmentSums(raw);
+}
+
+/**
+ * Encodes a block: compress (if asked and it helps), checksum, hash (if dedup). With `segmented`
+ * (never with `dedup`), in the segmented format (`BLOCK_SEGMENTED`).
+ */
+export function encodeBlock(
+  raw: Uint8Array,
+  compress: boolean,
+  dedup: boolean,
+  segmented = false,
+): EncodedBlock {
   const checksum = xxh3_64(raw);
+  if (segmented && !dedup) {
+    const seg = encodeSegments(raw, compress && looksCompressible(raw));
+    const flags = BLOCK_SEGMENTED | (seg.compressed ? BLOCK_LZ4 : 0);
+    return {
+      data: seg.data,
+      record: { flags, storedLen: seg.data.byteLength, checksum, segments: seg.table },
+    };
+  }
   let data = raw;
   let flags = 0;
   if (compress && looksCompressible(raw)) {
@@ -107,6 +143,10 @@ export function decodeBlock(
     );
   }
   if (record.flags & BLOCK_EXTERNAL) return stored; // its ETag was checked by the fetch
+  if (record.flags & BLOCK_SEGMENTED) {
+    if (!record.segments) throw new FsError(Errno.EIO, `Block "${key}" has no segment table`);
+    return decodeAllSegments(stored, record.segments, rawLen, key);
+  }
   let raw = stored;
   if (record.flags & BLOCK_LZ4) {
     raw = new Uint8Array(rawLen);
@@ -129,7 +169,10 @@ const RECORD_FIXED = 13;
 /** Encodes block records for the metadata (after the slice info header). */
 export function encodeBlockRecords(records: readonly BlockRecord[]): Uint8Array {
   let size = 0;
-  for (const r of records) size += RECORD_FIXED + (r.hash ? 32 : 0);
+  for (const r of records) {
+    size += RECORD_FIXED + (r.hash ? 32 : 0);
+    if (r.flags & BLOCK_SEGMENTED) size += 2 + r.segments!.byteLength;
+  }
   const out = new Uint8Array(size);
   const v = new DataView(out.buffer);
   let o = 0;
@@ -141,6 +184,11 @@ export function encodeBlockRecords(records: readonly BlockRecord[]): Uint8Array 
     if (r.flags & BLOCK_DEDUP) {
       out.set(r.hash!, o);
       o += 32;
+    }
+    if (r.flags & BLOCK_SEGMENTED) {
+      v.setUint16(o, r.segments!.byteLength / SEGMENT_ENTRY);
+      out.set(r.segments!, o + 2);
+      o += 2 + r.segments!.byteLength;
     }
   }
   return out;
@@ -161,6 +209,11 @@ export function decodeBlockRecords(buf: Uint8Array): BlockRecord[] {
     if (r.flags & BLOCK_DEDUP) {
       r.hash = buf.slice(o, o + 32);
       o += 32;
+    }
+    if (r.flags & BLOCK_SEGMENTED) {
+      const n = o + 2 <= buf.byteLength ? v.getUint16(o) : 0;
+      r.segments = buf.slice(o + 2, o + 2 + n * SEGMENT_ENTRY);
+      o += 2 + n * SEGMENT_ENTRY;
     }
     out.push(r);
   }
@@ -183,7 +236,14 @@ export function fromHex(hex: string): Uint8Array {
 
 /** A job for a codec worker (`_codec_worker.ts`). */
 export type CodecJob =
-  | { op: "encode"; raw: Uint8Array; compress: boolean; dedup: boolean; sums?: boolean }
+  | {
+    op: "encode";
+    raw: Uint8Array;
+    compress: boolean;
+    dedup: boolean;
+    sums?: boolean;
+    segmented?: boolean;
+  }
   | {
     op: "decode";
     stored: Uint8Array;
@@ -281,17 +341,25 @@ export class CodecPool {
    * Encodes a block (see {@linkcode encodeBlock}); `raw` is transferred for large blocks. With
    * `sums`, the result also carries the raw block's {@linkcode segmentSums} (for a disk cache).
    */
-  encode(raw: Uint8Array, compress: boolean, dedup: boolean, sums = false): Promise<EncodedBlock> {
+  encode(
+    raw: Uint8Array,
+    compress: boolean,
+    dedup: boolean,
+    sums = false,
+    segmented = false,
+  ): Promise<EncodedBlock> {
     if (this.#workers.length === 0 || raw.byteLength < INLINE_BELOW) {
       try {
-        const enc = encodeBlock(raw, compress, dedup);
-        if (sums) enc.sums = segmentSums(raw);
+        const enc = encodeBlock(raw, compress, dedup, segmented);
+        if (sums) enc.sums = blockSums(raw, enc.record);
         return Promise.resolve(enc);
       } catch (err) {
         return Promise.reject(err);
       }
     }
-    return this.#run({ op: "encode", raw, compress, dedup, sums }, [raw.buffer as ArrayBuffer]);
+    return this.#run({ op: "encode", raw, compress, dedup, sums, segmented }, [
+      raw.buffer as ArrayBuffer,
+    ]);
   }
 
   /** Decodes a block (see {@linkcode decodeBlock}); `stored` is transferred for large blocks. */
@@ -320,7 +388,7 @@ export class CodecPool {
   ): Promise<{ raw: Uint8Array; sums: Uint8Array }> {
     if (this.#workers.length === 0 || rawLen < INLINE_BELOW) {
       const raw = decodeBlock(stored, record, rawLen, key);
-      return { raw, sums: segmentSums(raw) };
+      return { raw, sums: blockSums(raw, record) };
     }
     return await this.#decodeInWorker(stored, record, rawLen, key, true);
   }

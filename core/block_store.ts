@@ -46,6 +46,11 @@ export interface ListPage {
 export interface StoreLimits {
   /** How many requests to keep in flight for best throughput. */
   concurrency: number;
+  /**
+   * Whether a ranged `get` costs as much as reading the whole object (an object sealed whole
+   * must be fetched whole to be opened). The core then writes blocks whole and reads them whole.
+   */
+  wholeObjects?: boolean;
 }
 
 /** A place to keep immutable blocks. All operations are idempotent. */

@@ -16,10 +16,23 @@
  * - **Block format.** Each block is stored optionally LZ4-compressed (when the volume says so and
  *   it helps) with an XXH3-64 checksum of its raw bytes in the slice's block records
  *   (`core/block_codec.ts`), encoded and decoded on a pool of workers for blocks of 128 KiB and
- *   more (`putBlock` copies those first: the buffer is transferred). Reads fetch whole blocks from
- *   the store so that the checksum can be verified before any byte is returned; only a disk cache
- *   tier, which checksums 64 KiB segments, serves ranges of a block. A corrupt block is `EIO` and
+ *   more (`putBlock` copies those first: the buffer is transferred). New blocks are segmented
+ *   (`core/_block_segments.ts`): each 64 KiB segment compressed apart, its stored length and
+ *   XXH3-64 in the record, so that any run of segments can be fetched by a ranged read and
+ *   verified before a byte of it is returned. Not segmented: inline and dedup blocks, blocks of
+ *   a store that reads objects whole (encryption, `limits.wholeObjects`), and blocks written
+ *   before (the record's `BLOCK_SEGMENTED` flag tells). A corrupt block or segment is `EIO` and
  *   is reported to `onError`.
+ * - **Whole blocks or segments.** A read the caller marks `whole` (sequential: the handle has a
+ *   readahead window, or it starts at offset 0; and every internal read) fetches whole blocks and
+ *   caches them; a random read that misses fetches only the segments it needs with one ranged
+ *   read (`core/_segment_reads.ts`) and caches each segment in memory under
+ *   `<block key>#<segment>`, so a random 4 KiB read costs 64 KiB of transfer and memory, not
+ *   4 MiB. With a disk cache tier (remote storage), the whole block is then fetched in the
+ *   background into it (within the prefetch limit, else not): the reply does not wait for it,
+ *   and the block's later reads are disk hits, as s3fs's local copy of an open file gives. A
+ *   block a disk cache tier holds is read there in the range needed either way (that tier
+ *   checksums 64 KiB segments of its own).
  * - **Inline blocks.** A block of at most `inlineMax` bytes (16 KiB by default: small files and
  *   the tails of others) is not put in the store: its stored bytes travel in its block record and
  *   are committed in the same metadata transaction as the slice (`I` keys), so a small file costs
@@ -63,77 +76,22 @@
 
 import type { BlockStore } from "./block_store.ts";
 import { Errno, FsError } from "./errno.ts";
-import type { FreedSlice, FullChunk } from "./meta/mod.ts";
-import {
-  blobObjectKey,
-  blockKey,
-  freedSliceKeys,
-  resolveSegments,
-  type SliceRecord,
-} from "./slice.ts";
+import type { FreedSlice } from "./meta/mod.ts";
+import { blobObjectKey, blockKey, resolveSegments, type SliceRecord } from "./slice.ts";
 import type { Ino, SliceId } from "./types.ts";
 import { BLOCK_INLINE, type BlockRecord, CodecPool, decodeBlock, toHex } from "./block_codec.ts";
+import { SegmentReader } from "./_segment_reads.ts";
+import { withDeadline } from "./_deadline.ts";
+import { blocksOf, deleteSlices } from "./_data_blocks.ts";
 import { inlineKey } from "./meta/keys.ts";
 import { NotFoundError } from "./block_store.ts";
-import type { VolumeFormat } from "./format.ts";
 import { getLog } from "./log.ts";
 import { BlockCache, type BlockCacheLike } from "./cache/mod.ts";
 
 const log = getLog("data");
 
-/** A stored block: its record, and the blob key if this call uploaded a dedup blob. */
-export interface StoredBlock {
-  /** How the block is stored (flags, hash, inline bytes), for the slice's record. */
-  record: BlockRecord;
-  /** The object key of the dedup blob this call uploaded, if it did. */
-  uploaded?: string;
-}
-
-/** Options of the block layer. */
-export interface DataOptions {
-  /** Bytes of whole blocks kept in memory (default 32 MiB). */
-  cacheBytes?: number;
-  /** Uploads in flight per file (default: the store's concurrency). */
-  uploadConcurrency?: number;
-  /** The cache to use (default: a {@linkcode BlockCache} of `cacheBytes`). */
-  cache?: BlockCacheLike;
-  /** Whether written blocks go into the cache too (default: only with a disk tier). */
-  cacheWrites?: boolean;
-  /** Codec workers (default: the number of cores; 0 codes on the calling thread). */
-  codecWorkers?: number;
-  /** Called with errors no request can report, e.g. a corrupt block. */
-  onError?: (err: unknown) => void;
-  /**
-   * Milliseconds after its start at which a block fetch fails its readers with `EIO` (see the
-   * module notes, "Deadline"). Default: none.
-   */
-  fetchDeadlineMs?: number;
-}
-
-/**
- * What the block layer needs of the metadata: the few methods of `Meta` (`core/meta/`) it calls.
- * A read finds a chunk's slices and their block records, a dedup block its blob's object key, an
- * inline block its bytes; deleting freed slices lists and clears the garbage.
- */
-export interface SliceMeta {
-  /** The settings that shape blocks. */
-  readonly format: Pick<
-    VolumeFormat,
-    "blockSize" | "chunkSize" | "compression" | "dedup" | "inlineMax"
-  >;
-  /** The object key of the stored blob with content hash `hash`, if one is referenced. */
-  blob(hash: Uint8Array): Promise<string | undefined>;
-  /** How the blocks of a committed slice are stored (empty if the slice is unknown). */
-  sliceBlockRecords(id: SliceId): Promise<BlockRecord[]>;
-  /** The stored bytes of an inline block, or `undefined`. */
-  inlineBlock(id: SliceId, index: number): Promise<Uint8Array | undefined>;
-  /** A chunk's slice list, the block records of its visible slices and their inline blocks. */
-  readChunkFull(ino: Ino, index: number): Promise<FullChunk>;
-  /** Slices whose blocks await deletion. */
-  listGarbage(limit?: number): Promise<FreedSlice[]>;
-  /** Forgets garbage entries whose blocks are deleted. */
-  clearGarbage(ids: readonly SliceId[]): Promise<void>;
-}
+export type { DataOptions, SliceMeta, StoredBlock } from "./_data_types.ts";
+import type { DataOptions, SliceMeta, StoredBlock } from "./_data_types.ts";
 
 /**
  * Reads and writes file data as slices of blocks.
@@ -161,6 +119,10 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   #segments = new Map<Ino, Map<number, SliceRecord[]>>();
   #segmentCount = 0;
   #records = new Map<SliceId, BlockRecord[]>();
+  #recordBytes = 0;
+  readonly #segReader: SegmentReader;
+  /** Whether new blocks are segmented and random reads fetch only their segments. */
+  readonly segmented: boolean;
   #prefetching = 0;
   #blobs = new Map<string, string>();
   /** Whether blocks are content-addressed and shared (the volume's `dedup`). */
@@ -196,6 +158,15 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     this.onError = options.onError ??
       ((err) => log.error("Block layer error: {error}", { error: err }));
     this.#fetchDeadlineMs = options.fetchDeadlineMs;
+    this.segmented = (options.segmented ?? true) && store.limits.wholeObjects !== true;
+    this.#segReader = new SegmentReader({
+      store,
+      cache: this.cache,
+      records: (id) => this.#records.get(id as SliceId) ?? this.blockRecords(id as SliceId),
+      counted: this.#countFetch,
+      onError: (err) => this.onError(err),
+      bounded: (p, key) => this.#bounded(p, key),
+    });
   }
 
   /** Stops the codec workers and closes the cache. */
@@ -223,7 +194,13 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
       return { record: enc.record };
     }
     const sums = this.cacheWrites && this.cache.wantsSegmentSums === true && !this.dedup;
-    const enc = await this.#codec.encode(input, this.compress, this.dedup, sums);
+    const enc = await this.#codec.encode(
+      input,
+      this.compress,
+      this.dedup,
+      sums,
+      this.segmented && !this.dedup,
+    );
     if (!enc.record.hash) {
       const key = blockKey(id, index, raw.byteLength);
       await this.store.put(key, enc.data);
@@ -271,9 +248,35 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     const hit = this.#records.get(id);
     if (hit) return hit;
     const recs = await this.meta.sliceBlockRecords(id);
-    if (this.#records.size > 100_000) this.#records.clear();
-    this.#records.set(id, recs);
+    this.#keepRecords(id, recs);
     return recs;
+  }
+
+  /**
+   * Keeps a slice's block records, dropping all of them past 100,000 slices or 32 MiB of
+   * records (segment tables are 640 bytes per 4 MiB block).
+   */
+  #keepRecords(id: SliceId, recs: BlockRecord[]): void {
+    if (this.#records.has(id)) return;
+    let bytes = 64;
+    for (const r of recs) bytes += 48 + (r.segments?.byteLength ?? 0);
+    if (this.#records.size >= 100_000 || this.#recordBytes + bytes > 32 << 20) {
+      this.#records.clear();
+      this.#recordBytes = 0;
+    }
+    this.#records.set(id, recs);
+    this.#recordBytes += bytes;
+  }
+
+  /** `fetch`, failing with `EIO` past the fetch deadline (see the module notes). */
+  #bounded<T>(fetch: Promise<T>, key: string): Promise<T> {
+    if (this.#fetchDeadlineMs === undefined) return fetch;
+    return withDeadline(fetch, this.#fetchDeadlineMs, () =>
+      new FsError(
+        Errno.EIO,
+        `Block "${key}" was not fetched within the ${this.#fetchDeadlineMs! / 1000} s ` +
+          "deadline (io_deadline)",
+      ));
   }
 
   /** A whole raw block, from the cache or the store (concurrent misses share one fetch). */
@@ -335,14 +338,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
         this.#inflight.delete(key);
       };
       fetch.then(done, done);
-      p = this.#fetchDeadlineMs === undefined
-        ? fetch
-        : withDeadline(fetch, this.#fetchDeadlineMs, () =>
-          new FsError(
-            Errno.EIO,
-            `Block "${key}" was not fetched within the ${this.#fetchDeadlineMs! / 1000} s ` +
-              "deadline (io_deadline)",
-          ));
+      p = this.#bounded(fetch, key);
       this.#inflight.set(key, p);
     }
     return p;
@@ -350,8 +346,9 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
 
   /**
    * Copies bytes `[off, off+len)` of slice `id` (of `size` bytes) into `dst` at `dstOff`. Blocks
-   * are fetched from the store whole, so that their checksums can be verified, and cached; a block
-   * cached on disk is read only in the range needed (the disk tier checksums its segments).
+   * are fetched from the store whole and cached, or, with `whole` false (a random read), only
+   * the segments needed when the block is segmented; a block cached on disk is read only in the
+   * range needed (the disk tier checksums its segments).
    */
   async readSlice(
     id: SliceId,
@@ -360,6 +357,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     len: number,
     dst: Uint8Array,
     dstOff: number,
+    whole = true,
   ): Promise<void> {
     const bs = this.blockSize;
     const tasks: Promise<void>[] = [];
@@ -370,7 +368,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
       const inBlock = pos - index * bs;
       const n = Math.min(off + len - pos, blockLen - inBlock);
       const at = dstOff + (pos - off);
-      const bytes = this.#blockRange(id, index, blockLen, inBlock, n);
+      const bytes = this.#blockRange(id, index, blockLen, inBlock, n, whole);
       if (bytes instanceof Uint8Array) dst.set(bytes, at);
       else tasks.push(bytes.then((b) => dst.set(b, at)));
       pos += n;
@@ -387,9 +385,8 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     const full = await this.meta.readChunkFull(ino, chunk);
     const segs = resolveSegments(full.records);
     // Block records never change; inline blocks are small: keep both for the reads to come.
-    if (this.#records.size > 100_000) this.#records.clear();
     for (const [id, recs] of full.blocks) {
-      this.#records.set(id, recs);
+      this.#keepRecords(id, recs);
       recs.forEach((rec, index) => {
         const bytes = full.inline.get(inlineKey(id, index));
         const size = full.records.find((r) => r.id === id)?.size;
@@ -431,8 +428,9 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   /**
    * Bytes `[inBlock, inBlock+n)` of block `index` (of `blockLen` bytes) of slice `id`: a view of
    * the block when it is in memory (returned at once), the range alone when a slower tier holds
-   * the block (it checksums its segments), else the block fetched whole and verified. A range
-   * read that misses (evicted, corrupt) fetches the block too.
+   * the block (it checksums its segments), the segments needed (cached or fetched alone) when
+   * the read is not `whole` and the block is segmented, else the block fetched whole and
+   * verified. A range read that misses (evicted, corrupt) fetches the block too.
    */
   #blockRange(
     id: SliceId,
@@ -440,24 +438,38 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     blockLen: number,
     inBlock: number,
     n: number,
+    whole = true,
   ): Uint8Array | Promise<Uint8Array> {
     const key = blockKey(id, index, blockLen);
     const hit = this.cache.getSync(key);
     if (hit) return hit.subarray(inBlock, inBlock + n);
-    const whole = async () =>
+    const all = async () =>
       (await this.getBlock(id, index, blockLen)).subarray(inBlock, inBlock + n);
     if (this.cache.getRange && n < blockLen && this.cache.has(key) && !this.#inflight.has(key)) {
-      return this.cache.getRange(key, inBlock, n).then((part) => part ?? whole());
+      return this.cache.getRange(key, inBlock, n).then((part) => part ?? all());
     }
-    return whole();
+    if (!whole && this.segmented && n < blockLen && !this.#inflight.has(key)) {
+      return this.#segReader.range(id, index, key, blockLen, inBlock, n).then((part) => {
+        if (part === undefined) return all();
+        this.#fillBehind(id, index, blockLen, key);
+        return part;
+      });
+    }
+    return all();
   }
 
   /**
    * Bytes `[off, off+len)` of `ino` without copying them, when they lie in one block of one slice:
    * a view of the cached block (which never changes), or the range read from the disk tier.
    * `undefined` otherwise (holes, several slices or blocks): use {@linkcode readCommitted}.
+   * `whole` false: a random read (see {@linkcode readSlice}).
    */
-  async readView(ino: Ino, off: number, len: number): Promise<Uint8Array | undefined> {
+  async readView(
+    ino: Ino,
+    off: number,
+    len: number,
+    whole = true,
+  ): Promise<Uint8Array | undefined> {
     const cs = this.chunkSize;
     const c = Math.floor(off / cs);
     if (len <= 0 || Math.floor((off + len - 1) / cs) !== c) return undefined;
@@ -475,11 +487,21 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     const index = Math.floor(inSlice / bs);
     const inBlock = inSlice - index * bs;
     if (inBlock + len > bs) return undefined;
-    return await this.#blockRange(seg.id, index, Math.min(bs, seg.size - index * bs), inBlock, len);
+    const blockLen = Math.min(bs, seg.size - index * bs);
+    return await this.#blockRange(seg.id, index, blockLen, inBlock, len, whole);
   }
 
-  /** Reads committed data of `ino` in `[off, off+len)` into `out` (zeros for holes). */
-  async readCommitted(ino: Ino, off: number, len: number, out: Uint8Array): Promise<void> {
+  /**
+   * Reads committed data of `ino` in `[off, off+len)` into `out` (zeros for holes). `whole`
+   * false: a random read (see {@linkcode readSlice}).
+   */
+  async readCommitted(
+    ino: Ino,
+    off: number,
+    len: number,
+    out: Uint8Array,
+    whole = true,
+  ): Promise<void> {
     const cs = this.chunkSize;
     const end = off + len;
     const tasks: Promise<void>[] = [];
@@ -492,37 +514,26 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
         const hi = Math.min(end, base + s.pos + s.len);
         if (hi <= lo) continue;
         tasks.push(
-          this.readSlice(s.id, s.size, s.off + (lo - base - s.pos), hi - lo, out, lo - off),
+          this.readSlice(s.id, s.size, s.off + (lo - base - s.pos), hi - lo, out, lo - off, whole),
         );
       }
     }
     await Promise.all(tasks);
   }
 
-  /** The stored blocks holding bytes `[off, off+len)` of `ino`, in file order. */
-  async *#blocksOf(
-    ino: Ino,
-    off: number,
-    len: number,
-  ): AsyncGenerator<{ id: SliceId; index: number; blockLen: number; key: string }> {
-    const cs = this.chunkSize;
-    const bs = this.blockSize;
-    const end = off + len;
-    for (let c = Math.floor(off / cs); c * cs < end; c++) {
-      const base = c * cs;
-      for (const s of await this.segments(ino, c)) {
-        if (s.id === 0) continue;
-        const lo = Math.max(off, base + s.pos);
-        const hi = Math.min(end, base + s.pos + s.len);
-        for (let p = lo; p < hi;) {
-          const inSlice = s.off + (p - base - s.pos);
-          const index = Math.floor(inSlice / bs);
-          const blockLen = Math.min(bs, s.size - index * bs);
-          yield { id: s.id, index, blockLen, key: blockKey(s.id, index, blockLen) };
-          p += (index + 1) * bs - inSlice;
-        }
-      }
-    }
+  /**
+   * After a random read of a segmented block, fetches the whole block in the background when the
+   * cache has a disk tier (remote storage): the block's later reads, random or not, are then
+   * disk hits instead of store round trips. Shares the prefetch limit, and is dropped when that
+   * is reached.
+   */
+  #fillBehind(id: SliceId, index: number, blockLen: number, key: string): void {
+    if (!this.cache.wantsSegmentSums || this.cache.has(key) || this.#inflight.has(key)) return;
+    if (this.#prefetching >= Math.min(4, this.store.limits.concurrency)) return;
+    this.#prefetching++;
+    this.getBlock(id, index, blockLen).catch(() => {}).finally(() => {
+      this.#prefetching--;
+    });
   }
 
   /**
@@ -533,7 +544,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   prefetch(ino: Ino, off: number, len: number): void {
     const limit = Math.min(4, this.store.limits.concurrency);
     (async () => {
-      for await (const b of this.#blocksOf(ino, off, len)) {
+      for await (const b of blocksOf(this, ino, off, len)) {
         if (this.cache.has(b.key) || this.#inflight.has(b.key)) continue;
         if (this.#prefetching >= limit) return;
         await this.cache.room?.(b.blockLen);
@@ -551,7 +562,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   /** Fetches the blocks of `[off, off+len)` of `ino` into the cache; returns how many it fetched. */
   async warm(ino: Ino, off: number, len: number): Promise<number> {
     const tasks: Promise<unknown>[] = [];
-    for await (const b of this.#blocksOf(ino, off, len)) {
+    for await (const b of blocksOf(this, ino, off, len)) {
       if (this.cache.has(b.key)) continue;
       // Background fetches wait for room in the cache's write-behind queue, so that they are
       // kept rather than dropped and fetched again when the reader gets there.
@@ -564,17 +575,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
 
   /** Deletes the blocks of freed slices, then forgets them in the metadata. */
   async deleteSlices(freed: readonly FreedSlice[]): Promise<void> {
-    if (freed.length === 0) return;
-    const keys: string[] = [];
-    for (const f of freed) {
-      for (const key of freedSliceKeys(f, this.blockSize)) {
-        if (key.startsWith("chunks/")) await this.cache.delete(key);
-        keys.push(key);
-      }
-      this.#owners.delete(f.id);
-    }
-    for (let i = 0; i < keys.length; i += 1000) await this.store.delete(keys.slice(i, i + 1000));
-    await this.meta.clearGarbage(freed.map((f) => f.id));
+    await deleteSlices(this, freed, (id) => this.#owners.delete(id));
   }
 
   /** Deletes the blocks of every slice left in the garbage list (e.g. after a crash). */
@@ -587,13 +588,4 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
       n += batch.length;
     }
   }
-}
-
-/** `promise`, or a rejection with `error()` if it has not settled within `ms`. */
-function withDeadline<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(error()), ms);
-  });
-  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }

@@ -39,6 +39,7 @@ import {
   BLOCK_EXTERNAL,
   BLOCK_INLINE,
   BLOCK_LZ4,
+  BLOCK_SEGMENTED,
   type BlockRecord,
   decodeBlockRecords,
   encodeBlockRecords,
@@ -114,6 +115,7 @@ const FLAGS: Array<[number, string]> = [
   [BLOCK_DEDUP, "dedup"],
   [BLOCK_INLINE, "inline"],
   [BLOCK_EXTERNAL, "external"], // slayerfs import: its `E<id>` reference is a raw record
+  [BLOCK_SEGMENTED, "segmented"], // with its segment table as `segments64`
 ];
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -220,6 +222,7 @@ function describe(key: string, value: Uint8Array): DumpRecord | undefined {
         xxh3: b.checksum.toString(16).padStart(16, "0"),
       };
       if (b.hash) out.blake3 = toHex(b.hash);
+      if (b.segments) out.segments64 = b64(b.segments);
       return out;
     });
     return { t: "slice", id: readU64(key, 1), refs: info.refs, size: info.size, blocks };
@@ -311,6 +314,12 @@ export function recordToKv(rec: DumpRecord): [key: string, value: Uint8Array] {
           checksum: BigInt("0x" + String(b.xxh3)),
         };
         if (typeof b.blake3 === "string") r.hash = fromHex(b.blake3);
+        if (flags & BLOCK_SEGMENTED) {
+          if (typeof b.segments64 !== "string") {
+            throw new TypeError(`"slice" record: a segmented block without "segments64"`);
+          }
+          r.segments = unb64(b.segments64);
+        }
         return r;
       });
       const head = encodeSliceInfo(num(rec, "refs"), num(rec, "size"));

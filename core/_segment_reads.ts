@@ -1,0 +1,141 @@
+/**
+ * Random reads of segmented blocks (`core/_block_segments.ts`): on a miss, only the 64 KiB
+ * segments a request needs are fetched, with one ranged read of the object, verified against the
+ * record's table and cached in memory each under its own key (`<block key>#<segment>`), so a
+ * later read of the same segment is a memory hit (a segment read again and then evicted may be
+ * demoted to a disk tier, like any block) and a random read allocates 64 KiB, not a 4 MiB
+ * block. Used by the block layer (`core/data.ts`) for reads its caller marks as not sequential.
+ *
+ * @module
+ */
+
+import type { BlockStore } from "./block_store.ts";
+import { BLOCK_SEGMENTED, type BlockRecord } from "./block_codec.ts";
+import { decodeSegments, SEGMENT, segmentSpan } from "./_block_segments.ts";
+import type { BlockCacheLike } from "./cache/mod.ts";
+import { Errno, FsError } from "./errno.ts";
+
+/** What {@linkcode SegmentReader} needs of the block layer. */
+export interface SegmentSource {
+  /** Where blocks are stored. */
+  readonly store: BlockStore;
+  /** The block cache (segments go to its memory tier only). */
+  readonly cache: BlockCacheLike;
+  /** The block records of a committed slice. */
+  records(id: number): BlockRecord[] | Promise<BlockRecord[]>;
+  /** Counts a fetch of `bytes` stored bytes. */
+  counted(bytes: number): void;
+  /** Reports a corrupt segment (the read fails with it too). */
+  onError(err: unknown): void;
+  /** Bounds a fetch in time (the block layer's deadline), or returns it as is. */
+  bounded<T>(p: Promise<T>, key: string): Promise<T>;
+}
+
+/** The cache key of segment `i` of the block with key `key`. */
+export function segmentKey(key: string, i: number): string {
+  return `${key}#${i}`;
+}
+
+/** Fetches, verifies and caches segments of blocks; see the module notes. */
+export class SegmentReader {
+  readonly #src: SegmentSource;
+  #inflight = new Map<string, Promise<Uint8Array[]>>();
+
+  /** A reader over the block layer's store and cache. */
+  constructor(src: SegmentSource) {
+    this.#src = src;
+  }
+
+  /**
+   * Bytes `[inBlock, inBlock+n)` of block `index` (`blockLen` bytes, key `key`) of slice `id`
+   * from its segments, cached or fetched; `undefined` if the block is not segmented (the caller
+   * then fetches it whole).
+   */
+  async range(
+    id: number,
+    index: number,
+    key: string,
+    blockLen: number,
+    inBlock: number,
+    n: number,
+  ): Promise<Uint8Array | undefined> {
+    const first = Math.floor(inBlock / SEGMENT);
+    const last = Math.floor((inBlock + n - 1) / SEGMENT);
+    const cache = this.#src.cache;
+    const parts: (Uint8Array | undefined)[] = [];
+    let missFrom = -1;
+    let missTo = -1;
+    for (let i = first; i <= last; i++) {
+      const sk = segmentKey(key, i);
+      // A segment read often and evicted from memory may have been demoted to a disk tier.
+      const hit = cache.getSync(sk) ?? (cache.has(sk) ? await cache.get(sk) : undefined);
+      parts.push(hit);
+      if (!hit) {
+        if (missFrom < 0) missFrom = i;
+        missTo = i;
+      }
+    }
+    if (missFrom >= 0) {
+      const rec = (await this.#src.records(id))[index];
+      if (!rec) throw new FsError(Errno.EIO, `No record of block "${key}"`);
+      if (!(rec.flags & BLOCK_SEGMENTED) || !rec.segments) return undefined;
+      const got = await this.#fetch(key, rec, blockLen, missFrom, missTo);
+      for (let i = missFrom; i <= missTo; i++) parts[i - first] = got[i - missFrom];
+    }
+    const lo = inBlock - first * SEGMENT;
+    if (first === last) return parts[0]!.subarray(lo, lo + n);
+    const out = new Uint8Array(n);
+    let o = 0;
+    for (let i = first; i <= last; i++) {
+      const seg = parts[i - first]!;
+      const from = i === first ? lo : 0;
+      const to = Math.min(seg.byteLength, inBlock + n - i * SEGMENT);
+      out.set(seg.subarray(from, to), o);
+      o += to - from;
+    }
+    return out;
+  }
+
+  /** Segments `[first, last]` of a block, fetched by one ranged read (shared while in flight). */
+  #fetch(
+    key: string,
+    rec: BlockRecord,
+    blockLen: number,
+    first: number,
+    last: number,
+  ): Promise<Uint8Array[]> {
+    const flight = `${key}#${first}-${last}`;
+    let p = this.#inflight.get(flight);
+    if (p) return p;
+    const src = this.#src;
+    p = src.bounded(
+      (async () => {
+        const span = segmentSpan(rec.segments!, blockLen, first, last);
+        let stored: Uint8Array;
+        try {
+          stored = await src.store.get(key, span.offset, span.length);
+        } catch (err) {
+          throw new FsError(Errno.EIO, `Cannot read block "${key}": ${err}`, { cause: err });
+        }
+        src.counted(stored.byteLength);
+        let segs: Uint8Array[];
+        try {
+          segs = decodeSegments(stored, rec.segments!, blockLen, first, last, key);
+        } catch (err) {
+          src.onError(err);
+          throw err;
+        }
+        // Each cached segment owns its buffer, so that the cache's byte count is what it holds (a
+        // view would keep the whole fetched range alive).
+        const own = segs.map((s) => s.byteLength === s.buffer.byteLength ? s : s.slice());
+        own.forEach((s, i) => src.cache.put(segmentKey(key, first + i), s, { memoryOnly: true }));
+        return own;
+      })(),
+      key,
+    );
+    this.#inflight.set(flight, p);
+    const done = () => this.#inflight.delete(flight);
+    p.then(done, done);
+    return p;
+  }
+}
