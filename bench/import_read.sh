@@ -10,12 +10,14 @@
 #             ranged GETs.
 #   s3fs      a fresh s3fs mount of the bucket `data` (no local cache: s3fs's default), dropped
 #             kernel caches, `dd bs=1M` of the object to /dev/null.
+#   native    (NATIVE=1) the same cold read of a file of SIZE written through the mount before
+#             (its own blocks in the bucket `vol`): what the import adds or saves.
 #   client    the plain SDK's rates on the same server: one GET of the whole object as a single
 #             stream, and bench/s3_client_bench.ts (PUT then GET of SIZE in 4 MiB objects, 16 at
 #             once; the GET rate is the one shown).
 #
 # Needs root (mount, drop_caches), s3fs, node/npm (s3rver), fusermount3.
-# Tunables (environment): SIZE=1G  ROUNDS=2  SLAYER_MOUNT_OPTS="" (extra `slayerfs mount` options)
+# Tunables (environment): SIZE=1G  ROUNDS=2  NATIVE=1  SLAYER_MOUNT_OPTS="" (extra `slayerfs mount` options)
 # Usage: bash bench/import_read.sh
 set -euo pipefail
 
@@ -25,6 +27,7 @@ DENO="${DENO:-$(command -v deno || echo "$REPO/.tools/node_modules/.bin/deno")}"
 [ -x "$DENO" ] || { echo "${0##*/}: no deno: run ./dev test once (it installs Deno) or set DENO" >&2; exit 1; }
 SIZE="${SIZE:-1G}"
 ROUNDS="${ROUNDS:-2}"
+NATIVE="${NATIVE:-1}"
 SLAYER_MOUNT_OPTS="${SLAYER_MOUNT_OPTS:-}"
 SIZE_BYTES="$(numfmt --from=iec "$SIZE")"
 KEY="ds/big.bin"
@@ -81,7 +84,8 @@ timed_dd() {
   printf '%s\t%s\t%s\n' "$1" "$2" "$(mibps "$SIZE_BYTES" $((t1 - t0)))" >>"$RESULTS"
 }
 
-read_slayerfs() {
+# mount_slayerfs: a fresh daemon on an empty disk cache, kernel caches dropped.
+mount_slayerfs() {
   rm -rf "$WORK/slayer-home/cache"
   drop_caches
   mkdir -p "$SLAYER_MNT"
@@ -91,9 +95,22 @@ read_slayerfs() {
     "$META" "$SLAYER_MNT" >>"$WORK/slayerfs.log" 2>&1) &
   SLAYER_PID=$!
   wait_for_mount "$SLAYER_MNT" slayerfs "$SLAYER_PID" "$WORK/slayerfs.log"
-  timed_dd "$1" slayerfs "$SLAYER_MNT/datasets/$KEY"
+}
+
+umount_slayerfs() {
   stop_daemon "$SLAYER_MNT" "$SLAYER_PID"
   SLAYER_PID=""
+}
+
+read_slayerfs() {
+  mount_slayerfs
+  timed_dd "$1" slayerfs "$SLAYER_MNT/datasets/$KEY"
+  umount_slayerfs
+  if [ "$NATIVE" = 1 ]; then
+    mount_slayerfs
+    timed_dd "$1" native "$SLAYER_MNT/native.bin"
+    umount_slayerfs
+  fi
 }
 
 read_s3fs() {
@@ -148,6 +165,12 @@ slayer format --storage "s3://vol/vol?$S3_PARAMS" "$META" imp >/dev/null
 t0=$(now_ms)
 slayer import -q "$META" "s3://data/ds/?$S3_PARAMS" /datasets/ds
 log "imported in $(($(now_ms) - t0)) ms (process start included)"
+if [ "$NATIVE" = 1 ]; then
+  log "writing native.bin ($SIZE) through the mount"
+  mount_slayerfs
+  head -c "$SIZE_BYTES" /dev/urandom | dd of="$SLAYER_MNT/native.bin" bs=1M iflag=fullblock conv=fsync status=none
+  umount_slayerfs
+fi
 
 for round in $(seq 1 "$ROUNDS"); do
   log "round $round"

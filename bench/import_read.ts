@@ -7,7 +7,7 @@
  *   multipart upload of 64 MiB parts (4 at a time); prints its ETag.
  * - `get BUCKET KEY`: one GET of the whole object, read as one stream; prints `MiB/s`.
  * - `table RESULTS`: prints the `round\tmetric\tMiB/s` lines of RESULTS as one table, with the
- *   ratio SlayerFS / s3fs per round and their means.
+ *   ratios SlayerFS / s3fs and imported / native per round and of their means.
  *
  * @module
  */
@@ -85,6 +85,7 @@ const LABELS: Record<string, string> = {
   "client-get": "plain SDK: parallel GET, 4 MiB objects, 16 at once",
   "client-get-one": "plain SDK: one GET of the whole object",
   "slayerfs": "SlayerFS: imported file, cold dd bs=1M",
+  "native": "SlayerFS: a file written through it, cold dd",
   "s3fs": "s3fs: the object, cold dd bs=1M",
 };
 
@@ -109,16 +110,19 @@ function table(path: string): void {
     if (!m) continue;
     out.push([label, "MiB/s", ...rs.map((r) => m.has(r) ? fmt(m.get(r)!) : "—"), fmt(mean(m))]);
   }
-  const s = rows.get("slayerfs"), f = rows.get("s3fs");
-  if (s && f) {
-    const ratios = rs.map((r) => s.get(r)! / f.get(r)!);
+  const ratio = (label: string, a = "", b = "") => {
+    const x = rows.get(a), y = rows.get(b);
+    if (!x || !y) return;
+    const each = rs.map((r) => x.get(r)! / y.get(r)!);
     out.push([
-      "SlayerFS / s3fs",
+      label,
       "ratio",
-      ...ratios.map((x) => Number.isFinite(x) ? x.toFixed(2) : "—"),
-      (mean(s) / mean(f)).toFixed(2),
+      ...each.map((v) => Number.isFinite(v) ? v.toFixed(2) : "—"),
+      (mean(x) / mean(y)).toFixed(2),
     ]);
-  }
+  };
+  ratio("SlayerFS (imported) / s3fs", "slayerfs", "s3fs");
+  ratio("SlayerFS imported / native", "slayerfs", "native");
   printTable(out);
 }
 
