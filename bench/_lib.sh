@@ -23,3 +23,35 @@ run_fio() {
     record "$metric" "$fs" "$(jq '[.jobs[] | (.read.iops + .write.iops)] | add' <<<"$out")"
   fi
 }
+
+# Unmounts MNT and waits for the daemon PID (may be empty) to exit; lazy unmount + SIGKILL last.
+stop_daemon() {
+  local mnt="$1" pid="$2"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  if is_mounted "$mnt"; then
+    umount "$mnt" 2>/dev/null || fusermount3 -u -z "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+  fi
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  if [ -n "$pid" ]; then wait "$pid" 2>/dev/null || true; fi
+  if is_mounted "$mnt"; then fusermount3 -u -z "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true; fi
+}
+
+# wait_for_mount MNT WHAT [PID [LOG]]: waits until MNT is mounted and answers; fails if the
+# daemon PID exits first (printing the end of LOG) or after 60 s.
+wait_for_mount() {
+  local mnt="$1" what="$2" pid="${3:-}" logf="${4:-}"
+  for _ in $(seq 1 600); do
+    if is_mounted "$mnt" && stat "$mnt" >/dev/null 2>&1; then return 0; fi
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+      log "$what exited before mounting:"; [ -n "$logf" ] && tail -20 "$logf" >&2; return 1
+    fi
+    sleep 0.1
+  done
+  log "$what did not mount $mnt"; return 1
+}

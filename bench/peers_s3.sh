@@ -61,24 +61,6 @@ log() { echo "[peers-s3 $(date +%T)] $*" >&2; }
 
 helper() { (cd "$REPO" && "$DENO" run -A "$HERE/peers_s3.ts" "$@"); }
 
-# Unmounts MNT and waits for the daemon PID (may be empty) to exit; lazy unmount + SIGKILL last.
-stop_daemon() {
-  local mnt="$1" pid="$2"
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  fi
-  if is_mounted "$mnt"; then
-    umount "$mnt" 2>/dev/null || fusermount3 -u -z "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
-  fi
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  if [ -n "$pid" ]; then wait "$pid" 2>/dev/null || true; fi
-  if is_mounted "$mnt"; then fusermount3 -u -z "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true; fi
-}
-
 cleanup() {
   local status=$? fs
   set +e
@@ -105,18 +87,6 @@ trap 'exit 130' INT TERM
 mibps() { awk -v b="$1" -v ms="$2" 'BEGIN { printf "%.1f", b / 1048576 / (ms / 1000) }'; }
 
 
-wait_mounted() {
-  local mnt="$1" what="$2" pid="${3:-}" logf="${4:-}"
-  for _ in $(seq 1 600); do
-    if is_mounted "$mnt" && stat "$mnt" >/dev/null 2>&1; then return 0; fi
-    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-      log "$what exited before mounting:"; [ -n "$logf" ] && tail -20 "$logf" >&2; return 1
-    fi
-    sleep 0.1
-  done
-  log "$what did not mount $mnt"; return 1
-}
-
 mount_fs() {
   local fs="$1" mnt="${MNT[$1]}" logf="$WORK/$1.log"
   mkdir -p "$mnt"
@@ -138,7 +108,7 @@ mount_fs() {
       ;;
   esac
   PID[$fs]=$!
-  wait_mounted "$mnt" "$fs" "${PID[$fs]}" "$logf"
+  wait_for_mount "$mnt" "$fs" "${PID[$fs]}" "$logf"
 }
 
 umount_fs() {
@@ -242,7 +212,7 @@ bench_bindfs() {
   log "bindfs: warm reads (reference)"
   mkdir -p "$BINDFS_SRC" "$BINDFS_MNT"
   bindfs "$BINDFS_SRC" "$BINDFS_MNT"
-  wait_mounted "$BINDFS_MNT" bindfs
+  wait_for_mount "$BINDFS_MNT" bindfs
   FIO_FILE="$BINDFS_MNT/fio.dat" fio --output-format=json "$HERE/fio/seq-write.fio" >/dev/null
   FIO_FILE="$BINDFS_MNT/fio.dat" fio --output-format=json "$HERE/fio/seq-read.fio" >/dev/null
   run_fio seq-read bindfs "$BINDFS_MNT" seq-read-warm bw

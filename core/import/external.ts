@@ -8,12 +8,13 @@
  * the offset of the slice in it) says where its bytes are. Writes to the file add ordinary slices
  * on top (newer records shadow older ones), so the object itself is never written or deleted.
  *
- * {@linkcode ExternalStore} wraps the volume's block store: a block of an external slice is
- * missing from the store (its key names a slice id), and the store then reads the range of the
- * object instead, by a ranged GET with `If-Match: ETAG`; the answer's ETag is compared too (for
- * servers that ignore `If-Match`). An object changed or deleted underneath fails the read with
- * `EIO`, never with bytes of two versions. Blocks read this way go through the block cache like
- * any other.
+ * {@linkcode ExternalStore} wraps the volume's block store: the first read of a slice's blocks
+ * looks its reference up in the metadata (once per slice: a slice never changes kind), and a block
+ * of an external slice, which the volume's store does not hold, is read from the range of the
+ * object instead, without asking the store first, by a ranged GET with `If-Match: ETAG`; the
+ * answer's ETag is compared too (for servers that ignore `If-Match`). An object changed or
+ * deleted underneath fails the read with `EIO`, never with bytes of two versions. Blocks read this
+ * way go through the block cache like any other.
  *
  * @module
  */
@@ -22,7 +23,7 @@ import { GetObjectCommand, HeadObjectCommand } from "@aws-sdk/client-s3";
 import { fetchedBody } from "../../backends/_s3_fetch.ts";
 import { S3Pool } from "../../backends/_s3_pool.ts";
 import { formatS3Url, parseS3Url } from "../../backends/_s3_url.ts";
-import { type BlockStore, type ListPage, NotFoundError, type ObjectInfo } from "../block_store.ts";
+import type { BlockStore, ListPage, ObjectInfo } from "../block_store.ts";
 import type { KvEngine, KvTxn } from "../kv.ts";
 import { Errno, FsError } from "../errno.ts";
 import { parseBlockKey } from "../slice.ts";
@@ -164,8 +165,13 @@ export class ExternalStore implements BlockStore {
   readonly #kv: KvEngine;
   readonly #blockSize: number;
   readonly #sources = new ExternalSources();
-  /** References of slices found external (they never change: a refresh makes new slices). */
-  readonly #known = new Map<SliceId, ExternalRef>();
+  /**
+   * What each slice met is: external (its reference) or not (`null`). A slice never changes kind
+   * (an import makes new slices), so the metadata is asked once per slice, not the store.
+   */
+  readonly #kinds = new Map<SliceId, ExternalRef | null>();
+  /** Look-ups in flight, shared by the concurrent reads of a slice's blocks. */
+  readonly #looking = new Map<SliceId, Promise<ExternalRef | null>>();
 
   /** Wraps `inner`, with references looked up in `kv` (a volume of `blockSize`). */
   constructor(inner: BlockStore, kv: KvEngine, blockSize: number) {
@@ -189,21 +195,32 @@ export class ExternalStore implements BlockStore {
     return this.#inner.put(key, data);
   }
 
-  /** A block: from the wrapped store, or the range of its external object. */
+  /**
+   * A block: the range of its external object for a block of an external slice (the wrapped store
+   * is not asked: it has no such block), else the wrapped store's.
+   */
   async get(key: string, offset?: number, length?: number): Promise<Uint8Array> {
     const block = parseBlockKey(key);
-    const known = block && this.#known.get(block.id);
-    if (block && known) return await this.#readBlock(known, block, offset, length);
-    try {
-      return await this.#inner.get(key, offset, length);
-    } catch (err) {
-      if (!(err instanceof NotFoundError) || !block) throw err;
-      const ref = await this.#kv.txn((tx) => externalRef(tx, block.id), { readOnly: true });
-      if (!ref) throw err;
-      if (this.#known.size > 100_000) this.#known.clear();
-      this.#known.set(block.id, ref);
-      return await this.#readBlock(ref, block, offset, length);
+    if (block) {
+      const kind = this.#kinds.get(block.id);
+      const ref = kind === undefined ? await this.#lookUp(block.id) : kind;
+      if (ref) return await this.#readBlock(ref, block, offset, length);
     }
+    return await this.#inner.get(key, offset, length);
+  }
+
+  /** Slice `id`'s reference, or `null` if it is not external; remembered either way. */
+  #lookUp(id: SliceId): Promise<ExternalRef | null> {
+    let p = this.#looking.get(id);
+    if (!p) {
+      p = this.#kv.txn((tx) => externalRef(tx, id), { readOnly: true }).then((ref) => {
+        if (this.#kinds.size >= 100_000) this.#kinds.clear();
+        this.#kinds.set(id, ref ?? null);
+        return ref ?? null;
+      }).finally(() => this.#looking.delete(id));
+      this.#looking.set(id, p);
+    }
+    return p;
   }
 
   #readBlock(

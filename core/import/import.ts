@@ -95,6 +95,27 @@ export async function* listSource(url: string): AsyncGenerator<SourceObject[]> {
   }
 }
 
+/**
+ * The pages of `pages`, the next one requested while the caller works on the current one: the
+ * listing (a round trip per page, slow on some servers) overlaps the import of the page before.
+ */
+export async function* listAhead<T>(pages: AsyncGenerator<T>): AsyncGenerator<T> {
+  let next = pages.next();
+  try {
+    for (;;) {
+      const r = await next;
+      if (r.done) return;
+      next = pages.next();
+      // A failed look-ahead is reported when its page is wanted, not while this one is at work.
+      next.catch(() => {});
+      yield r.value;
+    }
+  } finally {
+    // Stopped early (an error in the caller): let the source close its client.
+    await next.then(() => pages.return(undefined), () => {});
+  }
+}
+
 /** What an import did. */
 export interface ImportReport {
   /** Objects listed. */
@@ -370,7 +391,7 @@ export async function importObjects(
   const seen = new Set<string>();
   const limit = options.concurrency ?? 64;
   const group = new GroupCommit(meta.kv);
-  for await (const page of listSource(url)) {
+  for await (const page of listAhead(listSource(url))) {
     report.listed += page.length;
     // The page's records in the import index, in one read.
     const keys = page.map((o) => prefix + nameFromText(o.path));

@@ -66,9 +66,18 @@ export interface QuotaCheck {
   walked: QuotaUsage;
 }
 
+/**
+ * Transactions that found no quota: a transaction that makes many files (an import) asks once,
+ * not once per file. `setQuota` forgets its transaction's answer.
+ */
+const noQuotaIn = new WeakSet<KvTxn>();
+
 /** Whether the volume has any quota. */
 export async function anyQuota(tx: KvTxn): Promise<boolean> {
-  return (await tx.scan(quotaPrefix, { limit: 1, keysOnly: true })).length > 0;
+  if (noQuotaIn.has(tx)) return false;
+  const any = (await tx.scan(quotaPrefix, { limit: 1, keysOnly: true })).length > 0;
+  if (!any) noQuotaIn.add(tx);
+  return any;
 }
 
 /** The quota directories on the path from `dir` up to the root, nearest first. */
@@ -223,6 +232,7 @@ export async function setQuota(
     inodes: limits.inodes !== undefined ? limits.inodes : old?.inodes ?? null,
   };
   tx.set(quotaLimitKey(dir), encodeJson(l));
+  noQuotaIn.delete(tx);
   const u = old
     ? { space: old.usedSpace, inodes: old.usedInodes }
     : await walkQuotaUsage(tx, dir, true);
