@@ -80,9 +80,18 @@ export class LimitedBlockStore implements BlockStore {
   /** Gets, then waits for download tokens for what came. */
   async get(key: string, offset?: number, length?: number): Promise<Uint8Array> {
     const data = await this.#inner.get(key, offset, length);
-    this.#downloaded += data.byteLength;
-    await this.#down?.take(data.byteLength, this.#closing.signal);
+    await this.chargeDownload(data.byteLength);
     return data;
+  }
+
+  /**
+   * Counts `bytes` downloaded outside this store and waits for their tokens, as a `get` of them
+   * would: the ranged reads of imported objects (`core/import/external.ts`) are object-store
+   * traffic of the mount too.
+   */
+  async chargeDownload(bytes: number): Promise<void> {
+    this.#downloaded += bytes;
+    await this.#down?.take(bytes, this.#closing.signal);
   }
 
   /** Not limited. */

@@ -185,6 +185,8 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       cacheBytes,
       // Sealed on top of the stage and the store: neither ever holds a plaintext block.
       ...(encryptKey ? { encryptKey } : {}),
+      // Reads of imported objects are object-store traffic too: same limit, same count.
+      ...(limited ? { onExternalRead: (n: number) => limited!.chargeDownload(n) } : {}),
       ...(deadlineMs > 0 ? { fetchDeadlineMs: deadlineMs } : {}),
       ...(opts.cacheDirs.length
         ? {

@@ -78,6 +78,11 @@ export interface FormatOptions {
 export interface VolumeOptions extends VfsOptions {
   /** The key of an encrypted volume (required for one, refused for a volume without). */
   encryptKey?: Uint8Array;
+  /**
+   * Called with the size of each range read from an imported object (not through the volume's
+   * store) and awaited before the range is used: a mount's download limit and its byte count.
+   */
+  onExternalRead?: (bytes: number) => Promise<void>;
 }
 
 /** Formats the volume in `kv` (idempotent for the same settings). */
@@ -209,9 +214,14 @@ export class Volume {
    */
   static async openWith(kv: KvEngine, store: BlockStore, options?: VolumeOptions): Promise<Volume> {
     const meta = await Meta.open(kv);
-    const { encryptKey, ...vfsOptions } = options ?? {};
+    const { encryptKey, onExternalRead, ...vfsOptions } = options ?? {};
     const cipher = await volumeCipher(meta.format, encryptKey);
-    const sealed = new ExternalStore(sealedStore(store, cipher), kv, meta.format.blockSize);
+    const sealed = new ExternalStore(
+      sealedStore(store, cipher),
+      kv,
+      meta.format.blockSize,
+      onExternalRead,
+    );
     return new Volume(kv, sealed, await Vfs.open(meta, sealed, vfsOptions));
   }
 
@@ -224,12 +234,17 @@ export class Volume {
     const kv = await backends.openKvEngine(metaUrl);
     try {
       const meta = await Meta.open(kv);
-      const { encryptKey, ...vfsOptions } = options ?? {};
+      const { encryptKey, onExternalRead, ...vfsOptions } = options ?? {};
       // A missing or wrong key fails before the store is opened.
       const cipher = await volumeCipher(meta.format, encryptKey);
       const store = await backends.openBlockStore(meta.format.storage);
       try {
-        const sealed = new ExternalStore(sealedStore(store, cipher), kv, meta.format.blockSize);
+        const sealed = new ExternalStore(
+          sealedStore(store, cipher),
+          kv,
+          meta.format.blockSize,
+          onExternalRead,
+        );
         return new Volume(kv, sealed, await Vfs.open(meta, sealed, vfsOptions));
       } catch (err) {
         await store.close();

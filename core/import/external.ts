@@ -172,12 +172,23 @@ export class ExternalStore implements BlockStore {
   readonly #kinds = new Map<SliceId, ExternalRef | null>();
   /** Look-ups in flight, shared by the concurrent reads of a slice's blocks. */
   readonly #looking = new Map<SliceId, Promise<ExternalRef | null>>();
+  readonly #onRead: ((bytes: number) => Promise<void>) | undefined;
 
-  /** Wraps `inner`, with references looked up in `kv` (a volume of `blockSize`). */
-  constructor(inner: BlockStore, kv: KvEngine, blockSize: number) {
+  /**
+   * Wraps `inner`, with references looked up in `kv` (a volume of `blockSize`). `onRead`, if
+   * given, is called with the size of each range read from an imported object and awaited before
+   * the range is returned (the mount's `--download-limit` waits there).
+   */
+  constructor(
+    inner: BlockStore,
+    kv: KvEngine,
+    blockSize: number,
+    onRead?: (bytes: number) => Promise<void>,
+  ) {
     this.#inner = inner;
     this.#kv = kv;
     this.#blockSize = blockSize;
+    this.#onRead = onRead;
   }
 
   /** The wrapped store's URL. */
@@ -204,7 +215,11 @@ export class ExternalStore implements BlockStore {
     if (block) {
       const kind = this.#kinds.get(block.id);
       const ref = kind === undefined ? await this.#lookUp(block.id) : kind;
-      if (ref) return await this.#readBlock(ref, block, offset, length);
+      if (ref) {
+        const data = await this.#readBlock(ref, block, offset, length);
+        await this.#onRead?.(data.byteLength);
+        return data;
+      }
     }
     return await this.#inner.get(key, offset, length);
   }
