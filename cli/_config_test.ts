@@ -60,7 +60,12 @@ Deno.test("config envName() gives every settable option a variable that no other
     "SLAYERFS_OPTIONS",
   );
   assert.ok(seen.has("SLAYERFS_CACHE_SIZE") && seen.has("SLAYERFS_BLOCK_SIZE"));
-  assert.deepEqual(sections().map((s) => s.name).sort(), ["format", "mount"]);
+  assert.deepEqual(sections().map((s) => s.name).sort(), [
+    "csi",
+    "docker-plugin",
+    "format",
+    "mount",
+  ]);
   assert.equal(fileKey({ name: "cache-size", kind: "size", help: "" }), "cache-size");
 });
 
