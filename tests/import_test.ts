@@ -18,6 +18,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
+import { openKvEngine } from "../backends/mod.ts";
 import { runCli, type SlayerMount, startSlayer } from "./_mount.ts";
 import { startS3Server } from "./_s3server.ts";
 
@@ -51,6 +52,14 @@ async function readRange(path: string, off: number, len: number): Promise<Uint8A
     got += n;
   }
   return out.subarray(0, got);
+}
+
+async function until(fn: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 const same = (a: Uint8Array, b: Uint8Array, what: string) =>
@@ -233,6 +242,20 @@ Deno.test("import: S3 objects in place, reads, writes on top, EIO when changed, 
   same(await Deno.readFile(`${ds}/a/b/one.bin`), await get("set1/a/b/one.bin"), "re-imported");
   fsck = await ok("fsck", fs.meta);
   assert.match(fsck.stdout, /broken files: 0/);
+
+  // A removed imported file takes its references to the object with it (and puts nothing on
+  // the garbage list: none of its bytes are in the volume's store).
+  const externalRefs = async () => {
+    const kv = await openKvEngine(fs.meta);
+    try {
+      return await kv.txn(async (tx) => (await tx.scan("E")).length, { readOnly: true });
+    } finally {
+      await kv.close();
+    }
+  };
+  const refsBefore = await externalRefs();
+  await Deno.remove(`${ds}/stale.bin`);
+  await until(async () => (await externalRefs()) === refsBefore - 1, "stale.bin's reference gone");
 
   // An object deleted underneath: fsck names its file (exit 1), reading it gives EIO.
   await client.send(new DeleteObjectCommand({ Bucket: "data", Key: "set1/a/two.bin" }));

@@ -27,7 +27,7 @@ import type { BlockStore, ListPage, ObjectInfo } from "../block_store.ts";
 import type { KvEngine, KvTxn } from "../kv.ts";
 import { Errno, FsError } from "../errno.ts";
 import { parseBlockKey } from "../slice.ts";
-import { u64 } from "../meta/keys.ts";
+import { externalKey } from "../meta/keys.ts";
 import type { SliceId } from "../types.ts";
 
 /** Where the bytes of an external slice are. */
@@ -42,8 +42,8 @@ export interface ExternalRef {
   offset: number;
 }
 
-/** The metadata key of an external slice's reference. */
-export const externalKey = (id: SliceId): string => "E" + u64(id);
+/** The metadata key of an external slice's reference (kept with the other keys). */
+export { externalKey };
 
 /** Encodes a reference for the metadata. */
 export function encodeExternal(ref: ExternalRef): Uint8Array {

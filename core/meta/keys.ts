@@ -152,6 +152,8 @@ export const garbageIdOf = (key: string): SliceId => readU64(key, 1) as SliceId;
 export const blobKey = (hash: Uint8Array): string => "B" + bytesToByteString(hash);
 /** Inline block `index` of slice `id`. */
 export const inlineKey = (id: SliceId, index: number): string => "I" + u64(id) + u32(index);
+/** The reference of external slice `id` to the object it stands for (`core/import/external.ts`). */
+export const externalKey = (id: SliceId): string => "E" + u64(id);
 /** Every sustained (unlinked but open) inode. */
 export const sustainedPrefix = "O";
 /** Sustained inode `ino`. */

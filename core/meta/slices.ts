@@ -27,7 +27,7 @@ import { type Attr, type Ino, S_IFMT, S_IFREG, type SliceId, type Timespec } fro
 import { concatBytes, decodeRecords, encodeRecords, resolveSegments } from "../slice.ts";
 import type { SliceRecord } from "../slice.ts";
 import { type BlockRecord, decodeBlockRecords, encodeBlockRecords } from "../block_codec.ts";
-import { BLOCK_INLINE } from "../block_codec.ts";
+import { BLOCK_EXTERNAL, BLOCK_INLINE } from "../block_codec.ts";
 import {
   decodeBlob,
   decodeNum,
@@ -43,6 +43,7 @@ import {
   chunkIndexOf,
   chunkKey,
   chunkPrefix,
+  externalKey,
   garbageKey,
   inlineKey,
   keyOrphanCounter,
@@ -176,10 +177,15 @@ async function ref(
           if (key) blobs.push(key);
         }
       }
-      // A slice whose blocks all lived in the metadata leaves nothing in the store: no garbage
-      // entry (one page less in the commit of an unlink of a small file), but still reported
-      // freed, so that the block layer forgets what it knew of it.
-      const size = records.length && records.every((b) => b.flags & BLOCK_INLINE) ? 0 : info.size;
+      // A slice whose blocks all lived in the metadata, or in an imported object outside the
+      // volume, leaves nothing in the store: no garbage entry (one page less in the commit of an
+      // unlink of a small file), but still reported freed, so that the block layer forgets what
+      // it knew of it. An imported slice's reference to its object goes with it.
+      if (records.some((b) => b.flags & BLOCK_EXTERNAL)) tx.delete(externalKey(id));
+      const size = records.length &&
+          records.every((b) => b.flags & (BLOCK_INLINE | BLOCK_EXTERNAL))
+        ? 0
+        : info.size;
       if (size > 0 || blobs.length) tx.set(garbageKey(id), encodeGarbage(size, blobs));
       freed.push(blobs.length ? { id, size, blobs } : { id, size });
     } else {
