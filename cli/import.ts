@@ -1,8 +1,9 @@
 /**
  * `slayerfs import META_URL s3://BUCKET/PREFIX DEST`: makes a file under DEST of each object under
- * the prefix, whose data refers to the object in place (`core/import/`). Prints progress lines to
- * standard error (every 2 s; `-q` silences them) and a summary; exits 1 if an object could not be
- * imported (the others are), 2 for bad arguments.
+ * the prefix, whose data refers to the object in place (`core/import/`). Shows its progress on
+ * standard error (a bar of the objects done out of those listed so far on a terminal, redrawn in
+ * place; otherwise a line every 2 s; `-q` silences both) and prints a summary; exits 1 if an
+ * object could not be imported (the others are), 2 for bad arguments.
  *
  * @module
  */
@@ -11,7 +12,7 @@ import { parseS3Url } from "../backends/_s3_url.ts";
 import { importObjects, type ImportReport } from "../core/import/import.ts";
 import { Meta } from "../core/meta/mod.ts";
 import { CliError, describe } from "./_errors.ts";
-import { humanBytes } from "./_human.ts";
+import { humanBytes, Progress } from "./_human.ts";
 import { openMeta } from "./_meta.ts";
 import type { ParsedArgs } from "./_spec.ts";
 
@@ -44,6 +45,20 @@ export async function cmdImport(args: ParsedArgs): Promise<void> {
   const t0 = performance.now();
   const seconds = () => (performance.now() - t0) / 1000;
   let last = performance.now();
+  // On a terminal, a bar of the objects done out of those listed so far (the listing runs ahead).
+  let current: ImportReport | undefined;
+  const bar = !quiet && Deno.stderr.isTerminal()
+    ? new Progress(() => {
+      const r = current;
+      if (!r) return { fraction: 0, text: "listing" };
+      const done = r.imported + r.unchanged + r.replaced + r.keptLocal.length + r.stale.length +
+        r.skipped.length;
+      return {
+        fraction: r.listed ? done / r.listed : 0,
+        text: `${done}/${r.listed} objects, ${humanBytes(r.bytes)} referred to`,
+      };
+    })
+    : undefined;
   try {
     const meta = await Meta.open(kv);
     let report: ImportReport;
@@ -59,13 +74,16 @@ export async function cmdImport(args: ParsedArgs): Promise<void> {
           groups: () => [],
         },
         onProgress: (r) => {
-          if (quiet || performance.now() - last < 2000) return;
+          current = r;
+          if (bar || quiet || performance.now() - last < 2000) return;
           last = performance.now();
           console.error(`import: ${line(r, seconds())}`);
         },
       });
     } catch (err) {
       throw new CliError(`Import from ${source} failed: ${describe(err)}; run it again to resume`);
+    } finally {
+      bar?.done();
     }
     for (const p of report.keptLocal) {
       console.error(

@@ -1,14 +1,16 @@
 /**
  * `--download-limit` holds the reads of imported objects too: they do not go through the volume's
  * block store (an imported file's bytes are ranged GETs of the original object), but they are
- * object-store traffic of the mount, waited for and counted like its own blocks.
+ * object-store traffic of the mount, waited for and counted like its own blocks. Also: `import`
+ * on a terminal draws a progress bar.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { runCli, startSlayer } from "./_mount.ts";
+import { CLI, runCli, startSlayer } from "./_mount.ts";
+import { run } from "./_run.ts";
 import { startS3Server } from "./_s3server.ts";
 
 const MiB = 2 ** 20;
@@ -38,6 +40,17 @@ Deno.test("--download-limit holds and counts the reads of an imported object", a
     () => runCli(["import", "-q", fs.meta, s3.storeUrl("data", "in/"), "/ds"]),
   );
   assert.equal(imported.code, 0, imported.stderr);
+
+  // On a terminal (script(1) gives it one) the import draws a progress bar, ending full.
+  const tty = await fs.guard(120_000, "import on a terminal", () =>
+    run("script", [
+      "-qec",
+      [Deno.execPath(), "run", "-A", CLI, "import", fs.meta, s3.storeUrl("data", "in/"), "/tty"]
+        .map((a) => `'${a}'`).join(" "),
+      "/dev/null",
+    ]));
+  assert.equal(tty.code, 0, tty.stdout + tty.stderr);
+  assert.match(tty.stdout, /\[#{30}\] 100% 1\/1 objects, 3\.0 MiB referred to/);
 
   const t0 = performance.now();
   const back = await fs.guard(120_000, "read", () => Deno.readFile(`${fs.mnt}/ds/blob.bin`));
