@@ -12,7 +12,7 @@
  * @module
  */
 
-import { ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import { run } from "../tests/_run.ts";
 import { startS3Server } from "../tests/_s3server.ts";
 
@@ -25,12 +25,7 @@ const cli = (args: string[]) =>
 await using s3 = await startS3Server();
 await s3.createBucket("bench");
 s3.exportCredentials();
-const client = new S3Client({
-  endpoint: s3.endpoint,
-  region: s3.region,
-  forcePathStyle: true,
-  credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-});
+const client = s3.client();
 const dir = await Deno.makeTempDir({ prefix: "slayerfs-import-bench-" });
 try {
   let t = performance.now();

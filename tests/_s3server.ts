@@ -60,6 +60,8 @@ export interface S3TestServer {
   readonly directory: string;
   /** Creates a bucket (idempotent). */
   createBucket(name: string): Promise<void>;
+  /** A plain AWS SDK client of this server, with its credentials (the caller destroys it). */
+  client(): S3Client;
   /** A SlayerFS storage URL for `bucket` and `prefix` on this server (no credentials in it). */
   storeUrl(bucket: string, prefix?: string): string;
   /** Puts this server's credentials in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` (for daemons). */
@@ -147,13 +149,16 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Te
     accessKeyId,
     secretAccessKey,
     directory,
-    async createBucket(name) {
-      const client = new S3Client({
+    client() {
+      return new S3Client({
         endpoint,
         region,
         forcePathStyle: true,
         credentials: { accessKeyId, secretAccessKey },
       });
+    },
+    async createBucket(name) {
+      const client = server.client();
       try {
         await client.send(new CreateBucketCommand({ Bucket: name }));
       } catch (err) {

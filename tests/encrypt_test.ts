@@ -11,12 +11,7 @@
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import {
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-} from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import * as L from "./_libc.ts";
 import { cliIn, errorLines } from "./_cli.ts";
 import { isMounted, REPO_ROOT, runCli, startSlayer } from "./_mount.ts";
@@ -55,12 +50,7 @@ Deno.test({
     await server.createBucket("enc");
     server.exportCredentials();
     const keys = await Deno.makeTempDir({ prefix: "slayerfs-keys-" });
-    const s3 = new S3Client({
-      endpoint: server.endpoint,
-      region: server.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-    });
+    const s3 = server.client();
     const mnt2 = `${keys}/mnt2`;
     try {
       const key = `${keys}/vol.key`;

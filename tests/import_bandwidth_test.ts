@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { CLI, runCli, startSlayer } from "./_mount.ts";
 import { run } from "./_run.ts";
 import { startS3Server } from "./_s3server.ts";
@@ -19,12 +19,7 @@ Deno.test("--download-limit holds and counts the reads of an imported object", a
   await using s3 = await startS3Server();
   await s3.createBucket("data");
   s3.exportCredentials();
-  const client = new S3Client({
-    endpoint: s3.endpoint,
-    region: s3.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-  });
+  const client = s3.client();
   const body = new Uint8Array(3 * MiB);
   for (let i = 0; i < body.length; i += 65536) crypto.getRandomValues(body.subarray(i, i + 65536));
   try {

@@ -17,7 +17,6 @@ import {
   GetObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
 } from "@aws-sdk/client-s3";
 import { engineFixtures } from "./_engines.ts";
 import { openKvEngine } from "../backends/mod.ts";
@@ -74,12 +73,7 @@ for (const fx of engineFixtures.filter((f) => f.name === "sqlite3" || f.name ===
     await using s3 = await startS3Server();
     await s3.createBucket("data");
     s3.exportCredentials();
-    const client = new S3Client({
-      endpoint: s3.endpoint,
-      region: s3.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    });
+    const client = s3.client();
     const put = (key: string, body: Uint8Array) =>
       client.send(new PutObjectCommand({ Bucket: "data", Key: key, Body: body }));
     const get = async (key: string) =>

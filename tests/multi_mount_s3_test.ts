@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { startSlayer } from "./_mount.ts";
 import { startRedis } from "./_redis.ts";
 import { startS3Server } from "./_s3server.ts";
@@ -50,12 +50,7 @@ Deno.test({
     await using s3 = await startS3Server();
     await s3.createBucket("shared");
     s3.exportCredentials();
-    const client = new S3Client({
-      endpoint: s3.endpoint,
-      region: s3.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    });
+    const client = s3.client();
     const objects = async () =>
       (await client.send(new ListObjectsV2Command({ Bucket: "shared", Prefix: "vol/chunks/" })))
         .KeyCount ?? 0;

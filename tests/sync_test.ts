@@ -15,7 +15,6 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
 } from "@aws-sdk/client-s3";
 import { errorLines } from "./_cli.ts";
 import { runCli, type SlayerMount, startSlayer } from "./_mount.ts";
@@ -63,12 +62,7 @@ Deno.test("sync: folder → S3 → mount → folder, incremental, --check, --del
   await using s3 = await startS3Server();
   await s3.createBucket("sync");
   s3.exportCredentials();
-  const client = new S3Client({
-    endpoint: s3.endpoint,
-    region: s3.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-  });
+  const client = s3.client();
   await using fs: SlayerMount = await startSlayer();
   const work = await Deno.makeTempDir({ prefix: "slayerfs-sync-" });
   const sync = (...args: string[]) =>

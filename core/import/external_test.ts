@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { FaultyBlockStore } from "../../backends/store_faulty.ts";
 import { MemoryBlockStore, MemoryKvEngine, NotFoundError } from "../../backends/mod.ts";
 import { startS3Server } from "../../tests/_s3server.ts";
@@ -17,12 +17,7 @@ Deno.test("ExternalStore reads external slices from their object without asking 
   for (let i = 0; i < object.length; i += 65536) {
     crypto.getRandomValues(object.subarray(i, i + 65536));
   }
-  const client = new S3Client({
-    endpoint: s3.endpoint,
-    region: s3.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-  });
+  const client = s3.client();
   const { ETag } = await client.send(
     new PutObjectCommand({ Bucket: "data", Key: "ds/obj.bin", Body: object }),
   );
