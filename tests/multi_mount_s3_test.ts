@@ -12,26 +12,7 @@ import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { startSlayer } from "./_mount.ts";
 import { startRedis } from "./_redis.ts";
 import { startS3Server } from "./_s3server.ts";
-
-function rand(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed * 2654435761 >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-function same(got: Uint8Array, want: Uint8Array, what: string): void {
-  const at = got.findIndex((b, i) => b !== want[i]);
-  assert.ok(
-    got.length === want.length && at < 0,
-    `${what}: length ${got.length}, differs at ${at}`,
-  );
-}
+import { bytesEqual as same, pseudoRandom as rand } from "./posix/_helpers.ts";
 
 async function until(what: string, fn: () => Promise<boolean>, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
