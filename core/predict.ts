@@ -12,6 +12,13 @@
  * epoch then reads from the cache instead of waiting on S3 one request at a time. A file found
  * without a pattern is not asked again until this mount records one for it.
  *
+ * A replay fetches whole blocks, so a file read sparsely during the recording (random reads: a
+ * few KiB here and there in each block it touched) is left out of the pattern: replaying it would
+ * fetch many times what was read (a file read at random, then opened again, fetched every block
+ * it had touched). A file is kept when the bytes read in its touched blocks are at least a quarter
+ * of the blocks' extent as far as the reads reached in each (a small file read whole, or a block
+ * read from its start, counts fully).
+ *
  * @module
  */
 
@@ -50,10 +57,16 @@ export interface PredictorOptions {
 
 interface Recording {
   trigger: Ino;
-  entries: Map<Ino, Set<number>>;
+  /** Per file: the blocks touched, each with the furthest offset read in it (from its start). */
+  entries: Map<Ino, Map<number, number>>;
+  /** Per file: the bytes read (re-reads count again). */
+  bytes: Map<Ino, number>;
   blocks: number;
   timer: ReturnType<typeof setTimeout> | undefined;
 }
+
+/** A file whose reads cover less than this share of its touched blocks' extent is left out. */
+const MIN_DENSITY = 0.25;
 
 /** Counters for `slayerfs status`. */
 export interface PredictorStats {
@@ -100,7 +113,13 @@ export class Predictor {
   onOpen(ino: Ino): void {
     if (this.#closed) return;
     if (!this.#rec) {
-      this.#rec = { trigger: ino, entries: new Map(), blocks: 0, timer: undefined };
+      this.#rec = {
+        trigger: ino,
+        entries: new Map(),
+        bytes: new Map(),
+        blocks: 0,
+        timer: undefined,
+      };
       this.#arm();
     }
     if (this.#noPattern.has(ino)) return;
@@ -128,14 +147,17 @@ export class Predictor {
     const rec = this.#rec;
     if (!rec || len <= 0) return;
     const bs = this.#data.blockSize;
-    let set = rec.entries.get(ino);
-    if (!set) rec.entries.set(ino, set = new Set());
+    let blocks = rec.entries.get(ino);
+    if (!blocks) rec.entries.set(ino, blocks = new Map());
+    rec.bytes.set(ino, (rec.bytes.get(ino) ?? 0) + len);
     for (let b = Math.floor(off / bs); b * bs < off + len; b++) {
-      if (rec.blocks >= this.#maxBlocks) break;
-      if (!set.has(b)) {
-        set.add(b);
+      const reach = Math.min(bs, off + len - b * bs);
+      const had = blocks.get(b);
+      if (had === undefined) {
+        if (rec.blocks >= this.#maxBlocks) break;
         rec.blocks++;
       }
+      if (had === undefined || reach > had) blocks.set(b, reach);
     }
     this.#arm();
   }
@@ -152,10 +174,14 @@ export class Predictor {
     const rec = this.#rec;
     this.#rec = undefined;
     if (!rec || rec.blocks < 2) return;
-    const pattern: PatternEntry[] = [...rec.entries].map(([ino, blocks]) => ({
-      ino,
-      blocks: [...blocks],
-    }));
+    const pattern: PatternEntry[] = [];
+    for (const [ino, blocks] of rec.entries) {
+      let extent = 0;
+      for (const reach of blocks.values()) extent += reach;
+      if ((rec.bytes.get(ino) ?? 0) < MIN_DENSITY * extent) continue; // read sparsely: random
+      pattern.push({ ino, blocks: [...blocks.keys()] });
+    }
+    // Saved even when every file was left out: it replaces an older pattern of the trigger.
     this.#noPattern.delete(rec.trigger);
     const p = this.#meta.setPattern(rec.trigger, pattern).then(() => {
       this.stats.recorded++;

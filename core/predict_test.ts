@@ -127,3 +127,47 @@ Deno.test("Predictor: the first open of a file created on this mount asks for no
     await vol.close();
   }
 });
+
+Deno.test("Predictor leaves files read at random out of a pattern, and keeps small files and sequential reads", async () => {
+  const kv = new MemoryKvEngine();
+  const store = new MemoryBlockStore();
+  const bs = 64 << 10;
+  await formatVolume(kv, { name: "p", storage: "mem://", blockSize: bs });
+  const opts = { predict: { idleMs: 50 }, codecWorkers: 0 };
+  const vol = await Volume.openWith(kv, store, opts);
+  try {
+    await vol.writeFile("/trigger", crypto.getRandomValues(new Uint8Array(20_000)));
+    await vol.writeFile("/small", crypto.getRandomValues(new Uint8Array(10_000)));
+    await vol.writeFile("/seq", new Uint8Array(4 * bs).fill(7));
+    await vol.writeFile("/random", new Uint8Array(16 * bs).fill(9));
+    await new Promise((r) => setTimeout(r, 150)); // the writes' recording ends
+    const p = vol.vfs.predictor!;
+    const recorded = p.stats.recorded;
+    const ino = async (path: string) => (await vol.resolve(path)).ino;
+    // One recording: the trigger and the small file whole, the sequential file from its start,
+    // and 4 KiB at random offsets in every block of the random one.
+    const trigger = await ino("/trigger");
+    const { fh } = await vol.vfs.open(ROOT_CTX, trigger, 0);
+    await vol.readFile("/trigger");
+    await vol.readFile("/small");
+    await vol.readFile("/seq");
+    const r = await ino("/random");
+    const { fh: rfh } = await vol.vfs.open(ROOT_CTX, r, 0);
+    for (let b = 0; b < 16; b++) {
+      await vol.vfs.read(ROOT_CTX, r, rfh, b * bs + 4096 * (1 + (b * 7) % 14), 4096);
+    }
+    await vol.vfs.release(ROOT_CTX, r, rfh, 0n, false);
+    await vol.vfs.release(ROOT_CTX, trigger, fh, 0n, false);
+    for (let i = 0; i < 100 && p.stats.recorded === recorded; i++) {
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    const pattern = await vol.vfs.meta.getPattern(trigger);
+    assert.ok(pattern, "a pattern was saved");
+    const files = new Map(pattern.map((e) => [e.ino, e.blocks.length]));
+    assert.equal(files.get(await ino("/small")), 1, "the small file, read whole");
+    assert.equal(files.get(await ino("/seq")), 4, "the sequential file's blocks");
+    assert.ok(!files.has(r), "not the file read at random");
+  } finally {
+    await vol.close();
+  }
+});
