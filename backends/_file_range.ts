@@ -11,30 +11,18 @@ export async function readRange(
   length?: number,
 ): Promise<Uint8Array> {
   using file = await Deno.open(path, { read: true });
-  if (length !== undefined) {
-    // A known length needs no stat: read until it is filled or the file ends.
-    const out = new Uint8Array(Math.max(0, length));
-    if (out.length === 0) return out;
-    if (offset > 0) await file.seek(offset, Deno.SeekMode.Start);
-    let done = 0;
-    while (done < out.length) {
-      const n = await file.read(out.subarray(done));
-      if (n === null) break;
-      done += n;
-    }
-    return done === out.length ? out : out.subarray(0, done);
-  }
-  const size = (await file.stat()).size;
-  const start = Math.min(offset, size);
-  const end = length === undefined ? size : Math.min(size, offset + length);
-  const out = new Uint8Array(Math.max(0, end - start));
-  if (out.length === 0) return out;
-  if (start > 0) await file.seek(start, Deno.SeekMode.Start);
+  // A known length needs no stat: read until it is filled or the file ends.
+  const n = length !== undefined
+    ? Math.max(0, length)
+    : Math.max(0, (await file.stat()).size - offset);
+  const out = new Uint8Array(n);
+  if (n === 0) return out;
+  if (offset > 0) await file.seek(offset, Deno.SeekMode.Start);
   let done = 0;
-  while (done < out.length) {
-    const n = await file.read(out.subarray(done));
-    if (n === null) break;
-    done += n;
+  while (done < n) {
+    const got = await file.read(out.subarray(done));
+    if (got === null) break;
+    done += got;
   }
-  return done === out.length ? out : out.subarray(0, done);
+  return done === n ? out : out.subarray(0, done);
 }
