@@ -55,3 +55,20 @@ wait_for_mount() {
   done
   log "$what did not mount $mnt"; return 1
 }
+
+# finish_s3_run STATUS: the end of an S3 bench run's cleanup: stops the test S3 server
+# ($SERVER_PID) and removes its data ($S3_DATA_DIR, once $ENV_FILE was written), keeps the run's
+# logs in $WORK.logs when STATUS is not 0, and removes $WORK.
+finish_s3_run() {
+  if [ -n "${SERVER_PID:-}" ]; then
+    kill -TERM "$SERVER_PID" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null
+  fi
+  [ -f "$ENV_FILE" ] && [ -n "${S3_DATA_DIR:-}" ] && rm -rf "$S3_DATA_DIR"
+  if [ "$1" != 0 ] && [ -n "$(ls "$WORK"/*.log 2>/dev/null)" ]; then
+    mkdir -p "$WORK.logs" && cp "$WORK"/*.log "$WORK.logs/" && log "failed; logs kept in $WORK.logs"
+  fi
+  rm -rf "$WORK"
+}

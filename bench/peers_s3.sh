@@ -67,17 +67,7 @@ cleanup() {
   trap - INT TERM
   for fs in slayerfs s3fs rclone; do stop_daemon "${MNT[$fs]}" "${PID[$fs]}"; done
   is_mounted "$BINDFS_MNT" && { fusermount3 -u "$BINDFS_MNT" || fusermount3 -u -z "$BINDFS_MNT"; }
-  if [ -n "$SERVER_PID" ]; then
-    kill -TERM "$SERVER_PID" 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
-  fi
-  [ -f "$ENV_FILE" ] && [ -n "${S3_DATA_DIR:-}" ] && rm -rf "$S3_DATA_DIR"
-  if [ "$status" != 0 ] && [ -n "$(ls "$WORK"/*.log 2>/dev/null)" ]; then
-    mkdir -p "$WORK.logs" && cp "$WORK"/*.log "$WORK.logs/" && log "failed; logs kept in $WORK.logs"
-  fi
-  rm -rf "$WORK"
+  finish_s3_run "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
