@@ -28,14 +28,21 @@
  * @module
  */
 
-import { compressBlock, lz4DecompressInto, xxh3_64 } from "../wasm/mod.ts";
+import {
+  decodeSegmented,
+  decodeSegmentedBlock,
+  encodeSegmented,
+  SEGMENT_ENTRY_SIZE,
+  SEGMENT_SIZE,
+  SegmentError,
+} from "../wasm/mod.ts";
 import { Errno, FsError } from "./errno.ts";
 
 /** Bytes per segment (the last segment of a block may be shorter). */
-export const SEGMENT = 1 << 16;
+export const SEGMENT = SEGMENT_SIZE;
 
 /** Bytes per segment in a record's table: a u16 stored length (0: raw) and the u64 XXH3-64. */
-export const SEGMENT_ENTRY = 10;
+export const SEGMENT_ENTRY = SEGMENT_ENTRY_SIZE;
 
 /** How many segments a block of `rawLen` bytes has. */
 export function segmentCount(rawLen: number): number {
@@ -50,38 +57,18 @@ export interface SegmentedBlock {
   table: Uint8Array;
   /** Whether any segment is compressed. */
   compressed: boolean;
+  /** XXH3-64 of the whole raw block (the record's checksum), computed in the same pass. */
+  checksum: bigint;
 }
 
 /**
  * Encodes `raw` segment by segment; with `compress`, each segment that LZ4 makes smaller is
- * stored compressed. When no segment is, `data` is `raw` itself (not copied).
+ * stored compressed (with `sample` too, only if a 64 KiB sample from the middle of a large block
+ * shrinks). When no segment is, `data` is `raw` itself (not copied). One pass in Wasm memory
+ * (`wasm/segments.ts`): the block is copied in once and the stored bytes out once.
  */
-export function encodeSegments(raw: Uint8Array, compress: boolean): SegmentedBlock {
-  const n = segmentCount(raw.byteLength);
-  const table = new Uint8Array(n * SEGMENT_ENTRY);
-  const tv = new DataView(table.buffer);
-  let out: Uint8Array | undefined;
-  let o = 0;
-  for (let i = 0; i < n; i++) {
-    const seg = raw.subarray(i * SEGMENT, (i + 1) * SEGMENT);
-    tv.setBigUint64(i * SEGMENT_ENTRY + 2, xxh3_64(seg), true);
-    let stored = seg;
-    if (compress) {
-      const c = compressBlock(seg);
-      if (c.compressed) {
-        stored = c.data;
-        tv.setUint16(i * SEGMENT_ENTRY, stored.byteLength, true);
-        if (!out) {
-          out = new Uint8Array(raw.byteLength);
-          out.set(raw.subarray(0, o));
-        }
-      }
-    }
-    out?.set(stored, o);
-    o += stored.byteLength;
-  }
-  if (!out) return { data: raw, table, compressed: false };
-  return { data: o === out.byteLength ? out : out.slice(0, o), table, compressed: true };
+export function encodeSegments(raw: Uint8Array, compress: boolean, sample = false): SegmentedBlock {
+  return encodeSegmented(raw, compress, sample);
 }
 
 /** The raw length of segment `i` of a block of `rawLen` bytes. */
@@ -119,11 +106,43 @@ export function tableSums(table: Uint8Array): Uint8Array {
   return out;
 }
 
+/** The `EIO` error for a failed segment decode of block `key` (`stored`: the bytes decoded). */
+function segmentEio(
+  err: unknown,
+  key: string,
+  stored: Uint8Array,
+  table: Uint8Array,
+  rawLen: number,
+  first: number,
+  last: number,
+): FsError {
+  if (!(err instanceof SegmentError)) {
+    return new FsError(Errno.EIO, `Block "${key}" cannot be decoded: ${err}`, { cause: err });
+  }
+  const i = err.segment;
+  const message = {
+    short: `Block "${key}" is short: segment ${i} is cut off`,
+    corrupt: `Block "${key}" segment ${i} does not decompress: ${err.message}`,
+    checksum: `Block "${key}" segment ${i} fails its checksum`,
+    long: `Block "${key}" has ${stored.byteLength} bytes, expected ${
+      segmentSpan(table, rawLen, first, last).length
+    }`,
+  }[err.reason];
+  return new FsError(Errno.EIO, message, { cause: err });
+}
+
+/** Checks the table's size against the block's. */
+function checkTable(table: Uint8Array, rawLen: number, key: string): void {
+  if (table.byteLength !== segmentCount(rawLen) * SEGMENT_ENTRY) {
+    throw new FsError(Errno.EIO, `Block "${key}" has a segment table of the wrong size`);
+  }
+}
+
 /**
  * Decodes and verifies segments `[first, last]` of a block of `rawLen` bytes from `stored`, the
- * bytes {@linkcode segmentSpan} names. Returns one raw array per segment: a view of `stored` for
- * a segment stored raw, a new array for a compressed one. Throws `EIO` naming `key` on any
- * mismatch: never wrong bytes.
+ * bytes {@linkcode segmentSpan} names. Returns one raw array per segment, each its own buffer
+ * (copied out of Wasm memory once), or views of `stored` when all of them are stored raw. Throws
+ * `EIO` naming `key` on any mismatch: never wrong bytes.
  */
 export function decodeSegments(
   stored: Uint8Array,
@@ -133,40 +152,12 @@ export function decodeSegments(
   last: number,
   key: string,
 ): Uint8Array[] {
-  if (table.byteLength !== segmentCount(rawLen) * SEGMENT_ENTRY) {
-    throw new FsError(Errno.EIO, `Block "${key}" has a segment table of the wrong size`);
+  checkTable(table, rawLen, key);
+  try {
+    return decodeSegmented(stored, table, rawLen, first, last);
+  } catch (err) {
+    throw segmentEio(err, key, stored, table, rawLen, first, last);
   }
-  const tv = new DataView(table.buffer, table.byteOffset, table.byteLength);
-  const out: Uint8Array[] = [];
-  let o = 0;
-  for (let i = first; i <= last; i++) {
-    const len = storedLenOf(table, i, rawLen);
-    const segRaw = rawLenOf(i, rawLen);
-    if (o + len > stored.byteLength) {
-      throw new FsError(Errno.EIO, `Block "${key}" is short: segment ${i} is cut off`);
-    }
-    const seg = stored.subarray(o, o + len);
-    o += len;
-    let raw = seg;
-    if (table[i * SEGMENT_ENTRY] !== 0 || table[i * SEGMENT_ENTRY + 1] !== 0) {
-      raw = new Uint8Array(segRaw);
-      try {
-        lz4DecompressInto(seg, raw);
-      } catch (err) {
-        throw new FsError(Errno.EIO, `Block "${key}" segment ${i} does not decompress: ${err}`, {
-          cause: err,
-        });
-      }
-    }
-    if (xxh3_64(raw) !== tv.getBigUint64(i * SEGMENT_ENTRY + 2, true)) {
-      throw new FsError(Errno.EIO, `Block "${key}" segment ${i} fails its checksum`);
-    }
-    out.push(raw);
-  }
-  if (o !== stored.byteLength) {
-    throw new FsError(Errno.EIO, `Block "${key}" has ${stored.byteLength} bytes, expected ${o}`);
-  }
-  return out;
 }
 
 /**
@@ -179,10 +170,10 @@ export function decodeAllSegments(
   rawLen: number,
   key: string,
 ): Uint8Array {
-  const n = segmentCount(rawLen);
-  const parts = decodeSegments(stored, table, rawLen, 0, n - 1, key);
-  if (stored.byteLength === rawLen) return stored; // every segment raw: verified in place
-  const raw = new Uint8Array(rawLen);
-  parts.forEach((p, i) => raw.set(p, i * SEGMENT));
-  return raw;
+  checkTable(table, rawLen, key);
+  try {
+    return decodeSegmentedBlock(stored, table, rawLen);
+  } catch (err) {
+    throw segmentEio(err, key, stored, table, rawLen, 0, segmentCount(rawLen) - 1);
+  }
 }

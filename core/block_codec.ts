@@ -6,7 +6,14 @@
  * @module
  */
 
-import { blake3, compressBlock, lz4DecompressInto, xxh3_64 } from "../wasm/mod.ts";
+import {
+  blake3,
+  compressBlock,
+  lz4DecompressInto,
+  SAMPLE_SIZE,
+  sampleShrinks,
+  xxh3_64,
+} from "../wasm/mod.ts";
 import { Errno, FsError } from "./errno.ts";
 import {
   decodeAllSegments,
@@ -87,15 +94,21 @@ export function encodeBlock(
   dedup: boolean,
   segmented = false,
 ): EncodedBlock {
-  const checksum = xxh3_64(raw);
   if (segmented && !dedup) {
-    const seg = encodeSegments(raw, compress && looksCompressible(raw));
+    // One pass in Wasm memory: the sample, the block's and each segment's hash, compression.
+    const seg = encodeSegments(raw, compress, true);
     const flags = BLOCK_SEGMENTED | (seg.compressed ? BLOCK_LZ4 : 0);
     return {
       data: seg.data,
-      record: { flags, storedLen: seg.data.byteLength, checksum, segments: seg.table },
+      record: {
+        flags,
+        storedLen: seg.data.byteLength,
+        checksum: seg.checksum,
+        segments: seg.table,
+      },
     };
   }
+  const checksum = xxh3_64(raw);
   let data = raw;
   let flags = 0;
   if (compress && looksCompressible(raw)) {
@@ -113,17 +126,16 @@ export function encodeBlock(
   return { data, record };
 }
 
-const SAMPLE = 64 * 1024;
-
 /**
  * Whether a block is worth compressing: large blocks are judged by a 64 KiB sample from their
  * middle, so incompressible data (media, model weights, encrypted files) costs one sample, not a
- * whole compression pass.
+ * whole compression pass. (The segmented path applies the same rule in `encodeSegmented`.)
  */
 function looksCompressible(raw: Uint8Array): boolean {
-  if (raw.byteLength < 4 * SAMPLE) return true;
-  const at = Math.floor((raw.byteLength - SAMPLE) / 2);
-  return compressBlock(raw.subarray(at, at + SAMPLE)).data.byteLength < SAMPLE * 0.9;
+  if (raw.byteLength < 4 * SAMPLE_SIZE) return true;
+  const at = Math.floor((raw.byteLength - SAMPLE_SIZE) / 2);
+  const c = compressBlock(raw.subarray(at, at + SAMPLE_SIZE));
+  return c.compressed && sampleShrinks(c.data.byteLength);
 }
 
 /**

@@ -21,6 +21,25 @@ export interface EngineExports {
   lz4Compress(src: number, len: number, dst: number, cap: number): number;
   /** Decompresses into `dst` of capacity `cap`; bytes written, or negative if malformed. */
   lz4Decompress(src: number, len: number, dst: number, cap: number): number;
+  /**
+   * Encodes a block in 64 KiB segments (hash each, compress each with `compress`): writes the
+   * table and the whole block's hash at `table`, the stored segments at `dst`; the stored length.
+   */
+  segEncode(src: number, len: number, dst: number, table: number, compress: number): number;
+  /** Decodes and verifies a run of segments into `dst`; bytes written, or a negative reason. */
+  segDecode(
+    src: number,
+    len: number,
+    table: number,
+    rawLen: number,
+    first: number,
+    last: number,
+    dst: number,
+  ): number;
+  /** The segment of the last failed `segDecode`. */
+  segErrorSegment(): number;
+  /** The LZ4 reason code of the last failed `segDecode` (0: another cause). */
+  segErrorCode(): number;
   /** XXH3-64 (seed 0) as a signed 64-bit BigInt. */
   xxh3(ptr: number, len: number): bigint;
   /** Starts a long XXH3 hash (inputs over 240 bytes). */

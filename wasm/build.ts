@@ -20,6 +20,7 @@ export const SOURCES: readonly string[] = [
   "blake3.ts",
   "xxh3.ts",
   "lz4.ts",
+  "segments.ts",
   "cache.ts",
   "engine.ts",
 ];

@@ -28,6 +28,18 @@ export {
   lz4DecompressInto,
   Lz4Error,
 } from "./lz4.ts";
+export {
+  decodeSegmented,
+  decodeSegmentedBlock,
+  encodeSegmented,
+  SAMPLE_SIZE,
+  sampleShrinks,
+  SEGMENT_ENTRY_SIZE,
+  SEGMENT_SIZE,
+  type SegmentEncoding,
+  SegmentError,
+  type SegmentFailure,
+} from "./segments.ts";
 export { xxh3_64 } from "./xxh3.ts";
 export { blake3 } from "./blake3.ts";
 export {
