@@ -209,10 +209,11 @@ export function decodeSegmented(
 }
 
 /**
- * Decodes and verifies a whole segmented block of `rawLen` bytes into one array; a block stored
- * all raw is returned as `stored` itself (verified, not copied).
+ * Decodes and verifies a whole segmented block of `rawLen` bytes into one array: `into` (which must
+ * have `rawLen` bytes) when given, else a new array, or `stored` itself (verified, not copied) for
+ * a block stored all raw. The raw bytes are copied out of Wasm memory once, straight into it.
  *
- * @throws {SegmentError} like {@linkcode decodeSegmented}.
+ * @throws {SegmentError} like {@linkcode decodeSegmented}; `into` may then hold partial output.
  *
  * @example
  * ```ts
@@ -222,20 +223,33 @@ export function decodeSegmented(
  * const block = new TextEncoder().encode("to be or not to be ".repeat(10_000));
  * const enc = encodeSegmented(block, true);
  * deepEqual(decodeSegmentedBlock(enc.data, enc.table, block.length), block);
+ * const buf = new Uint8Array(block.length);
+ * deepEqual(decodeSegmentedBlock(enc.data, enc.table, block.length, buf), block);
  * ```
  */
 export function decodeSegmentedBlock(
   stored: Uint8Array,
   table: Uint8Array,
   rawLen: number,
+  into?: Uint8Array,
 ): Uint8Array {
+  if (into !== undefined && into.byteLength !== rawLen) {
+    throw new RangeError(`The destination has ${into.byteLength} bytes, not ${rawLen}`);
+  }
   if (rawLen === 0 && table.byteLength === 0) {
     if (stored.byteLength !== 0) throw new SegmentError(0, "long", 0);
-    return stored;
+    return into ?? stored;
   }
   const last = Math.ceil(rawLen / SEGMENT_SIZE) - 1;
   const runLen = runLength(table, rawLen, 0, last);
   const inPlace = allRaw(table, 0, last);
   const at = decodeRun(stored, table, rawLen, 0, last, runLen, inPlace);
-  return inPlace ? stored : codec().u8.slice(at, at + runLen);
+  if (inPlace) {
+    into?.set(stored);
+    return into ?? stored;
+  }
+  const out = codec().u8.subarray(at, at + runLen);
+  if (into === undefined) return out.slice();
+  into.set(out);
+  return into;
 }

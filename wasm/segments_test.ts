@@ -79,6 +79,9 @@ Deno.test("encodeSegmented() writes the bytes and table of per-segment compressB
           o += code || segLen;
         }
         deepEqual(decodeSegmentedBlock(enc.data, enc.table, raw.length), raw, what);
+        const into = new Uint8Array(raw.length).fill(0xa5);
+        equal(decodeSegmentedBlock(enc.data, enc.table, raw.length, into), into);
+        deepEqual(into, raw, `${what}: into a buffer`);
       }
     }
   } finally {
@@ -159,6 +162,11 @@ Deno.test("decodeSegmented() fails with the segment and reason on cut, corrupt, 
   flipped[3 * SEGMENT_SIZE + 7] = flipped[3 * SEGMENT_SIZE + 7]! ^ 0x10;
   fails(flipped, plain.table, 3, "checksum");
   throws(() => decodeSegmented(enc.data, enc.table, raw.length, 2, 4), RangeError);
+  throws(
+    () => decodeSegmentedBlock(enc.data, enc.table, raw.length, new Uint8Array(5)),
+    RangeError,
+  );
+  throws(() => decodeSegmentedBlock(flipped, plain.table, raw.length, new Uint8Array(raw.length)));
   throws(() => decodeSegmented(enc.data, enc.table.subarray(10), raw.length, 0, 0), RangeError);
 });
 
