@@ -28,7 +28,7 @@
  * @module
  */
 
-import { compressBlock, lz4DecompressInto, xxh3_64 } from "../wasm/mod.ts";
+import { lz4CompressInto, lz4DecompressInto, xxh3_64 } from "../wasm/mod.ts";
 import { Errno, FsError } from "./errno.ts";
 
 /** Bytes per segment (the last segment of a block may be shorter). */
@@ -60,28 +60,37 @@ export function encodeSegments(raw: Uint8Array, compress: boolean): SegmentedBlo
   const n = segmentCount(raw.byteLength);
   const table = new Uint8Array(n * SEGMENT_ENTRY);
   const tv = new DataView(table.buffer);
+  // Compressed segments are written straight into a scratch buffer kept for the next block,
+  // and the result copied out at its exact size: one new array per block, not a block-sized
+  // one plus one per segment (the codec workers' garbage was most of a stream's memory).
   let out: Uint8Array | undefined;
   let o = 0;
   for (let i = 0; i < n; i++) {
     const seg = raw.subarray(i * SEGMENT, (i + 1) * SEGMENT);
     tv.setBigUint64(i * SEGMENT_ENTRY + 2, xxh3_64(seg), true);
-    let stored = seg;
-    if (compress) {
-      const c = compressBlock(seg);
-      if (c.compressed) {
-        stored = c.data;
-        tv.setUint16(i * SEGMENT_ENTRY, stored.byteLength, true);
-        if (!out) {
-          out = new Uint8Array(raw.byteLength);
-          out.set(raw.subarray(0, o));
-        }
+    if (compress && seg.byteLength > 1) {
+      if (!out) out = scratch(raw.byteLength);
+      // Room for one byte less than the segment: the encoder gives up when it cannot do better.
+      const c = lz4CompressInto(seg, out.subarray(o, o + seg.byteLength - 1));
+      if (c > 0) {
+        tv.setUint16(i * SEGMENT_ENTRY, c, true);
+        o += c;
+        continue;
       }
     }
-    out?.set(stored, o);
-    o += stored.byteLength;
+    out?.set(seg, o);
+    o += seg.byteLength;
   }
-  if (!out) return { data: raw, table, compressed: false };
-  return { data: o === out.byteLength ? out : out.slice(0, o), table, compressed: true };
+  if (!out || o === raw.byteLength) return { data: raw, table, compressed: false };
+  return { data: out.slice(0, o), table, compressed: true };
+}
+
+let scratchBuf = new Uint8Array(0);
+
+/** The encoder's scratch buffer, at least `n` bytes (kept: one per isolate, a block's size). */
+function scratch(n: number): Uint8Array {
+  if (scratchBuf.byteLength < n) scratchBuf = new Uint8Array(n);
+  return scratchBuf;
 }
 
 /** The raw length of segment `i` of a block of `rawLen` bytes. */
@@ -122,8 +131,9 @@ export function tableSums(table: Uint8Array): Uint8Array {
 /**
  * Decodes and verifies segments `[first, last]` of a block of `rawLen` bytes from `stored`, the
  * bytes {@linkcode segmentSpan} names. Returns one raw array per segment: a view of `stored` for
- * a segment stored raw, a new array for a compressed one. Throws `EIO` naming `key` on any
- * mismatch: never wrong bytes.
+ * a segment stored raw, a new array for a compressed one; with `into`, each segment is also
+ * at its place in `into` (segment `first` at 0; a compressed one is decompressed there). Throws `EIO`
+ * naming `key` on any mismatch: never wrong bytes.
  */
 export function decodeSegments(
   stored: Uint8Array,
@@ -132,6 +142,7 @@ export function decodeSegments(
   first: number,
   last: number,
   key: string,
+  into?: Uint8Array,
 ): Uint8Array[] {
   if (table.byteLength !== segmentCount(rawLen) * SEGMENT_ENTRY) {
     throw new FsError(Errno.EIO, `Block "${key}" has a segment table of the wrong size`);
@@ -148,8 +159,9 @@ export function decodeSegments(
     const seg = stored.subarray(o, o + len);
     o += len;
     let raw = seg;
+    const at = (i - first) * SEGMENT;
     if (table[i * SEGMENT_ENTRY] !== 0 || table[i * SEGMENT_ENTRY + 1] !== 0) {
-      raw = new Uint8Array(segRaw);
+      raw = into ? into.subarray(at, at + segRaw) : new Uint8Array(segRaw);
       try {
         lz4DecompressInto(seg, raw);
       } catch (err) {
@@ -161,6 +173,7 @@ export function decodeSegments(
     if (xxh3_64(raw) !== tv.getBigUint64(i * SEGMENT_ENTRY + 2, true)) {
       throw new FsError(Errno.EIO, `Block "${key}" segment ${i} fails its checksum`);
     }
+    if (into && raw === seg) into.set(seg, at);
     out.push(raw);
   }
   if (o !== stored.byteLength) {
@@ -180,9 +193,12 @@ export function decodeAllSegments(
   key: string,
 ): Uint8Array {
   const n = segmentCount(rawLen);
-  const parts = decodeSegments(stored, table, rawLen, 0, n - 1, key);
-  if (stored.byteLength === rawLen) return stored; // every segment raw: verified in place
+  if (stored.byteLength === rawLen) {
+    decodeSegments(stored, table, rawLen, 0, n - 1, key); // every segment raw: verified in place
+    return stored;
+  }
+  // Each segment decoded straight into its place in the block (no array per segment).
   const raw = new Uint8Array(rawLen);
-  parts.forEach((p, i) => raw.set(p, i * SEGMENT));
+  decodeSegments(stored, table, rawLen, 0, n - 1, key, raw);
   return raw;
 }
