@@ -16,8 +16,12 @@ self.onmessage = (ev: MessageEvent) => {
     if (job.op === "encode") {
       const enc = encodeBlock(job.raw, job.compress, job.dedup, job.segmented);
       if (job.sums) enc.sums = blockSums(job.raw, enc.record);
-      // The data may be the raw input itself (incompressible): transfer whichever it is.
-      self.postMessage({ id, ok: true, value: enc }, [enc.data.buffer as ArrayBuffer]);
+      // The input goes back too (the caller reuses it, core/_buffer_pool.ts); the data may be
+      // the input itself (incompressible).
+      enc.input = job.raw;
+      const transfer = [enc.data.buffer as ArrayBuffer];
+      if (job.raw.buffer !== enc.data.buffer) transfer.push(job.raw.buffer as ArrayBuffer);
+      self.postMessage({ id, ok: true, value: enc }, transfer);
     } else {
       const raw = decodeBlock(job.stored, job.record, job.rawLen, job.key);
       const own = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength

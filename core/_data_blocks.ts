@@ -80,3 +80,17 @@ export async function deleteSlices(
   for (let i = 0; i < keys.length; i += 1000) await data.store.delete(keys.slice(i, i + 1000));
   await data.meta.clearGarbage(freed.map((f) => f.id));
 }
+
+/** Deletes the blocks of every slice left in the garbage list (1,000 at a time); how many. */
+export async function collectGarbage(
+  meta: { listGarbage(limit: number): Promise<FreedSlice[]> },
+  remove: (batch: FreedSlice[]) => Promise<void>,
+): Promise<number> {
+  let n = 0;
+  for (;;) {
+    const batch = await meta.listGarbage(1000);
+    if (batch.length === 0) return n;
+    await remove(batch);
+    n += batch.length;
+  }
+}

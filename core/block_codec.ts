@@ -63,6 +63,11 @@ export interface EncodedBlock {
   record: BlockRecord;
   /** {@linkcode segmentSums} of the raw block, when asked for. */
   sums?: Uint8Array;
+  /**
+   * The raw input, given back by a worker it was transferred to ({@linkcode CodecPool.encode});
+   * `data` may be a view of it (a block that does not compress).
+   */
+  input?: Uint8Array;
 }
 
 /** The segments a disk cache tier checksums one by one, so that it can read ranges (64 KiB). */
@@ -350,8 +355,10 @@ export class CodecPool {
   }
 
   /**
-   * Encodes a block (see {@linkcode encodeBlock}); `raw` is transferred for large blocks. With
-   * `sums`, the result also carries the raw block's {@linkcode segmentSums} (for a disk cache).
+   * Encodes a block (see {@linkcode encodeBlock}); `raw` is transferred for large blocks, and
+   * comes back as the result's `input` (`data` may be a view of it) so that the caller can
+   * reuse its buffer. With `sums`, the result also carries the raw block's {@linkcode
+   * segmentSums} (for a disk cache).
    */
   encode(
     raw: Uint8Array,
@@ -364,6 +371,7 @@ export class CodecPool {
       try {
         const enc = encodeBlock(raw, compress, dedup, segmented);
         if (sums) enc.sums = blockSums(raw, enc.record);
+        enc.input = raw;
         return Promise.resolve(enc);
       } catch (err) {
         return Promise.reject(err);

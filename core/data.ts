@@ -79,10 +79,13 @@ import { Errno, FsError } from "./errno.ts";
 import type { FreedSlice } from "./meta/mod.ts";
 import { blobObjectKey, blockKey, resolveSegments, type SliceRecord } from "./slice.ts";
 import type { Ino, SliceId } from "./types.ts";
-import { BLOCK_INLINE, type BlockRecord, CodecPool, decodeBlock, toHex } from "./block_codec.ts";
+import { BLOCK_INLINE, type BlockRecord, CodecPool, decodeBlock } from "./block_codec.ts";
+import { type EncodedBlock, toHex } from "./block_codec.ts";
+import { encodeForStore, encodePool } from "./_data_put.ts";
+import type { BufferPool } from "./_buffer_pool.ts";
 import { SegmentReader } from "./_segment_reads.ts";
 import { withDeadline } from "./_deadline.ts";
-import { blocksOf, deleteSlices } from "./_data_blocks.ts";
+import { blocksOf, collectGarbage, deleteSlices } from "./_data_blocks.ts";
 import { inlineKey } from "./meta/keys.ts";
 import { NotFoundError } from "./block_store.ts";
 import { getLog } from "./log.ts";
@@ -131,6 +134,8 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   readonly inlineMax: number;
   /** The workers that compress, checksum and hash blocks. */
   readonly #codec: CodecPool;
+  /** Buffers of the block copies sent to the codec workers (`core/_data_put.ts`). */
+  readonly #buffers: BufferPool;
   /** Whether blocks are LZ4-compressed (the volume's `compression`). */
   readonly compress: boolean;
   /** Called with errors no request can report. */
@@ -152,6 +157,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     this.uploadConcurrency = options.uploadConcurrency ??
       Math.max(2, Math.min(16, store.limits.concurrency));
     this.#codec = new CodecPool(options.codecWorkers);
+    this.#buffers = encodePool(this.blockSize, this.uploadConcurrency);
     this.compress = meta.format.compression === "lz4";
     this.dedup = meta.format.dedup === true;
     this.inlineMax = meta.format.inlineMax ?? 0;
@@ -185,22 +191,30 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
    * returns its record. `raw` stays the caller's.
    */
   async putBlock(id: SliceId, index: number, raw: Uint8Array): Promise<StoredBlock> {
-    const input = raw.byteLength >= 128 * 1024 ? raw.slice() : raw;
     if (raw.byteLength <= this.inlineMax) {
       // Small: committed into the metadata with the slice, no object in the store.
+      const input = raw.byteLength >= 128 * 1024 ? raw.slice() : raw;
       const enc = await this.#codec.encode(input, this.compress, false);
       enc.record.flags |= BLOCK_INLINE;
       enc.record.inline = enc.data === raw ? raw.slice() : enc.data;
       return { record: enc.record };
     }
-    const sums = this.cacheWrites && this.cache.wantsSegmentSums === true && !this.dedup;
-    const enc = await this.#codec.encode(
-      input,
-      this.compress,
-      this.dedup,
-      sums,
-      this.segmented && !this.dedup,
-    );
+    const { enc, release } = await encodeForStore(this.#codec, this.#buffers, raw, {
+      compress: this.compress,
+      dedup: this.dedup,
+      sums: this.cacheWrites && this.cache.wantsSegmentSums === true && !this.dedup,
+      segmented: this.segmented && !this.dedup,
+    });
+    const stored = await this.#store(id, index, raw, enc).catch((err) => {
+      release(false);
+      throw err;
+    });
+    release(true);
+    return stored;
+  }
+
+  /** Stores an encoded block (see {@linkcode putBlock}). */
+  async #store(id: SliceId, index: number, raw: Uint8Array, enc: EncodedBlock) {
     if (!enc.record.hash) {
       const key = blockKey(id, index, raw.byteLength);
       await this.store.put(key, enc.data);
@@ -579,13 +593,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   }
 
   /** Deletes the blocks of every slice left in the garbage list (e.g. after a crash). */
-  async collectGarbage(): Promise<number> {
-    let n = 0;
-    for (;;) {
-      const batch = await this.meta.listGarbage(1000);
-      if (batch.length === 0) return n;
-      await this.deleteSlices(batch);
-      n += batch.length;
-    }
+  collectGarbage(): Promise<number> {
+    return collectGarbage(this.meta, (batch) => this.deleteSlices(batch));
   }
 }

@@ -269,6 +269,8 @@ export const METRIC_NAMES: readonly string[] = [
   "process_cpu_seconds_total",
   "process_resident_memory_bytes",
   "process_heap_used_bytes",
+  "process_heap_total_bytes",
+  "process_external_memory_bytes",
   "process_open_fds",
   "process_start_time_seconds",
   "uptime_seconds",

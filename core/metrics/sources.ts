@@ -66,6 +66,8 @@ interface Snapshot {
   cpuSeconds: number;
   rss: number;
   heapUsed: number;
+  heapTotal: number;
+  external: number;
   fds: number | undefined;
 }
 
@@ -128,6 +130,8 @@ export function watchSources(registry: Registry, sources: ScrapeSources): void {
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       rss: mem.rss,
       heapUsed: mem.heapUsed,
+      heapTotal: mem.heapTotal,
+      external: mem.external,
       fds: openFds(),
     };
   };
@@ -269,6 +273,13 @@ export function watchSources(registry: Registry, sources: ScrapeSources): void {
   add("process_cpu_seconds_total", "counter", "User and system CPU time", (s) => s.cpuSeconds);
   add("process_resident_memory_bytes", "gauge", "Resident memory", (s) => s.rss);
   add("process_heap_used_bytes", "gauge", "JavaScript heap in use", (s) => s.heapUsed);
+  add("process_heap_total_bytes", "gauge", "JavaScript heap reserved", (s) => s.heapTotal);
+  add(
+    "process_external_memory_bytes",
+    "gauge",
+    "Memory outside the JavaScript heap that V8 accounts for (ArrayBuffers: block buffers)",
+    (s) => s.external,
+  );
   add("process_open_fds", "gauge", "Open file descriptors", (s) => s.fds);
   add(
     "process_start_time_seconds",
