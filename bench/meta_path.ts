@@ -43,6 +43,13 @@ function run(cmd: string, args: string[]): void {
   if (!r.success) throw new Error(`${cmd} ${args.join(" ")} failed`);
 }
 
+/** The daemon's CPU time so far (user + system), in µs, from `/proc/PID/stat`. */
+function daemonCpuUs(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 1e6 / 100; // utime, stime in clock ticks
+}
+
 function dropCaches(): void {
   run("sync", []);
   Deno.writeTextFileSync("/proc/sys/vm/drop_caches", "3");
@@ -88,10 +95,12 @@ try {
   console.log(`load average ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   for (const [name, n, fn] of phases) {
     const before = await scrape();
+    const cpu0 = daemonCpuUs(fs.pid);
     const t0 = performance.now();
     await fn();
     const ms = performance.now() - t0;
     await new Promise((r) => setTimeout(r, 300)); // forgets and batched closes land
+    const cpu = (daemonCpuUs(fs.pid) - cpu0) / n;
     const after = await scrape();
     const per: string[] = [];
     let total = 0;
@@ -102,9 +111,9 @@ try {
       per.push(`${k} ${(d / n).toFixed(2)}`);
     }
     console.log(
-      `${name.padEnd(12)} ${ms.toFixed(0).padStart(6)} ms  ${(total / n).toFixed(2)} req/file: ${
-        per.join(", ")
-      }`,
+      `${name.padEnd(12)} ${ms.toFixed(0).padStart(6)} ms ${
+        cpu.toFixed(0).padStart(6)
+      } µs cpu/file  ${(total / n).toFixed(2)} req/file: ${per.join(", ")}`,
     );
   }
 } finally {
