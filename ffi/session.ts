@@ -25,8 +25,6 @@ import { forceUnmount, mountInfo, resolveMountpoint } from "./mounts.ts";
 import { answerLost, feedInit, type InitInfo, requestUnique } from "./_takeover.ts";
 
 const log = getLog("fuse");
-/** How long the JS loop keeps reading the empty fd before it waits in `ppoll` instead (ms). */
-const LOOK_MS = 0.05;
 
 /** How a session is mounted and cached. */
 export interface MountOptions {
@@ -379,16 +377,14 @@ export class FuseSession implements AsyncDisposable {
             // switches per request.
             // Only while the requests in hand get answered from memory (a few microtask turns):
             // one waiting on I/O needs the event loop, so then park at once. Once every request
-            // is answered (and the microtasks after the replies ran) and LOOK_MS has passed (a
-            // request that follows within the client's own system call comes by then), the rest
-            // of the wait is a `ppoll` on this thread: the kernel wakes it when a request
-            // arrives, without the CPU of looking again and again (the event loop waits either
-            // way).
+            // is answered (and the microtasks after the replies ran), the rest of the wait is a
+            // `ppoll` on this thread: the kernel wakes it when a request arrives, without the
+            // CPU of looking again and again (the event loop waits either way).
             const t = performance.now();
             if (spinUntil === 0) spinUntil = t + spinMs;
             const idle = this.#adapter.pending === 0;
             if (t < spinUntil && (idle || busyTurns++ < 16)) {
-              if (idle && quietTurns++ >= 2 && t >= spinUntil - spinMs + LOOK_MS) {
+              if (idle && quietTurns++ >= 2) {
                 const ns = Math.ceil((spinUntil - t) * 1e6);
                 timeout[0] = BigInt(Math.floor(ns / 1e9));
                 timeout[1] = BigInt(ns % 1e9);
