@@ -2,7 +2,8 @@
  * Where the metadata path spends its requests: the small-file and tree phases of `peers.sh` on a
  * fresh SlayerFS mount (SQLite metadata, `file://` blocks), with the FUSE requests per operation
  * and the metadata transactions (read, write) each phase caused, per file, from the mount's
- * Prometheus counters.
+ * Prometheus counters, with the daemon's CPU time (`/proc/PID/stat`) and read-type system calls
+ * (`syscr` of `/proc/PID/io`, mostly `read`s of `/dev/fuse`) per file.
  *
  * ```sh
  * ./dev deno run -A bench/meta_path.ts                 # 1000 small files, a 1000-file tree
@@ -41,6 +42,18 @@ async function scrape(): Promise<Map<string, number>> {
 function run(cmd: string, args: string[]): void {
   const r = new Deno.Command(cmd, { args, stdout: "null", stderr: "inherit" }).outputSync();
   if (!r.success) throw new Error(`${cmd} ${args.join(" ")} failed`);
+}
+
+/** The daemon's CPU time so far (user + system), in µs, from `/proc/PID/stat`. */
+function daemonCpuUs(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 1e6 / 100; // utime, stime in clock ticks
+}
+
+/** The daemon's read-type system calls so far (`syscr` of `/proc/PID/io`: `read`s of `/dev/fuse`). */
+function daemonReads(pid: number): number {
+  return Number(Deno.readTextFileSync(`/proc/${pid}/io`).match(/^syscr: (\d+)/m)?.[1] ?? NaN);
 }
 
 function dropCaches(): void {
@@ -88,10 +101,14 @@ try {
   console.log(`load average ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   for (const [name, n, fn] of phases) {
     const before = await scrape();
+    const cpu0 = daemonCpuUs(fs.pid);
+    const reads0 = daemonReads(fs.pid);
     const t0 = performance.now();
     await fn();
     const ms = performance.now() - t0;
     await new Promise((r) => setTimeout(r, 300)); // forgets and batched closes land
+    const cpu = (daemonCpuUs(fs.pid) - cpu0) / n;
+    const reads = (daemonReads(fs.pid) - reads0) / n;
     const after = await scrape();
     const per: string[] = [];
     let total = 0;
@@ -102,9 +119,11 @@ try {
       per.push(`${k} ${(d / n).toFixed(2)}`);
     }
     console.log(
-      `${name.padEnd(12)} ${ms.toFixed(0).padStart(6)} ms  ${(total / n).toFixed(2)} req/file: ${
-        per.join(", ")
-      }`,
+      `${name.padEnd(12)} ${ms.toFixed(0).padStart(6)} ms ${
+        cpu.toFixed(0).padStart(6)
+      } µs cpu/file ${reads.toFixed(1).padStart(5)} reads/file  ${
+        (total / n).toFixed(2)
+      } req/file: ${per.join(", ")}`,
     );
   }
 } finally {

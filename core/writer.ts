@@ -264,9 +264,12 @@ export class FileWriter {
   #sliceBlock(s: PendingSlice, bi: number, need: number): Uint8Array {
     let b = s.blocks[bi];
     if (!b) {
-      // Small writes start with a small buffer that grows; large ones get a whole block.
+      // Small writes start with a small buffer (a power of two from 4 KiB) that grows; large
+      // ones get a whole block. (A 64 KiB start cost ~40 µs of allocation per 1 KiB file.)
       const bs = this.#data.blockSize;
-      b = new Uint8Array(need > 64 * 1024 ? bs : Math.min(bs, 64 * 1024));
+      let size = 4096;
+      while (size < need && size < 64 * 1024) size *= 2;
+      b = new Uint8Array(need > 64 * 1024 ? bs : Math.min(bs, size));
       for (let i = s.blocks.length; i < bi; i++) s.blocks[i] = new Uint8Array(0);
       s.blocks[bi] = b;
     }

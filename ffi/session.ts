@@ -6,10 +6,11 @@
  * `fuse_session_loop_mt`, run off the JS thread: its worker threads read `/dev/fuse` and call
  * thread-safe callbacks, which run on the JS thread, start the operation and return. `"js"`, the
  * CLI daemon's default, reads the non-blocking `/dev/fuse` fd on the JS thread and dispatches each
- * request itself; when the fd is empty it keeps looking for up to `spinUs` (while every request in
- * hand is answered) and then awaits an off-thread `poll`. That wait runs on Deno's blocking thread
- * pool, so a process that serves with `"js"` must not also fill that pool with calls into its own
- * mount. Either way the reply is sent from the JS thread when the operation's promise settles.
+ * request itself; when the fd is empty it keeps looking for up to `spinUs` (once every request in
+ * hand is answered, by a `ppoll` on the JS thread) and then awaits an off-thread `poll`. That
+ * wait runs on Deno's blocking thread pool, so a process that serves with `"js"` must not also
+ * fill that pool with calls into its own mount. Either way the reply is sent from the JS thread
+ * when the operation's promise settles.
  *
  * @module
  */
@@ -65,9 +66,10 @@ export interface MountOptions {
    */
   loop?: "js" | "mt";
   /**
-   * `"js"` loop: microseconds to keep looking for the next request once the fd is empty, before
-   * parking in `poll` (default 500; 0 parks at once). A client's next request usually comes
-   * within that time, and parking costs two thread switches per request.
+   * `"js"` loop: microseconds to wait on the JS thread for the next request once the fd is
+   * empty (a few microtask turns, then a `ppoll`), before parking in an off-thread `poll`
+   * (default 500; 0 parks at once). A client's next request usually comes within that time, and
+   * parking costs two thread switches per request.
    */
   spinUs?: number;
   /** Milliseconds `unmount` waits for the loop and for running requests (default 5000). */
@@ -347,10 +349,12 @@ export class FuseSession implements AsyncDisposable {
     pdv.setInt16(12, LIBC.POLLIN, true);
     const BURST = 32;
     const spinMs = this.#spinUs / 1000;
+    const timeout = new BigInt64Array(2); // struct timespec of the in-kernel wait below
     try {
       outer: while (!this.#stopping && !this.#pausing) {
         let spinUntil = 0;
         let busyTurns = 0;
+        let quietTurns = 0;
         for (let n = 0; n < BURST && !this.#pausing; n++) {
           const res = fuse.fuse_session_receive_buf(se, fbuf);
           if (res > 0) {
@@ -362,6 +366,7 @@ export class FuseSession implements AsyncDisposable {
             fuse.fuse_session_process_buf(se, fbuf);
             spinUntil = 0;
             busyTurns = 0;
+            quietTurns = 0;
             continue;
           }
           if (res === -LIBC.EINTR) continue;
@@ -371,11 +376,20 @@ export class FuseSession implements AsyncDisposable {
             // again for a few microseconds before parking in poll, which costs two thread
             // switches per request.
             // Only while the requests in hand get answered from memory (a few microtask turns):
-            // one waiting on I/O needs the event loop, so then park at once.
+            // one waiting on I/O needs the event loop, so then park at once. Once every request
+            // is answered (and the microtasks after the replies ran), the rest of the wait is a
+            // `ppoll` on this thread: the kernel wakes it when a request arrives, without the
+            // CPU of looking again and again (the event loop waits either way).
             const t = performance.now();
             if (spinUntil === 0) spinUntil = t + spinMs;
-            if (t < spinUntil && (this.#adapter.pending === 0 || busyTurns++ < 16)) {
-              await new Promise<void>((r) => queueMicrotask(r));
+            const idle = this.#adapter.pending === 0;
+            if (t < spinUntil && (idle || busyTurns++ < 16)) {
+              if (idle && quietTurns++ >= 2) {
+                const ns = Math.ceil((spinUntil - t) * 1e6);
+                timeout[0] = BigInt(Math.floor(ns / 1e9));
+                timeout[1] = BigInt(ns % 1e9);
+                libc.ppoll(pfds, 2n, timeout, null);
+              } else await new Promise<void>((r) => queueMicrotask(r));
               n--;
               continue;
             }

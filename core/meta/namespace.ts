@@ -23,6 +23,7 @@ import {
   S_IFCHR,
   S_IFDIR,
   S_IFMT,
+  S_IFREG,
   S_ISGID,
   type Timespec,
   XATTR_CREATE,
@@ -236,6 +237,8 @@ export async function mknod(tx: KvTxn, node: NewNode): Promise<Attr> {
     ctime: t,
     parent, // the directory holding it, for quotas (`quotas.ts`)
   };
+  // A new file holds no data: counted at 0, so its first commit need not scan for its chunks.
+  if (type === S_IFREG) a.allocated = 0;
   putAttr(tx, a);
   if (target !== undefined) {
     tx.set(symlinkKey(ino), nameToBytes(target));
