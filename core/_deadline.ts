@@ -50,13 +50,15 @@ export function withDeadline<T>(promise: Promise<T>, ms: number, error: () => Er
   });
 }
 
-/** Marks `b` settled: the queue drops the settled bounds at its head, and its timer when empty. */
+/**
+ * Marks `b` settled: the queue drops the settled bounds at its head. Its timer stays (it finds
+ * nothing to do when it fires, and stops): one fetch at a time would otherwise set and clear one
+ * timer per fetch again.
+ */
 function settled(q: Queue, b: Bound): void {
   if (b.expire === undefined) return; // expired already
   b.expire = undefined;
   if (--q.pending === 0) {
-    clearTimeout(q.timer);
-    q.timer = undefined;
     q.items = [];
     q.head = 0;
     return;
@@ -79,6 +81,8 @@ function arm(q: Queue, ms: number): void {
   }
   const wait = Math.max(0, q.items[q.head]!.at - performance.now());
   q.timer = setTimeout(() => fire(q, ms), wait);
+  // The fetch it bounds keeps the process alive, if anything does; the timer need not.
+  Deno.unrefTimer(q.timer);
 }
 
 /** Expires the queue's bounds that are due, then sets the timer again. */

@@ -7,7 +7,7 @@
  * thread-safe callbacks, which run on the JS thread, start the operation and return. `"js"`, the
  * CLI daemon's default, reads the non-blocking `/dev/fuse` fd on the JS thread and dispatches each
  * request itself; when the fd is empty it keeps looking for up to `spinUs` (while every request in
- * hand is answered) and then waits in `poll`: on the JS thread itself, 1 ms at a time with a turn
+ * hand is answered) and then waits in `poll`: on the JS thread itself, 4 ms at a time with a turn
  * of the event loop in between, while no request is in hand and one came within the last 50 ms
  * (the kernel then wakes this thread directly), else off the thread (an awaited `poll`, which lets
  * the event loop run I/O callbacks and timers meanwhile). That off-thread wait runs on Deno's
@@ -32,8 +32,11 @@ const log = getLog("fuse");
 
 /** How long after its last request the JS loop waits for the next on its own thread. */
 const ACTIVE_MS = 50;
-/** Each such wait, in ms (the longest a timer or an I/O callback is then delayed). */
-const SYNC_POLL_MS = 1;
+/**
+ * Each such wait, in ms, and the longest the loop then goes without a turn of the event loop
+ * (how late a timer or an I/O callback may run; a turn costs about as much as a small request).
+ */
+const SYNC_POLL_MS = 4;
 
 /** How a session is mounted and cached. */
 export interface MountOptions {
@@ -408,8 +411,12 @@ export class FuseSession implements AsyncDisposable {
         }
         // Nothing in hand and requests came lately: wait on this thread, woken by the kernel
         // itself (an off-thread poll costs two more thread switches per request), for a short
-        // while, then give timers and I/O callbacks a turn.
+        // while, then give timers and I/O callbacks a turn. A request answered from memory or a
+        // local file replies within some microtask turns: let it first.
         const t = performance.now();
+        for (let i = 0; i < 64 && this.#adapter.pending > 0 && t - lastRequest < ACTIVE_MS; i++) {
+          await new Promise<void>((r) => queueMicrotask(r));
+        }
         if (this.#adapter.pending === 0 && t - lastRequest < ACTIVE_MS) {
           if (libc.pollSync(pfds, 2n, SYNC_POLL_MS) === 0 || t - lastTurn > SYNC_POLL_MS) {
             await new Promise<void>((r) => setTimeout(r, 0));
