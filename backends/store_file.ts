@@ -157,8 +157,11 @@ export class FileBlockStore implements BlockStore {
     }
   }
 
-  /** Reads the range (the whole object by default); throws {@linkcode NotFoundError}. */
-  async get(key: string, offset = 0, length?: number): Promise<Uint8Array> {
+  /**
+   * Reads the range (the whole object by default; into `into` when it is large enough, with the
+   * descriptor pool); throws {@linkcode NotFoundError}.
+   */
+  async get(key: string, offset = 0, length?: number, into?: Uint8Array): Promise<Uint8Array> {
     const path = this.#path(key);
     if (offset === 0 && length === undefined) {
       // The common case (a whole block) in one call.
@@ -174,7 +177,9 @@ export class FileBlockStore implements BlockStore {
       try {
         const fd = await f.opening;
         if (fd >= 0) {
-          const out = new Uint8Array(Math.max(0, length));
+          const out = into !== undefined && into.byteLength >= length
+            ? into.subarray(0, Math.max(0, length))
+            : new Uint8Array(Math.max(0, length));
           const n = await this.#fds.readerOf(fd)(out, offset);
           return n === out.length ? out : out.subarray(0, n);
         }

@@ -78,8 +78,13 @@ export class LimitedBlockStore implements BlockStore {
   }
 
   /** Gets, then waits for download tokens for what came. */
-  async get(key: string, offset?: number, length?: number): Promise<Uint8Array> {
-    const data = await this.#inner.get(key, offset, length);
+  async get(
+    key: string,
+    offset?: number,
+    length?: number,
+    into?: Uint8Array,
+  ): Promise<Uint8Array> {
+    const data = await this.#inner.get(key, offset, length, into);
     await this.chargeDownload(data.byteLength);
     return data;
   }

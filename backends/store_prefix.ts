@@ -53,9 +53,14 @@ export class PrefixBlockStore implements BlockStore {
   }
 
   /** Reads from the prefixed key; a {@linkcode NotFoundError} names the unprefixed key. */
-  async get(key: string, offset?: number, length?: number): Promise<Uint8Array> {
+  async get(
+    key: string,
+    offset?: number,
+    length?: number,
+    into?: Uint8Array,
+  ): Promise<Uint8Array> {
     try {
-      return await this.#inner.get(this.prefix + key, offset, length);
+      return await this.#inner.get(this.prefix + key, offset, length, into);
     } catch (err) {
       if (err instanceof NotFoundError) throw new NotFoundError(key, { cause: err });
       throw err;

@@ -269,7 +269,7 @@ export class WritebackBlockStore implements BlockStore {
   }
 
   /** Reads from the staged copy if there is one, else from the inner store. */
-  async get(key: string, offset = 0, length?: number): Promise<Uint8Array> {
+  async get(key: string, offset = 0, length?: number, into?: Uint8Array): Promise<Uint8Array> {
     const entry = this.#staging.entries.get(key);
     if (entry !== undefined) {
       try {
@@ -279,7 +279,7 @@ export class WritebackBlockStore implements BlockStore {
         if (!(err instanceof Deno.errors.NotFound)) throw err;
       }
     }
-    return await this.#inner.get(key, offset, length);
+    return await this.#inner.get(key, offset, length, into);
   }
 
   /** The staged object's size if staged, else the inner store's answer. */

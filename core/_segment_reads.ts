@@ -6,6 +6,13 @@
  * demoted to a disk tier, like any block) and a random read allocates 64 KiB, not a 4 MiB
  * block. Used by the block layer (`core/data.ts`) for reads its caller marks as not sequential.
  *
+ * A store that reads into a caller's buffer (`file://`: a local file, whose pages the kernel
+ * caches) is read differently: the segment of a read within one segment goes into a reused
+ * scratch buffer (`core/_scratch.ts`), is verified, and only the bytes asked for are copied out;
+ * nothing is kept in memory, so such a read allocates only its answer. Reading the segment again
+ * later costs a `pread` from the page cache and a checksum, less than a 64 KiB array per read (the
+ * zeroed pages, then the garbage, cost more than that on a virtual machine).
+ *
  * @module
  */
 
@@ -14,6 +21,7 @@ import { BLOCK_SEGMENTED, type BlockRecord } from "./block_codec.ts";
 import { decodeSegments, SEGMENT, segmentSpan } from "./_block_segments.ts";
 import type { BlockCacheLike } from "./cache/mod.ts";
 import { Errno, FsError } from "./errno.ts";
+import { giveScratch, takeScratch } from "./_scratch.ts";
 
 /** What {@linkcode SegmentReader} needs of the block layer. */
 export interface SegmentSource {
@@ -40,6 +48,8 @@ export function segmentKey(key: string, i: number): string {
 export class SegmentReader {
   readonly #src: SegmentSource;
   #inflight = new Map<string, Promise<Uint8Array[]>>();
+  /** Whether the store reads into a given buffer (learnt from its first answer). */
+  #readsInto: boolean | undefined;
 
   /** A reader over the block layer's store and cache. */
   constructor(src: SegmentSource) {
@@ -62,6 +72,17 @@ export class SegmentReader {
     const first = Math.floor(inBlock / SEGMENT);
     const last = Math.floor((inBlock + n - 1) / SEGMENT);
     const cache = this.#src.cache;
+    if (first === last && this.#readsInto !== false) {
+      const sk = segmentKey(key, first);
+      const hit = cache.getSync(sk) ?? (cache.has(sk) ? await cache.get(sk) : undefined);
+      const lo = inBlock - first * SEGMENT;
+      if (hit) return hit.subarray(lo, lo + n);
+      const rec = (await this.#src.records(id))[index];
+      if (!rec) throw new FsError(Errno.EIO, `No record of block "${key}"`);
+      if (!(rec.flags & BLOCK_SEGMENTED) || !rec.segments) return undefined;
+      const got = await this.#readOnce(key, rec, blockLen, first, lo, n);
+      if (got !== undefined) return got;
+    }
     const parts: (Uint8Array | undefined)[] = [];
     let missFrom = -1;
     let missTo = -1;
@@ -96,6 +117,72 @@ export class SegmentReader {
     return out;
   }
 
+  /**
+   * Bytes `[lo, lo+n)` of segment `i` read into a scratch buffer, verified and copied out; not
+   * cached (see the module notes). Undefined if the store returned a new array instead (not a
+   * local file): the segment is then cached as {@linkcode SegmentReader.#fetch} does.
+   */
+  async #readOnce(
+    key: string,
+    rec: BlockRecord,
+    blockLen: number,
+    i: number,
+    lo: number,
+    n: number,
+  ): Promise<Uint8Array | undefined> {
+    const src = this.#src;
+    const span = segmentSpan(rec.segments!, blockLen, i, i);
+    const scratch = takeScratch();
+    let stored: Uint8Array;
+    try {
+      stored = await src.bounded(src.store.get(key, span.offset, span.length, scratch), key);
+    } catch (err) {
+      // The scratch buffer is not given back: a read cut short by the deadline may still fill it.
+      throw new FsError(Errno.EIO, `Cannot read block "${key}": ${err}`, { cause: err });
+    }
+    src.counted(stored.byteLength);
+    if (stored.buffer !== scratch.buffer) {
+      giveScratch(scratch);
+      this.#readsInto = false;
+      this.#keep(key, rec, blockLen, i, i, stored);
+      return undefined; // now cached: the caller's general path finds it
+    }
+    this.#readsInto = true;
+    try {
+      const [raw] = decodeSegments(stored, rec.segments!, blockLen, i, i, key);
+      return raw!.slice(lo, lo + n);
+    } catch (err) {
+      src.onError(err);
+      throw err;
+    } finally {
+      giveScratch(scratch);
+    }
+  }
+
+  /** Decodes and verifies fetched segments `[first, last]` and caches each in memory. */
+  #keep(
+    key: string,
+    rec: BlockRecord,
+    blockLen: number,
+    first: number,
+    last: number,
+    stored: Uint8Array,
+  ): Uint8Array[] {
+    const src = this.#src;
+    let segs: Uint8Array[];
+    try {
+      segs = decodeSegments(stored, rec.segments!, blockLen, first, last, key);
+    } catch (err) {
+      src.onError(err);
+      throw err;
+    }
+    // Each cached segment owns its buffer, so that the cache's byte count is what it holds (a
+    // view would keep the whole fetched range alive).
+    const own = segs.map((s) => s.byteLength === s.buffer.byteLength ? s : s.slice());
+    own.forEach((s, i) => src.cache.put(segmentKey(key, first + i), s, { memoryOnly: true }));
+    return own;
+  }
+
   /** Segments `[first, last]` of a block, fetched by one ranged read (shared while in flight). */
   #fetch(
     key: string,
@@ -118,18 +205,7 @@ export class SegmentReader {
           throw new FsError(Errno.EIO, `Cannot read block "${key}": ${err}`, { cause: err });
         }
         src.counted(stored.byteLength);
-        let segs: Uint8Array[];
-        try {
-          segs = decodeSegments(stored, rec.segments!, blockLen, first, last, key);
-        } catch (err) {
-          src.onError(err);
-          throw err;
-        }
-        // Each cached segment owns its buffer, so that the cache's byte count is what it holds (a
-        // view would keep the whole fetched range alive).
-        const own = segs.map((s) => s.byteLength === s.buffer.byteLength ? s : s.slice());
-        own.forEach((s, i) => src.cache.put(segmentKey(key, first + i), s, { memoryOnly: true }));
-        return own;
+        return this.#keep(key, rec, blockLen, first, last, stored);
       })(),
       key,
     );

@@ -63,9 +63,11 @@ export interface BlockStore {
   put(key: string, data: Uint8Array): Promise<void>;
   /**
    * Reads `length` bytes at `offset` (the whole object by default). A range past the end
-   * returns the bytes that exist. Throws {@linkcode NotFoundError} for a missing key.
+   * returns the bytes that exist. Throws {@linkcode NotFoundError} for a missing key. With `into`
+   * (at least `length` bytes), a store may read into it and return a view of it (a local file
+   * store does, to save an allocation); others return a new array.
    */
-  get(key: string, offset?: number, length?: number): Promise<Uint8Array>;
+  get(key: string, offset?: number, length?: number, into?: Uint8Array): Promise<Uint8Array>;
   /** The object's size, or `undefined` if it does not exist. */
   head(key: string): Promise<ObjectInfo | undefined>;
   /** Deletes keys; missing keys are not an error. */

@@ -51,6 +51,8 @@ export const LIBC_SYMBOLS = {
    * — on the calling thread, so only with a short timeout
    */
   ppoll: { parameters: ["pointer", "u64", "buffer", "pointer"], result: "i32" },
+  /** The same `poll` on the calling thread (only with a short timeout: it blocks the thread). */
+  pollSync: { name: "poll", parameters: ["pointer", "u64", "i32"], result: "i32" },
   /** int open(const char *path, int flags, mode_t mode); — off the JS thread */
   openAsync: {
     name: "open",
@@ -70,6 +72,13 @@ export const LIBC_SYMBOLS = {
    * the calling thread, so only with RWF_NOWAIT (never blocks)
    */
   preadv2: { parameters: ["i32", "buffer", "i32", "i64", "i32"], result: "isize" },
+  /**
+   * ssize_t pread(int fd, void *buf, size_t count, off_t offset); — on the calling thread: it
+   * waits for the disk (see `core/_io_gate.ts` for when that is allowed)
+   */
+  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  /** int open(const char *path, int flags, mode_t mode); — on the calling thread (as `pread`) */
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   /** int statvfs(const char *path, struct statvfs *buf); — off the JS thread */
   statvfs: { parameters: ["buffer", "buffer"], result: "i32", nonblocking: true },
   /** int mallopt(int param, int value); */

@@ -20,6 +20,7 @@
  */
 
 import { xxh3_64 } from "../../wasm/mod.ts";
+import { giveScratch, SCRATCH_BYTES, takeScratch } from "../_scratch.ts";
 import { CACHE_SEGMENT, segmentSums } from "../block_codec.ts";
 import { PRIVATE_FILE_MODE } from "../_private_fs.ts";
 
@@ -182,7 +183,8 @@ export function decodeBlockFile(
  * Bytes `[offset, offset + length)` of the data of a block file through `readAt`, verified: only
  * the segments covering the range are read, with the header and table in parallel when `table`
  * is not known yet (`size` is then the file size). Returns the bytes and the table if it was read,
- * or why the file is not valid; a RangeError beyond the end of the data.
+ * or why the file is not valid; a RangeError beyond the end of the data. A range within one
+ * segment is read into a reused scratch buffer (`core/_scratch.ts`) and copied out.
  */
 export async function readSegments(
   readAt: ReadAt,
@@ -190,7 +192,7 @@ export async function readSegments(
   offset: number,
   length: number,
 ): Promise<{ data: Uint8Array; table?: BlockTable } | string> {
-  let table = file.table;
+  const table = file.table;
   const dataOffset = table?.dataOffset ?? dataOffsetOf(encoder.encode(file.key).length, file.size);
   const dataLength = table?.dataLength ?? file.size - dataOffset;
   if (offset + length > dataLength) {
@@ -202,7 +204,31 @@ export async function readSegments(
   const first = Math.floor(offset / SEGMENT);
   const start = first * SEGMENT;
   const end = Math.min(dataLength, Math.ceil((offset + length) / SEGMENT) * SEGMENT);
-  const buf = new Uint8Array(end - start);
+  const scratch = end - start <= SCRATCH_BYTES ? takeScratch() : undefined;
+  try {
+    const buf = scratch?.subarray(0, end - start) ?? new Uint8Array(end - start);
+    const got = await readVerified(readAt, buf, dataOffset, start, table, file.key, dataLength);
+    if (typeof got === "string") return got;
+    const at = offset - start;
+    const data = scratch ? buf.slice(at, at + length) : buf.subarray(at, at + length);
+    return got.table !== undefined ? { data, table: got.table } : { data };
+  } finally {
+    // Every read into it has ended (settleReads waits for each).
+    if (scratch) giveScratch(scratch);
+  }
+}
+
+/** Reads `buf` (data from `start`) and, without `table`, the header and table, and verifies. */
+async function readVerified(
+  readAt: ReadAt,
+  buf: Uint8Array,
+  dataOffset: number,
+  start: number,
+  table: BlockTable | undefined,
+  key: string,
+  dataLength: number,
+): Promise<{ table?: BlockTable } | string> {
+  const first = start / SEGMENT;
   const prefix = table === undefined ? new Uint8Array(dataOffset) : undefined;
   const reads = [readAt(buf, dataOffset + start)];
   if (prefix !== undefined) reads.push(readAt(prefix, 0));
@@ -214,14 +240,13 @@ export async function readSegments(
   if (prefix !== undefined) {
     const head = decodePrefix(prefix);
     if (typeof head === "string") return head;
-    if (head.key !== file.key) return `file holds key "${head.key}"`;
+    if (head.key !== key) return `file holds key "${head.key}"`;
     if (head.table.dataLength !== dataLength) return "size does not match header";
     table = head.table;
   }
   const why = verifySegments(table!, buf, first);
   if (why !== undefined) return why;
-  const data = buf.subarray(offset - start, offset - start + length);
-  return prefix !== undefined ? { data, table: table! } : { data };
+  return prefix !== undefined ? { table: table! } : {};
 }
 
 /** How many bytes each read got, or why one failed; waits for every read to end. */

@@ -1,6 +1,7 @@
 /**
  * Open block files for ranged reads: descriptors opened with libc `open` (off the JS thread), kept
- * in an LRU of at most {@linkcode MAX_OPEN_FILES}, and read with `pread`; a descriptor leaves the
+ * in an LRU of at most {@linkcode MAX_OPEN_FILES}, and read with `pread` (on the JS thread when
+ * the page cache has the bytes, or when nothing else waits for the thread: `core/_io_gate.ts`); a descriptor leaves the
  * LRU when its file is evicted, deleted or found corrupt, and is closed once the reads using it end,
  * so that a descriptor number is never reused under a read. Without libc, {@linkcode seekReader}
  * reads through a Deno file handle.
@@ -32,9 +33,15 @@
 import { LRUCache } from "lru-cache";
 import type { LibC } from "../libc.ts";
 import type { ReadAt } from "./_block_file.ts";
+import { mayBlock } from "../_io_gate.ts";
 
-/** The most descriptors kept open. */
-export const MAX_OPEN_FILES = 128;
+/**
+ * The most descriptors kept open: one per block of the files read at random (1,024 blocks: 4 GiB
+ * of a file in 4 MiB blocks; a file read at random over more reopens blocks, one `open` each).
+ */
+export const MAX_OPEN_FILES = 1024;
+/** Reads of up to this many bytes may wait for the disk on the JS thread (see `_io_gate.ts`). */
+const MAX_BLOCKING_READ = 256 * 1024;
 const O_RDONLY_CLOEXEC = 0o2000000; // O_RDONLY | O_CLOEXEC on Linux
 const RWF_NOWAIT = 0x8;
 const encoder = new TextEncoder();
@@ -76,6 +83,12 @@ export class FdPool<K extends object | string> {
    */
   acquire(key: K, path: string): OpenFile<K> {
     let f = this.#files.get(key);
+    if (f === undefined && mayBlock()) {
+      // Nothing else waits for this thread: open here (see `_io_gate.ts`).
+      const fd = this.#lib.open(encoder.encode(`${path}\0`), O_RDONLY_CLOEXEC, 0);
+      f = { key, opening: Promise.resolve(fd < 0 ? -1 : fd), fd, users: 0, retired: this.#closed };
+      if (!this.#closed) this.#files.set(key, f);
+    }
     if (f === undefined) {
       const opening = this.#lib.openAsync(encoder.encode(`${path}\0`), O_RDONLY_CLOEXEC, 0).then(
         (fd) => (file.fd = fd),
@@ -128,6 +141,15 @@ export class FdPool<K extends object | string> {
         iovec[1] = BigInt(buf.length);
         const n = Number(lib.preadv2(fd, iovec, 1, BigInt(pos), RWF_NOWAIT));
         if (n > 0) off = n; // -1 (EAGAIN: not cached; or an error the call below reports)
+      }
+      if (off < buf.length && buf.length <= MAX_BLOCKING_READ && mayBlock()) {
+        // Nothing else waits for this thread: wait for the disk here (see `_io_gate.ts`).
+        while (off < buf.length) {
+          const rest = buf.subarray(off);
+          const n = Number(lib.pread(fd, rest, BigInt(rest.length), BigInt(pos + off)));
+          if (n <= 0) break; // an error: the call below reports it
+          off += n;
+        }
       }
       while (off < buf.length) {
         const rest = buf.subarray(off);

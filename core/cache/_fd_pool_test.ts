@@ -1,12 +1,13 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { TieredCache } from "./tiered_cache.ts";
 import { block, openFiles, rng, SEG, withTempDir } from "./_test_util.ts";
+import { MAX_OPEN_FILES } from "./_fd_pool.ts";
 
-Deno.test("TieredCache keeps at most 128 block files open and closes them", async () => {
+Deno.test("TieredCache keeps at most MAX_OPEN_FILES block files open and closes them", async () => {
   await withTempDir(async (dir) => {
-    const n = 200;
+    const n = MAX_OPEN_FILES + 72;
     const keys = Array.from({ length: n }, (_, i) => `chunks/0/${i}/${i}_0_1000`);
-    const cap = 210 * (20 + 20 + 8 + 1000);
+    const cap = (n + 10) * (20 + 20 + 8 + 1000);
     const errors: Error[] = [];
     const cache = await TieredCache.open({
       memoryBytes: 0,
@@ -19,17 +20,17 @@ Deno.test("TieredCache keeps at most 128 block files open and closes them", asyn
       for (const k of keys) {
         deepEqual(await cache.getRange(k, 10, 20), block(k, 1000).subarray(10, 30));
       }
-      equal(openFiles(dir).length, 128, "the LRU is full, no more");
+      equal(openFiles(dir).length, MAX_OPEN_FILES, "the LRU is full, no more");
       // Deleting a block closes its descriptor at once.
       const last = keys[n - 1]!;
       await cache.delete(last);
-      equal(openFiles(dir).length, 127);
+      equal(openFiles(dir).length, MAX_OPEN_FILES - 1);
       // Evicting blocks (the directory fills up) closes theirs; none stays open on a deleted file.
       for (let i = 0; i < 100; i++) cache.put(`more/${i}`, block(`more/${i}`, 1000));
       await cache.flush();
       ok(cache.stats().evictions > 0, "blocks were evicted");
       deepEqual(openFiles(dir).filter((f) => f.endsWith("(deleted)")), []);
-      ok(openFiles(dir).length <= 128);
+      ok(openFiles(dir).length <= MAX_OPEN_FILES);
       deepEqual(errors, []);
     } finally {
       await cache.close();
@@ -44,17 +45,20 @@ Deno.test("TieredCache keeps at most 128 block files open and closes them", asyn
 
 Deno.test("TieredCache concurrent ranged reads stay correct while descriptors churn", async () => {
   await withTempDir(async (dir) => {
-    const n = 160;
+    const n = MAX_OPEN_FILES + 32;
     const size = SEG + 5000;
     const keys = Array.from({ length: n }, (_, i) => `chunks/1/${i}/${i}_0_${size}`);
     const errors: Error[] = [];
     const cache = await TieredCache.open({
       memoryBytes: 0,
-      dirs: [{ path: dir, capacityBytes: 64 << 20, minFreeRatio: 0 }],
+      dirs: [{ path: dir, capacityBytes: n * (size + 1024), minFreeRatio: 0 }],
       onError: (e) => void errors.push(e),
     });
     try {
-      for (const k of keys) cache.put(k, block(k, size));
+      for (const [i, k] of keys.entries()) {
+        cache.put(k, block(k, size));
+        if (i % 256 === 255) await cache.flush(); // within the write-behind queue's 64 MiB
+      }
       await cache.flush();
       const rand = rng(11);
       const deleted = new Set<string>();
@@ -80,7 +84,7 @@ Deno.test("TieredCache concurrent ranged reads stay correct while descriptors ch
       equal(s.corrupt, 0);
       ok(s.hits > 1000);
       deepEqual(errors, []);
-      ok(openFiles(dir).length <= 128);
+      ok(openFiles(dir).length <= MAX_OPEN_FILES);
     } finally {
       await cache.close();
     }

@@ -60,7 +60,10 @@
  * - **Ranged reads.** `getRange()` reads from disk only the segments covering the range (and, on
  *   the first read of a block, its header and table, in parallel; the table is then kept on the
  *   entry) and verifies each segment. Files are opened with libc `open`/`pread` through FFI, each
- *   call one hop to a worker thread, and up to 128 descriptors stay open in an LRU; a descriptor
+ *   call one hop to a worker thread (or on the JS thread: when the page cache has the bytes, or
+ *   when the FUSE loop has nothing else in hand, `core/_io_gate.ts`), and up to 1,024 descriptors
+ *   stay open in an LRU; a range within one segment is read into a reused scratch buffer
+ *   (`core/_scratch.ts`) and copied out; a descriptor
  *   is closed when its file is evicted, deleted or found corrupt (after the reads using it end,
  *   so a descriptor number is never reused under a read) and on `close()`. Without FFI each ranged
  *   read opens the file with Deno.

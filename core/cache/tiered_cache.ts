@@ -35,7 +35,7 @@ export interface TieredCacheOptions {
    */
   onError?: (error: Error) => void;
   /**
-   * Whether ranged disk reads go through libc (`open`/`pread` by FFI, with up to 128 files kept
+   * Whether ranged disk reads go through libc (`open`/`pread` by FFI, with up to 1,024 files kept
    * open); true by default. False, or when FFI is unavailable, opens the file with Deno for each
    * ranged read (slower).
    */

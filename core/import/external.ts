@@ -210,7 +210,12 @@ export class ExternalStore implements BlockStore {
    * A block: the range of its external object for a block of an external slice (the wrapped store
    * is not asked: it has no such block), else the wrapped store's.
    */
-  async get(key: string, offset?: number, length?: number): Promise<Uint8Array> {
+  async get(
+    key: string,
+    offset?: number,
+    length?: number,
+    into?: Uint8Array,
+  ): Promise<Uint8Array> {
     const block = parseBlockKey(key);
     if (block) {
       const kind = this.#kinds.get(block.id);
@@ -221,7 +226,7 @@ export class ExternalStore implements BlockStore {
         return data;
       }
     }
-    return await this.#inner.get(key, offset, length);
+    return await this.#inner.get(key, offset, length, into);
   }
 
   /** Slice `id`'s reference, or `null` if it is not external; remembered either way. */
