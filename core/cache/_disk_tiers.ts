@@ -465,6 +465,7 @@ export class DiskTiers {
       await Promise.all(deletes);
       if (e.disk !== dir) continue;
       const path = filePath(dir.path, e);
+      dir.budget.hold(size); // its bytes are not free while it is written
       try {
         const sub = path.slice(0, path.lastIndexOf("/"));
         if (!dir.subdirs.has(sub)) {
@@ -473,10 +474,11 @@ export class DiskTiers {
         }
         await writeBlockFile(path, keyBytes, data, sums);
       } catch (err) {
+        dir.budget.release(size, false);
         this.#dropDiskEntry(e, dir);
         throw err;
       }
-      dir.budget.used(size);
+      dir.budget.release(size, true);
       // Evicted or deleted while its file was being written: delete it now.
       if (e.disk !== dir || !this.#table.live(e)) await this.#unlinkPath(dir, path, size);
       return;

@@ -198,7 +198,16 @@ export class DiskBudget {
     return true;
   }
 
-  /** Ends a {@linkcode claim} of `bytes`; `written`: they are now on the filesystem. */
+  /**
+   * Counts a cache write of `bytes` in progress (room already made, see {@linkcode shortfall}) as
+   * claimed, so that claims and other cache writes meanwhile do not count its bytes as free; call
+   * {@linkcode release} once it is written or given up.
+   */
+  hold(bytes: number): void {
+    this.#reserved += bytes;
+  }
+
+  /** Ends a {@linkcode claim} or {@linkcode hold} of `bytes`; `written`: they are now on the filesystem. */
   release(bytes: number, written: boolean): void {
     this.#reserved -= bytes;
     if (written) this.used(bytes);

@@ -12,6 +12,20 @@ function fakeDisk(used: () => number, minFreeRatio = 0.1): DiskBudget {
   });
 }
 
+Deno.test("DiskBudget hold(): a cache write in progress is not free room for claims", async () => {
+  let used = 500;
+  const budget = fakeDisk(() => used);
+  budget.hold(300); // a cache file being written: not on the disk yet
+  equal(await budget.shortfall(100), 0, "500 free: 300 held, 100 kept, 100 more fits");
+  equal(await budget.claim(200), false, "the held bytes count");
+  equal(await budget.claim(100), true);
+  budget.release(300, true);
+  used += 300;
+  equal(await budget.claim(1), false, "written: the reading counts them now");
+  budget.release(100, false);
+  equal(await budget.claim(100), true);
+});
+
 Deno.test("DiskBudget claim() takes room above the reserve and counts what it claimed", async () => {
   let used = 500;
   const budget = fakeDisk(() => used);
