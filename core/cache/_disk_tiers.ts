@@ -447,10 +447,7 @@ export class DiskTiers {
   async #write(e: Entry, data: Uint8Array, sums?: Uint8Array): Promise<void> {
     const keyBytes = encoder.encode(e.key);
     const size = dataOffsetFor(keyBytes.length, data.byteLength) + data.byteLength;
-    if (keyBytes.length > MAX_KEY_BYTES) {
-      this.#dropped++;
-      return;
-    }
+    if (keyBytes.length > MAX_KEY_BYTES) return void this.#dropped++;
     for (const dir of this.placement(e.hash)) {
       if (size > dir.capacity || !(await this.#makeRoom(dir, size))) continue;
       if (e.pending !== data || !this.#table.live(e)) return; // deleted meanwhile
