@@ -53,10 +53,7 @@ export const MOUNT_OPTIONS: readonly { readonly name: string; readonly help: str
   { name: "fs_flock", help: "send flock(2) to SlayerFS, shared by every mount (the default)" },
   { name: "local_flock", help: "keep flock(2) in the kernel: seen by this mount only" },
   { name: "loop=js|mt", help: "the request loop: the JS thread (default) or libfuse's threads" },
-  {
-    name: "loop_spin_us=N",
-    help: "how long the JS loop waits for the next request before parking (500)",
-  },
+  { name: "loop_spin_us=N", help: "how long the JS loop spins for the next request (500)" },
   {
     name: "io_deadline=SEC",
     help: "EIO for a request the store cannot answer in time (60; 0 = none)",

@@ -46,13 +46,6 @@ export const LIBC_SYMBOLS = {
   close: { parameters: ["i32"], result: "i32" },
   /** int poll(struct pollfd *fds, nfds_t nfds, int timeout); — off the JS thread */
   poll: { parameters: ["pointer", "u64", "i32"], result: "i32", nonblocking: true },
-  /**
-   * int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *tmo, const sigset_t *mask);
-   * — on the calling thread, so only with a short timeout
-   */
-  ppoll: { parameters: ["pointer", "u64", "buffer", "pointer"], result: "i32" },
-  /** The same `poll` on the calling thread (only with a short timeout: it blocks the thread). */
-  pollSync: { name: "poll", parameters: ["pointer", "u64", "i32"], result: "i32" },
   /** int open(const char *path, int flags, mode_t mode); — off the JS thread */
   openAsync: {
     name: "open",

@@ -47,10 +47,9 @@ export interface MountOptions {
    */
   loop?: "js" | "mt";
   /**
-   * `"js"` loop: microseconds to wait on the JS thread for the next request once the fd is
-   * empty (a few microtask turns, then a `ppoll`), before parking in an off-thread `poll`
-   * (default 500; 0 parks at once). A client's next request usually comes within that time, and
-   * parking costs two thread switches per request.
+   * `"js"` loop: microseconds to keep looking for the next request once the fd is empty, before
+   * parking in `poll` (default 500; 0 parks at once). A client's next request usually comes
+   * within that time, and parking costs two thread switches per request.
    */
   spinUs?: number;
   /** Milliseconds `unmount` waits for the loop and for running requests (default 5000). */

@@ -6,14 +6,10 @@
  * `fuse_session_loop_mt`, run off the JS thread: its worker threads read `/dev/fuse` and call
  * thread-safe callbacks, which run on the JS thread, start the operation and return. `"js"`, the
  * CLI daemon's default, reads the non-blocking `/dev/fuse` fd on the JS thread and dispatches each
- * request itself; when the fd is empty it keeps looking for up to `spinUs` (once every request in
- * hand is answered, by a `ppoll` on the JS thread) and then waits in `poll`: on the JS thread
- * itself, 4 ms at a time with a turn of the event loop in between, while no request is in hand
- * and one came within the last 50 ms (the kernel then wakes this thread directly), else off the
- * thread (an awaited `poll`, which lets the event loop run I/O callbacks and timers meanwhile).
- * That off-thread wait runs on Deno's blocking thread pool, so a process that serves with `"js"`
- * must not also fill that pool with calls into its own mount. Either way the reply is sent from
- * the JS thread when the operation's promise settles.
+ * request itself; when the fd is empty it keeps looking for up to `spinUs` (while every request in
+ * hand is answered) and then awaits an off-thread `poll`. That wait runs on Deno's blocking thread
+ * pool, so a process that serves with `"js"` must not also fill that pool with calls into its own
+ * mount. Either way the reply is sent from the JS thread when the operation's promise settles.
  *
  * @module
  */
@@ -32,14 +28,6 @@ import { mountOptionList, type MountOptions } from "./_mount_options.ts";
 export { mountOptionList, type MountOptions } from "./_mount_options.ts";
 
 const log = getLog("fuse");
-
-/** How long after its last request the JS loop waits for the next on its own thread. */
-const ACTIVE_MS = 50;
-/**
- * Each such wait, in ms, and the longest the loop then goes without a turn of the event loop
- * (how late a timer or an I/O callback may run; a turn costs about as much as a small request).
- */
-const SYNC_POLL_MS = 4;
 
 const INIT_TIMEOUT_MS = 10_000;
 
@@ -283,27 +271,17 @@ export class FuseSession implements AsyncDisposable {
     pdv.setInt16(12, LIBC.POLLIN, true);
     const BURST = 32;
     const spinMs = this.#spinUs / 1000;
-    const timeout = new BigInt64Array(2); // struct timespec of the in-kernel wait below
     // Requests are served one after another on this thread: while one is all it has in hand, a
     // local disk read may wait here rather than on a worker thread (core/_io_gate.ts).
     const adapter = this.#adapter;
     const undoGate = setMayBlock(() => adapter.pending <= 1);
-    let lastRequest = -Infinity;
-    let lastTurn = 0;
-    let gotRequest = false;
     try {
       outer: while (!this.#stopping && !this.#pausing) {
-        if (gotRequest) {
-          lastRequest = performance.now();
-          gotRequest = false;
-        }
         let spinUntil = 0;
         let busyTurns = 0;
-        let quietTurns = 0;
         for (let n = 0; n < BURST && !this.#pausing; n++) {
           const res = fuse.fuse_session_receive_buf(se, fbuf);
           if (res > 0) {
-            gotRequest = true;
             if (this.#answerLost) {
               this.#answerLost = false;
               const lost = answerLost(libc, fd, requestUnique(fbuf));
@@ -312,7 +290,6 @@ export class FuseSession implements AsyncDisposable {
             fuse.fuse_session_process_buf(se, fbuf);
             spinUntil = 0;
             busyTurns = 0;
-            quietTurns = 0;
             continue;
           }
           if (res === -LIBC.EINTR) continue;
@@ -322,20 +299,14 @@ export class FuseSession implements AsyncDisposable {
             // again for a few microseconds before parking in poll, which costs two thread
             // switches per request.
             // Only while the requests in hand get answered from memory (a few microtask turns):
-            // one waiting on I/O needs the event loop, so then park at once. Once every request
-            // is answered (and the microtasks after the replies ran), the rest of the wait is a
-            // `ppoll` on this thread: the kernel wakes it when a request arrives, without the
-            // CPU of looking again and again (the event loop waits either way).
+            // one waiting on I/O needs the event loop, so then park at once. (A `ppoll` or `poll`
+            // on this thread instead of looking again was tried, issue #13: less CPU, but on an
+            // idle VM the kernel's wake-up of the sleeping thread made small-file creates, reads
+            // and deletes 1.3-1.8x slower in wall time: `bench/README.md`.)
             const t = performance.now();
             if (spinUntil === 0) spinUntil = t + spinMs;
-            const idle = this.#adapter.pending === 0;
-            if (t < spinUntil && (idle || busyTurns++ < 16)) {
-              if (idle && quietTurns++ >= 2) {
-                const ns = Math.ceil((spinUntil - t) * 1e6);
-                timeout[0] = BigInt(Math.floor(ns / 1e9));
-                timeout[1] = BigInt(ns % 1e9);
-                libc.ppoll(pfds, 2n, timeout, null);
-              } else await new Promise<void>((r) => queueMicrotask(r));
+            if (t < spinUntil && (this.#adapter.pending === 0 || busyTurns++ < 16)) {
+              await new Promise<void>((r) => queueMicrotask(r));
               n--;
               continue;
             }
@@ -344,24 +315,8 @@ export class FuseSession implements AsyncDisposable {
           if (res < 0) log.error("Reading /dev/fuse failed (errno {errno})", { errno: -res });
           break outer; // 0: the session exited (unmounted or aborted)
         }
-        // Nothing in hand and requests came lately: wait on this thread, woken by the kernel
-        // itself (an off-thread poll costs two more thread switches per request), for a short
-        // while, then give timers and I/O callbacks a turn. A request answered from memory or a
-        // local file replies within some microtask turns: let it first.
-        const t = performance.now();
-        for (let i = 0; i < 64 && this.#adapter.pending > 0 && t - lastRequest < ACTIVE_MS; i++) {
-          await new Promise<void>((r) => queueMicrotask(r));
-        }
-        if (this.#adapter.pending === 0 && t - lastRequest < ACTIVE_MS) {
-          if (libc.pollSync(pfds, 2n, SYNC_POLL_MS) === 0 || t - lastTurn > SYNC_POLL_MS) {
-            await new Promise<void>((r) => setTimeout(r, 0));
-            lastTurn = performance.now();
-          }
-          continue;
-        }
         // Waiting off-thread also lets timers and I/O callbacks (and so replies) run.
         await libc.poll(pfds, 2n, -1);
-        lastTurn = performance.now();
       }
     } finally {
       undoGate();
