@@ -20,11 +20,11 @@
  * @module
  */
 
-import process from "node:process";
 import { compressBlock, lz4Compress, lz4CompressInto, lz4DecompressInto } from "../wasm/mod.ts";
 import { align16, codec } from "../wasm/_engine.ts";
 import { NativeLz4 } from "../wasm/_native.ts";
 import { DATA_KINDS, type DataKind, dataOfKind } from "../wasm/_test_util.ts";
+import { rates as cpuRates } from "./_cpu_rates.ts";
 
 const QUICK = Deno.args.includes("--quick");
 const KINDS = (Deno.args.find((a) => a.startsWith("--kinds="))?.slice(8).split(",") ??
@@ -33,34 +33,8 @@ const SIZE = Number(Deno.args.find((a) => a.startsWith("--size="))?.slice(7) ?? 
 const ROUNDS = QUICK ? 2 : 4;
 const MIN_MS = QUICK ? 60 : 150;
 
-/** CPU time of this process in ms. */
-function cpuMs(): number {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1000;
-}
-
-/** Bytes per CPU second of one round of `fn` lasting at least MIN_MS. */
-function round(bytes: number, fn: () => void): number {
-  let n = 0;
-  const t0 = cpuMs();
-  let t = t0;
-  while (t - t0 < MIN_MS) {
-    fn();
-    n++;
-    t = cpuMs();
-  }
-  return (bytes * n) / ((t - t0) / 1000);
-}
-
 /** Best rates of several functions measured in interleaved rounds. */
-function rates(bytes: number, fns: (() => void)[]): number[] {
-  fns.forEach((fn) => fn());
-  const best = fns.map(() => 0);
-  for (let r = 0; r < ROUNDS; r++) {
-    fns.forEach((fn, i) => best[i] = Math.max(best[i]!, round(bytes, fn)));
-  }
-  return best;
-}
+const rates = (bytes: number, fns: (() => void)[]) => cpuRates(bytes, fns, ROUNDS, MIN_MS);
 
 const native = new NativeLz4();
 const mbs = (x: number) => `${(x / 1e6).toFixed(0)}`;
