@@ -72,3 +72,14 @@ finish_s3_run() {
   fi
   rm -rf "$WORK"
 }
+
+# Starts the peers' s3rver (peers_s3.ts server) in the background, writing its address and
+# credentials to $ENV_FILE and its log to $WORK/server.log, and sources $ENV_FILE once it exists.
+# Sets SERVER_PID. Needs REPO, DENO, HERE, ENV_FILE and WORK.
+start_s3_server() {
+  (cd "$REPO" && exec "$DENO" run -A "$HERE/peers_s3.ts" server "$ENV_FILE" $$ >"$WORK/server.log" 2>&1) &
+  SERVER_PID=$!
+  for _ in $(seq 1 1200); do [ -f "$ENV_FILE" ] && break; sleep 0.1; done
+  # shellcheck disable=SC1090
+  source "$ENV_FILE"
+}

@@ -55,11 +55,7 @@ mount_tree() {
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 if [ "$MODE" = s3 ]; then
-  (cd "$REPO" && exec "$DENO" run -A "$HERE/peers_s3.ts" server "$ENV_FILE" $$ >"$WORK/server.log" 2>&1) &
-  SERVER_PID=$!
-  for _ in $(seq 1 1200); do [ -f "$ENV_FILE" ] && break; sleep 0.1; done
-  # shellcheck disable=SC1090
-  source "$ENV_FILE"
+  start_s3_server
   (cd "$REPO" && "$DENO" run -A "$HERE/peers_s3.ts" mkbucket slayerfs)
   STORAGE="s3://slayerfs/vol?endpoint=$S3_ENDPOINT&region=$AWS_REGION&path_style=true"
 else

@@ -86,11 +86,7 @@ mount_peer() {
 hwm() { awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 
 if [ "$MODE" = s3 ]; then
-  (cd "$REPO" && exec "$DENO" run -A "$HERE/peers_s3.ts" server "$ENV_FILE" $$ >"$WORK/server.log" 2>&1) &
-  SERVER_PID=$!
-  for _ in $(seq 1 1200); do [ -f "$ENV_FILE" ] && break; sleep 0.1; done
-  # shellcheck disable=SC1090
-  source "$ENV_FILE"
+  start_s3_server
   (cd "$REPO" && "$DENO" run -A "$HERE/peers_s3.ts" mkbucket slayerfs peer)
   printf '%s:%s\n' "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >"$WORK/s3fs.passwd"
   chmod 600 "$WORK/s3fs.passwd"
