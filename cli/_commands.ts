@@ -55,6 +55,10 @@ export const MOUNT_OPTIONS: readonly { readonly name: string; readonly help: str
   { name: "loop=js|mt", help: "the request loop: the JS thread (default) or libfuse's threads" },
   { name: "loop_spin_us=N", help: "how long the JS loop spins for the next request (500)" },
   {
+    name: "read_around=SIZE",
+    help: "a random read also fills the kernel's page cache around it (64K; 0 = off)",
+  },
+  {
     name: "io_deadline=SEC",
     help: "EIO for a request the store cannot answer in time (60; 0 = none)",
   },

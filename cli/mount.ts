@@ -11,6 +11,7 @@ import { resolve } from "node:path";
 import { openKvEngine } from "../backends/mod.ts";
 import { Meta } from "../core/meta/mod.ts";
 import { formatVolume } from "../core/volume.ts";
+import { parseSize } from "../core/format.ts";
 import { makePrivateDir } from "../core/_private_fs.ts";
 import { findCommand, MOUNT_OPTIONS } from "./_commands.ts";
 import { effectiveSettings, outranks } from "./_config.ts";
@@ -192,6 +193,20 @@ function mountOptions(list: string[]): Map<string, string> {
     const v = options.get(k);
     if (v !== undefined && !(v !== "" && Number(v) >= 0)) {
       throw new CliError(`Invalid mount option ${k}=${v}: expected a number >= 0`, 2);
+    }
+  }
+  const around = options.get("read_around");
+  if (around !== undefined) {
+    let bytes = NaN;
+    try {
+      bytes = parseSize(around);
+    } catch { /* reported below */ }
+    if (!(bytes >= 0 && bytes % 4096 === 0 && bytes <= 1 << 20)) {
+      throw new CliError(
+        `Invalid mount option read_around=${around}: expected a size in whole 4 KiB pages ` +
+          "up to 1M (e.g. 64K), or 0 to turn it off",
+        2,
+      );
     }
   }
   return options;

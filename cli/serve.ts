@@ -41,6 +41,7 @@ import { deadSessions, reclaimDetached } from "../core/clone.ts";
 import { controlPath, serveControl } from "./_control.ts";
 import { controlHandler } from "./clone.ts";
 import { LimitedBlockStore } from "../backends/store_limited.ts";
+import { parseSize } from "../core/format.ts";
 import { mbitToBytes, TimeWindow } from "../core/_bandwidth.ts";
 
 const log = getLog("daemon");
@@ -182,6 +183,10 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       readOnly,
       locks,
       atimeMode: opts.atimeMode,
+      // read_around=SIZE (default 64K, 0 = off): what a random read hands the kernel's page cache.
+      ...(opts.options.has("read_around")
+        ? { readAround: parseSize(opts.options.get("read_around")!) }
+        : {}),
       cacheBytes,
       // Sealed on top of the stage and the store: neither ever holds a plaintext block.
       ...(encryptKey ? { encryptKey } : {}),
@@ -271,6 +276,15 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
     await vol.close();
     throw new CliError(describe(err));
   });
+  // Read-around into the page cache; not with the writeback cache (dirty pages would be lost).
+  // SLAYERFS_TEST_STORE_DELAY_MS (tests only) holds each store back, so that races show.
+  const storeDelay = Number(Deno.env.get("SLAYERFS_TEST_STORE_DELAY_MS") ?? 0);
+  if (!o.has("writeback_cache")) {
+    vol.vfs.usePageStore(async (ino, offset, bytes) => {
+      if (storeDelay > 0) await new Promise((r) => setTimeout(r, storeDelay));
+      return await session.storePages(ino, offset, bytes);
+    });
+  }
   const state: MountState = {
     pid: Deno.pid,
     meta: metaUrl,

@@ -40,6 +40,12 @@ export interface OpenFile {
   writer?: FileWriter;
   /** Size as last known from the metadata. */
   size: number;
+  /** Handles open on it for writing. */
+  writers?: number;
+  /** Changes of its data seen here (commits, size changes, changes from another mount). */
+  changes?: number;
+  /** Page-cache stores in flight (`_read_around.ts`). */
+  storing?: Promise<unknown>;
 }
 
 /** A file handle: an open file or directory. */
@@ -143,6 +149,7 @@ export class OpenFiles {
     let of = this.#files.get(ino);
     if (!of) this.#files.set(ino, of = { opens: 0, size });
     of.opens++;
+    if ((flags & O_ACCMODE) !== O_RDONLY) of.writers = (of.writers ?? 0) + 1;
     const fh = this.#nextFh++ as Fh;
     const seen = of.writer?.errors ?? 0;
     this.#handles.set(fh, { ino, flags, writeSeen: seen, syncSeen: seen });
@@ -163,6 +170,11 @@ export class OpenFiles {
 
   /** Forgets handle `fh` (the open count of its inode is the caller's). */
   closeHandle(fh: Fh): void {
+    const h = this.#handles.get(fh);
+    if (h && !h.dir && (h.flags & O_ACCMODE) !== O_RDONLY) {
+      const of = this.#files.get(h.ino);
+      if (of?.writers) of.writers--;
+    }
     this.#handles.delete(fh);
   }
 

@@ -59,7 +59,8 @@ export class SegmentReader {
   /**
    * Bytes `[inBlock, inBlock+n)` of block `index` (`blockLen` bytes, key `key`) of slice `id`
    * from its segments, cached or fetched; `undefined` if the block is not segmented (the caller
-   * then fetches it whole).
+   * then fetches it whole). A segment read into a scratch buffer is copied into `into` (`n`
+   * bytes), if given, instead of a new array; the answer is then `into`.
    */
   async range(
     id: number,
@@ -68,6 +69,7 @@ export class SegmentReader {
     blockLen: number,
     inBlock: number,
     n: number,
+    into?: Uint8Array,
   ): Promise<Uint8Array | undefined> {
     const first = Math.floor(inBlock / SEGMENT);
     const last = Math.floor((inBlock + n - 1) / SEGMENT);
@@ -80,7 +82,7 @@ export class SegmentReader {
       const rec = (await this.#src.records(id))[index];
       if (!rec) throw new FsError(Errno.EIO, `No record of block "${key}"`);
       if (!(rec.flags & BLOCK_SEGMENTED) || !rec.segments) return undefined;
-      const got = await this.#readOnce(key, rec, blockLen, first, lo, n);
+      const got = await this.#readOnce(key, rec, blockLen, first, lo, n, into);
       if (got !== undefined) return got;
     }
     const parts: (Uint8Array | undefined)[] = [];
@@ -118,9 +120,10 @@ export class SegmentReader {
   }
 
   /**
-   * Bytes `[lo, lo+n)` of segment `i` read into a scratch buffer, verified and copied out; not
-   * cached (see the module notes). Undefined if the store returned a new array instead (not a
-   * local file): the segment is then cached as {@linkcode SegmentReader.#fetch} does.
+   * Bytes `[lo, lo+n)` of segment `i` read into a scratch buffer, verified and copied out (into
+   * `into` if given); not cached (see the module notes). Undefined if the store returned a new
+   * array instead (not a local file): the segment is then cached as
+   * {@linkcode SegmentReader.#fetch} does.
    */
   async #readOnce(
     key: string,
@@ -129,6 +132,7 @@ export class SegmentReader {
     i: number,
     lo: number,
     n: number,
+    into?: Uint8Array,
   ): Promise<Uint8Array | undefined> {
     const src = this.#src;
     const span = segmentSpan(rec.segments!, blockLen, i, i);
@@ -150,7 +154,9 @@ export class SegmentReader {
     this.#readsInto = true;
     try {
       const [raw] = decodeSegments(stored, rec.segments!, blockLen, i, i, key);
-      return raw!.slice(lo, lo + n);
+      if (!into) return raw!.slice(lo, lo + n);
+      into.set(raw!.subarray(lo, lo + n));
+      return into;
     } catch (err) {
       src.onError(err);
       throw err;

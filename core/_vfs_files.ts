@@ -38,6 +38,7 @@ import type { HandleLocks } from "./_vfs_locks.ts";
 import type { Predictor } from "./predict.ts";
 import { SeenVersions, type SessionOpens } from "./_session_opens.ts";
 import { seekDataOrHole } from "./_seek.ts";
+import { type ReadAround, settled } from "./_read_around.ts";
 
 const isDir = (a: Attr) => (a.mode & S_IFMT) === S_IFDIR;
 
@@ -59,6 +60,8 @@ export interface VfsParts {
   predictor: Predictor | undefined;
   /** Told of each commit of a file's data, and of a file's last close (quota tallies). */
   quota?: { committed(ino: Ino, size: number): void; forget(ino: Ino): void };
+  /** Read-around of random reads into the kernel's page cache. */
+  around: ReadAround;
 }
 
 /** The open files of a `Vfs` and the operations on them. */
@@ -83,6 +86,7 @@ export class VfsFiles {
   #writer(ino: Ino, of: OpenFile): FileWriter {
     return of.writer ??= new FileWriter(ino, this.#p.data, (attr, freed) => {
       of.size = attr.size;
+      of.changes = (of.changes ?? 0) + 1;
       this.#p.quota?.committed(ino, attr.size);
       this.seen.changedHere(attr);
       this.#p.freeQueue.add(freed);
@@ -104,8 +108,15 @@ export class VfsFiles {
   /** Forgets what this mount cached of `ino`, changed on another mount (and the size of `of`). */
   changedElsewhere(ino: Ino, of?: OpenFile, size?: number): void {
     this.#p.data.invalidate(ino);
+    const open = of ?? this.open.file(ino);
+    if (open) open.changes = (open.changes ?? 0) + 1;
     this.#p.xattrMisses.forgetIno(ino);
     if (of && size !== undefined && !of.writer?.dirty) of.size = size;
+  }
+
+  /** Waits until no page store of `ino` is in flight (`_read_around.ts`). */
+  settledStores(ino: Ino): Promise<void> {
+    return settled(this.open.file(ino));
   }
 
   /** Commits the pending writes of `ino`, if any. */
@@ -114,10 +125,16 @@ export class VfsFiles {
     if (w) await w.flush();
   }
 
-  /** Records a size change of `a` made here. */
+  /**
+   * Records a size change of `a` made here. Await {@linkcode settledStores} before answering: a
+   * page store read before the change must land before the kernel drops its pages.
+   */
   sizeChanged(a: Attr): void {
     const of = this.open.file(a.ino);
-    if (of) of.size = a.size;
+    if (of) {
+      of.size = a.size;
+      of.changes = (of.changes ?? 0) + 1;
+    }
     this.#p.data.invalidate(a.ino);
     this.seen.changedHere(a);
   }
@@ -139,6 +156,8 @@ export class VfsFiles {
     if ((a.mode & S_IFMT) === S_IFREG && (flags & O_ACCMODE) !== 1) this.#p.predictor?.onOpen(ino);
     const opened = this.open.openFile(ino, flags, a.size, keep);
     if (!keep) opened.attrStale = true;
+    // Writes may follow the answer: no page store of older data may land after them.
+    if ((flags & O_ACCMODE) !== O_RDONLY) await settled(this.open.file(ino));
     return opened;
   }
 
@@ -175,6 +194,34 @@ export class VfsFiles {
     return { attr, opened: this.open.openFile(attr.ino, flags, 0) };
   }
 
+  /**
+   * The committed bytes `[lo, hi)` of `ino`, also handed to the kernel's page cache
+   * (`_read_around.ts`); `undefined` if they cannot be read (a corrupt segment next to the one
+   * asked for: the read then asks for its own bytes only).
+   */
+  async #readAround(
+    ino: Ino,
+    of: OpenFile,
+    lo: number,
+    hi: number,
+  ): Promise<Uint8Array | undefined> {
+    const around = this.#p.around;
+    const buf = around.take();
+    if (!buf) return undefined;
+    const changes = of.changes ?? 0;
+    const bytes = buf.subarray(0, hi - lo);
+    try {
+      await this.#p.data.readCommitted(ino, lo, hi - lo, bytes, false);
+    } catch {
+      around.give(buf);
+      return undefined;
+    }
+    // The kernel fills the window's pages on a worker thread; the pages asked for wait there
+    // until the answer has unlocked them.
+    around.offer(ino, of, changes, lo, bytes, buf);
+    return bytes;
+  }
+
   /** `FsOps.read`. */
   async read(ino: Ino, fh: Fh, offset: number, size: number): Promise<Uint8Array> {
     const h = this.open.handle(fh, ino);
@@ -191,6 +238,12 @@ export class VfsFiles {
     this.#p.predictor?.onRead(ino, offset, end - offset);
     // Sequential (a readahead window) or at the start: whole blocks; else only what is needed.
     const whole = (h.window ?? 0) > 0 || offset === 0;
+    const span = whole || pending ? undefined : this.#p.around.span(of, offset, end, fileSize);
+    if (span) {
+      // A copy: the window's buffer goes back to a pool once the kernel has it.
+      const around = await this.#readAround(ino, of, span[0], span[1]);
+      if (around) return around.slice(offset - span[0], end - span[0]);
+    }
     if (!pending) {
       // Within one cached block: reply straight from it, no copy (the block never changes).
       const view = await data.readView(ino, offset, end - offset, whole);

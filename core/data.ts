@@ -62,14 +62,12 @@
  *   write stream would evict what readers use.
  * - **Readahead.** `prefetch` starts at most 4 background fetches (fewer if the store wants) and
  *   drops further blocks rather than queueing them, so readahead never delays demand reads;
- *   `warm` (the predictor's replay) waits for room in the cache instead, so that what it fetches
- *   is kept until read.
+ *   `warm` (the predictor's replay) waits for room in the cache instead (kept until read).
  * - **Deletion.** Freed slices are deleted only after the metadata transaction that freed them has
  *   committed (the metadata moved them to its garbage list in that same transaction): first their
  *   objects (1,000 keys per request), then their garbage entries. A crash in between leaves the
- *   entries, and `collectGarbage` at the next mount deletes again (deleting a missing object is
- *   harmless). Objects uploaded for slices that never committed are unknown to the metadata;
- *   `slayerfs gc` (`core/gc.ts`) finds them.
+ *   entries, deleted again by `collectGarbage` at the next mount. Objects uploaded for slices
+ *   that never committed are unknown to the metadata; `slayerfs gc` (`core/gc.ts`) finds them.
  *
  * @module
  */
@@ -382,9 +380,10 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
       const inBlock = pos - index * bs;
       const n = Math.min(off + len - pos, blockLen - inBlock);
       const at = dstOff + (pos - off);
-      const bytes = this.#blockRange(id, index, blockLen, inBlock, n, whole);
+      const into = dst.subarray(at, at + n);
+      const bytes = this.#blockRange(id, index, blockLen, inBlock, n, whole, into);
       if (bytes instanceof Uint8Array) dst.set(bytes, at);
-      else tasks.push(bytes.then((b) => dst.set(b, at)));
+      else tasks.push(bytes.then((b) => void (b !== into && dst.set(b, at))));
       pos += n;
     }
     await Promise.all(tasks);
@@ -444,7 +443,8 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
    * the block when it is in memory (returned at once), the range alone when a slower tier holds
    * the block (it checksums its segments), the segments needed (cached or fetched alone) when
    * the read is not `whole` and the block is segmented, else the block fetched whole and
-   * verified. A range read that misses (evicted, corrupt) fetches the block too.
+   * verified. A range read that misses (evicted, corrupt) fetches the block too. `into`: see
+   * `SegmentReader.range`.
    */
   #blockRange(
     id: SliceId,
@@ -453,6 +453,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     inBlock: number,
     n: number,
     whole = true,
+    into?: Uint8Array,
   ): Uint8Array | Promise<Uint8Array> {
     const key = blockKey(id, index, blockLen);
     const hit = this.cache.getSync(key);
@@ -460,10 +461,10 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     const all = async () =>
       (await this.getBlock(id, index, blockLen)).subarray(inBlock, inBlock + n);
     if (this.cache.getRange && n < blockLen && this.cache.has(key) && !this.#inflight.has(key)) {
-      return this.cache.getRange(key, inBlock, n).then((part) => part ?? all());
+      return this.cache.getRange(key, inBlock, n, into).then((part) => part ?? all());
     }
     if (!whole && this.segmented && n < blockLen && !this.#inflight.has(key)) {
-      return this.#segReader.range(id, index, key, blockLen, inBlock, n).then((part) => {
+      return this.#segReader.range(id, index, key, blockLen, inBlock, n, into).then((part) => {
         if (part === undefined) return all();
         this.#fillBehind(id, index, blockLen, key);
         return part;

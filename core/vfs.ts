@@ -40,6 +40,7 @@ import { Predictor, type PredictorOptions } from "./predict.ts";
 import type { Session } from "./session.ts";
 import { SessionOpens } from "./_session_opens.ts";
 import { VfsFiles } from "./_vfs_files.ts";
+import { type PageStore, ReadAround } from "./_read_around.ts";
 import { QuotaGate } from "./_vfs_quota.ts";
 import { type VfsStats, vfsStats } from "./_vfs_stats.ts";
 
@@ -62,6 +63,11 @@ export interface VfsOptions extends DataOptions {
   session?: Session;
   /** How reads change atime (`core/_atime.ts`; default `noatime`). */
   atimeMode?: AtimeMode;
+  /**
+   * The window, in bytes, that a random read hands to the kernel's page cache once the mount gives
+   * a page store ({@linkcode Vfs.usePageStore}; `core/_read_around.ts`): default 64 KiB, 0 = off.
+   */
+  readAround?: number;
   /**
    * Write nothing to the metadata by itself: no cleanup at open, no atime updates, no recorded
    * access patterns (for `-o ro`, with `readOnlyOps` of `core/tenant_ops.ts` refusing changes).
@@ -94,6 +100,7 @@ export class Vfs implements FsOps {
   readonly #onError: (err: unknown) => void;
   readonly #atime: AtimeUpdater | undefined;
   readonly #freeQueue: FreeQueue;
+  readonly #around: ReadAround;
   #closed = false;
 
   private constructor(meta: Meta, store: BlockStore, options: VfsOptions) {
@@ -115,7 +122,9 @@ export class Vfs implements FsOps {
       ? new SessionOpens(meta, session, this.#freeQueue, this.#onError, open)
       : undefined;
     const quota = this.#quota = new QuotaGate(meta);
+    this.#around = new ReadAround(options.readAround);
     const parts = {
+      around: this.#around,
       quota,
       meta,
       data: this.data,
@@ -126,6 +135,20 @@ export class Vfs implements FsOps {
       predictor: this.predictor,
     };
     this.#files = new VfsFiles(parts, open, opens);
+  }
+
+  /**
+   * Lets random reads hand the window around them to the kernel's page cache
+   * (`core/_read_around.ts`); `undefined` stops it. The FUSE mount gives its
+   * `FuseSession.storePages`, unless the kernel buffers writes (writeback cache).
+   */
+  usePageStore(store: PageStore | undefined): void {
+    this.#around.use(store);
+  }
+
+  /** Windows handed to the kernel's page cache by read-around, and their bytes. */
+  get readAroundStats(): { stored: number; storedBytes: number } {
+    return { stored: this.#around.stored, storedBytes: this.#around.storedBytes };
   }
 
   /** This mount's session id, with a session. */
@@ -183,6 +206,7 @@ export class Vfs implements FsOps {
       const { attr, freed } = await this.meta.truncate(ino, set.size, now());
       this.#files.sizeChanged(attr);
       this.#freeQueue.add(freed);
+      await this.#files.settledStores(ino);
     }
     const needsChange = set.mode !== undefined || set.uid !== undefined ||
       set.gid !== undefined || set.atime !== undefined || set.mtime !== undefined ||

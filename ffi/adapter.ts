@@ -432,6 +432,34 @@ export class FuseAdapter {
     }
   }
 
+  /**
+   * Puts `bytes` into the kernel's page cache of `ino` at `offset` (`FUSE_NOTIFY_STORE`), from a
+   * worker thread (the kernel may wait there for a read the JS thread answers); resolves to
+   * libfuse's result (0, or a negative errno such as -ENOENT when the kernel has no such inode).
+   * Counted as pending like a reply, so that a session ends only after its stores.
+   */
+  storePages(ino: number | bigint, offset: number, bytes: Uint8Array): Promise<number> {
+    const se = this.session;
+    if (se === null || this.#closed) return Promise.resolve(-107); // ENOTCONN
+    // struct fuse_bufvec { size_t count, idx, off; struct fuse_buf buf[1]; } with
+    // struct fuse_buf { size_t size; enum flags; void *mem; int fd; off_t pos; } (libfuse 3):
+    // 64 bytes. 128 are allocated so that V8 keeps them off its heap, at a fixed address.
+    const vec = new BigUint64Array(16);
+    vec[0] = 1n; // count
+    vec[3] = BigInt(bytes.byteLength); // buf[0].size; flags 0: memory
+    vec[5] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(bytes))); // buf[0].mem
+    vec[6] = 0xffffffffn; // buf[0].fd = -1
+    const sent = this.#fuse.fuse_lowlevel_notify_store(
+      se,
+      BigInt(ino),
+      BigInt(offset),
+      Deno.UnsafePointer.of(vec),
+      0,
+    );
+    this.#hold(sent.finally(() => void vec), bytes);
+    return sent;
+  }
+
   /** Counts a reply sent from a worker thread as pending; `bytes` stay referenced until sent. */
   #hold(sent: Promise<unknown>, bytes: Uint8Array): void {
     this.#pending++;

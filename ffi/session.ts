@@ -181,6 +181,15 @@ export class FuseSession implements AsyncDisposable {
       BigInt(name.length),
     );
   }
+  /**
+   * Puts `bytes` into the kernel's page cache of file `ino` at `offset` (`FUSE_NOTIFY_STORE`; see
+   * `core/_read_around.ts`), on a worker thread; resolves to 0 or a negative errno. Never with
+   * `writebackCache`: the kernel's dirty pages would be overwritten.
+   */
+  storePages(ino: number, offset: number, bytes: Uint8Array): Promise<number> {
+    if (this.#stopping) return Promise.resolve(-107); // ENOTCONN
+    return this.#adapter.storePages(ino, offset, bytes);
+  }
 
   /** Requests currently being served. */
   get pending(): number {

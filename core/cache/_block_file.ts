@@ -184,13 +184,15 @@ export function decodeBlockFile(
  * the segments covering the range are read, with the header and table in parallel when `table`
  * is not known yet (`size` is then the file size). Returns the bytes and the table if it was read,
  * or why the file is not valid; a RangeError beyond the end of the data. A range within one
- * segment is read into a reused scratch buffer (`core/_scratch.ts`) and copied out.
+ * segment is read into a reused scratch buffer (`core/_scratch.ts`) and copied out (into `into`,
+ * `length` bytes, when given: the bytes returned are then `into`).
  */
 export async function readSegments(
   readAt: ReadAt,
   file: { key: string; size: number; table: BlockTable | undefined },
   offset: number,
   length: number,
+  into?: Uint8Array,
 ): Promise<{ data: Uint8Array; table?: BlockTable } | string> {
   const table = file.table;
   const dataOffset = table?.dataOffset ?? dataOffsetOf(encoder.encode(file.key).length, file.size);
@@ -210,7 +212,9 @@ export async function readSegments(
     const got = await readVerified(readAt, buf, dataOffset, start, table, file.key, dataLength);
     if (typeof got === "string") return got;
     const at = offset - start;
-    const data = scratch ? buf.slice(at, at + length) : buf.subarray(at, at + length);
+    const part = buf.subarray(at, at + length);
+    if (scratch && into) into.set(part);
+    const data = !scratch ? part : into ?? part.slice();
     return got.table !== undefined ? { data, table: got.table } : { data };
   } finally {
     // Every read into it has ended (settleReads waits for each).

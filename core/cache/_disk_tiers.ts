@@ -293,13 +293,14 @@ export class DiskTiers {
   /**
    * Bytes `[offset, offset + length)` of the block of `e` from its file in `dir`, verified:
    * through a descriptor of the pool (libc), else a Deno file handle. A RangeError beyond the end
-   * of the block.
+   * of the block. `into`: see `readSegments`.
    */
   async readRange(
     e: Entry,
     dir: DiskDir,
     offset: number,
     length: number,
+    into?: Uint8Array,
   ): Promise<Uint8Array | undefined> {
     const path = filePath(dir.path, e);
     const fds = this.#fds;
@@ -308,7 +309,7 @@ export class DiskTiers {
       try {
         const fd = await f.opening;
         if (fd >= 0) {
-          return await this.#readVerified(e, dir, path, fds.readerOf(fd), offset, length);
+          return await this.#readVerified(e, dir, path, fds.readerOf(fd), offset, length, into);
         }
         fds.retire(f); // let Deno tell why it cannot be opened
       } finally {
@@ -323,7 +324,7 @@ export class DiskTiers {
       return undefined;
     }
     try {
-      return await this.#readVerified(e, dir, path, seekReader(file), offset, length);
+      return await this.#readVerified(e, dir, path, seekReader(file), offset, length, into);
     } finally {
       file.close();
     }
@@ -337,9 +338,10 @@ export class DiskTiers {
     readAt: ReadAt,
     offset: number,
     length: number,
+    into?: Uint8Array,
   ): Promise<Uint8Array | undefined> {
     const file = { key: e.key, size: e.diskSize, table: e.table };
-    const got = await readSegments(readAt, file, offset, length);
+    const got = await readSegments(readAt, file, offset, length, into);
     if (typeof got === "string") {
       this.#dropCorrupt(e, dir, path, got);
       return undefined;

@@ -155,9 +155,15 @@ export class TieredCache implements BlockCacheLike {
    * as for {@linkcode get}. From memory or the write-behind queue a view of the cached block; from
    * disk only the 64 KiB segments covering the range are read and verified (a corrupt block is
    * deleted and reported as a miss), and a block read often enough is copied into memory in the
-   * background. The range must lie within the block (else a RangeError).
+   * background. The range must lie within the block (else a RangeError). A range read from disk
+   * within one segment is copied into `into` (`length` bytes), if given, instead of a new array.
    */
-  getRange(key: string, offset: number, length: number): Promise<Uint8Array | undefined> {
+  getRange(
+    key: string,
+    offset: number,
+    length: number,
+    into?: Uint8Array,
+  ): Promise<Uint8Array | undefined> {
     if (
       !Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0
     ) {
@@ -171,7 +177,7 @@ export class TieredCache implements BlockCacheLike {
       this.#hits++;
       return view(key, e.pending, offset, length);
     }
-    if (e?.disk !== undefined) return this.#getDiskRange(e, e.disk, offset, length);
+    if (e?.disk !== undefined) return this.#getDiskRange(e, e.disk, offset, length, into);
     this.#miss(e, key);
     return Promise.resolve(undefined);
   }
@@ -346,9 +352,10 @@ export class TieredCache implements BlockCacheLike {
     dir: DiskDir,
     offset: number,
     length: number,
+    into?: Uint8Array,
   ): Promise<Uint8Array | undefined> {
     dir.index.get(e.hash); // counts the access
-    const data = this.#countDisk(e, dir, await this.#disk.readRange(e, dir, offset, length));
+    const data = this.#countDisk(e, dir, await this.#disk.readRange(e, dir, offset, length, into));
     if (data) this.#promoteLater(e, dir);
     return data;
   }

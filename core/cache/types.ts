@@ -32,7 +32,12 @@ export interface BlockCacheLike {
    * Bytes `[offset, offset+length)` of a cached block, read (and verified) without loading the
    * whole block from a slower tier; `undefined` on a miss. Optional.
    */
-  getRange?(key: string, offset: number, length: number): Promise<Uint8Array | undefined>;
+  getRange?(
+    key: string,
+    offset: number,
+    length: number,
+    into?: Uint8Array,
+  ): Promise<Uint8Array | undefined>;
   /** Resolves when caching `bytes` more will not be dropped for lack of room. Optional. */
   room?(bytes: number): Promise<void>;
   /** Drops a block. */
