@@ -85,6 +85,8 @@ export interface MountState {
   storeGets?: number;
   /** Stored (compressed) bytes of those objects. */
   storeGetBytes?: number;
+  /** Windows read-around handed to the kernel's page cache, and their bytes. */
+  readAround?: { windows: number; bytes: number };
   /** The read-pattern predictor's counters. */
   predictor?: { recorded: number; replays: number; prefetchedBlocks: number };
   /** The tiered cache's statistics, when there is one. */

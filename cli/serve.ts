@@ -353,6 +353,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       storeGets: s.storeGets,
       storeGetBytes: s.storeGetBytes,
       ...(s.predictor ? { predictor: s.predictor } : {}),
+      ...(s.readAround ? { readAround: s.readAround } : {}),
       ...(s.cache ? { cache: s.cache, hottestFiles: s.hottestFiles } : {}),
       ...(writeback ? { writeback: writeback.stats() } : {}),
       ...(limited || uploadWindow

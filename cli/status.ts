@@ -176,6 +176,12 @@ function mountText(mnt: string, s: MountState & { usage?: string }, paths: Map<I
       `${s.storeGets} objects, ${humanBytes(s.storeGetBytes ?? 0)} from the store`,
     ]);
   }
+  if (s.readAround) {
+    rows.push([
+      "Read-around:",
+      `${s.readAround.windows} windows, ${humanBytes(s.readAround.bytes)} to the page cache`,
+    ]);
+  }
   if (s.bandwidth) rows.push(["Bandwidth:", bandwidthText(s.bandwidth)]);
   const wb = s.writeback;
   if (wb) {

@@ -29,6 +29,8 @@ export interface VfsStats {
   storeGets: number;
   /** Bytes of the objects fetched from the store for reads. */
   storeGetBytes: number;
+  /** Windows read-around handed to the kernel's page cache, and their bytes. */
+  readAround?: { windows: number; bytes: number };
   /** The predictor's counters, when it runs. */
   predictor?: { recorded: number; replays: number; prefetchedBlocks: number };
   /** The cache's per-tier counters, for a cache that reports them. */

@@ -146,11 +146,6 @@ export class Vfs implements FsOps {
     this.#around.use(store);
   }
 
-  /** Windows handed to the kernel's page cache by read-around, and their bytes. */
-  get readAroundStats(): { stored: number; storedBytes: number } {
-    return { stored: this.#around.stored, storedBytes: this.#around.storedBytes };
-  }
-
   /** This mount's session id, with a session. */
   get sessionId(): number | undefined {
     return this.#session?.id;
@@ -472,6 +467,12 @@ export class Vfs implements FsOps {
    * predictor's, and for a tiered cache its tiers and hottest files (`core/_vfs_stats.ts`).
    */
   stats(): VfsStats {
-    return vfsStats(this.data, this.predictor, this.#files.open);
+    const around = this.#around;
+    return {
+      ...vfsStats(this.data, this.predictor, this.#files.open),
+      ...(around.window > 0
+        ? { readAround: { windows: around.stored, bytes: around.storedBytes } }
+        : {}),
+    };
   }
 }

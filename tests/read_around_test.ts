@@ -86,6 +86,13 @@ Deno.test({
         await pread(tail, SIZE - 4096, 4096),
         data.subarray(SIZE - 4096, SIZE - 100),
       );
+      // `slayerfs status` counts the windows (its state is refreshed every 2 s).
+      let status = "";
+      for (let i = 0; i < 30 && !/Read-around: +2 windows, 127\.9 KiB/.test(status); i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        status = (await runCli(["status", fs.mnt])).stdout;
+      }
+      assert.match(status, /Read-around: +2 windows, 127\.9 KiB to the page cache/);
     }
     for (const option of ["read_around=0", "writeback_cache"]) {
       await using fs = await startSlayer({ extraArgs: ["-o", option] });
