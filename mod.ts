@@ -37,6 +37,7 @@ export {
 } from "./core/_crypto.ts";
 export { Vfs, type VfsOptions, type VfsStats } from "./core/vfs.ts";
 export type { AtimeMode } from "./core/_atime.ts";
+export type { PageStore } from "./core/_read_around.ts";
 export {
   type CleanupHook,
   DEFAULT_SESSION_TIMEOUT_MS,
