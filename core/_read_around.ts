@@ -21,6 +21,7 @@
 
 import type { OpenFile } from "./_open_files.ts";
 import type { Ino } from "./types.ts";
+import { giveScratch, SCRATCH_BYTES, takeScratch } from "./_scratch.ts";
 
 /**
  * Puts `bytes` into the kernel's page cache of `ino` at `offset`; resolves when the kernel has
@@ -30,16 +31,12 @@ export type PageStore = (ino: Ino, offset: number, bytes: Uint8Array) => Promise
 
 /** The default window: one 64 KiB segment. */
 export const READ_AROUND_DEFAULT = 64 << 10;
-/** Window buffers at most (stores in flight at once). */
-const POOL = 32;
 
 /** Read-around for one mount; see the module notes. */
 export class ReadAround {
   /** The window in bytes (a multiple of 4 KiB), 0 when off. */
   readonly window: number;
   #store: PageStore | undefined;
-  #free: Uint8Array[] = [];
-  #made = 0;
   /** Windows handed to the kernel, and their bytes (for `status` and tests). */
   stored = 0;
   storedBytes = 0;
@@ -71,21 +68,18 @@ export class ReadAround {
   }
 
   /**
-   * A zeroed buffer of `window` bytes for a window's read, from a small pool (a fresh 64 KiB array
-   * per random read costs more than the read on a virtual machine: zeroed pages, then garbage);
-   * `undefined` when all are in use (the read then goes as asked).
+   * A buffer of at least `window` bytes, zeroed, for a window's read: a reused scratch buffer
+   * (`_scratch.ts`: a fresh 64 KiB array per random read costs more than the read on a virtual
+   * machine) for windows up to 64 KiB.
    */
-  take(): Uint8Array | undefined {
-    if (this.#free.length === 0 && this.#made >= POOL) return undefined;
-    const buf = this.#free.pop();
-    if (buf) return buf.fill(0);
-    this.#made++;
-    return new Uint8Array(this.window);
+  take(): Uint8Array {
+    if (this.window > SCRATCH_BYTES) return new Uint8Array(this.window);
+    return takeScratch().fill(0, 0, this.window);
   }
 
   /** Returns a buffer of {@linkcode take} that nothing reads any more. */
   give(buf: Uint8Array): void {
-    this.#free.push(buf);
+    giveScratch(buf);
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
  * Reused 64 KiB buffers for reads whose bytes are copied out at once: a random read of a segment
  * from a local file (the `file://` store, a disk cache tier) reads the segment to verify its
- * checksum but returns only the few KiB asked for. A new 64 KiB array per read costs more than
+ * checksum but returns only the few KiB asked for; the window a random read hands the kernel's page
+ * cache (`_read_around.ts`) is read into one. A new 64 KiB array per read costs more than
  * the read on a virtual machine: zeroed, freshly mapped pages (page faults), then garbage.
  *
  * A buffer must go back ({@linkcode giveScratch}) only once nothing refers to it any more and no

@@ -207,7 +207,6 @@ export class VfsFiles {
   ): Promise<Uint8Array | undefined> {
     const around = this.#p.around;
     const buf = around.take();
-    if (!buf) return undefined;
     const changes = of.changes ?? 0;
     const bytes = buf.subarray(0, hi - lo);
     try {
