@@ -156,8 +156,9 @@ export class VfsFiles {
     if ((a.mode & S_IFMT) === S_IFREG && (flags & O_ACCMODE) !== 1) this.#p.predictor?.onOpen(ino);
     const opened = this.open.openFile(ino, flags, a.size, keep);
     if (!keep) opened.attrStale = true;
-    // Writes may follow the answer: no page store of older data may land after them.
-    if ((flags & O_ACCMODE) !== O_RDONLY) await settled(this.open.file(ino));
+    // Writes may follow the answer, or the kernel drops the file's pages on it (changed
+    // elsewhere): no page store of older data may land after either.
+    if (!keep || (flags & O_ACCMODE) !== O_RDONLY) await settled(this.open.file(ino));
     return opened;
   }
 
