@@ -58,6 +58,10 @@ export const MOUNT_OPTIONS: readonly { readonly name: string; readonly help: str
     name: "io_deadline=SEC",
     help: "EIO for a request the store cannot answer in time (60; 0 = none)",
   },
+  {
+    name: "random_fill=SIZE",
+    help: "fetch a file read at random whole into the disk cache, up to this size (0 = off)",
+  },
 ];
 
 const META_URL = {

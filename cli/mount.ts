@@ -11,6 +11,7 @@ import { resolve } from "node:path";
 import { openKvEngine } from "../backends/mod.ts";
 import { Meta } from "../core/meta/mod.ts";
 import { formatVolume } from "../core/volume.ts";
+import { parseSize } from "../core/format.ts";
 import { makePrivateDir } from "../core/_private_fs.ts";
 import { findCommand, MOUNT_OPTIONS } from "./_commands.ts";
 import { effectiveSettings, outranks } from "./_config.ts";
@@ -192,6 +193,14 @@ function mountOptions(list: string[]): Map<string, string> {
     const v = options.get(k);
     if (v !== undefined && !(v !== "" && Number(v) >= 0)) {
       throw new CliError(`Invalid mount option ${k}=${v}: expected a number >= 0`, 2);
+    }
+  }
+  const fill = options.get("random_fill");
+  if (fill !== undefined) {
+    try {
+      parseSize(fill);
+    } catch (err) {
+      throw new CliError(`Invalid mount option random_fill=${fill}: ${(err as Error).message}`, 2);
     }
   }
   return options;

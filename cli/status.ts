@@ -176,6 +176,10 @@ function mountText(mnt: string, s: MountState & { usage?: string }, paths: Map<I
       `${s.storeGets} objects, ${humanBytes(s.storeGetBytes ?? 0)} from the store`,
     ]);
   }
+  if (s.randomFill?.files) {
+    const { files, blocks } = s.randomFill;
+    rows.push(["Random fill:", `${files} files read at random, ${blocks} blocks fetched whole`]);
+  }
   if (s.bandwidth) rows.push(["Bandwidth:", bandwidthText(s.bandwidth)]);
   const wb = s.writeback;
   if (wb) {

@@ -191,6 +191,7 @@ export class VfsFiles {
     this.#p.predictor?.onRead(ino, offset, end - offset);
     // Sequential (a readahead window) or at the start: whole blocks; else only what is needed.
     const whole = (h.window ?? 0) > 0 || offset === 0;
+    if (!whole) data.randomFill.read(ino, fileSize); // read at random: fetch the file whole?
     if (!pending) {
       // Within one cached block: reply straight from it, no copy (the block never changes).
       const view = await data.readView(ino, offset, end - offset, whole);

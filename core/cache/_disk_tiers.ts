@@ -400,8 +400,9 @@ export class DiskTiers {
     return true;
   }
 
-  /** Resolves once the write-behind queue has room for `bytes` more (at once without a disk). */
+  /** Resolves once the write-behind queue has room for `bytes` more (or is empty; no disk: now). */
   room(bytes: number): Promise<void> {
+    bytes = Math.min(bytes, this.#writeBehindBytes);
     if (this.#hasRoom(bytes)) return Promise.resolve();
     return new Promise((resolve) => this.#roomWaiters.push({ bytes, resolve }));
   }
