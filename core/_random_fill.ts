@@ -15,12 +15,14 @@
  *   is usually read at random again: fetching all of it costs its size once.
  * - **How.** Every block of the file not cached and not in flight, in file order, at most
  *   {@linkcode RandomFillOptions.parallel} at once, each after the cache's write-behind queue has
- *   room for it (`room`), so a fetched block reaches the disk tier instead of being dropped. The
- *   reads' own segments are fetched as before, beside the fill (the store's connection pool, 32
- *   for S3, has more slots than the fill takes), but the whole block a random read falls in is not
- *   fetched behind it while its file fills: on s3rver those fetches only competed with the fill's
- *   and the reads' for the server and the cores, and the slow phase ended later (8 at once ended
- *   it soonest: `bench/README.md`). Errors are ignored: the read that needs a block reports them.
+ *   room for it and for those in flight (`room`), so a fetched block reaches the disk tier instead
+ *   of being dropped. The reads' own segments are fetched as before, beside the fill (the store's
+ *   connection pool, 32 for S3, has more slots than the fill takes), but the whole block a random
+ *   read falls in is not fetched behind it while its file fills (those fetches competed with the
+ *   fill's). 4 at once by default, as many as the fill-behind's: on s3rver (`bench/README.md`)
+ *   8 or 16 did not end the slow phase sooner (the server moved ~200 MiB/s at any concurrency)
+ *   and raised the daemon's peak RSS by 50-130 MiB. Errors are ignored: the read that needs a
+ *   block reports them.
  * - **How many.** One file fills at a time (a second waits for more random reads), and a file is
  *   filled once until it changes: {@linkcode RandomFill.invalidate} (the inode's data changed)
  *   stops its fill and lets a later one start.
@@ -40,7 +42,7 @@ export interface RandomFillOptions {
    * tiers' capacity, at most 8 GiB.
    */
   maxBytes?: number;
-  /** Blocks of a file fetched at once (default 8, at most the store's concurrency). */
+  /** Blocks of a file fetched at once (default 4, at most the store's concurrency). */
   parallel?: number;
   /** Random reads of a file that start its fill (default 32). */
   reads?: number;
@@ -160,7 +162,7 @@ export class RandomFill {
     const host = this.#host;
     const parallel = Math.max(
       1,
-      Math.min(this.#options.parallel ?? 8, host.store.limits.concurrency),
+      Math.min(this.#options.parallel ?? 4, host.store.limits.concurrency),
     );
     const running = new Set<Promise<void>>();
     let fetching = 0; // bytes
