@@ -60,7 +60,7 @@ export const MOUNT_OPTIONS: readonly { readonly name: string; readonly help: str
   },
   {
     name: "random_fill=SIZE",
-    help: "fetch a file read at random whole into the disk cache, up to this size (0 = off)",
+    help: "files read at random go whole to the disk cache, up to SIZE (0 = off)",
   },
 ];
 
