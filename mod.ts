@@ -38,6 +38,12 @@ export {
 export { Vfs, type VfsOptions, type VfsStats } from "./core/vfs.ts";
 export type { AtimeMode } from "./core/_atime.ts";
 export type { PageStore } from "./core/_read_around.ts";
+export type {
+  FillHost,
+  RandomFill,
+  RandomFillOptions,
+  RandomFillStats,
+} from "./core/_random_fill.ts";
 export {
   type CleanupHook,
   DEFAULT_SESSION_TIMEOUT_MS,

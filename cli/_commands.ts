@@ -62,6 +62,10 @@ export const MOUNT_OPTIONS: readonly { readonly name: string; readonly help: str
     name: "io_deadline=SEC",
     help: "EIO for a request the store cannot answer in time (60; 0 = none)",
   },
+  {
+    name: "random_fill=SIZE",
+    help: "files read at random go whole to the disk cache, up to SIZE (0 = off)",
+  },
 ];
 
 const META_URL = {

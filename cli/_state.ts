@@ -89,6 +89,8 @@ export interface MountState {
   readAround?: { windows: number; bytes: number };
   /** The read-pattern predictor's counters. */
   predictor?: { recorded: number; replays: number; prefetchedBlocks: number };
+  /** Files read at random filled into the disk cache (`random_fill`), and the blocks fetched. */
+  randomFill?: { files: number; blocks: number };
   /** The tiered cache's statistics, when there is one. */
   cache?: unknown;
   /** The files with the most cached blocks, with the tiered cache. */

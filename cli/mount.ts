@@ -209,6 +209,14 @@ function mountOptions(list: string[]): Map<string, string> {
       );
     }
   }
+  const fill = options.get("random_fill");
+  if (fill !== undefined) {
+    try {
+      parseSize(fill);
+    } catch (err) {
+      throw new CliError(`Invalid mount option random_fill=${fill}: ${(err as Error).message}`, 2);
+    }
+  }
   return options;
 }
 

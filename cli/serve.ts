@@ -17,6 +17,7 @@ import type { Ino } from "../core/types.ts";
 import type { KvEngine } from "../core/kv.ts";
 import type { WritebackStats } from "../backends/store_writeback.ts";
 import { formatVolume, Volume } from "../core/volume.ts";
+import { parseSize } from "../core/format.ts";
 import { Session } from "../core/session.ts";
 import { VERSION } from "./version.ts";
 import { CliError, describe } from "./_errors.ts";
@@ -41,7 +42,6 @@ import { deadSessions, reclaimDetached } from "../core/clone.ts";
 import { controlPath, serveControl } from "./_control.ts";
 import { controlHandler } from "./clone.ts";
 import { LimitedBlockStore } from "../backends/store_limited.ts";
-import { parseSize } from "../core/format.ts";
 import { mbitToBytes, TimeWindow } from "../core/_bandwidth.ts";
 
 const log = getLog("daemon");
@@ -71,6 +71,9 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   }
   // io_deadline=SEC (default 60, 0 = none): no FUSE request waits longer for the store.
   const deadlineMs = Number(opts.options.get("io_deadline") || 60) * 1000;
+  // random_fill=SIZE (default: a quarter of the disk cache, at most 8 GiB; 0 = off): the largest
+  // file read at random that is fetched whole into the disk cache (core/_random_fill.ts).
+  const fill = opts.options.get("random_fill");
   let vol: Volume;
   let subdirIno: Ino | undefined;
   let limited: LimitedBlockStore | undefined;
@@ -193,6 +196,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       // Reads of imported objects are object-store traffic too: same limit, same count.
       ...(limited ? { onExternalRead: (n: number) => limited!.chargeDownload(n) } : {}),
       ...(deadlineMs > 0 ? { fetchDeadlineMs: deadlineMs } : {}),
+      ...(fill !== undefined ? { randomFill: { maxBytes: parseSize(fill) } } : {}),
       ...(opts.cacheDirs.length
         ? {
           cache: await TieredCache.open({
@@ -354,6 +358,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       storeGetBytes: s.storeGetBytes,
       ...(s.predictor ? { predictor: s.predictor } : {}),
       ...(s.readAround ? { readAround: s.readAround } : {}),
+      randomFill: s.randomFill,
       ...(s.cache ? { cache: s.cache, hottestFiles: s.hottestFiles } : {}),
       ...(writeback ? { writeback: writeback.stats() } : {}),
       ...(limited || uploadWindow

@@ -182,6 +182,10 @@ function mountText(mnt: string, s: MountState & { usage?: string }, paths: Map<I
       `${s.readAround.windows} windows, ${humanBytes(s.readAround.bytes)} to the page cache`,
     ]);
   }
+  if (s.randomFill?.files) {
+    const { files, blocks } = s.randomFill;
+    rows.push(["Random fill:", `${files} files read at random, ${blocks} blocks fetched whole`]);
+  }
   if (s.bandwidth) rows.push(["Bandwidth:", bandwidthText(s.bandwidth)]);
   const wb = s.writeback;
   if (wb) {

@@ -1,6 +1,6 @@
 /**
  * Helpers of the block layer (`core/data.ts`) that need only its public parts: walking the
- * blocks of a file range, and deleting freed slices.
+ * blocks of a file range, fetching them into the cache, and deleting freed slices.
  *
  * @module
  */
@@ -52,6 +52,31 @@ export async function* blocksOf(
       }
     }
   }
+}
+
+/**
+ * Fetches the blocks of `[off, off+len)` of `ino` into `data`'s cache (`DataEngine.warm`);
+ * returns how many it fetched.
+ */
+export async function warmBlocks(
+  data: Parameters<typeof blocksOf>[0] & {
+    readonly cache: BlockCacheLike;
+    getBlock(id: SliceId, index: number, len: number): Promise<Uint8Array>;
+  },
+  ino: Ino,
+  off: number,
+  len: number,
+): Promise<number> {
+  const tasks: Promise<unknown>[] = [];
+  for await (const b of blocksOf(data, ino, off, len)) {
+    if (data.cache.has(b.key)) continue;
+    // Background fetches wait for room in the cache's write-behind queue, so that they are
+    // kept rather than dropped and fetched again when the reader gets there.
+    await data.cache.room?.(b.blockLen);
+    if (!data.cache.has(b.key)) tasks.push(data.getBlock(b.id, b.index, b.blockLen));
+  }
+  await Promise.all(tasks);
+  return tasks.length;
 }
 
 /**

@@ -8,6 +8,7 @@ import type { BlockRecord } from "./block_codec.ts";
 import type { BlockCacheLike } from "./cache/mod.ts";
 import type { VolumeFormat } from "./format.ts";
 import type { FreedSlice, FullChunk } from "./meta/mod.ts";
+import type { RandomFillOptions } from "./_random_fill.ts";
 import type { Ino, SliceId } from "./types.ts";
 
 /** A stored block: its record, and the blob key if this call uploaded a dedup blob. */
@@ -42,6 +43,11 @@ export interface DataOptions {
    * (default: yes, unless the store reads objects whole, `limits.wholeObjects`).
    */
   segmented?: boolean;
+  /**
+   * Filling files read at random into the disk cache tier (`core/_random_fill.ts`; the mount's
+   * `random_fill`). Default: files up to a quarter of the disk tiers' capacity, at most 8 GiB.
+   */
+  randomFill?: RandomFillOptions;
 }
 
 /**

@@ -39,6 +39,8 @@ import type { Predictor } from "./predict.ts";
 import { SeenVersions, type SessionOpens } from "./_session_opens.ts";
 import { seekDataOrHole } from "./_seek.ts";
 import { type ReadAround, settled } from "./_read_around.ts";
+import { giveReply, takeReply } from "./_reply_pool.ts";
+import { SCRATCH_BYTES } from "./_scratch.ts";
 
 const isDir = (a: Attr) => (a.mode & S_IFMT) === S_IFDIR;
 
@@ -238,19 +240,27 @@ export class VfsFiles {
     this.#p.predictor?.onRead(ino, offset, end - offset);
     // Sequential (a readahead window) or at the start: whole blocks; else only what is needed.
     const whole = (h.window ?? 0) > 0 || offset === 0;
+    if (!whole) data.randomFill.read(ino, fileSize); // read at random: fetch the file whole?
     const span = whole || pending ? undefined : this.#p.around.span(of, offset, end, fileSize);
     if (span) {
       // A copy: the window's buffer goes back to a pool once the kernel has it.
       const around = await this.#readAround(ino, of, span[0], span[1]);
       if (around) return around.slice(offset - span[0], end - span[0]);
     }
+    const n = end - offset;
+    // Large: a reused buffer (`_reply_pool.ts`), given back once the kernel has the reply.
+    const reuse = n > SCRATCH_BYTES ? takeReply(n) : undefined;
     if (!pending) {
-      // Within one cached block: reply straight from it, no copy (the block never changes).
-      const view = await data.readView(ino, offset, end - offset, whole);
-      if (view) return view;
+      // Within one cached block: reply straight from it, no copy (the block never changes); from
+      // the disk tier, into the reused buffer.
+      const view = await data.readView(ino, offset, n, whole, reuse);
+      if (view) {
+        if (reuse && view.buffer !== reuse.buffer) giveReply(reuse);
+        return view;
+      }
     }
-    const out = new Uint8Array(end - offset);
-    await data.readCommitted(ino, offset, end - offset, out, whole);
+    const out = reuse?.fill(0) ?? new Uint8Array(n);
+    await data.readCommitted(ino, offset, n, out, whole);
     if (pending) w!.overlay(offset, out, pending);
     return out;
   }

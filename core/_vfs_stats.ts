@@ -33,6 +33,8 @@ export interface VfsStats {
   readAround?: { windows: number; bytes: number };
   /** The predictor's counters, when it runs. */
   predictor?: { recorded: number; replays: number; prefetchedBlocks: number };
+  /** Files read at random filled into the disk cache tier, and the blocks fetched for them. */
+  randomFill: { files: number; blocks: number };
   /** The cache's per-tier counters, for a cache that reports them. */
   cache?: CacheStats;
   /** The files with the most cached blocks, with such a cache. */
@@ -55,6 +57,7 @@ export function vfsStats(
     storeGets: data.fetched.objects,
     storeGetBytes: data.fetched.bytes,
     ...(predictor ? { predictor: { ...predictor.stats } } : {}),
+    randomFill: { ...data.randomFill.stats },
   };
   const stats = cache.stats?.();
   if (stats !== undefined) {

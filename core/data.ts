@@ -30,9 +30,9 @@
  *   `<block key>#<segment>`, so a random 4 KiB read costs 64 KiB of transfer and memory, not
  *   4 MiB. With a disk cache tier (remote storage), the whole block is then fetched in the
  *   background into it (within the prefetch limit, else not): the reply does not wait for it,
- *   and the block's later reads are disk hits, as s3fs's local copy of an open file gives. A
- *   block a disk cache tier holds is read there in the range needed either way (that tier
- *   checksums 64 KiB segments of its own).
+ *   and the block's later reads are disk hits, as s3fs's local copy of an open file gives; after
+ *   32 random reads of a file, all of it is (`randomFill`, `core/_random_fill.ts`). A disk tier's
+ *   block is read there in the range needed either way (it checksums 64 KiB segments of its own).
  * - **Inline blocks.** A block of at most `inlineMax` bytes (16 KiB by default: small files and
  *   the tails of others) is not put in the store: its stored bytes travel in its block record and
  *   are committed in the same metadata transaction as the slice (`I` keys), so a small file costs
@@ -83,10 +83,11 @@ import { encodeForStore, encodePool } from "./_data_put.ts";
 import type { BufferPool } from "./_buffer_pool.ts";
 import { SegmentReader } from "./_segment_reads.ts";
 import { withDeadline } from "./_deadline.ts";
-import { blocksOf, collectGarbage, deleteSlices } from "./_data_blocks.ts";
+import { blocksOf, collectGarbage, deleteSlices, warmBlocks } from "./_data_blocks.ts";
 import { inlineKey } from "./meta/keys.ts";
 import { NotFoundError } from "./block_store.ts";
 import { getLog } from "./log.ts";
+import { RandomFill } from "./_random_fill.ts";
 import { BlockCache, type BlockCacheLike } from "./cache/mod.ts";
 
 const log = getLog("data");
@@ -117,6 +118,8 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   /** Block uploads in flight per file before its writer waits. */
   readonly uploadConcurrency: number;
   #inflight = new Map<string, Promise<Uint8Array>>();
+  /** Whether a fetch of block `key` is in flight. */
+  readonly fetching = (key: string): boolean => this.#inflight.has(key);
   #segments = new Map<Ino, Map<number, SliceRecord[]>>();
   #segmentCount = 0;
   #records = new Map<SliceId, BlockRecord[]>();
@@ -143,6 +146,8 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   readonly fetched: { objects: number; bytes: number } = { objects: 0, bytes: 0 };
   #countFetch = (n: number) => (this.fetched.objects++, this.fetched.bytes += n);
   readonly #fetchDeadlineMs: number | undefined;
+  /** Fills files read at random into the disk cache tier (`core/_random_fill.ts`). */
+  readonly randomFill: RandomFill;
 
   /** Creates the block layer of a volume. */
   constructor(store: BlockStore, meta: M, options: DataOptions = {}) {
@@ -171,10 +176,12 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
       onError: (err) => this.onError(err),
       bounded: (p, key) => this.#bounded(p, key),
     });
+    this.randomFill = new RandomFill(this, options.randomFill);
   }
 
   /** Stops the codec workers and closes the cache. */
   async close(): Promise<void> {
+    this.randomFill.close();
     this.#codec.close();
     await this.cache.close?.();
   }
@@ -431,6 +438,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   /** Forgets cached slice lists of `ino` (after it changed). */
   invalidate(ino: Ino): void {
     this.#generation++;
+    this.randomFill.invalidate(ino);
     const perIno = this.#segments.get(ino);
     if (perIno) {
       this.#segmentCount -= perIno.size;
@@ -474,16 +482,16 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   }
 
   /**
-   * Bytes `[off, off+len)` of `ino` without copying them, when they lie in one block of one slice:
-   * a view of the cached block (which never changes), or the range read from the disk tier.
-   * `undefined` otherwise (holes, several slices or blocks): use {@linkcode readCommitted}.
-   * `whole` false: a random read (see {@linkcode readSlice}).
+   * Bytes `[off, off+len)` of `ino` without copying them when they lie in one block of one slice: a
+   * view of the cached block (never changed) or the range read from the disk tier (into `into` if
+   * given); else `undefined` (use {@linkcode readCommitted}). `whole` false: a random read.
    */
   async readView(
     ino: Ino,
     off: number,
     len: number,
     whole = true,
+    into?: Uint8Array,
   ): Promise<Uint8Array | undefined> {
     const cs = this.chunkSize;
     const c = Math.floor(off / cs);
@@ -503,7 +511,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     const inBlock = inSlice - index * bs;
     if (inBlock + len > bs) return undefined;
     const blockLen = Math.min(bs, seg.size - index * bs);
-    return await this.#blockRange(seg.id, index, blockLen, inBlock, len, whole);
+    return await this.#blockRange(seg.id, index, blockLen, inBlock, len, whole, into);
   }
 
   /**
@@ -539,11 +547,12 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   /**
    * After a random read of a segmented block, fetches the whole block in the background when the
    * cache has a disk tier (remote storage): the block's later reads, random or not, are then
-   * disk hits instead of store round trips. Shares the prefetch limit, and is dropped when that
-   * is reached.
+   * disk hits instead of store round trips. Shares the prefetch limit; dropped at that limit, and
+   * while the file fills whole (`randomFill`).
    */
   #fillBehind(id: SliceId, index: number, blockLen: number, key: string): void {
     if (!this.cache.wantsSegmentSums || this.cache.has(key) || this.#inflight.has(key)) return;
+    if (this.randomFill.filling(this.#owners.get(id))) return; // it will get there
     if (this.#prefetching >= Math.min(4, this.store.limits.concurrency)) return;
     this.#prefetching++;
     this.getBlock(id, index, blockLen).catch(() => {}).finally(() => {
@@ -575,17 +584,8 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   }
 
   /** Fetches the blocks of `[off, off+len)` of `ino` into the cache; returns how many it fetched. */
-  async warm(ino: Ino, off: number, len: number): Promise<number> {
-    const tasks: Promise<unknown>[] = [];
-    for await (const b of blocksOf(this, ino, off, len)) {
-      if (this.cache.has(b.key)) continue;
-      // Background fetches wait for room in the cache's write-behind queue, so that they are
-      // kept rather than dropped and fetched again when the reader gets there.
-      await this.cache.room?.(b.blockLen);
-      if (!this.cache.has(b.key)) tasks.push(this.getBlock(b.id, b.index, b.blockLen));
-    }
-    await Promise.all(tasks);
-    return tasks.length;
+  warm(ino: Ino, off: number, len: number): Promise<number> {
+    return warmBlocks(this, ino, off, len);
   }
 
   /** Deletes the blocks of freed slices, then forgets them in the metadata. */

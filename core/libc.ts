@@ -37,6 +37,16 @@ export const LIBC_SYMBOLS = {
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
   /** ssize_t write(int fd, const void *buf, size_t count); */
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  /**
+   * ssize_t writev(int fd, const struct iovec *iov, int iovcnt); — off the JS thread (a
+   * notification written to /dev/fuse may wait in the kernel for a request the JS thread answers)
+   */
+  writevAsync: {
+    name: "writev",
+    parameters: ["i32", "buffer", "i32"],
+    result: "isize",
+    nonblocking: true,
+  },
   /** ssize_t read(int fd, void *buf, size_t count); */
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   /**

@@ -18,6 +18,7 @@ import { Errno } from "../core/errno.ts";
 import type { FsOps } from "../core/fs_ops.ts";
 import type { LibC } from "../core/libc.ts";
 import type { Attr, Ctx, Ino } from "../core/types.ts";
+import { giveReply } from "../core/_reply_pool.ts";
 import { copyFromC, cStringList, readCString } from "./_cstring.ts";
 import {
   type DirBuffer,
@@ -164,11 +165,13 @@ const data = (h: OpHost, req: Req, bytes: Uint8Array, size: number | bigint): vo
   const out = bytes.length > n ? bytes.subarray(0, n) : bytes;
   if (out.length < ASYNC_REPLY_BYTES) {
     h.fuse.fuse_reply_buf(req, out, BigInt(out.length));
+    giveReply(bytes); // a reused buffer is free again once the kernel has copied it
     return;
   }
   // Large: the kernel's copy runs on a worker thread, counted as pending so that the session is
   // not torn down under it.
-  h.hold(h.fuse.fuse_reply_buf_async(req, out, BigInt(out.length)), out);
+  const sent = h.fuse.fuse_reply_buf_async(req, out, BigInt(out.length));
+  h.hold(sent.finally(() => giveReply(bytes)), out);
 };
 
 // Callback signatures shared by several slots.

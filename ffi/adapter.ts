@@ -76,6 +76,9 @@ export interface AdapterOptions {
 /** See {@linkcode AdapterOptions.onOp}. */
 export type OpObserver = (op: string, ms: number, error: boolean, value?: unknown) => void;
 
+/** `FUSE_NOTIFY_STORE`: the kernel's code of a page-cache store notification. */
+const NOTIFY_STORE = 4;
+
 /** The default of {@linkcode AdapterOptions.deadlineMs}. */
 export const DEFAULT_DEADLINE_MS = 60_000;
 
@@ -434,29 +437,32 @@ export class FuseAdapter {
 
   /**
    * Puts `bytes` into the kernel's page cache of `ino` at `offset` (`FUSE_NOTIFY_STORE`), from a
-   * worker thread (the kernel may wait there for a read the JS thread answers); resolves to
-   * libfuse's result (0, or a negative errno such as -ENOENT when the kernel has no such inode).
+   * worker thread (the kernel may wait there for a read the JS thread answers); resolves to 0,
+   * or -1 when the kernel refused it (no such inode in its cache, or the connection is gone).
    * Counted as pending like a reply, so that a session ends only after its stores.
    */
   storePages(ino: number | bigint, offset: number, bytes: Uint8Array): Promise<number> {
     const se = this.session;
     if (se === null || this.#closed) return Promise.resolve(-107); // ENOTCONN
-    // struct fuse_bufvec { size_t count, idx, off; struct fuse_buf buf[1]; } with
-    // struct fuse_buf { size_t size; enum flags; void *mem; int fd; off_t pos; } (libfuse 3):
-    // 64 bytes. 128 are allocated so that V8 keeps them off its heap, at a fixed address.
-    const vec = new BigUint64Array(16);
-    vec[0] = 1n; // count
-    vec[3] = BigInt(bytes.byteLength); // buf[0].size; flags 0: memory
-    vec[5] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(bytes))); // buf[0].mem
-    vec[6] = 0xffffffffn; // buf[0].fd = -1
-    const sent = this.#fuse.fuse_lowlevel_notify_store(
-      se,
-      BigInt(ino),
-      BigInt(offset),
-      Deno.UnsafePointer.of(vec),
-      0,
-    );
-    this.#hold(sent.finally(() => void vec), bytes);
+    // Written to /dev/fuse directly (libfuse's fuse_lowlevel_notify_store crashed once, in
+    // fuse_send_msg, when called from a worker thread): two iovecs, then at byte 64 the
+    // fuse_out_header (len, error = FUSE_NOTIFY_STORE, unique 0) and fuse_notify_store_out
+    // (nodeid, offset, size, padding). 128 bytes, so that V8 keeps them off its heap.
+    const msg = new Uint8Array(128);
+    const dv = new DataView(msg.buffer);
+    const base = Deno.UnsafePointer.value(Deno.UnsafePointer.of(msg));
+    dv.setBigUint64(0, BigInt(base) + 64n, true); // iov[0].iov_base
+    dv.setBigUint64(8, 40n, true); // iov[0].iov_len
+    dv.setBigUint64(16, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(bytes))), true);
+    dv.setBigUint64(24, BigInt(bytes.byteLength), true);
+    dv.setUint32(64, 40 + bytes.byteLength, true);
+    dv.setInt32(68, NOTIFY_STORE, true);
+    dv.setBigUint64(80, BigInt(ino), true);
+    dv.setBigUint64(88, BigInt(offset), true);
+    dv.setUint32(96, bytes.byteLength, true);
+    const fd = this.#fuse.fuse_session_fd(se);
+    const sent = this.#libc.writevAsync(fd, msg, 2).then((n) => Number(n) < 0 ? -1 : 0);
+    this.#hold(sent.finally(() => void msg), bytes);
     return sent;
   }
 

@@ -75,16 +75,6 @@ export const FUSE_SYMBOLS = {
     result: "i32",
     nonblocking: true,
   },
-  /**
-   * int fuse_lowlevel_notify_store(struct fuse_session *se, fuse_ino_t ino, off_t offset, struct fuse_bufvec *bufv, enum fuse_buf_copy_flags flags);
-   * — on a worker thread: the kernel locks each page it fills, and a page may be locked by a read
-   * the JS thread has yet to answer
-   */
-  fuse_lowlevel_notify_store: {
-    parameters: ["pointer", "u64", "i64", "pointer", "i32"],
-    result: "i32",
-    nonblocking: true,
-  },
   /** int fuse_reply_open(fuse_req_t req, const struct fuse_file_info *fi); */
   fuse_reply_open: { parameters: ["pointer", "buffer"], result: "i32" },
   /** int fuse_reply_write(fuse_req_t req, size_t count); */

@@ -185,7 +185,8 @@ export function decodeBlockFile(
  * is not known yet (`size` is then the file size). Returns the bytes and the table if it was read,
  * or why the file is not valid; a RangeError beyond the end of the data. A range within one
  * segment is read into a reused scratch buffer (`core/_scratch.ts`) and copied out (into `into`,
- * `length` bytes, when given: the bytes returned are then `into`).
+ * `length` bytes, when given: the bytes returned are then `into`); a larger range of whole
+ * segments is read straight into `into`, if given.
  */
 export async function readSegments(
   readAt: ReadAt,
@@ -207,8 +208,9 @@ export async function readSegments(
   const start = first * SEGMENT;
   const end = Math.min(dataLength, Math.ceil((offset + length) / SEGMENT) * SEGMENT);
   const scratch = end - start <= SCRATCH_BYTES ? takeScratch() : undefined;
+  const direct = !scratch && into !== undefined && start === offset && end - start === length;
   try {
-    const buf = scratch?.subarray(0, end - start) ?? new Uint8Array(end - start);
+    const buf = scratch?.subarray(0, end - start) ?? (direct ? into : new Uint8Array(end - start));
     const got = await readVerified(readAt, buf, dataOffset, start, table, file.key, dataLength);
     if (typeof got === "string") return got;
     const at = offset - start;

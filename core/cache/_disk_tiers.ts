@@ -291,9 +291,8 @@ export class DiskTiers {
   }
 
   /**
-   * Bytes `[offset, offset + length)` of the block of `e` from its file in `dir`, verified:
-   * through a descriptor of the pool (libc), else a Deno file handle. A RangeError beyond the end
-   * of the block. `into`: see `readSegments`.
+   * Bytes `[offset, offset+length)` of `e`'s block from its file in `dir`, verified, through a
+   * pooled descriptor (libc) or a Deno file; RangeError past its end. `into`: see `readSegments`.
    */
   async readRange(
     e: Entry,
@@ -402,8 +401,9 @@ export class DiskTiers {
     return true;
   }
 
-  /** Resolves once the write-behind queue has room for `bytes` more (at once without a disk). */
+  /** Resolves once the write-behind queue has room for `bytes` more (or is empty; no disk: now). */
   room(bytes: number): Promise<void> {
+    bytes = Math.min(bytes, this.#writeBehindBytes);
     if (this.#hasRoom(bytes)) return Promise.resolve();
     return new Promise((resolve) => this.#roomWaiters.push({ bytes, resolve }));
   }
