@@ -24,8 +24,8 @@
  *   the {@linkcode KvEngine} contract allows. A crash at any point leaves whole transactions only.
  * - A commit checkpoints the WAL into the database once it holds
  *   {@linkcode WAL_CHECKPOINT_PAGES} pages, not SQLite's default 1,000: each checkpoint fsyncs the
- *   WAL and the database, and at 1,000 pages the daemon checkpointed every ~100 small-file creates
- *   (~10 WAL pages each), which made its commits take twice as long on average
+ *   WAL and the database, and at 1,000 pages the daemon checkpointed every ~120 small-file creates
+ *   (8.5 WAL pages each), which made its commits take twice as long on average
  *   (`bench/README.md`). The WAL grows to ~40 MiB before it is reused; a checkpoint copies the
  *   latest version of each page only once, so a longer WAL costs few more page copies.
  *
