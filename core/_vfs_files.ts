@@ -39,7 +39,7 @@ import type { Predictor } from "./predict.ts";
 import { SeenVersions, type SessionOpens } from "./_session_opens.ts";
 import { seekDataOrHole } from "./_seek.ts";
 import { type ReadAround, settled } from "./_read_around.ts";
-import { giveReply, takeReply } from "./_reply_pool.ts";
+import { giveReply, REPLY_BYTES, takeReply } from "./_reply_pool.ts";
 import { SCRATCH_BYTES } from "./_scratch.ts";
 
 const isDir = (a: Attr) => (a.mode & S_IFMT) === S_IFDIR;
@@ -249,7 +249,7 @@ export class VfsFiles {
     }
     const n = end - offset;
     // Large: a reused buffer (`_reply_pool.ts`), given back once the kernel has the reply.
-    const reuse = n > SCRATCH_BYTES ? takeReply(n) : undefined;
+    const reuse = n > SCRATCH_BYTES && n <= REPLY_BYTES ? takeReply(n) : undefined;
     if (!pending) {
       // Within one cached block: reply straight from it, no copy (the block never changes); from
       // the disk tier, into the reused buffer.
