@@ -13,6 +13,7 @@ import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { runCli, type SlayerMount, startSlayer } from "./_mount.ts";
 import { startS3Server } from "./_s3server.ts";
 import { bytesEqual, pseudoRandom } from "./posix/_helpers.ts";
+import { preadFile as pread } from "./_io.ts";
 
 const MiB = 2 ** 20;
 const SIZE = 48 * MiB; // twelve 4 MiB blocks
@@ -41,19 +42,6 @@ async function statusWhen(fs: SlayerMount, ready: (s: Status) => boolean): Promi
     if (ready(s) || Date.now() > end) return s;
     await new Promise((r) => setTimeout(r, 500));
   }
-}
-
-/** `len` bytes at `off` of `file`, by one positioned read. */
-async function pread(file: Deno.FsFile, off: number, len: number): Promise<Uint8Array> {
-  await file.seek(off, Deno.SeekMode.Start);
-  const out = new Uint8Array(len);
-  let got = 0;
-  while (got < len) {
-    const n = await file.read(out.subarray(got));
-    if (n === null) break;
-    got += n;
-  }
-  return out.subarray(0, got);
 }
 
 /**

@@ -11,27 +11,9 @@
 import assert from "node:assert/strict";
 import { runCli, startSlayer } from "./_mount.ts";
 import { run } from "./_run.ts";
+import { preadFile as pread, seededNoise as noise } from "./_io.ts";
 
 const SIZE = 1 << 20;
-
-/** Bytes LZ4 cannot shrink, different per seed. */
-function noise(size: number, seed: number): Uint8Array {
-  let x = seed * 2654435761 + 1;
-  return Uint8Array.from({ length: size }, () => (x = (x * 1103515245 + 12345) >>> 0) >>> 24);
-}
-
-/** `len` bytes at `off` of `file`, by one positioned read. */
-async function pread(file: Deno.FsFile, off: number, len: number): Promise<Uint8Array> {
-  await file.seek(off, Deno.SeekMode.Start);
-  const out = new Uint8Array(len);
-  let got = 0;
-  while (got < len) {
-    const n = await file.read(out.subarray(got));
-    if (n === null) break;
-    got += n;
-  }
-  return out.subarray(0, got);
-}
 
 /** The bytes of `path` in the page cache (`fincore`). */
 async function resident(path: string): Promise<number> {

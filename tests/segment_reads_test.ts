@@ -11,31 +11,13 @@ import assert from "node:assert/strict";
 import { openBlockStore } from "../backends/mod.ts";
 import { type StartOptions, startSlayer } from "./_mount.ts";
 import { startS3Server } from "./_s3server.ts";
+import { preadFile as pread, seededNoise as noise } from "./_io.ts";
 
 const SIZE = 12 << 20; // three 4 MiB blocks
-
-/** Bytes LZ4 cannot shrink (each 64 KiB segment stored raw), different per seed. */
-function noise(size: number, seed: number): Uint8Array {
-  let x = seed * 2654435761 + 1;
-  return Uint8Array.from({ length: size }, () => (x = (x * 1103515245 + 12345) >>> 0) >>> 24);
-}
 
 function isEio(err: unknown): boolean {
   return /Input\/output error|os error 5\b/i.test(String(err)) ||
     (err as { code?: string }).code === "EIO";
-}
-
-/** `len` bytes at `off` of `file`, by one positioned read. */
-async function pread(file: Deno.FsFile, off: number, len: number): Promise<Uint8Array> {
-  await file.seek(off, Deno.SeekMode.Start);
-  const out = new Uint8Array(len);
-  let got = 0;
-  while (got < len) {
-    const n = await file.read(out.subarray(got));
-    if (n === null) break;
-    got += n;
-  }
-  return out.subarray(0, got);
 }
 
 /** Flips byte `length - 100` of every block object (each block's last segment). */
