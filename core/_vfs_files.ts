@@ -198,15 +198,17 @@ export class VfsFiles {
   }
 
   /**
-   * The committed bytes `[lo, hi)` of `ino`, also handed to the kernel's page cache
-   * (`_read_around.ts`); `undefined` if they cannot be read (a corrupt segment next to the one
-   * asked for: the read then asks for its own bytes only).
+   * Bytes `[offset, end)` of `ino` (a copy), read with the committed bytes `[lo, hi)` around
+   * them, which are handed to the kernel's page cache (`_read_around.ts`); `undefined` if those
+   * cannot be read (a corrupt segment next to the one asked for: the read then asks for its own
+   * bytes only).
    */
   async #readAround(
     ino: Ino,
     of: OpenFile,
-    lo: number,
-    hi: number,
+    [lo, hi]: [number, number],
+    offset: number,
+    end: number,
   ): Promise<Uint8Array | undefined> {
     const around = this.#p.around;
     const buf = around.take();
@@ -218,10 +220,12 @@ export class VfsFiles {
       around.give(buf);
       return undefined;
     }
+    // Copied out before the offer: a refused window's buffer is free again at once.
+    const answer = bytes.slice(offset - lo, end - lo);
     // The kernel fills the window's pages on a worker thread; the pages asked for wait there
     // until the answer has unlocked them.
     around.offer(ino, of, changes, lo, bytes, buf);
-    return bytes;
+    return answer;
   }
 
   /** `FsOps.read`. */
@@ -243,9 +247,8 @@ export class VfsFiles {
     if (!whole) data.randomFill.read(ino, fileSize); // read at random: fetch the file whole?
     const span = whole || pending ? undefined : this.#p.around.span(of, offset, end, fileSize);
     if (span) {
-      // A copy: the window's buffer goes back to a pool once the kernel has it.
-      const around = await this.#readAround(ino, of, span[0], span[1]);
-      if (around) return around.slice(offset - span[0], end - span[0]);
+      const around = await this.#readAround(ino, of, span, offset, end);
+      if (around) return around;
     }
     const n = end - offset;
     // Large: a reused buffer (`_reply_pool.ts`), given back once the kernel has the reply.
