@@ -1,6 +1,6 @@
 /**
- * File data helpers of the mount tests: incompressible bytes (random, or the same for a seed), a
- * write that is fsync'ed before it returns, and a positioned read through a Deno file.
+ * File data helpers of the mount tests: incompressible random bytes, a write that is fsync'ed
+ * before it returns, and a positioned read through a Deno file.
  *
  * @module
  */
@@ -25,12 +25,6 @@ const DENO_NOISE = new RegExp(`^(${String.fromCharCode(27)}\\[[0-9;]*m)*(Downloa
 /** The stderr lines of a CLI run that are not Deno's own chatter. */
 export function errorLines(stderr: string): string[] {
   return stderr.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !DENO_NOISE.test(l));
-}
-
-/** `size` bytes LZ4 cannot shrink (each 64 KiB segment stored raw), different per seed. */
-export function seededNoise(size: number, seed: number): Uint8Array {
-  let x = seed * 2654435761 + 1;
-  return Uint8Array.from({ length: size }, () => (x = (x * 1103515245 + 12345) >>> 0) >>> 24);
 }
 
 /** `len` bytes at `off` of `file` (fewer at its end), by seeking and reading. */

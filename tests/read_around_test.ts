@@ -11,7 +11,8 @@
 import assert from "node:assert/strict";
 import { runCli, startSlayer } from "./_mount.ts";
 import { run } from "./_run.ts";
-import { preadFile as pread, seededNoise as noise } from "./_io.ts";
+import { preadFile as pread } from "./_io.ts";
+import { pseudoRandom as noise } from "./posix/_helpers.ts";
 
 const SIZE = 1 << 20;
 
