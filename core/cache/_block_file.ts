@@ -216,7 +216,8 @@ export async function readSegments(
     const at = offset - start;
     const part = buf.subarray(at, at + length);
     if (scratch && into) into.set(part);
-    const data = !scratch ? part : into ?? part.slice();
+    // `into` itself when it holds the bytes, so that a caller can tell and skip a copy.
+    const data = into && (scratch || direct) ? into : scratch ? part.slice() : part;
     return got.table !== undefined ? { data, table: got.table } : { data };
   } finally {
     // Every read into it has ended (settleReads waits for each).
