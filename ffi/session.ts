@@ -279,6 +279,8 @@ export class FuseSession implements AsyncDisposable {
     pdv.setInt32(8, this.#wakeRead, true);
     pdv.setInt16(12, LIBC.POLLIN, true);
     const BURST = 32;
+    const CHECK_TURNS = 16;
+    const BUSY_TURNS = 512;
     const spinMs = this.#spinUs / 1000;
     // Requests are served one after another on this thread: while one is all it has in hand, a
     // local disk read may wait here rather than on a worker thread (core/_io_gate.ts).
@@ -305,21 +307,29 @@ export class FuseSession implements AsyncDisposable {
           if (res === -LIBC.EAGAIN) {
             // A client usually sends its next request right after our reply (a create is a
             // LOOKUP, CREATE, WRITE, FLUSH, RELEASE in a row): let the replies go out, then look
-            // again for a few microseconds before parking in poll, which costs two thread
-            // switches per request.
-            // Only while the requests in hand get answered from memory (a few microtask turns):
-            // one waiting on I/O needs the event loop, so then park at once. (A `ppoll` or `poll`
-            // on this thread instead of looking again was tried, issue #13: less CPU, but on an
-            // idle VM the kernel's wake-up of the sleeping thread made small-file creates, reads
-            // and deletes 1.3-1.8x slower in wall time: `bench/README.md`.)
+            // again for up to `spinUs` before parking in poll, which costs two thread switches
+            // per request. (A `ppoll` or `poll` on this thread instead of looking again was
+            // tried, issue #13: less CPU, but on an idle VM the kernel's wake-up of the sleeping
+            // thread made small-file creates, reads and deletes 1.3-1.8x slower in wall time:
+            // `bench/README.md`.) While a request in hand is still running, its chain of awaits
+            // (the wrappers' layers, the metadata engine's mutex) takes up to a few hundred
+            // microtask turns: run them, looking at the fd only every CHECK_TURNS turns (a system
+            // call each). One still pending after BUSY_TURNS turns (~90 µs) waits on real I/O,
+            // which needs the event loop: park.
             const t = performance.now();
             if (spinUntil === 0) spinUntil = t + spinMs;
-            if (t < spinUntil && (this.#adapter.pending === 0 || busyTurns++ < 16)) {
+            if (t >= spinUntil) break;
+            if (adapter.pending === 0) {
               await new Promise<void>((r) => queueMicrotask(r));
-              n--;
-              continue;
+            } else {
+              if (busyTurns >= BUSY_TURNS) break;
+              for (let k = 0; k < CHECK_TURNS && adapter.pending > 0; k++) {
+                await new Promise<void>((r) => queueMicrotask(r));
+              }
+              busyTurns += CHECK_TURNS;
             }
-            break;
+            n--;
+            continue;
           }
           if (res < 0) log.error("Reading /dev/fuse failed (errno {errno})", { errno: -res });
           break outer; // 0: the session exited (unmounted or aborted)
