@@ -19,7 +19,7 @@
  */
 
 import pLimit from "p-limit";
-import { readRange } from "./_file_range.ts";
+import { readRange } from "../core/_file_range.ts";
 import {
   type BlockStore,
   type ListPage,
@@ -164,9 +164,9 @@ export class FileBlockStore implements BlockStore {
   async get(key: string, offset = 0, length?: number, into?: Uint8Array): Promise<Uint8Array> {
     const path = this.#path(key);
     if (offset === 0 && length === undefined) {
-      // The common case (a whole block) in one call.
+      // The common case (a whole block), into a buffer of the file's size (`_file_range.ts`).
       try {
-        return await Deno.readFile(path);
+        return await readRange(path, 0);
       } catch (err) {
         if (err instanceof Deno.errors.NotFound) throw new NotFoundError(key, { cause: err });
         throw err;

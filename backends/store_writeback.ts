@@ -52,7 +52,7 @@
  */
 
 import pLimit, { type LimitFunction } from "p-limit";
-import { readRange } from "./_file_range.ts";
+import { readRange } from "../core/_file_range.ts";
 import { backoffDelay } from "./_retry.ts";
 import { encodeKey, type Entry, Staging, type WriteHooks } from "./_writeback_stage.ts";
 import type { BlockStore, ListPage, ObjectInfo, StoreLimits } from "../core/block_store.ts";
@@ -421,7 +421,7 @@ export class WritebackBlockStore implements BlockStore {
       try {
         let data: Uint8Array;
         try {
-          data = await Deno.readFile(entry.path);
+          data = await readRange(entry.path, 0);
         } catch (err) {
           if (!(err instanceof Deno.errors.NotFound)) throw err;
           if (!current()) return; // deleted meanwhile

@@ -1,8 +1,7 @@
 /**
- * The disk tiers of a tiered cache: the cache directories, the write-behind queue that fills them
- * (one writer), placement by key hash, eviction and the free-space reserve, whole and ranged reads
- * of block files, and the scan that rebuilds the indexes when the cache opens. See the design
- * notes in `mod.ts`; {@linkcode DiskTiers} is driven by `TieredCache`.
+ * The disk tiers of a tiered cache: cache directories, the write-behind queue that fills them (one
+ * writer), placement by key hash, eviction, the free-space reserve, whole and ranged reads of block
+ * files, the scan that rebuilds the indexes at open. Design notes: `mod.ts`; `TieredCache` drives.
  *
  * @example
  * ```ts
@@ -30,6 +29,7 @@ import pLimit from "p-limit";
 import { blockKey as hashKey, CacheIndex } from "../../wasm/mod.ts";
 import { tryLoadLibc } from "../libc.ts";
 import { getLog } from "../log.ts";
+import { readRange } from "../_file_range.ts";
 import { DIR_LOCK_NAME, makePrivateDir, PRIVATE_DIR_MODE, tightenMode } from "../_private_fs.ts";
 import {
   dataOffsetFor,
@@ -276,7 +276,7 @@ export class DiskTiers {
     const path = filePath(dir.path, e);
     let buf: Uint8Array;
     try {
-      buf = await Deno.readFile(path);
+      buf = await readRange(path, 0);
     } catch (err) {
       this.#readFailed(e, dir, path, err);
       return undefined;

@@ -1,5 +1,8 @@
 /**
- * Ranged reads of local files, shared by the file-backed stores.
+ * Ranged and whole reads of local files, for the file-backed stores and the disk cache. A whole
+ * file is read into a buffer of its size, not with `Deno.readFile`, which reads into memory of its
+ * own first and hands it over on the JS thread (issue #13: the daemon's peak RSS, and a copy per
+ * 4 MiB block, in cold sequential reads; `bench/README.md`).
  *
  * @module
  */
