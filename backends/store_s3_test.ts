@@ -540,3 +540,83 @@ Deno.test("FetchHandler reads bodies natively, leaves requests with bodies to it
     handler.destroy();
   }
 });
+
+Deno.test("FetchHandler reads a body by its length into one buffer, reuses the connection and refuses a short body", async () => {
+  // A raw HTTP/1.1 server, so that it can send what a real server may: a body cut short of its
+  // content-length, and one without a length (chunked).
+  const big = new Uint8Array(3 * 1024 * 1024 + 5).map((_, i) => (i * 7) & 255);
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let connections = 0;
+  const conns: Deno.Conn[] = [];
+  const serve = async (conn: Deno.Conn) => {
+    const buf = new Uint8Array(64 * 1024);
+    let head = "";
+    for (;;) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) return;
+      head += new TextDecoder().decode(buf.subarray(0, n));
+      let end: number;
+      while ((end = head.indexOf("\r\n\r\n")) >= 0) {
+        const path = head.split(" ")[1];
+        head = head.slice(end + 4);
+        const send = (h: string, body?: Uint8Array) =>
+          conn.write(new TextEncoder().encode(h)).then(() => body && conn.write(body));
+        if (path === "/big") {
+          await send(`HTTP/1.1 200 OK\r\ncontent-length: ${big.length}\r\n\r\n`);
+          for (let off = 0; off < big.length; off += 100_000) {
+            await conn.write(big.subarray(off, Math.min(big.length, off + 100_000)));
+          }
+        } else if (path === "/chunked") {
+          await send(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+          );
+        } else {
+          await send(
+            "HTTP/1.1 200 OK\r\ncontent-length: 100\r\nconnection: close\r\n\r\nonly 12 byte",
+          );
+          conn.close();
+          return;
+        }
+      }
+    }
+  };
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      connections++;
+      conns.push(conn);
+      void serve(conn);
+    }
+  })();
+  const port = (listener.addr as Deno.NetAddr).port;
+  const handler = new FetchHandler(new NodeHttpHandler() as unknown as SdkHandler);
+  const get = (path: string) =>
+    handler.handle({
+      protocol: "http:",
+      hostname: "127.0.0.1",
+      port,
+      path,
+      method: "GET",
+      query: {},
+      headers: { host: `127.0.0.1:${port}` },
+    });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const { response } = await get("/big");
+      assert.deepEqual(fetchedBody(response.body), big, `GET ${i} reads the whole body`);
+    }
+    assert.equal(connections, 1, "the connection goes back to the pool after each body");
+    const chunked = await get("/chunked");
+    assert.equal(new TextDecoder().decode(fetchedBody(chunked.response.body)), "hello");
+    const err = await get("/short").then(() => null, (e) => e);
+    assert.ok(err instanceof FetchNetworkError, `a short body is a network error: ${err}`);
+  } finally {
+    handler.destroy();
+    listener.close();
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed by the server */ }
+    }
+    await accepting.catch(() => {});
+  }
+});
