@@ -5,7 +5,7 @@
  * collector concatenates the body from 64 KiB chunks: for 4 MiB blocks that is about half the CPU
  * time of a cold sequential read. Here the SDK still resolves the endpoint, signs the request,
  * parses errors and answers; only the transfer changes: the request goes through `fetch`, and the
- * whole body is read in one native call (`arrayBuffer()`). The body is handed to the SDK as a
+ * body is read by its length into one buffer (`readBody`). The body is handed to the SDK as a
  * one-chunk stream, and {@linkcode fetchedBody} lets the store take the bytes without collecting
  * the stream at all.
  *
