@@ -53,7 +53,7 @@ Deno.test("FetchHandler reads bodies natively, leaves requests with bodies to it
   }
 });
 
-Deno.test("FetchHandler reads a body by its length into one buffer, reuses the connection and refuses a short body", async () => {
+Deno.test("FetchHandler reads a body by its length into one buffer, lets the connection be reused and refuses a short body", async () => {
   // A raw HTTP/1.1 server, so that it can send what a real server may: a body cut short of its
   // content-length, and one without a length (chunked).
   const big = new Uint8Array(3 * 1024 * 1024 + 5).map((_, i) => (i * 7) & 255);
@@ -112,11 +112,14 @@ Deno.test("FetchHandler reads a body by its length into one buffer, reuses the c
       headers: { host: `127.0.0.1:${port}` },
     });
   try {
-    for (let i = 0; i < 3; i++) {
+    const gets = 8;
+    for (let i = 0; i < gets; i++) {
       const { response } = await get("/big");
       assert.deepEqual(fetchedBody(response.body), big, `GET ${i} reads the whole body`);
     }
-    assert.equal(connections, 1, "the connection goes back to the pool after each body");
+    // A body read to its end lets the connection go back to the pool (one left unread would
+    // take a new connection per GET); when it is back is up to the client, so not exactly one.
+    assert.ok(connections < gets, `${connections} connections for ${gets} GETs`);
     const chunked = await get("/chunked");
     assert.equal(new TextDecoder().decode(fetchedBody(chunked.response.body)), "hello");
     const err = await get("/short").then(() => null, (e) => e);
