@@ -7,7 +7,8 @@
  * thread-safe callbacks, which run on the JS thread, start the operation and return. `"js"`, the
  * CLI daemon's default, reads the non-blocking `/dev/fuse` fd on the JS thread and dispatches each
  * request itself; when the fd is empty it keeps looking for up to `spinUs` (while every request in
- * hand is answered) and then awaits an off-thread `poll`. That wait runs on Deno's blocking thread
+ * hand is answered, or for a few hundred microtask turns of one that is not) and then awaits an
+ * off-thread `poll`. That wait runs on Deno's blocking thread
  * pool, so a process that serves with `"js"` must not also fill that pool with calls into its own
  * mount. Either way the reply is sent from the JS thread when the operation's promise settles.
  *
