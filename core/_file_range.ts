@@ -14,18 +14,30 @@ export async function readRange(
   length?: number,
 ): Promise<Uint8Array> {
   using file = await Deno.open(path, { read: true });
-  // A known length needs no stat: read until it is filled or the file ends.
-  const n = length !== undefined
-    ? Math.max(0, length)
-    : Math.max(0, (await file.stat()).size - offset);
-  const out = new Uint8Array(n);
-  if (n === 0) return out;
-  if (offset > 0) await file.seek(offset, Deno.SeekMode.Start);
+  // A known length needs no stat, and a new descriptor is at offset 0 already.
+  const out = new Uint8Array(Math.max(0, length ?? (await file.stat()).size - offset));
+  if (out.length > 0 && offset > 0) await file.seek(offset, Deno.SeekMode.Start);
+  return await fill(file, out);
+}
+
+/** Reads `length` bytes at `offset` of an open file (seeking there); fewer at its end. */
+export async function readAt(
+  file: Deno.FsFile,
+  offset: number,
+  length: number,
+): Promise<Uint8Array> {
+  const out = new Uint8Array(Math.max(0, length));
+  if (out.length > 0) await file.seek(offset, Deno.SeekMode.Start);
+  return await fill(file, out);
+}
+
+/** Reads from `file`'s position until `out` is full or the file ends. */
+async function fill(file: Deno.FsFile, out: Uint8Array): Promise<Uint8Array> {
   let done = 0;
-  while (done < n) {
+  while (done < out.length) {
     const got = await file.read(out.subarray(done));
     if (got === null) break;
     done += got;
   }
-  return done === n ? out : out.subarray(0, done);
+  return done === out.length ? out : out.subarray(0, done);
 }

@@ -1,6 +1,6 @@
 /**
- * File data helpers of the mount tests: incompressible random bytes, a write that is fsync'ed
- * before it returns, and a positioned read through a Deno file.
+ * File data helpers of the mount tests: incompressible random bytes, and a write that is fsync'ed
+ * before it returns.
  *
  * @module
  */
@@ -25,17 +25,4 @@ const DENO_NOISE = new RegExp(`^(${String.fromCharCode(27)}\\[[0-9;]*m)*(Downloa
 /** The stderr lines of a CLI run that are not Deno's own chatter. */
 export function errorLines(stderr: string): string[] {
   return stderr.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !DENO_NOISE.test(l));
-}
-
-/** `len` bytes at `off` of `file` (fewer at its end), by seeking and reading. */
-export async function preadFile(file: Deno.FsFile, off: number, len: number): Promise<Uint8Array> {
-  await file.seek(off, Deno.SeekMode.Start);
-  const out = new Uint8Array(len);
-  let got = 0;
-  while (got < len) {
-    const n = await file.read(out.subarray(got));
-    if (n === null) break;
-    got += n;
-  }
-  return out.subarray(0, got);
 }

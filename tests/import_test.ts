@@ -22,6 +22,7 @@ import { engineFixtures } from "./_engines.ts";
 import { openKvEngine } from "../backends/mod.ts";
 import { runCli, type SlayerMount, startSlayer } from "./_mount.ts";
 import { startS3Server } from "./_s3server.ts";
+import { readRange } from "../core/_file_range.ts";
 
 const KiB = 1024;
 
@@ -40,19 +41,6 @@ async function sizes(dir: string, rel = ""): Promise<Map<string, number>> {
     else out.set(path, (await Deno.stat(`${dir}/${path}`)).size);
   }
   return out;
-}
-
-async function readRange(path: string, off: number, len: number): Promise<Uint8Array> {
-  using f = await Deno.open(path);
-  await f.seek(off, Deno.SeekMode.Start);
-  const out = new Uint8Array(len);
-  let got = 0;
-  while (got < len) {
-    const n = await f.read(out.subarray(got));
-    if (n === null) break;
-    got += n;
-  }
-  return out.subarray(0, got);
 }
 
 async function until(fn: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {

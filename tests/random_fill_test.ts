@@ -13,7 +13,7 @@ import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { runCli, type SlayerMount, startSlayer } from "./_mount.ts";
 import { startS3Server } from "./_s3server.ts";
 import { bytesEqual, pseudoRandom } from "./posix/_helpers.ts";
-import { preadFile as pread } from "./_io.ts";
+import { readAt as pread } from "../core/_file_range.ts";
 
 const MiB = 2 ** 20;
 const SIZE = 48 * MiB; // twelve 4 MiB blocks

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { runCli, startSlayer } from "./_mount.ts";
 import { run } from "./_run.ts";
-import { preadFile as pread } from "./_io.ts";
+import { readAt as pread } from "../core/_file_range.ts";
 import { pseudoRandom as noise } from "./posix/_helpers.ts";
 
 const SIZE = 1 << 20;

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { openBlockStore } from "../backends/mod.ts";
 import { type StartOptions, startSlayer } from "./_mount.ts";
 import { startS3Server } from "./_s3server.ts";
-import { preadFile as pread } from "./_io.ts";
+import { readAt as pread } from "../core/_file_range.ts";
 import { pseudoRandom as noise } from "./posix/_helpers.ts";
 
 const SIZE = 12 << 20; // three 4 MiB blocks

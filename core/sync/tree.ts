@@ -7,6 +7,7 @@
  */
 
 import { dirname } from "node:path";
+import { readAt } from "../_file_range.ts";
 
 /** A regular file of a tree. */
 export interface SyncEntry {
@@ -99,17 +100,7 @@ export class LocalTree implements SyncTree {
   async open(path: string): Promise<SyncReader> {
     const f = await Deno.open(`${this.root}/${path}`, { read: true });
     return {
-      async read(offset, length) {
-        await f.seek(offset, Deno.SeekMode.Start);
-        const buf = new Uint8Array(length);
-        let n = 0;
-        while (n < length) {
-          const got = await f.read(buf.subarray(n));
-          if (got === null) break;
-          n += got;
-        }
-        return n === length ? buf : buf.subarray(0, n);
-      },
+      read: (offset, length) => readAt(f, offset, length),
       close() {
         f.close();
         return Promise.resolve();
