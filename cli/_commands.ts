@@ -66,6 +66,10 @@ export const MOUNT_OPTIONS: readonly { readonly name: string; readonly help: str
     name: "random_fill=SIZE",
     help: "files read at random go whole to the disk cache, up to SIZE (0 = off)",
   },
+  {
+    name: "readahead=SIZE",
+    help: "the most a sequential read fetches ahead (192M with a disk cache, else 32M; 0 = off)",
+  },
 ];
 
 const META_URL = {

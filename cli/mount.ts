@@ -209,12 +209,13 @@ function mountOptions(list: string[]): Map<string, string> {
       );
     }
   }
-  const fill = options.get("random_fill");
-  if (fill !== undefined) {
+  for (const k of ["random_fill", "readahead"]) {
+    const v = options.get(k);
+    if (v === undefined) continue;
     try {
-      parseSize(fill);
+      parseSize(v);
     } catch (err) {
-      throw new CliError(`Invalid mount option random_fill=${fill}: ${(err as Error).message}`, 2);
+      throw new CliError(`Invalid mount option ${k}=${v}: ${(err as Error).message}`, 2);
     }
   }
   return options;

@@ -74,6 +74,9 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   // random_fill=SIZE (default: a quarter of the disk cache, at most 8 GiB; 0 = off): the largest
   // file read at random that is fetched whole into the disk cache (core/_random_fill.ts).
   const fill = opts.options.get("random_fill");
+  // readahead=SIZE (default: 48 blocks with a disk cache, 8 without; 0 = off): how far ahead a
+  // sequential read fetches (core/data.ts, "Readahead").
+  const ahead = opts.options.get("readahead");
   let vol: Volume;
   let subdirIno: Ino | undefined;
   let limited: LimitedBlockStore | undefined;
@@ -197,6 +200,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       ...(limited ? { onExternalRead: (n: number) => limited!.chargeDownload(n) } : {}),
       ...(deadlineMs > 0 ? { fetchDeadlineMs: deadlineMs } : {}),
       ...(fill !== undefined ? { randomFill: { maxBytes: parseSize(fill) } } : {}),
+      ...(ahead !== undefined ? { readahead: parseSize(ahead) } : {}),
       ...(opts.cacheDirs.length
         ? {
           cache: await TieredCache.open({

@@ -188,13 +188,17 @@ export class OpenFiles {
 export interface ReadaheadData {
   /** The volume's block size. */
   readonly blockSize: number;
+  /** The most a sequential read fetches ahead of itself, in bytes (0: nothing). */
+  readonly readaheadMax: number;
   /** Fetches a range into the cache in the background. */
   prefetch(ino: Ino, offset: number, length: number): void;
 }
 
 /**
- * Sequential readahead: a handle reading where it stopped grows its window (doubling up to
- * 8 blocks); a jump resets it. The window ahead of the read is fetched in the background.
+ * Sequential readahead: a handle reading where it stopped grows its window (doubling from one
+ * block up to `readaheadMax`); a jump resets it. The window ahead of the read is fetched in the
+ * background. With `readaheadMax` 0 the window still tells sequential reads (which fetch whole
+ * blocks) from random ones, but nothing is fetched ahead.
  */
 export function readahead(
   data: ReadaheadData,
@@ -206,12 +210,12 @@ export function readahead(
 ): void {
   const bs = data.blockSize;
   if (h.lastEnd !== undefined && Math.abs(offset - h.lastEnd) <= 1 << 20) {
-    h.window = Math.min(Math.max(bs, (h.window ?? 0) * 2), 8 * bs);
+    h.window = Math.min(Math.max(bs, (h.window ?? 0) * 2), Math.max(bs, data.readaheadMax));
   } else {
     h.window = 0;
   }
   h.lastEnd = Math.max(end, h.lastEnd ?? 0);
-  if (h.window && end < size) {
+  if (h.window && end < size && data.readaheadMax > 0) {
     data.prefetch(ino, end, Math.min(h.window, size - end));
   }
 }

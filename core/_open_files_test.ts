@@ -31,10 +31,11 @@ Deno.test("OpenFiles gives directory handles an empty snapshot", () => {
   assert.equal(t.fileCount, 0);
 });
 
-Deno.test("readahead() doubles the window of sequential reads up to 8 blocks, resets on a jump", () => {
+Deno.test("readahead() doubles the window of sequential reads up to readaheadMax, resets on a jump", () => {
   const fetched: Array<[number, number]> = [];
   const data = {
     blockSize: 10,
+    readaheadMax: 80,
     prefetch: (_: Ino, off: number, len: number) => fetched.push([off, len]),
   };
   const h: Handle = { ino, flags: 0 };
@@ -48,4 +49,23 @@ Deno.test("readahead() doubles the window of sequential reads up to 8 blocks, re
   assert.deepEqual(fetched.at(-1), [990, 10], "clipped at the end of the file");
   readahead(data, h, ino, 5 << 20, (5 << 20) + 5, 10 << 20);
   assert.equal(h.window, 0);
+});
+
+Deno.test("readahead() with readaheadMax 0 or under a block: sequential reads still have a window", () => {
+  const fetched: Array<[number, number]> = [];
+  const off = { blockSize: 10, readaheadMax: 0, prefetch: () => fetched.push([0, 0]) };
+  const h: Handle = { ino, flags: 0 };
+  for (let o = 0; o < 100; o += 5) readahead(off, h, ino, o, o + 5, 1000);
+  assert.equal(h.window, 10, "one block: the read is sequential (whole blocks)");
+  assert.deepEqual(fetched, [], "nothing fetched ahead");
+  const small: Array<[number, number]> = [];
+  const data = {
+    blockSize: 10,
+    readaheadMax: 25,
+    prefetch: (_: Ino, o: number, l: number) => small.push([o, l]),
+  };
+  const h2: Handle = { ino, flags: 0 };
+  for (let o = 0; o < 100; o += 5) readahead(data, h2, ino, o, o + 5, 1000);
+  assert.equal(h2.window, 25, "capped at readaheadMax, not a whole number of blocks");
+  assert.deepEqual(small.at(-1), [100, 25]);
 });
