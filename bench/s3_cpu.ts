@@ -2,8 +2,9 @@
  * Where the time goes in SlayerFS's S3 streaming paths, from one run on one s3rver process: a
  * durable sequential write (dd with conv=fsync) and a cold sequential read (fresh daemon, empty
  * disk cache, dropped kernel caches) of SIZE_MB, each with the wall-clock rate and the CPU seconds
- * per GiB spent by the SlayerFS daemon and by the S3 server. On a 2-core machine the two share the
- * cores, so a daemon that needs less CPU leaves more to the server.
+ * per GiB spent by the SlayerFS daemon and by the S3 server, and the daemon's peak RSS (since its
+ * start: the cold read's own, as that phase starts a fresh daemon). On a 2-core machine the two
+ * share the cores, so a daemon that needs less CPU leaves more to the server.
  *
  * Usage (root): deno run -A bench/s3_cpu.ts [SIZE_MB=1024]
  * Environment: S3_PARAMS="&http=node" (appended to the storage URL), PERF=write|read (perf record
@@ -56,6 +57,18 @@ interface Row {
   mibps: number;
   daemon: number;
   server: number;
+  /** The daemon's peak RSS so far (VmHWM, MiB): since its start, which was fresh for a cold read. */
+  peakMib: number;
+}
+
+/** VmHWM of a process in MiB, or NaN once it has gone. */
+function peakRssMib(pid: number): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
 }
 
 await using server = await startS3Server();
@@ -98,6 +111,7 @@ async function measure(what: string, cmd: string, phase = ""): Promise<void> {
     mibps: sizeMb / secs,
     daemon: (cpuSeconds(fs.pid) - d0) / gib,
     server: (cpuSeconds(spid) - s0) / gib,
+    peakMib: peakRssMib(fs.pid),
   });
 }
 
@@ -125,12 +139,14 @@ await measure("seq read, warm (dd bs=1M)", `dd if=${file} of=/dev/null bs=1M sta
 
 const pad = (s: string, n: number) => s.padEnd(n);
 console.log(
-  `${pad("phase", 36)} ${pad("MiB/s", 8)} ${pad("daemon CPU-s/GiB", 17)} server CPU-s/GiB`,
+  `${pad("phase", 36)} ${pad("MiB/s", 8)} ${pad("daemon CPU-s/GiB", 17)} ${
+    pad("server CPU-s/GiB", 17)
+  } daemon peak RSS MiB`,
 );
 for (const r of rows) {
   console.log(
     `${pad(r.what, 36)} ${pad(r.mibps.toFixed(0), 8)} ${pad(r.daemon.toFixed(2), 17)} ${
-      r.server.toFixed(2)
-    }`,
+      pad(r.server.toFixed(2), 17)
+    } ${r.peakMib.toFixed(0)}`,
   );
 }

@@ -276,6 +276,12 @@ const MOUNT: CommandSpec = {
     },
     { name: "no-cache-dir", kind: "flag", help: "no disk cache, even for remote storage" },
     {
+      name: "cache-large-write",
+      kind: "flag",
+      help: "also keep written blocks of the full block size in the disk cache (not only shorter " +
+        "ones)",
+    },
+    {
       name: "writeback",
       kind: "flag",
       help: "stage writes on local disk and upload them in the background",

@@ -35,6 +35,8 @@ export interface MountOpts extends TelemetryOpts {
   cacheDirs: string[];
   /** No disk cache even for a remote store. */
   noCacheDir: boolean;
+  /** Written blocks of the full block size go into the disk cache too. */
+  cacheLargeWrite?: boolean;
   /** The size of each disk cache folder, in MiB (default: a share of the free space). */
   cacheDirMiB: number | undefined;
   /** Stage writes on disk and upload them in the background. */

@@ -70,6 +70,7 @@ export async function cmdMount(args: ParsedArgs): Promise<void> {
     cacheMiB: args.number("cache-size") / MiB,
     cacheDirs: args.list("cache-dir").map((d) => resolve(d)),
     noCacheDir: args.flag("no-cache-dir"),
+    cacheLargeWrite: args.flag("cache-large-write"),
     // Unset: a share of the free space (see serve.ts).
     cacheDirMiB: args.has("cache-dir-size") ? args.number("cache-dir-size") / MiB : undefined,
     writeback: args.flag("writeback"),

@@ -201,6 +201,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
       ...(deadlineMs > 0 ? { fetchDeadlineMs: deadlineMs } : {}),
       ...(fill !== undefined ? { randomFill: { maxBytes: parseSize(fill) } } : {}),
       ...(ahead !== undefined ? { readahead: parseSize(ahead) } : {}),
+      ...(opts.cacheLargeWrite ? { cacheLargeWrites: true } : {}),
       ...(opts.cacheDirs.length
         ? {
           cache: await TieredCache.open({

@@ -29,6 +29,12 @@ export interface DataOptions {
   cache?: BlockCacheLike;
   /** Whether written blocks go into the cache too (default: only with a disk tier). */
   cacheWrites?: boolean;
+  /**
+   * With `cacheWrites`, whether written blocks of the full block size are cached too, not only
+   * the shorter ones (small files, the ends of files). Default: no, as JuiceFS's
+   * `--cache-large-write` (the mount's `--cache-large-write`).
+   */
+  cacheLargeWrites?: boolean;
   /** Codec workers (default: the number of cores; 0 codes on the calling thread). */
   codecWorkers?: number;
   /** Called with errors no request can report, e.g. a corrupt block. */

@@ -59,7 +59,11 @@
  *   chunk's resolved segments are kept per inode until `invalidate` (after each change of the
  *   inode); a lookup that raced with a change is returned but not kept. Written blocks are cached
  *   only with a disk tier (by default): there a copy saves a download, while in memory alone a
- *   write stream would evict what readers use.
+ *   write stream would evict what readers use. Of those, only blocks shorter than the block size
+ *   (small files, the ends of files) unless `cacheLargeWrites` (as JuiceFS's
+ *   `--cache-large-write`): a stream of full blocks written is usually read elsewhere or not soon,
+ *   and copying each one into the disk cache cost a quarter of the daemon's CPU in a durable 1
+ *   GiB write to s3rver, on a machine where that CPU is the server's too (`bench/README.md`).
  * - **Readahead.** A sequential read fetches up to `readaheadMax` bytes ahead of itself (the
  *   window grows from one block, `core/_open_files.ts`). With a disk tier the default is 48
  *   blocks (192 MiB) and 12 fetches in flight (fewer if the store wants), without one 8 blocks
@@ -128,6 +132,8 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   readonly cache: BlockCacheLike;
   /** Whether written blocks are cached too. */
   readonly cacheWrites: boolean;
+  /** Whether written blocks of the full block size are cached too (with `cacheWrites`). */
+  readonly cacheLargeWrites: boolean;
   #owners = new Map<SliceId, Ino>();
   /** Block uploads in flight per file before its writer waits. */
   readonly uploadConcurrency: number;
@@ -174,6 +180,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     this.chunkSize = meta.format.chunkSize;
     this.cache = options.cache ?? new BlockCache(options.cacheBytes ?? 32 << 20);
     this.cacheWrites = options.cacheWrites ?? options.cache !== undefined;
+    this.cacheLargeWrites = options.cacheLargeWrites ?? false;
     this.uploadConcurrency = options.uploadConcurrency ??
       Math.max(2, Math.min(16, store.limits.concurrency));
     this.#codec = new CodecPool(options.codecWorkers);
@@ -234,7 +241,8 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     const { enc, release } = await encodeForStore(this.#codec, this.#buffers, raw, {
       compress: this.compress,
       dedup: this.dedup,
-      sums: this.cacheWrites && this.cache.wantsSegmentSums === true && !this.dedup,
+      sums: this.#cachesWrite(raw.byteLength) && this.cache.wantsSegmentSums === true &&
+        !this.dedup,
       segmented: this.segmented && !this.dedup,
     });
     const stored = await this.#store(id, index, raw, enc).catch((err) => {
@@ -245,12 +253,17 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     return stored;
   }
 
+  /** Whether a written block of `len` bytes goes into the cache. */
+  #cachesWrite(len: number): boolean {
+    return this.cacheWrites && (len < this.blockSize || this.cacheLargeWrites);
+  }
+
   /** Stores an encoded block (see {@linkcode putBlock}). */
   async #store(id: SliceId, index: number, raw: Uint8Array, enc: EncodedBlock) {
     if (!enc.record.hash) {
       const key = blockKey(id, index, raw.byteLength);
       await this.store.put(key, enc.data);
-      if (this.cacheWrites) {
+      if (this.#cachesWrite(raw.byteLength)) {
         this.cache.put(key, raw, {
           fromWrite: true,
           ...(enc.sums ? { segmentSums: enc.sums } : {}),
