@@ -73,9 +73,8 @@
  *   requests at once. Each prefetch first waits for room in the disk tier's write-behind queue
  *   for its block and those in flight: without that, a cold read dropped a few blocks in 40 from
  *   the full queue, and read them from the store again later. `prefetch` drops blocks past the
- *   limit rather than queueing them, so
- *   readahead never delays demand reads; `warm` (the predictor's replay) waits for room in the
- *   cache instead (kept until read).
+ *   limit rather than queueing them, so readahead never delays demand reads; `warm` (the
+ *   predictor's replay) waits for room in the cache instead (kept until read).
  * - **Deletion.** Freed slices are deleted only after the metadata transaction that freed them has
  *   committed (the metadata moved them to its garbage list in that same transaction): first their
  *   objects (1,000 keys per request), then their garbage entries. A crash in between leaves the
