@@ -56,21 +56,11 @@ export interface DataOptions {
   randomFill?: RandomFillOptions;
   /**
    * The most a sequential read fetches ahead of itself, in bytes (the mount's `readahead`; 0:
-   * nothing). Default: {@linkcode READAHEAD_DISK_BLOCKS} blocks with a disk tier, where fetched
-   * blocks wait on disk; {@linkcode READAHEAD_MEMORY_BLOCKS} blocks (32 MiB, the memory cache's
-   * default size) without.
+   * nothing). Default: 48 blocks with a disk tier, where fetched blocks wait on disk; 8 blocks
+   * (32 MiB, the memory cache's default size) without (`core/_prefetch.ts`).
    */
   readahead?: number;
 }
-
-/** Blocks a sequential read fetches ahead by default with a disk cache tier (192 MiB of 4 MiB). */
-export const READAHEAD_DISK_BLOCKS = 48;
-/** Blocks a sequential read fetches ahead by default without a disk cache tier. */
-export const READAHEAD_MEMORY_BLOCKS = 8;
-/** Readahead fetches in flight at once with a disk cache tier (at most the store's concurrency). */
-export const PREFETCH_DISK = 12;
-/** Readahead fetches in flight at once without a disk cache tier. */
-export const PREFETCH_MEMORY = 4;
 
 /**
  * What the block layer needs of the metadata: the few methods of `Meta` (`core/meta/`) it calls.

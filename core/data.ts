@@ -64,17 +64,9 @@
  *   `--cache-large-write`): a stream of full blocks written is usually read elsewhere or not soon,
  *   and copying each one into the disk cache cost a quarter of the daemon's CPU in a durable 1
  *   GiB write to s3rver, on a machine where that CPU is the server's too (`bench/README.md`).
- * - **Readahead.** A sequential read fetches up to `readaheadMax` bytes ahead of itself (the
- *   window grows from one block, `core/_open_files.ts`). With a disk tier the default is 48
- *   blocks (192 MiB) and 12 fetches in flight (fewer if the store wants), without one 8 blocks
- *   (the memory cache's default 32 MiB) and 4: a fetched block must have somewhere to wait until
- *   it is read. On s3rver a cold sequential read went from ~260 to ~300 MiB/s with 12 GETs in
- *   flight instead of 4 (`bench/README.md`): the server spends less CPU per byte when it has more
- *   requests at once. Each prefetch first waits for room in the disk tier's write-behind queue
- *   for its block and those in flight: without that, a cold read dropped a few blocks in 40 from
- *   the full queue, and read them from the store again later. `prefetch` drops blocks past the
- *   limit rather than queueing them, so readahead never delays demand reads; `warm` (the
- *   predictor's replay) waits for room in the cache instead (kept until read).
+ * - **Readahead.** Sequential reads fetch ahead, and random reads whole blocks behind them, in
+ *   the background (`core/_prefetch.ts`); `warm` (the predictor's replay) waits for room in the
+ *   cache instead (kept until read).
  * - **Deletion.** Freed slices are deleted only after the metadata transaction that freed them has
  *   committed (the metadata moved them to its garbage list in that same transaction): first their
  *   objects (1,000 keys per request), then their garbage entries. A crash in between leaves the
@@ -105,15 +97,8 @@ import { BlockCache, type BlockCacheLike } from "./cache/mod.ts";
 const log = getLog("data");
 
 export type { DataOptions, SliceMeta, StoredBlock } from "./_data_types.ts";
-import {
-  type DataOptions,
-  PREFETCH_DISK,
-  PREFETCH_MEMORY,
-  READAHEAD_DISK_BLOCKS,
-  READAHEAD_MEMORY_BLOCKS,
-  type SliceMeta,
-  type StoredBlock,
-} from "./_data_types.ts";
+import type { DataOptions, SliceMeta, StoredBlock } from "./_data_types.ts";
+import { Prefetcher } from "./_prefetch.ts";
 
 /**
  * Reads and writes file data as slices of blocks.
@@ -149,12 +134,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   readonly #segReader: SegmentReader;
   /** Whether new blocks are segmented and random reads fetch only their segments. */
   readonly segmented: boolean;
-  #prefetching = 0;
-  /** Bytes of the blocks `prefetch` has in flight. */
-  #prefetchBytes = 0;
-  readonly #prefetchLimit: number;
-  /** The most a sequential read fetches ahead of itself, in bytes (0: nothing). */
-  readonly readaheadMax: number;
+  readonly #prefetcher: Prefetcher;
   #blobs = new Map<string, string>();
   /** Whether blocks are content-addressed and shared (the volume's `dedup`). */
   readonly dedup: boolean;
@@ -205,16 +185,12 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
       bounded: (p, key) => this.#bounded(p, key),
     });
     this.randomFill = new RandomFill(this, options.randomFill);
-    const disk = this.cache.wantsSegmentSums === true;
-    if (options.readahead !== undefined && !(options.readahead >= 0)) {
-      throw new RangeError(`Bad readahead ${options.readahead}`);
-    }
-    this.readaheadMax = options.readahead ??
-      (disk ? READAHEAD_DISK_BLOCKS : READAHEAD_MEMORY_BLOCKS) * this.blockSize;
-    this.#prefetchLimit = Math.min(
-      disk ? PREFETCH_DISK : PREFETCH_MEMORY,
-      store.limits.concurrency,
-    );
+    this.#prefetcher = new Prefetcher(this, options.readahead);
+  }
+
+  /** The most a sequential read fetches ahead of itself, in bytes (0: nothing). */
+  get readaheadMax(): number {
+    return this.#prefetcher.readaheadMax;
   }
 
   /** Stops the codec workers and closes the cache. */
@@ -518,7 +494,13 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     if (!whole && this.segmented && n < blockLen && !this.#inflight.has(key)) {
       return this.#segReader.range(id, index, key, blockLen, inBlock, n, into).then((part) => {
         if (part === undefined) return all();
-        this.#fillBehind(id, index, blockLen, key);
+        this.#prefetcher.behind(
+          id,
+          index,
+          blockLen,
+          key,
+          () => this.randomFill.filling(this.#owners.get(id)),
+        );
         return part;
       });
     }
@@ -589,46 +571,11 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   }
 
   /**
-   * After a random read of a segmented block, fetches the whole block in the background when the
-   * cache has a disk tier (remote storage): the block's later reads, random or not, are then
-   * disk hits instead of store round trips. Shares the prefetch limit; dropped at that limit, and
-   * while the file fills whole (`randomFill`).
-   */
-  #fillBehind(id: SliceId, index: number, blockLen: number, key: string): void {
-    if (!this.cache.wantsSegmentSums || this.cache.has(key) || this.#inflight.has(key)) return;
-    if (this.randomFill.filling(this.#owners.get(id))) return; // it will get there
-    if (this.#prefetching >= Math.min(4, this.store.limits.concurrency)) return;
-    this.#prefetching++;
-    this.getBlock(id, index, blockLen).catch(() => {}).finally(() => {
-      this.#prefetching--;
-    });
-  }
-
-  /**
    * Starts fetching the blocks of `[off, off+len)` of `ino` into the cache without waiting
-   * (readahead). At most 12 prefetches with a disk tier, 4 without (fewer if the store wants),
-   * run at once; errors are ignored (the read that needs the block reports them).
+   * (readahead, `core/_prefetch.ts`).
    */
   prefetch(ino: Ino, off: number, len: number): void {
-    const limit = this.#prefetchLimit;
-    (async () => {
-      for await (const b of blocksOf(this, ino, off, len)) {
-        if (this.cache.has(b.key) || this.#inflight.has(b.key)) continue;
-        if (this.#prefetching >= limit) return;
-        // Room in the disk tier's write-behind queue for this block and those in flight, so a
-        // fetched block is not dropped from a full queue (and fetched again by its read).
-        await this.cache.room?.(this.#prefetchBytes + b.blockLen);
-        // Again: the wait may have been long.
-        if (this.cache.has(b.key) || this.#inflight.has(b.key)) continue;
-        if (this.#prefetching >= limit) return;
-        this.#prefetching++;
-        this.#prefetchBytes += b.blockLen;
-        this.getBlock(b.id, b.index, b.blockLen).catch(() => {}).finally(() => {
-          this.#prefetching--;
-          this.#prefetchBytes -= b.blockLen;
-        });
-      }
-    })().catch(() => {});
+    this.#prefetcher.prefetch(ino, off, len);
   }
 
   /** Fetches the blocks of `[off, off+len)` of `ino` into the cache; returns how many it fetched. */
