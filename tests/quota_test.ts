@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { openKvEngine } from "../backends/mod.ts";
 import { encodeJson } from "../core/meta/_codec.ts";
 import { quotaUsageKey } from "../core/meta/keys.ts";
+import { QUOTA_CACHE_MS } from "../core/_vfs_quota.ts";
 import type { Ino } from "../core/types.ts";
 import { engineFixtures } from "./_engines.ts";
 import { runCli, startSlayer } from "./_mount.ts";
@@ -71,6 +72,9 @@ for (const fx of engineFixtures.filter((f) => f.name === "sqlite3" || f.name ===
           usedInodes: 4,
         });
         assert.equal((await quotaGet(meta, "/team-a/nested")).inodes, null);
+        // The mounts cache "no quota on the volume" for up to QUOTA_CACHE_MS (seen by the writes
+        // above): the volume's first quota reaches their write checks after that, as documented.
+        await new Promise((r) => setTimeout(r, QUOTA_CACHE_MS + 100));
 
         // dd past the nested quota: EDQUOT from write(2); the file stops exactly at the limit.
         const dd = await sh(`dd if=/dev/zero of='${A}/team-a/nested/big' bs=1M count=4`);
