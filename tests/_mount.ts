@@ -224,6 +224,24 @@ async function sleep(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
 }
 
+/**
+ * Asserts that `path`, on a mount other than the one that removed it, is gone within 5 s: the
+ * kernel may answer from a name it looked up less than the entry timeout (1 s) ago.
+ */
+export async function goneFromOtherMount(path: string): Promise<void> {
+  const end = Date.now() + 5000;
+  for (;;) {
+    try {
+      await Deno.stat(path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return;
+      throw err;
+    }
+    if (Date.now() >= end) throw new Error(`${path} is still there 5 s after its removal`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 function tail(text: string, lines = 40): string {
   return text.split("\n").slice(-lines).join("\n");
 }

@@ -16,7 +16,14 @@ import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { loadCsiProto } from "../cli/csi.ts";
 import { startRedis } from "./_redis.ts";
-import { CLI, forceUnmountSync, listMounts, REPO_ROOT, startSlayer } from "./_mount.ts";
+import {
+  CLI,
+  forceUnmountSync,
+  goneFromOtherMount,
+  listMounts,
+  REPO_ROOT,
+  startSlayer,
+} from "./_mount.ts";
 import { busyboxRootfs, must, runcBundle } from "./_containers.ts";
 import { run } from "./_run.ts";
 
@@ -58,24 +65,6 @@ async function rejectsWith(p: Promise<unknown>, code: grpc.status): Promise<void
     assert.equal(grpc.status[err.code], grpc.status[code], err.details);
     return true;
   });
-}
-
-/**
- * Asserts that `path`, on a mount other than the one that removed it, is gone within 5 s: the
- * kernel may answer from a name it looked up less than the entry timeout (1 s) ago.
- */
-async function goneFromOtherMount(path: string): Promise<void> {
-  const end = Date.now() + 5000;
-  for (;;) {
-    try {
-      await Deno.stat(path);
-    } catch (err) {
-      if (err instanceof Deno.errors.NotFound) return;
-      throw err;
-    }
-    assert.ok(Date.now() < end, `${path} is still there 5 s after its removal`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** Installs the Python gRPC packages from apt when missing. */
