@@ -24,10 +24,12 @@
  * @module
  */
 
-import type { BlockCacheLike } from "./cache/mod.ts";
-import type { SliceRecord } from "./slice.ts";
 import type { Ino, SliceId } from "./types.ts";
 import { blocksOf } from "./_data_blocks.ts";
+import type { FillHost } from "./_random_fill.ts";
+
+/** What the prefetcher needs of the block layer (`DataEngine`): what the random fill needs. */
+export type PrefetchHost = FillHost;
 
 /** Blocks a sequential read fetches ahead by default with a disk cache tier (192 MiB of 4 MiB). */
 export const READAHEAD_DISK_BLOCKS = 48;
@@ -39,24 +41,6 @@ export const PREFETCH_DISK = 12;
 export const PREFETCH_MEMORY = 4;
 /** Fetches behind random reads in flight at once (at most the store's concurrency). */
 const BEHIND = 4;
-
-/** What the prefetcher needs of the block layer (`DataEngine`). */
-export interface PrefetchHost {
-  /** The volume's chunk size. */
-  readonly chunkSize: number;
-  /** The volume's block size. */
-  readonly blockSize: number;
-  /** The block cache. */
-  readonly cache: BlockCacheLike;
-  /** The block store's limits. */
-  readonly store: { readonly limits: { readonly concurrency: number } };
-  /** The resolved segments of a chunk. */
-  segments(ino: Ino, chunk: number): Promise<SliceRecord[]>;
-  /** Whether a fetch of block `key` is in flight. */
-  fetching(key: string): boolean;
-  /** Fetches a block into the cache. */
-  getBlock(id: SliceId, index: number, blockLen: number): Promise<Uint8Array>;
-}
 
 /** The block layer's background fetches. */
 export class Prefetcher {

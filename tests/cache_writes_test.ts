@@ -9,26 +9,12 @@
  */
 
 import assert from "node:assert/strict";
-import { runCli, type SlayerMount, startSlayer } from "./_mount.ts";
+import { startSlayer } from "./_mount.ts";
+import { diskBlocks, mountStatus } from "./_status.ts";
 import { startS3Server } from "./_s3server.ts";
 import { bytesEqual, pseudoRandom } from "./posix/_helpers.ts";
 
 const MiB = 2 ** 20;
-
-interface Status {
-  storeGets: number;
-  cache?: { tiers: Array<{ name: string; entries: number }> };
-}
-
-async function status(fs: SlayerMount): Promise<Status> {
-  const r = await runCli(["status", "--json", fs.mnt]);
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout);
-}
-
-/** Blocks in the disk tiers of `s`. */
-const diskBlocks = (s: Status) =>
-  (s.cache?.tiers ?? []).filter((t) => t.name !== "memory").reduce((n, t) => n + t.entries, 0);
 
 /**
  * Writes a 12 MiB file and a 100 KiB one through a mount with a disk cache and `args`; returns the
@@ -44,19 +30,19 @@ async function writeThenRead(name: string, args: string[]): Promise<[number, num
   await Deno.writeFile(`${fs.mnt}/big`, big);
   await Deno.writeFile(`${fs.mnt}/small`, small);
   // The disk tier writes behind; the state file is rewritten every 2 s.
-  let s = await status(fs);
+  let s = await mountStatus(fs);
   for (let prev = -1, end = Date.now() + 30_000; diskBlocks(s) !== prev && Date.now() < end;) {
     prev = diskBlocks(s);
     await new Promise((r) => setTimeout(r, 2500));
-    s = await status(fs);
+    s = await mountStatus(fs);
   }
   // Past the kernel's page cache: a fresh mount of the same volume and disk cache.
   await fs.restart();
-  const before = (await status(fs)).storeGets;
+  const before = (await mountStatus(fs)).storeGets ?? 0;
   bytesEqual(await Deno.readFile(`${fs.mnt}/big`), big, "the 12 MiB file read back");
   bytesEqual(await Deno.readFile(`${fs.mnt}/small`), small, "the 100 KiB file read back");
   await new Promise((r) => setTimeout(r, 2500));
-  return [diskBlocks(s), (await status(fs)).storeGets - before];
+  return [diskBlocks(s), ((await mountStatus(fs)).storeGets ?? 0) - before];
 }
 
 Deno.test({

@@ -10,7 +10,8 @@
 
 import assert from "node:assert/strict";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
-import { runCli, type SlayerMount, startSlayer } from "./_mount.ts";
+import { type SlayerMount, startSlayer } from "./_mount.ts";
+import { diskBlocks, type MountStatus, mountStatus } from "./_status.ts";
 import { startS3Server } from "./_s3server.ts";
 import { bytesEqual, pseudoRandom } from "./posix/_helpers.ts";
 import { readAt as pread } from "../core/_file_range.ts";
@@ -18,27 +19,14 @@ import { readAt as pread } from "../core/_file_range.ts";
 const MiB = 2 ** 20;
 const SIZE = 48 * MiB; // twelve 4 MiB blocks
 
-interface Status {
-  storeGets: number;
-  randomFill?: { files: number; blocks: number };
-  cache?: { tiers: Array<{ name: string; entries: number }> };
-}
-
-async function status(fs: SlayerMount): Promise<Status> {
-  const r = await runCli(["status", "--json", fs.mnt]);
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout);
-}
-
-/** Blocks in the disk tiers of `s`. */
-const diskBlocks = (s: Status) =>
-  (s.cache?.tiers ?? []).filter((t) => t.name !== "memory").reduce((n, t) => n + t.entries, 0);
-
 /** The status of `fs` once `ready` holds (state is written every 2 s), or after 30 s. */
-async function statusWhen(fs: SlayerMount, ready: (s: Status) => boolean): Promise<Status> {
+async function statusWhen(
+  fs: SlayerMount,
+  ready: (s: MountStatus) => boolean,
+): Promise<MountStatus> {
   const end = Date.now() + 30_000;
   for (;;) {
-    const s = await status(fs);
+    const s = await mountStatus(fs);
     if (ready(s) || Date.now() > end) return s;
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -113,7 +101,7 @@ Deno.test({
     // All of it from the disk cache now: byte-identical, and not one GET.
     bytesEqual(await Deno.readFile(f), data, "the file read whole after the fill");
     await randomReads(f, data, 2);
-    const after = await status(t.reader);
+    const after = await mountStatus(t.reader);
     assert.equal(after.storeGets, s.storeGets, "reads after the fill fetch nothing");
   },
 });
@@ -127,7 +115,7 @@ Deno.test({
     await using t = await setup("nofill", ["-o", "random_fill=0"], data);
     await randomReads(`${t.reader.mnt}/f`, data, 3);
     await new Promise((r) => setTimeout(r, 3000)); // a fill would have ended by now
-    const s = await status(t.reader);
+    const s = await mountStatus(t.reader);
     assert.deepEqual(s.randomFill, { files: 0, blocks: 0 });
     // Only the blocks read (fetched whole behind the reads, 3 at most) are on disk.
     assert.ok(diskBlocks(s) <= 3, JSON.stringify(s.cache));

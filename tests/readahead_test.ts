@@ -13,6 +13,7 @@
 
 import assert from "node:assert/strict";
 import { runCli, type SlayerMount, startSlayer } from "./_mount.ts";
+import { diskBlocks, type MountStatus, mountStatus } from "./_status.ts";
 import { startS3Server } from "./_s3server.ts";
 import { bytesEqual, pseudoRandom } from "./posix/_helpers.ts";
 import { readAt as pread } from "../core/_file_range.ts";
@@ -20,19 +21,8 @@ import { readAt as pread } from "../core/_file_range.ts";
 const MiB = 2 ** 20;
 const SIZE = 48 * MiB; // twelve 4 MiB blocks
 
-interface Status {
-  storeGets?: number;
-  cache?: { droppedWrites: number; tiers: Array<{ name: string; entries: number }> };
-}
-
-async function status(fs: SlayerMount): Promise<Status> {
-  const r = await runCli(["status", "--json", fs.mnt]);
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout);
-}
-
 async function storeGets(fs: SlayerMount): Promise<number> {
-  return (await status(fs)).storeGets ?? 0;
+  return (await mountStatus(fs)).storeGets ?? 0;
 }
 
 /** GETs of `fs` once they have not changed for 3 s (its state is written every 2 s), or at 30 s. */
@@ -56,7 +46,7 @@ async function readStart(
   readerArgs: string[],
   size = SIZE,
   readBytes = 8 * MiB,
-): Promise<Status> {
+): Promise<MountStatus> {
   const data = pseudoRandom(size, name.length);
   await using server = await startS3Server();
   await server.createBucket(name);
@@ -77,7 +67,7 @@ async function readStart(
     bytesEqual(got, data.subarray(off, off + 256 * 1024), `at ${off}`);
   }
   await settledGets(reader);
-  return await status(reader);
+  return await mountStatus(reader);
 }
 
 Deno.test({
@@ -119,8 +109,7 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const s = await readStart("whole", [], 160 * MiB, 160 * MiB);
-    const disk = (s.cache?.tiers ?? []).filter((t) => t.name !== "memory")
-      .reduce((n, t) => n + t.entries, 0);
+    const disk = diskBlocks(s);
     assert.equal(s.cache?.droppedWrites, 0, JSON.stringify(s.cache));
     assert.equal(disk, 40, `${disk} of the 40 blocks in the disk cache`);
     assert.equal(s.storeGets, 40, "each block fetched once");
