@@ -80,6 +80,20 @@ FilesystemStore.prototype.putObject = function (object) {
   return run;
 };
 
+// s3rver's DELETE removes the key's directories once they look empty, while a PUT of another key
+// in the same directory may be between creating it and opening its file there: that PUT's write
+// stream then fails with ENOENT, an unhandled 'error' event that kills the server. S3 has no
+// directories: delete the object's files and leave the (empty) directories, which hold no key.
+FilesystemStore.prototype.deleteObject = async function (bucket, key) {
+  await Promise.all(
+    ["object", "object.md5", "metadata.json"].map((kind) =>
+      fs.promises.unlink(this.getResourcePath(bucket, key, kind)).catch((err) => {
+        if (err.code !== "ENOENT") throw err;
+      })
+    ),
+  );
+};
+
 const [directory, port, accessKeyId, secretAccessKey] = process.argv.slice(2);
 if (!directory || port === undefined || !accessKeyId || !secretAccessKey) {
   console.error(
