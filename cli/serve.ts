@@ -75,7 +75,7 @@ export async function serve(metaUrl: string, mnt: string, opts: MountOpts): Prom
   // file read at random that is fetched whole into the disk cache (core/_random_fill.ts).
   const fill = opts.options.get("random_fill");
   // readahead=SIZE (default: 48 blocks with a disk cache, 8 without; 0 = off): how far ahead a
-  // sequential read fetches (core/data.ts, "Readahead").
+  // sequential read fetches (core/_prefetch.ts).
   const ahead = opts.options.get("readahead");
   let vol: Volume;
   let subdirIno: Ino | undefined;
