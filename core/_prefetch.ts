@@ -28,17 +28,14 @@ import type { Ino, SliceId } from "./types.ts";
 import { blocksOf } from "./_data_blocks.ts";
 import type { FillHost } from "./_random_fill.ts";
 
-/** What the prefetcher needs of the block layer (`DataEngine`): what the random fill needs. */
-export type PrefetchHost = FillHost;
-
 /** Blocks a sequential read fetches ahead by default with a disk cache tier (192 MiB of 4 MiB). */
-export const READAHEAD_DISK_BLOCKS = 48;
+const READAHEAD_DISK_BLOCKS = 48;
 /** Blocks a sequential read fetches ahead by default without a disk cache tier. */
-export const READAHEAD_MEMORY_BLOCKS = 8;
+const READAHEAD_MEMORY_BLOCKS = 8;
 /** Readahead fetches in flight at once with a disk cache tier (at most the store's concurrency). */
-export const PREFETCH_DISK = 12;
+const PREFETCH_DISK = 12;
 /** Readahead fetches in flight at once without a disk cache tier. */
-export const PREFETCH_MEMORY = 4;
+const PREFETCH_MEMORY = 4;
 /** Fetches behind random reads in flight at once (at most the store's concurrency). */
 const BEHIND = 4;
 
@@ -46,15 +43,18 @@ const BEHIND = 4;
 export class Prefetcher {
   /** The most a sequential read fetches ahead of itself, in bytes (0: nothing). */
   readonly readaheadMax: number;
-  readonly #host: PrefetchHost;
+  readonly #host: FillHost;
   readonly #limit: number;
   /** Fetches in flight (readahead and behind random reads). */
   #running = 0;
   /** Bytes of the readahead fetches in flight. */
   #bytes = 0;
 
-  /** Background fetches for `host`, reading ahead `readahead` bytes (default: see the notes). */
-  constructor(host: PrefetchHost, readahead?: number) {
+  /**
+   * Background fetches for `host` (what the random fill needs of the block layer too), reading
+   * ahead `readahead` bytes (default: see the notes).
+   */
+  constructor(host: FillHost, readahead?: number) {
     if (readahead !== undefined && !(readahead >= 0)) {
       throw new RangeError(`Bad readahead ${readahead}`);
     }
