@@ -24,7 +24,10 @@ const files = Number(own[0] ?? 1000);
 const treeFiles = Number(own[1] ?? 1000);
 const port = 19000 + Math.floor(Math.random() * 1000);
 
-/** Sums of a scrape: `op` → requests, and `read`/`write` → transactions. */
+/**
+ * Sums of a scrape: `op` → requests, `us:op` → their summed time (µs, arrival to reply), and
+ * `txn:read`/`txn:write` → transactions.
+ */
 async function scrape(): Promise<Map<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const out = new Map<string, number>();
@@ -33,6 +36,8 @@ async function scrape(): Promise<Map<string, number>> {
       /^slayerfs_fuse_op_duration_seconds_count\{[^}]*op="([a-z_]+)"[^}]*\} (\S+)/,
     );
     if (m) out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]));
+    m = line.match(/^slayerfs_fuse_op_duration_seconds_sum\{[^}]*op="([a-z_]+)"[^}]*\} (\S+)/);
+    if (m) out.set(`us:${m[1]}`, (out.get(`us:${m[1]}`) ?? 0) + Number(m[2]) * 1e6);
     m = line.match(/^slayerfs_meta_txn_duration_seconds_count\{[^}]*kind="([a-z]+)"[^}]*\} (\S+)/);
     if (m) out.set(`txn:${m[1]}`, (out.get(`txn:${m[1]}`) ?? 0) + Number(m[2]));
   }
@@ -111,11 +116,16 @@ try {
     const reads = (daemonReads(fs.pid) - reads0) / n;
     const after = await scrape();
     const per: string[] = [];
+    const means: string[] = [];
     let total = 0;
-    for (const [k, v] of after) {
-      const d = v - (before.get(k) ?? 0);
-      if (d <= 0) continue;
-      if (!k.startsWith("txn:")) total += d;
+    const delta = (k: string) => (after.get(k) ?? 0) - (before.get(k) ?? 0);
+    for (const k of after.keys()) {
+      const d = delta(k);
+      if (d <= 0 || k.startsWith("us:")) continue;
+      if (!k.startsWith("txn:")) {
+        total += d;
+        if (d / n >= 0.5) means.push(`${k} ${(delta(`us:${k}`) / d).toFixed(0)}`);
+      }
       per.push(`${k} ${(d / n).toFixed(2)}`);
     }
     console.log(
@@ -123,7 +133,7 @@ try {
         cpu.toFixed(0).padStart(6)
       } µs cpu/file ${reads.toFixed(1).padStart(5)} reads/file  ${
         (total / n).toFixed(2)
-      } req/file: ${per.join(", ")}`,
+      } req/file: ${per.join(", ")}\n${"".padEnd(13)}mean µs per request: ${means.join(", ")}`,
     );
   }
 } finally {

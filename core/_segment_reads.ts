@@ -30,7 +30,7 @@ export interface SegmentSource {
   /** The block cache (segments go to its memory tier only). */
   readonly cache: BlockCacheLike;
   /** The block records of a committed slice. */
-  records(id: number): BlockRecord[] | Promise<BlockRecord[]>;
+  records(id: number): readonly BlockRecord[] | Promise<readonly BlockRecord[]>;
   /** Counts a fetch of `bytes` stored bytes. */
   counted(bytes: number): void;
   /** Reports a corrupt segment (the read fails with it too). */

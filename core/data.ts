@@ -57,7 +57,9 @@
  * - **Caches.** Concurrent misses of one block share one fetch. Block records (immutable) are
  *   kept per slice id and blob keys per hash, both dropped wholesale past 100,000 entries. A
  *   chunk's resolved segments are kept per inode until `invalidate` (after each change of the
- *   inode); a lookup that raced with a change is returned but not kept. Written blocks are cached
+ *   inode); a lookup that raced with a change is returned but not kept. A commit here keeps the
+ *   lists it left in the chunks it wrote (`committed`), so a file written and closed reads back
+ *   with no metadata read. Written blocks are cached
  *   only with a disk tier (by default): there a copy saves a download, while in memory alone a
  *   write stream would evict what readers use. Of those, only blocks shorter than the block size
  *   (small files, the ends of files) unless `cacheLargeWrites` (as JuiceFS's
@@ -78,7 +80,7 @@
 
 import type { BlockStore } from "./block_store.ts";
 import { Errno, FsError } from "./errno.ts";
-import type { FreedSlice } from "./meta/mod.ts";
+import type { Committed, FreedSlice, NewSlice } from "./meta/mod.ts";
 import { blobObjectKey, blockKey, resolveSegments, type SliceRecord } from "./slice.ts";
 import type { Ino, SliceId } from "./types.ts";
 import { BLOCK_INLINE, type BlockRecord, CodecPool, decodeBlock } from "./block_codec.ts";
@@ -87,7 +89,7 @@ import { encodeForStore, encodePool } from "./_data_put.ts";
 import type { BufferPool } from "./_buffer_pool.ts";
 import { SegmentReader } from "./_segment_reads.ts";
 import { withDeadline } from "./_deadline.ts";
-import { blocksOf, collectGarbage, deleteSlices, warmBlocks } from "./_data_blocks.ts";
+import { collectGarbage, deleteSlices, warmBlocks } from "./_data_blocks.ts";
 import { inlineKey } from "./meta/keys.ts";
 import { NotFoundError } from "./block_store.ts";
 import { getLog } from "./log.ts";
@@ -129,7 +131,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   readonly fetching = (key: string): boolean => this.#inflight.has(key);
   #segments = new Map<Ino, Map<number, SliceRecord[]>>();
   #segmentCount = 0;
-  #records = new Map<SliceId, BlockRecord[]>();
+  #records = new Map<SliceId, readonly BlockRecord[]>();
   #recordBytes = 0;
   readonly #segReader: SegmentReader;
   /** Whether new blocks are segmented and random reads fetch only their segments. */
@@ -283,7 +285,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   }
 
   /** The block records of a committed slice (cached; they never change). */
-  async blockRecords(id: SliceId): Promise<BlockRecord[]> {
+  async blockRecords(id: SliceId): Promise<readonly BlockRecord[]> {
     const hit = this.#records.get(id);
     if (hit) return hit;
     const recs = await this.meta.sliceBlockRecords(id);
@@ -295,10 +297,12 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
    * Keeps a slice's block records, dropping all of them past 100,000 slices or 32 MiB of
    * records (segment tables are 640 bytes per 4 MiB block).
    */
-  #keepRecords(id: SliceId, recs: BlockRecord[]): void {
+  #keepRecords(id: SliceId, recs: readonly BlockRecord[]): void {
     if (this.#records.has(id)) return;
     let bytes = 64;
-    for (const r of recs) bytes += 48 + (r.segments?.byteLength ?? 0);
+    for (const r of recs) {
+      bytes += 48 + (r.segments?.byteLength ?? 0) + (r.inline?.byteLength ?? 0);
+    }
     if (this.#records.size >= 100_000 || this.#recordBytes + bytes > 32 << 20) {
       this.#records.clear();
       this.#recordBytes = 0;
@@ -334,7 +338,8 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
         let objectKey = key;
         try {
           if (rec.flags & BLOCK_INLINE) {
-            const inline = await this.meta.inlineBlock(id, index);
+            // A slice written here keeps its inline bytes in its records (`committed`).
+            const inline = rec.inline ?? await this.meta.inlineBlock(id, index);
             if (!inline) throw new FsError(Errno.EIO, `Inline block "${key}" is missing`);
             stored = inline;
           } else if (rec.hash) {
@@ -418,8 +423,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
 
   /** The resolved segments of one chunk (cached until {@linkcode invalidate}). */
   async segments(ino: Ino, chunk: number): Promise<SliceRecord[]> {
-    let perIno = this.#segments.get(ino);
-    const hit = perIno?.get(chunk);
+    const hit = this.#segments.get(ino)?.get(chunk);
     if (hit) return hit;
     const gen = this.#generation;
     const full = await this.meta.readChunkFull(ino, chunk);
@@ -441,18 +445,46 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
         }
       });
     }
+    if (gen === this.#generation) this.#keepSegments(ino, chunk, segs);
+    return segs; // changed meanwhile: not kept
+  }
+
+  #keepSegments(ino: Ino, chunk: number, segs: SliceRecord[]): void {
     if (this.#owners.size > 200_000) this.#owners.clear();
     for (const sg of segs) if (sg.id !== 0) this.#owners.set(sg.id, ino);
-    if (gen !== this.#generation) return segs; // changed meanwhile: do not cache
-    perIno = this.#segments.get(ino);
+    let perIno = this.#segments.get(ino);
     if (this.#segmentCount > 65536) {
       this.#segments.clear();
       this.#segmentCount = 0;
     }
     if (!perIno) this.#segments.set(ino, perIno = new Map());
+    if (!perIno.has(chunk)) this.#segmentCount++;
     perIno.set(chunk, segs);
-    this.#segmentCount++;
-    return segs;
+  }
+
+  /** Counts the changes of cached slice lists (see {@linkcode committed}). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /**
+   * After a commit of `slices` to `ino` that began at `generation`: keeps the slice lists the
+   * commit left in the chunks it wrote (and the new slices' block records, with the bytes of
+   * their inline blocks), where the other chunks' lists still hold; if any slice list changed
+   * meanwhile, forgets all of the inode's instead. So a file is read back after it is written (a
+   * small file closed and opened again) without a metadata transaction.
+   */
+  committed(ino: Ino, done: Committed, slices: readonly NewSlice[], generation: number): void {
+    for (const s of slices) this.#keepRecords(s.record.id, s.blocks);
+    if (generation !== this.#generation) {
+      this.invalidate(ino);
+      return;
+    }
+    this.#generation++;
+    this.randomFill.invalidate(ino);
+    for (const [chunk, records] of done.chunks) {
+      this.#keepSegments(ino, chunk, resolveSegments(records));
+    }
   }
 
   /** Forgets cached slice lists of `ino` (after it changed). */

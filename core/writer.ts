@@ -27,8 +27,8 @@
  *   metadata never refers to a block that is not in the store: a crash leaves at worst uploaded
  *   objects no slice refers to, which `slayerfs gc` finds, never a file pointing to missing data.
  *   A commit of dedup blocks whose blob vanished uploads those blocks and tries again (6 tries).
- *   After a commit the chunk caches of the inode are invalidated and `onCommit` gets the freed
- *   slices, whose objects the caller deletes.
+ *   After a commit the block layer keeps the chunk lists it returned (`committed`) and
+ *   `onCommit` gets the freed slices, whose objects the caller deletes.
  * - **Durability.** Bytes of a `write` are in memory only (lost if the process dies) until their
  *   slice commits: in the background for frozen slices, or at `flush`, which the VFS calls on
  *   FUSE flush, release, fsync, unmount, and before operations that work on the file's committed
@@ -55,7 +55,13 @@
 import type { StoredBlock } from "./data.ts";
 import type { BlockRecord } from "./block_codec.ts";
 import { Errno, FsError } from "./errno.ts";
-import { type FreedSlice, NeedUploadError, type NewSlice, now, type WithAttr } from "./meta/mod.ts";
+import {
+  type Committed,
+  type FreedSlice,
+  NeedUploadError,
+  type NewSlice,
+  now,
+} from "./meta/mod.ts";
 import type { Attr, Ino, SliceId, Timespec } from "./types.ts";
 
 /** Blocks a streaming slice grows to before it is committed. */
@@ -99,7 +105,7 @@ export interface WriterMeta {
     slices: readonly NewSlice[],
     length: number,
     mtime: Timespec | undefined,
-  ): Promise<WithAttr>;
+  ): Promise<Committed>;
 }
 
 /** What a writer needs of the block layer: the parts of `DataEngine` (`core/data.ts`) it uses. */
@@ -116,8 +122,13 @@ export interface WriterData {
   putBlock(id: SliceId, index: number, raw: Uint8Array): Promise<StoredBlock>;
   /** Uploads a dedup block under a key of its own. */
   putBlob(id: SliceId, index: number, raw: Uint8Array): Promise<string>;
-  /** Forgets cached slice lists of `ino` (after a commit). */
-  invalidate(ino: Ino): void;
+  /** Counts changes of cached slice lists (read before a commit, given to `committed`). */
+  readonly generation: number;
+  /**
+   * After a commit of `slices` to `ino` that began at `generation`: forgets the inode's cached
+   * slice lists, and keeps the ones the commit returned if nothing changed meanwhile.
+   */
+  committed(ino: Ino, done: Committed, slices: readonly NewSlice[], generation: number): void;
 }
 
 /** Buffers and commits the writes of one inode. */
@@ -326,6 +337,7 @@ export class FileWriter {
         };
       });
       let result;
+      const generation = this.#data.generation;
       for (let attempt = 0;; attempt++) {
         try {
           result = await this.#data.meta.commitSlices(this.ino, slices, end, this.mtime);
@@ -342,7 +354,7 @@ export class FileWriter {
       }
       const { attr, freed } = result;
       this.#slices = this.#slices.filter((s) => !todo.includes(s));
-      this.#data.invalidate(this.ino);
+      this.#data.committed(this.ino, result, slices, generation);
       if (this.#slices.length === 0) this.pendingEnd = 0;
       this.#onCommit(attr, freed);
     });

@@ -39,7 +39,7 @@ import { getAttr } from "./_inode.ts";
 import * as ns from "./namespace.ts";
 import type { MetaEntry } from "./namespace.ts";
 import * as slices from "./slices.ts";
-import type { FreedSlice, Freeing, NewSlice, WithAttr } from "./slices.ts";
+import type { Committed, FreedSlice, Freeing, NewSlice, WithAttr } from "./slices.ts";
 import * as reads from "./slice_reads.ts";
 import type { FullChunk } from "./slice_reads.ts";
 import * as reclaim from "./reclaim.ts";
@@ -284,7 +284,7 @@ export class Meta {
     newSlices: readonly NewSlice[],
     length: number,
     mtime: Timespec | undefined,
-  ): Promise<WithAttr> {
+  ): Promise<Committed> {
     return this.kv.txn((tx) => slices.commitSlices(tx, ino, newSlices, length, mtime));
   }
 

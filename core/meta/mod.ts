@@ -9,6 +9,7 @@ export { Meta } from "./meta.ts";
 export { now } from "./_inode.ts";
 export type { MetaEntry } from "./namespace.ts";
 export {
+  type Committed,
   type FreedSlice,
   type Freeing,
   NeedUploadError,

@@ -95,6 +95,12 @@ export interface WithAttr extends Freeing {
   attr: Attr;
 }
 
+/** What a commit leaves: {@linkcode WithAttr}, and the slice list of each chunk it wrote. */
+export interface Committed extends WithAttr {
+  /** By chunk index: the chunk's slice list as the commit left it, oldest first. */
+  chunks: Map<number, SliceRecord[]>;
+}
+
 /** A slice to add to a chunk's list. */
 export interface NewSlice {
   /** The chunk the record goes to. */
@@ -230,24 +236,25 @@ async function append(
   chunk: number,
   recs: SliceRecord[],
   freed: FreedSlice[],
-): Promise<number> {
+): Promise<{ gained: number; records: SliceRecord[] }> {
   const key = chunkKey(ino, chunk);
   const old = await tx.get(key);
   const had = (old?.byteLength ?? 0) / 24;
   const count = had + recs.length;
   const before = decodeRecords(old);
-  const gained = dataBytes([...before, ...recs]) - dataBytes(before);
+  const records = [...before, ...recs];
+  const gained = dataBytes(records) - dataBytes(before);
   // Compact from time to time (amortised): drop records no longer visible.
   if (count <= COMPACT_AT || Math.floor(count / 32) === Math.floor(had / 32)) {
     tx.set(key, concatBytes(old, encodeRecords(recs)));
-    return gained;
+    return { gained, records };
   }
-  const after = resolveSegments([...before, ...recs]).filter((r) => r.id !== 0);
+  const after = resolveSegments(records).filter((r) => r.id !== 0);
   // The references the new records bring are added by the caller; rebalance the rest.
   await ref(tx, after, +1, freed);
-  await ref(tx, [...before, ...recs], -1, freed);
+  await ref(tx, records, -1, freed);
   tx.set(key, encodeRecords(after));
-  return gained;
+  return { gained, records: after };
 }
 
 /** The number of the next set of orphaned blobs. */
@@ -260,7 +267,8 @@ async function nextOrphan(tx: KvTxn): Promise<number> {
 /**
  * Commits written slices: adds each slice's info (one reference per record), appends the
  * records to their chunks in order, and grows the file to `length` if it is shorter.
- * {@linkcode NeedUploadError} if a dedup block has no stored blob.
+ * {@linkcode NeedUploadError} if a dedup block has no stored blob. Returns the chunks' new slice
+ * lists too, so that the writer's mount can read the file back without reading them again.
  */
 export async function commitSlices(
   tx: KvTxn,
@@ -268,7 +276,7 @@ export async function commitSlices(
   slices: readonly NewSlice[],
   length: number,
   mtime: Timespec | undefined,
-): Promise<WithAttr> {
+): Promise<Committed> {
   const freed: FreedSlice[] = [];
   const a = await getAttr(tx, ino);
   await counted(tx, a);
@@ -324,13 +332,18 @@ export async function commitSlices(
     freed.push({ id: gid, size: 0, blobs: orphans });
   }
   let gained = 0;
-  for (const [chunk, recs] of byChunk) gained += await append(tx, ino, chunk, recs, freed);
+  const chunks = new Map<number, SliceRecord[]>();
+  for (const [chunk, recs] of byChunk) {
+    const r = await append(tx, ino, chunk, recs, freed);
+    gained += r.gained;
+    chunks.set(chunk, r.records);
+  }
   const oldSize = a.size;
   if (length > a.size) a.size = length;
   if (mtime) a.mtime = a.ctime = mtime;
   putCounted(tx, a, gained);
   await chargeSpace(tx, a, oldSize, false); // acknowledged writes: Vfs.write checked the quota
-  return { attr: a, freed };
+  return { attr: a, freed, chunks };
 }
 
 /**
@@ -390,13 +403,13 @@ async function zeroRange(
     await unref(tx, dropped, freed);
     if (keepFirst && await tx.get(chunkKey(ino, first))) {
       const pos = off % cs;
-      gained += await append(tx, ino, first, [{
+      gained += (await append(tx, ino, first, [{
         pos,
         id: 0 as SliceId,
         size: 0,
         off: 0,
         len: cs - pos,
-      }], freed);
+      }], freed)).gained;
     }
     return gained;
   }
@@ -405,7 +418,7 @@ async function zeroRange(
     const to = Math.min(end, (c + 1) * cs) - c * cs;
     if (!await tx.get(chunkKey(ino, c))) continue;
     const rec = { pos: from, id: 0 as SliceId, size: 0, off: 0, len: to - from };
-    gained += await append(tx, ino, c, [rec], freed);
+    gained += (await append(tx, ino, c, [rec], freed)).gained;
   }
   return gained;
 }
@@ -543,7 +556,7 @@ export async function copyRange(
   for (const [c, recs] of byChunk) {
     const exists = !!await tx.get(chunkKey(inoOut, c));
     const keep = exists ? recs : recs.filter((r) => r.id !== 0);
-    if (keep.length) gained += await append(tx, inoOut, c, keep, freed);
+    if (keep.length) gained += (await append(tx, inoOut, c, keep, freed)).gained;
   }
   const t = now();
   const oldSize = dst.size;
