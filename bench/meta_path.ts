@@ -3,7 +3,9 @@
  * fresh SlayerFS mount (SQLite metadata, `file://` blocks), with the FUSE requests per operation
  * and the metadata transactions (read, write) each phase caused, per file, from the mount's
  * Prometheus counters, with the daemon's CPU time (`/proc/PID/stat`) and read-type system calls
- * (`syscr` of `/proc/PID/io`, mostly `read`s of `/dev/fuse`) per file.
+ * (`syscr` of `/proc/PID/io`, mostly `read`s of `/dev/fuse`) per file, and the mean time of each
+ * operation sent at least once per two files (from its arrival on the JS thread to its reply).
+ * The cold `find` is timed after the caches are dropped, as in `peers.sh`.
  *
  * ```sh
  * ./dev deno run -A bench/meta_path.ts                 # 1000 small files, a 1000-file tree
@@ -98,13 +100,11 @@ try {
       for (let i = 0; i < files; i++) await Deno.remove(`${dir}/f${i}`);
     }],
     ["tar -x", treeFiles, () => run("tar", ["-xf", `${work}/tree.tar`, "-C", `${fs.mnt}/tree`])],
-    ["find (cold)", treeFiles, () => {
-      dropCaches();
-      run("find", [`${fs.mnt}/tree`]);
-    }],
+    ["find (cold)", treeFiles, () => run("find", [`${fs.mnt}/tree`])],
   ];
   console.log(`load average ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`);
   for (const [name, n, fn] of phases) {
+    if (name.endsWith("(cold)")) dropCaches();
     const before = await scrape();
     const cpu0 = daemonCpuUs(fs.pid);
     const reads0 = daemonReads(fs.pid);
