@@ -56,7 +56,7 @@
  *   behind the first, waits for the same deadline instead of starting a new one.
  * - **Caches.** Concurrent misses of one block share one fetch. Block records (immutable) are
  *   kept per slice id and blob keys per hash, both dropped wholesale past 100,000 entries. A
- *   chunk's resolved segments are kept per inode until `invalidate` (after each change of the
+ *   chunk's resolved segments are kept per inode (`core/_slice_lists.ts`) until `invalidate` (after each change of the
  *   inode); a lookup that raced with a change is returned but not kept. A commit here keeps the
  *   lists it left in the chunks it wrote (`committed`), so a file written and closed reads back
  *   with no metadata read. Written blocks are cached
@@ -101,6 +101,7 @@ const log = getLog("data");
 export type { DataOptions, SliceMeta, StoredBlock } from "./_data_types.ts";
 import type { DataOptions, SliceMeta, StoredBlock } from "./_data_types.ts";
 import { Prefetcher } from "./_prefetch.ts";
+import { SliceLists } from "./_slice_lists.ts";
 
 /**
  * Reads and writes file data as slices of blocks.
@@ -123,16 +124,12 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   readonly cacheWrites: boolean;
   /** Whether written blocks of the full block size are cached too (with `cacheWrites`). */
   readonly cacheLargeWrites: boolean;
-  #owners = new Map<SliceId, Ino>();
   /** Block uploads in flight per file before its writer waits. */
   readonly uploadConcurrency: number;
   #inflight = new Map<string, Promise<Uint8Array>>();
   /** Whether a fetch of block `key` is in flight. */
   readonly fetching = (key: string): boolean => this.#inflight.has(key);
-  #segments = new Map<Ino, Map<number, SliceRecord[]>>();
-  #segmentCount = 0;
-  #records = new Map<SliceId, readonly BlockRecord[]>();
-  #recordBytes = 0;
+  readonly #lists = new SliceLists();
   readonly #segReader: SegmentReader;
   /** Whether new blocks are segmented and random reads fetch only their segments. */
   readonly segmented: boolean;
@@ -150,7 +147,6 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   readonly compress: boolean;
   /** Called with errors no request can report. */
   readonly onError: (err: unknown) => void;
-  #generation = 0;
   /** Objects fetched from the store for reads (inline blocks excluded), and their stored bytes. */
   readonly fetched: { objects: number; bytes: number } = { objects: 0, bytes: 0 };
   #countFetch = (n: number) => (this.fetched.objects++, this.fetched.bytes += n);
@@ -181,7 +177,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     this.#segReader = new SegmentReader({
       store,
       cache: this.cache,
-      records: (id) => this.#records.get(id as SliceId) ?? this.blockRecords(id as SliceId),
+      records: (id) => this.#lists.records(id as SliceId) ?? this.blockRecords(id as SliceId),
       counted: this.#countFetch,
       onError: (err) => this.onError(err),
       bounded: (p, key) => this.#bounded(p, key),
@@ -204,7 +200,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
 
   /** The inode a slice was last read through (for naming hot blocks), if known. */
   ownerOf(id: SliceId): Ino | undefined {
-    return this.#owners.get(id);
+    return this.#lists.ownerOf(id);
   }
 
   /**
@@ -286,29 +282,11 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
 
   /** The block records of a committed slice (cached; they never change). */
   async blockRecords(id: SliceId): Promise<readonly BlockRecord[]> {
-    const hit = this.#records.get(id);
+    const hit = this.#lists.records(id);
     if (hit) return hit;
     const recs = await this.meta.sliceBlockRecords(id);
-    this.#keepRecords(id, recs);
+    this.#lists.keepRecords(id, recs);
     return recs;
-  }
-
-  /**
-   * Keeps a slice's block records, dropping all of them past 100,000 slices or 32 MiB of
-   * records (segment tables are 640 bytes per 4 MiB block).
-   */
-  #keepRecords(id: SliceId, recs: readonly BlockRecord[]): void {
-    if (this.#records.has(id)) return;
-    let bytes = 64;
-    for (const r of recs) {
-      bytes += 48 + (r.segments?.byteLength ?? 0) + (r.inline?.byteLength ?? 0);
-    }
-    if (this.#records.size >= 100_000 || this.#recordBytes + bytes > 32 << 20) {
-      this.#records.clear();
-      this.#recordBytes = 0;
-    }
-    this.#records.set(id, recs);
-    this.#recordBytes += bytes;
   }
 
   /** `fetch`, failing with `EIO` past the fetch deadline (see the module notes). */
@@ -423,14 +401,14 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
 
   /** The resolved segments of one chunk (cached until {@linkcode invalidate}). */
   async segments(ino: Ino, chunk: number): Promise<SliceRecord[]> {
-    const hit = this.#segments.get(ino)?.get(chunk);
+    const hit = this.#lists.get(ino, chunk);
     if (hit) return hit;
-    const gen = this.#generation;
+    const gen = this.#lists.generation;
     const full = await this.meta.readChunkFull(ino, chunk);
     const segs = resolveSegments(full.records);
     // Block records never change; inline blocks are small: keep both for the reads to come.
     for (const [id, recs] of full.blocks) {
-      this.#keepRecords(id, recs);
+      this.#lists.keepRecords(id, recs);
       recs.forEach((rec, index) => {
         const bytes = full.inline.get(inlineKey(id, index));
         const size = full.records.find((r) => r.id === id)?.size;
@@ -445,26 +423,13 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
         }
       });
     }
-    if (gen === this.#generation) this.#keepSegments(ino, chunk, segs);
+    if (gen === this.#lists.generation) this.#lists.keep(ino, chunk, segs);
     return segs; // changed meanwhile: not kept
-  }
-
-  #keepSegments(ino: Ino, chunk: number, segs: SliceRecord[]): void {
-    if (this.#owners.size > 200_000) this.#owners.clear();
-    for (const sg of segs) if (sg.id !== 0) this.#owners.set(sg.id, ino);
-    let perIno = this.#segments.get(ino);
-    if (this.#segmentCount > 65536) {
-      this.#segments.clear();
-      this.#segmentCount = 0;
-    }
-    if (!perIno) this.#segments.set(ino, perIno = new Map());
-    if (!perIno.has(chunk)) this.#segmentCount++;
-    perIno.set(chunk, segs);
   }
 
   /** Counts the changes of cached slice lists (see {@linkcode committed}). */
   get generation(): number {
-    return this.#generation;
+    return this.#lists.generation;
   }
 
   /**
@@ -475,27 +440,22 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
    * small file closed and opened again) without a metadata transaction.
    */
   committed(ino: Ino, done: Committed, slices: readonly NewSlice[], generation: number): void {
-    for (const s of slices) this.#keepRecords(s.record.id, s.blocks);
-    if (generation !== this.#generation) {
+    for (const s of slices) this.#lists.keepRecords(s.record.id, s.blocks);
+    if (generation !== this.#lists.generation) {
       this.invalidate(ino);
       return;
     }
-    this.#generation++;
+    this.#lists.changed();
     this.randomFill.invalidate(ino);
     for (const [chunk, records] of done.chunks) {
-      this.#keepSegments(ino, chunk, resolveSegments(records));
+      this.#lists.keep(ino, chunk, resolveSegments(records));
     }
   }
 
   /** Forgets cached slice lists of `ino` (after it changed). */
   invalidate(ino: Ino): void {
-    this.#generation++;
+    this.#lists.drop(ino);
     this.randomFill.invalidate(ino);
-    const perIno = this.#segments.get(ino);
-    if (perIno) {
-      this.#segmentCount -= perIno.size;
-      this.#segments.delete(ino);
-    }
   }
 
   /**
@@ -531,7 +491,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
           index,
           blockLen,
           key,
-          () => this.randomFill.filling(this.#owners.get(id)),
+          () => this.randomFill.filling(this.#lists.ownerOf(id)),
         );
         return part;
       });
@@ -617,7 +577,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
 
   /** Deletes the blocks of freed slices, then forgets them in the metadata. */
   async deleteSlices(freed: readonly FreedSlice[]): Promise<void> {
-    await deleteSlices(this, freed, (id) => this.#owners.delete(id));
+    await deleteSlices(this, freed, (id) => this.#lists.forgetOwner(id));
   }
 
   /** Deletes the blocks of every slice left in the garbage list (e.g. after a crash). */
