@@ -10,7 +10,7 @@
 
 import type { DataEngine } from "./data.ts";
 import { Errno, FsError } from "./errno.ts";
-import { type Meta, now } from "./meta/mod.ts";
+import { applyAttrChanges, type Meta, now } from "./meta/mod.ts";
 import {
   type Attr,
   type Ctx,
@@ -95,7 +95,7 @@ export class VfsFiles {
     }, () => this.open.dropped(ino));
   }
 
-  /** `a` with what this mount has pending for it (size, times, allocated bytes). */
+  /** `a` with what this mount has pending for it (size, times, allocated bytes, held changes). */
   withPending(a: Attr): Attr {
     const w = this.open.file(a.ino)?.writer;
     if (!w?.dirty && this.seen.changedElsewhere(a)) this.changedElsewhere(a.ino);
@@ -104,6 +104,7 @@ export class VfsFiles {
       if (w.mtime) a.mtime = a.ctime = w.mtime;
       if (a.allocated !== undefined) a.allocated = Math.min(a.size, a.allocated + w.pendingBytes);
     }
+    if (w?.held) applyAttrChanges(a, w.held); // newer than the writes' own times
     return a;
   }
 

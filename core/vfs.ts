@@ -208,7 +208,23 @@ export class Vfs implements FsOps {
       set.ctime !== undefined;
     if (!needsChange) return this.#files.withPending(await this.meta.getattr(ino));
     const w = this.#files.open.file(ino)?.writer;
-    if (w?.dirty && set.mtime !== undefined) await w.flush(); // an explicit mtime wins
+    if ((w?.dirty || w?.held) && set.size === undefined) {
+      // A file being written here (`tar -x` sends a utimensat, fchown and fchmod before each
+      // close): the changes commit with its writes, in their transaction, at the latest at its
+      // close or fsync; this mount answers with them meanwhile (`withPending`).
+      const a = applySetAttr(ctx, this.#files.withPending(await this.meta.getattr(ino)), set);
+      if (w.dirty || w.held) {
+        w.hold({
+          mode: a.mode,
+          uid: a.uid,
+          gid: a.gid,
+          ctime: a.ctime,
+          ...(set.atime !== undefined ? { atime: a.atime } : {}),
+          ...(set.mtime !== undefined ? { mtime: a.mtime } : {}),
+        });
+        return a;
+      }
+    }
     const attr = await this.meta.update(ino, (a) => applySetAttr(ctx, a, set));
     this.#files.seen.changedHere(attr);
     return this.#files.withPending(attr);

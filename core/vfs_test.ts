@@ -505,3 +505,51 @@ Deno.test("Vfs keeps small files in the metadata engine, not the block store", a
     await vol.close();
   }
 });
+
+Deno.test("Vfs commits a utimensat, chown and chmod of a file being written with its writes", async () => {
+  const { vol, kv } = await memVolume(small);
+  const txn = kv.txn.bind(kv);
+  let writes = 0;
+  kv.txn = (fn, o) => (o?.readOnly || writes++, txn(fn, o));
+  try {
+    const v = vol.vfs;
+    await using f = await vol.open("/t", O_WRONLY | O_CREAT, 0o600);
+    await f.write(0, rand(5000));
+    const t = { sec: 1_700_000_000, nsec: 5 };
+    writes = 0;
+    await v.setattr(ROOT_CTX, f.ino, { mtime: t }); // what tar -x sends before each close
+    await v.setattr(ROOT_CTX, f.ino, { uid: 1234, gid: 5678 });
+    const seen = await v.setattr(ROOT_CTX, f.ino, { mode: 0o4750 });
+    assert.equal(writes, 0, "held until the writes commit");
+    for (const a of [seen, await v.getattr(ROOT_CTX, f.ino)]) {
+      assert.deepEqual([a.mode & 0o7777, a.uid, a.gid, a.mtime, a.size], [
+        0o4750,
+        1234,
+        5678,
+        t,
+        5000,
+      ]);
+    }
+    const user: Ctx = { ...ROOT_CTX, uid: 1000, gid: 1000, groups: () => [] };
+    await assert.rejects(v.setattr(user, f.ino, { mode: 0o777 }), { code: "EPERM" });
+    await f.close();
+    assert.equal(writes, 1, "the data and the attributes in one transaction");
+    const a = await v.meta.getattr(f.ino);
+    assert.deepEqual([a.mode & 0o7777, a.uid, a.gid, a.mtime, a.size], [
+      0o4750,
+      1234,
+      5678,
+      t,
+      5000,
+    ]);
+    // A write after an explicit mtime sets the time again.
+    await using g = await vol.open("/t", O_WRONLY);
+    await g.write(0, rand(10));
+    await v.setattr(ROOT_CTX, g.ino, { mtime: t });
+    await g.write(10, rand(10));
+    await g.close();
+    assert.ok((await v.meta.getattr(g.ino)).mtime.sec > t.sec);
+  } finally {
+    await vol.close();
+  }
+});

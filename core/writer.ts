@@ -48,6 +48,10 @@
  *   it once. `flush` itself throws only a failure that happened while it ran. Blocks uploaded for
  *   dropped slices are unreferenced objects, which `slayerfs gc` finds. `onDrop` is called on each
  *   failure (the VFS then makes the kernel drop its cached pages of the file at the next open).
+ * - **Held attribute changes.** A `chmod`, `chown` or `utimensat` of a file with pending writes
+ *   is held ({@linkcode FileWriter.hold}) and committed in the next commit's transaction (a failed
+ *   commit holds them again; a `flush` with no writes left commits them alone), so `tar -x`, which
+ *   sends the three before each close, commits each file once.
  *
  * @module
  */
@@ -56,6 +60,7 @@ import type { StoredBlock } from "./data.ts";
 import type { BlockRecord } from "./block_codec.ts";
 import { Errno, FsError } from "./errno.ts";
 import {
+  type AttrChanges,
   type Committed,
   type FreedSlice,
   NeedUploadError,
@@ -105,6 +110,7 @@ export interface WriterMeta {
     slices: readonly NewSlice[],
     length: number,
     mtime: Timespec | undefined,
+    changes?: AttrChanges,
   ): Promise<Committed>;
 }
 
@@ -148,6 +154,7 @@ export class FileWriter {
   pendingEnd = 0;
   /** When the last pending write happened. */
   mtime: Timespec | undefined;
+  #held: AttrChanges | undefined;
 
   /**
    * Creates the writer of `ino`; `onDrop` is called when a failure drops the pending writes.
@@ -162,6 +169,20 @@ export class FileWriter {
   /** Whether writes are waiting to be committed. */
   get dirty(): boolean {
     return this.#slices.length > 0;
+  }
+
+  /** The attribute changes held back for the next commit ({@linkcode hold}), if any. */
+  get held(): Readonly<AttrChanges> | undefined {
+    return this.#held;
+  }
+
+  /**
+   * Holds attribute changes back until the pending writes commit, in the same transaction (the
+   * caller checks that the writer is {@linkcode dirty}); later changes win, and a later write's
+   * own time wins over a held `mtime`.
+   */
+  hold(changes: AttrChanges): void {
+    this.#held = { ...this.#held, ...changes };
   }
 
   /** Bytes of the pending slices (an upper bound of the pending data, for `st_blocks`). */
@@ -221,6 +242,7 @@ export class FileWriter {
     }
     this.pendingEnd = Math.max(this.pendingEnd, off + data.byteLength);
     this.mtime = now();
+    if (this.#held) this.#held.mtime = this.#held.ctime = undefined; // this write's time wins
     while (this.#inflight > this.#data.uploadConcurrency) {
       await new Promise<void>((r) => this.#waiters.push(r));
     }
@@ -323,7 +345,7 @@ export class FileWriter {
     }
     const run = this.#chain.then(async () => {
       const todo = batch.filter((s) => this.#live(s));
-      if (todo.length === 0) return;
+      if (todo.length === 0 && !this.#held) return;
       await Promise.all(todo.flatMap((s) => s.uploads));
       if (!todo.every((s) => this.#live(s))) throw this.#lastError; // dropped meanwhile
       let end = 0;
@@ -338,12 +360,19 @@ export class FileWriter {
       });
       let result;
       const generation = this.#data.generation;
+      // Held changes go with this commit; if it fails they are held again (under newer ones).
+      const held = this.#held;
+      this.#held = undefined;
       for (let attempt = 0;; attempt++) {
         try {
-          result = await this.#data.meta.commitSlices(this.ino, slices, end, this.mtime);
+          result = await this.#data.meta.commitSlices(this.ino, slices, end, this.mtime, held);
           break;
         } catch (err) {
-          if (!(err instanceof NeedUploadError) || attempt > 5) throw err;
+          if (!(err instanceof NeedUploadError) || attempt > 5) {
+            // Held again, under any held while this commit ran.
+            if (held) this.#held = Object.assign({}, held, this.#held);
+            throw err;
+          }
           // A shared blob vanished since we skipped uploading it: store our own copy.
           for (const [id, bi] of err.blocks) {
             const s = todo.find((x) => x.id === id)!;
@@ -372,7 +401,8 @@ export class FileWriter {
   async flush(): Promise<void> {
     const before = this.#errors;
     const batch = [...this.#slices];
-    if (batch.length) this.#enqueue(batch).catch(() => {}); // reported through the count
+    // With no writes left (dropped by a failure), held changes commit alone.
+    if (batch.length || this.#held) this.#enqueue(batch).catch(() => {}); // reported by the count
     await this.#chain;
     const err = this.errorSince(before);
     if (err) throw err;

@@ -39,7 +39,7 @@ import { getAttr } from "./_inode.ts";
 import * as ns from "./namespace.ts";
 import type { MetaEntry } from "./namespace.ts";
 import * as slices from "./slices.ts";
-import type { Committed, FreedSlice, Freeing, NewSlice, WithAttr } from "./slices.ts";
+import type { AttrChanges, Committed, FreedSlice, Freeing, NewSlice, WithAttr } from "./slices.ts";
 import * as reads from "./slice_reads.ts";
 import type { FullChunk } from "./slice_reads.ts";
 import * as reclaim from "./reclaim.ts";
@@ -277,15 +277,17 @@ export class Meta {
 
   /**
    * Commits written slices: adds each slice's info (one reference per record), appends the
-   * records to their chunks in order, and grows the file to `length` if it is shorter.
+   * records to their chunks in order, and grows the file to `length` if it is shorter; then
+   * applies the attribute `changes` a writer held back (no slices: those alone).
    */
   commitSlices(
     ino: Ino,
     newSlices: readonly NewSlice[],
     length: number,
     mtime: Timespec | undefined,
+    changes?: AttrChanges,
   ): Promise<Committed> {
-    return this.kv.txn((tx) => slices.commitSlices(tx, ino, newSlices, length, mtime));
+    return this.kv.txn((tx) => slices.commitSlices(tx, ino, newSlices, length, mtime, changes));
   }
 
   /**

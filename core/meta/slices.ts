@@ -95,6 +95,32 @@ export interface WithAttr extends Freeing {
   attr: Attr;
 }
 
+/**
+ * Attribute changes a mount holds back until the file's pending writes commit (a `chmod`, `chown`
+ * or `utimensat` of a file being written, as `tar -x` sends before each close): the resulting
+ * values, applied over the committed attributes after the writes' own size and times.
+ */
+export interface AttrChanges {
+  /** Permission bits (the type bits are the file's). */
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  atime?: Timespec;
+  mtime?: Timespec;
+  ctime?: Timespec;
+}
+
+/** Applies `c` to `a` (in place) and returns it. */
+export function applyAttrChanges(a: Attr, c: AttrChanges): Attr {
+  if (c.mode !== undefined) a.mode = (a.mode & S_IFMT) | (c.mode & 0o7777);
+  if (c.uid !== undefined) a.uid = c.uid;
+  if (c.gid !== undefined) a.gid = c.gid;
+  if (c.atime !== undefined) a.atime = c.atime;
+  if (c.mtime !== undefined) a.mtime = c.mtime;
+  if (c.ctime !== undefined) a.ctime = c.ctime;
+  return a;
+}
+
 /** What a commit leaves: {@linkcode WithAttr}, and the slice list of each chunk it wrote. */
 export interface Committed extends WithAttr {
   /** By chunk index: the chunk's slice list as the commit left it, oldest first. */
@@ -269,6 +295,7 @@ async function nextOrphan(tx: KvTxn): Promise<number> {
  * records to their chunks in order, and grows the file to `length` if it is shorter.
  * {@linkcode NeedUploadError} if a dedup block has no stored blob. Returns the chunks' new slice
  * lists too, so that the writer's mount can read the file back without reading them again.
+ * `changes` (held back by the writer's mount) apply last.
  */
 export async function commitSlices(
   tx: KvTxn,
@@ -276,6 +303,7 @@ export async function commitSlices(
   slices: readonly NewSlice[],
   length: number,
   mtime: Timespec | undefined,
+  changes?: AttrChanges,
 ): Promise<Committed> {
   const freed: FreedSlice[] = [];
   const a = await getAttr(tx, ino);
@@ -341,6 +369,7 @@ export async function commitSlices(
   const oldSize = a.size;
   if (length > a.size) a.size = length;
   if (mtime) a.mtime = a.ctime = mtime;
+  if (changes) applyAttrChanges(a, changes);
   putCounted(tx, a, gained);
   await chargeSpace(tx, a, oldSize, false); // acknowledged writes: Vfs.write checked the quota
   return { attr: a, freed, chunks };
