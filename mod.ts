@@ -66,6 +66,8 @@ export { KvLocks, type KvLocksOptions, releaseSessionLocks } from "./core/meta/m
 export type { Predictor, PredictorOptions, PredictorStats } from "./core/predict.ts";
 export type { BlockCacheLike, CacheStats, HotBlock, TierStats } from "./core/cache/mod.ts";
 export type {
+  AttrChanges,
+  Committed,
   FreedSlice,
   Freeing,
   FullChunk,

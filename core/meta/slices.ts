@@ -103,10 +103,15 @@ export interface WithAttr extends Freeing {
 export interface AttrChanges {
   /** Permission bits (the type bits are the file's). */
   mode?: number;
+  /** Owner. */
   uid?: number;
+  /** Group. */
   gid?: number;
+  /** Access time. */
   atime?: Timespec;
+  /** Modification time (set explicitly; a later write's time wins). */
   mtime?: Timespec;
+  /** Change time. */
   ctime?: Timespec;
 }
 
