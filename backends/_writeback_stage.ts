@@ -88,6 +88,9 @@ function isDiskFull(err: unknown): boolean {
     (typeof e?.message === "string" && /No space left/.test(e.message));
 }
 
+/** The filesystem refused a staged write (its `ENOSPC`, not the budget's). */
+class DiskFullError extends FsError {}
+
 /** What {@linkcode Staging.write} asks of its store. */
 export interface WriteHooks {
   /** Gets the entry of a key that was not staged yet, inside the key's lock. */
@@ -213,8 +216,47 @@ export class Staging {
    * Writes `data` durably as the staged file `name` of `key` (temporary file, fsync, rename
    * under the key's lock). Waits for room (see {@linkcode WriteHooks.healthy}) while uploads
    * succeed, and rejects with `ENOSPC` when there is none. The caller then calls {@linkcode Staging.syncDir} to make the rename durable.
+   *
+   * The filesystem may be fuller than the budget counted (its reading is up to `ttlMs` old, and
+   * others write there too): a write it refuses with `ENOSPC` while uploads succeed and something
+   * is staged waits for the next object to leave, then tries again with a fresh reading, as a put
+   * that does not fit does (`small_disk_test.ts` once failed a 300 MiB `dd` that way).
    */
   async write(key: string, name: string, data: Uint8Array, hooks: WriteHooks): Promise<void> {
+    for (;;) {
+      const left = this.#left;
+      try {
+        return await this.#writeOnce(key, name, data, hooks);
+      } catch (err) {
+        if (
+          !(err instanceof DiskFullError) || !hooks.healthy() || hooks.closed() ||
+          this.stagedBytes === 0
+        ) throw err;
+        if (!await this.#progress(left)) throw err;
+        this.budget.refresh();
+      }
+    }
+  }
+
+  /** Waits up to `spaceWaitMs` for an object to leave after `left` had; whether one did. */
+  async #progress(left: number): Promise<boolean> {
+    const deadline = Date.now() + this.#spaceWaitMs;
+    while (this.#left === left) {
+      const wait = deadline - Date.now();
+      if (wait <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(wake, wait);
+        function wake() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.#spaceWaiters.push(wake);
+      });
+    }
+    return true;
+  }
+
+  async #writeOnce(key: string, name: string, data: Uint8Array, hooks: WriteHooks): Promise<void> {
     const size = data.length;
     await this.#reserve(size, hooks);
     const tmp = `${this.dir}/${WRITEBACK_TEMP_PREFIX}${crypto.randomUUID()}`;
@@ -248,9 +290,11 @@ export class Staging {
     } catch (err) {
       if (!renamed) await Deno.remove(tmp).catch(() => {});
       if (isDiskFull(err)) {
-        throw new FsError(Errno.ENOSPC, `No space left in writeback directory "${this.dir}"`, {
-          cause: err,
-        });
+        throw new DiskFullError(
+          Errno.ENOSPC,
+          `No space left in writeback directory "${this.dir}"`,
+          { cause: err },
+        );
       }
       throw err;
     } finally {

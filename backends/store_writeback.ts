@@ -42,7 +42,8 @@
  *   turn, while uploads succeed; it fails with `ENOSPC`, touching nothing already staged, only
  *   while uploads fail (the inner store is down), when no upload finished for `spaceWaitMs`,
  *   when nothing is staged that could make room, or when the object alone is larger than the
- *   capacity. A disk-full error from the local file system is also `ENOSPC`. Objects found at
+ *   capacity. A disk-full error from the local file system (fuller than the budget's reading
+ *   said) waits and tries again the same way, and is `ENOSPC` in the same cases. Objects found at
  *   `open` count even if they exceed the capacity (puts then wait for them to drain).
  * - **Scope.** One process owns a staging directory at a time (the mount's lock ensures it);
  *   staged objects exist only on this machine until uploaded, so another client of the same

@@ -12,6 +12,7 @@ import { TieredCache } from "../core/cache/tiered_cache.ts";
 import { Errno, FsError } from "../core/errno.ts";
 import { FaultyBlockStore, MemoryBlockStore } from "./mod.ts";
 import { WritebackBlockStore } from "./store_writeback.ts";
+import { mountTmpfs } from "../tests/_tmpfs.ts";
 
 const KiB = 1024;
 const FAST_RETRY = { baseMs: 5, maxMs: 40 };
@@ -172,4 +173,37 @@ Deno.test("a put makes a disk cache on the same budget delete clean blocks", asy
       await store.close();
     }
   });
+});
+
+Deno.test("a put the filesystem refuses (fuller than the budget counted) waits for uploads", async () => {
+  // A real 1 MiB tmpfs, and a budget reading that says it is empty and 100 MiB large: the
+  // filesystem itself answers ENOSPC, as when other writers filled it since the last reading.
+  await using disk = await mountTmpfs("1m");
+  const budget = new DiskBudget(disk.mnt, {
+    freeSpace: () => Promise.resolve({ total: 100 << 20, free: 100 << 20 }),
+    ttlMs: 0,
+  });
+  const mem = new MemoryBlockStore();
+  const inner = new FaultyBlockStore(mem.share(), { latencyMs: 30 });
+  const store = await WritebackBlockStore.open(inner, {
+    dir: `${disk.mnt}/stage`,
+    budget,
+    uploadConcurrency: 1,
+    spaceWaitMs: 1000,
+    retry: FAST_RETRY,
+  });
+  try {
+    for (let i = 0; i < 12; i++) await store.put(`k/${i}`, pattern(200 * KiB, i)); // 2.4 MB
+    await store.flush();
+    assert.equal(mem.size, 12);
+    for (let i = 0; i < 12; i++) assert.deepEqual(await mem.get(`k/${i}`), pattern(200 * KiB, i));
+    // Uploads failing: then the filesystem's ENOSPC is the put's answer.
+    const heal = inner.failWhen(isPut);
+    await assert.rejects(async () => {
+      for (let i = 0; i < 12; i++) await store.put(`f/${i}`, pattern(200 * KiB, i));
+    }, enospc);
+    heal();
+  } finally {
+    await store.close();
+  }
 });

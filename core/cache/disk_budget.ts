@@ -156,6 +156,11 @@ export class DiskBudget {
     return () => this.#yielders.delete(yielder);
   }
 
+  /** Drops the reading: the next one reads the free space again (the filesystem said it is full). */
+  refresh(): void {
+    this.#fsAt = -Infinity;
+  }
+
   /** Records `bytes` written to the filesystem (negative: deleted) since the last reading. */
   used(bytes: number): void {
     if (this.#fs) this.#fs.free -= bytes;
