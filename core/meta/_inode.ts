@@ -59,3 +59,34 @@ export async function bump(tx: KvTxn, key: string, delta: number): Promise<void>
   if (delta === 0) return;
   tx.set(key, encodeNum(decodeNum(await tx.get(key)) + delta));
 }
+
+/**
+ * Attribute changes a mount holds back until the file's pending writes commit (a `chmod`, `chown`
+ * or `utimensat` of a file being written, as `tar -x` sends before each close): the resulting
+ * values, applied over the committed attributes after the writes' own size and times.
+ */
+export interface AttrChanges {
+  /** Permission bits (the type bits are the file's). */
+  mode?: number;
+  /** Owner. */
+  uid?: number;
+  /** Group. */
+  gid?: number;
+  /** Access time. */
+  atime?: Timespec;
+  /** Modification time (set explicitly; a later write's time wins). */
+  mtime?: Timespec;
+  /** Change time. */
+  ctime?: Timespec;
+}
+
+/** Applies `c` to `a` (in place) and returns it. */
+export function applyAttrChanges(a: Attr, c: AttrChanges): Attr {
+  if (c.mode !== undefined) a.mode = (a.mode & S_IFMT) | (c.mode & 0o7777);
+  if (c.uid !== undefined) a.uid = c.uid;
+  if (c.gid !== undefined) a.gid = c.gid;
+  if (c.atime !== undefined) a.atime = c.atime;
+  if (c.mtime !== undefined) a.mtime = c.mtime;
+  if (c.ctime !== undefined) a.ctime = c.ctime;
+  return a;
+}

@@ -8,9 +8,8 @@
 export { Meta } from "./meta.ts";
 export { now } from "./_inode.ts";
 export type { MetaEntry } from "./namespace.ts";
+export { applyAttrChanges, type AttrChanges } from "./_inode.ts";
 export {
-  applyAttrChanges,
-  type AttrChanges,
   type Committed,
   type FreedSlice,
   type Freeing,

@@ -50,7 +50,15 @@ import {
   keyUsedSpace,
   sliceKey,
 } from "./keys.ts";
-import { bump, getAttr, now, putAttr, spaceOf } from "./_inode.ts";
+import {
+  applyAttrChanges,
+  type AttrChanges,
+  bump,
+  getAttr,
+  now,
+  putAttr,
+  spaceOf,
+} from "./_inode.ts";
 import { charge } from "./quotas.ts";
 
 /** Counts a change of `a`'s space in the volume and in the quotas above it (`quotas.ts`). */
@@ -93,37 +101,6 @@ export interface Freeing {
 export interface WithAttr extends Freeing {
   /** The inode's attributes after the change. */
   attr: Attr;
-}
-
-/**
- * Attribute changes a mount holds back until the file's pending writes commit (a `chmod`, `chown`
- * or `utimensat` of a file being written, as `tar -x` sends before each close): the resulting
- * values, applied over the committed attributes after the writes' own size and times.
- */
-export interface AttrChanges {
-  /** Permission bits (the type bits are the file's). */
-  mode?: number;
-  /** Owner. */
-  uid?: number;
-  /** Group. */
-  gid?: number;
-  /** Access time. */
-  atime?: Timespec;
-  /** Modification time (set explicitly; a later write's time wins). */
-  mtime?: Timespec;
-  /** Change time. */
-  ctime?: Timespec;
-}
-
-/** Applies `c` to `a` (in place) and returns it. */
-export function applyAttrChanges(a: Attr, c: AttrChanges): Attr {
-  if (c.mode !== undefined) a.mode = (a.mode & S_IFMT) | (c.mode & 0o7777);
-  if (c.uid !== undefined) a.uid = c.uid;
-  if (c.gid !== undefined) a.gid = c.gid;
-  if (c.atime !== undefined) a.atime = c.atime;
-  if (c.mtime !== undefined) a.mtime = c.mtime;
-  if (c.ctime !== undefined) a.ctime = c.ctime;
-  return a;
 }
 
 /** What a commit leaves: {@linkcode WithAttr}, and the slice list of each chunk it wrote. */
