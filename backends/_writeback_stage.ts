@@ -238,20 +238,25 @@ export class Staging {
     }
   }
 
+  /** Resolves at the next {@linkcode notifySpace}, or after `ms`. */
+  #spaceOrTimeout(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(wake, ms);
+      function wake() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#spaceWaiters.push(wake);
+    });
+  }
+
   /** Waits up to `spaceWaitMs` for an object to leave after `left` had; whether one did. */
   async #progress(left: number): Promise<boolean> {
     const deadline = Date.now() + this.#spaceWaitMs;
     while (this.#left === left) {
       const wait = deadline - Date.now();
       if (wait <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(wake, wait);
-        function wake() {
-          clearTimeout(timer);
-          resolve();
-        }
-        this.#spaceWaiters.push(wake);
-      });
+      await this.#spaceOrTimeout(wait);
     }
     return true;
   }
@@ -396,14 +401,7 @@ export class Staging {
           deadline ??= Date.now() + this.#spaceWaitMs;
           const wait = deadline - Date.now();
           if (wait <= 0) throw full(`${why} and no upload finished for ${this.#spaceWaitMs} ms`);
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(wake, wait);
-            function wake() {
-              clearTimeout(timer);
-              resolve();
-            }
-            this.#spaceWaiters.push(wake);
-          });
+          await this.#spaceOrTimeout(wait);
         }
         this.#reservedBytes += size;
       } finally {
