@@ -41,10 +41,15 @@ export class SliceLists {
     return this.#lists.get(ino)?.get(chunk);
   }
 
-  /** Keeps the resolved slice list `segs` of `chunk` of `ino`. */
-  keep(ino: Ino, chunk: number, segs: SliceRecord[]): void {
+  /** Notes that the slices of `segs` were read through `ino` (see {@linkcode ownerOf}). */
+  own(ino: Ino, segs: readonly SliceRecord[]): void {
     if (this.#owners.size > MAX_OWNERS) this.#owners.clear();
     for (const sg of segs) if (sg.id !== 0) this.#owners.set(sg.id, ino);
+  }
+
+  /** Keeps the resolved slice list `segs` of `chunk` of `ino` (and owns its slices). */
+  keep(ino: Ino, chunk: number, segs: SliceRecord[]): void {
+    this.own(ino, segs);
     if (this.#count > MAX_LISTS) {
       this.#lists.clear();
       this.#count = 0;

@@ -56,10 +56,10 @@
  *   behind the first, waits for the same deadline instead of starting a new one.
  * - **Caches.** Concurrent misses of one block share one fetch. Block records (immutable) are
  *   kept per slice id and blob keys per hash, both dropped wholesale past 100,000 entries. A
- *   chunk's resolved segments are kept per inode (`core/_slice_lists.ts`) until `invalidate` (after each change of the
- *   inode); a lookup that raced with a change is returned but not kept. A commit here keeps the
- *   lists it left in the chunks it wrote (`committed`), so a file written and closed reads back
- *   with no metadata read. Written blocks are cached
+ *   chunk's resolved segments are kept per inode (`core/_slice_lists.ts`) until `invalidate`
+ *   (after each change of the inode); a lookup that raced with a change is returned but not
+ *   kept. A commit here keeps the lists it left in the chunks it wrote (`committed`), so a file
+ *   written and closed reads back with no metadata read. Written blocks are cached
  *   only with a disk tier (by default): there a copy saves a download, while in memory alone a
  *   write stream would evict what readers use. Of those, only blocks shorter than the block size
  *   (small files, the ends of files) unless `cacheLargeWrites` (as JuiceFS's
@@ -424,7 +424,8 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
       });
     }
     if (gen === this.#lists.generation) this.#lists.keep(ino, chunk, segs);
-    return segs; // changed meanwhile: not kept
+    else this.#lists.own(ino, segs); // changed meanwhile: not kept
+    return segs;
   }
 
   /** Counts the changes of cached slice lists (see {@linkcode committed}). */

@@ -131,8 +131,9 @@ export interface WriterData {
   /** Counts changes of cached slice lists (read before a commit, given to `committed`). */
   readonly generation: number;
   /**
-   * After a commit of `slices` to `ino` that began at `generation`: forgets the inode's cached
-   * slice lists, and keeps the ones the commit returned if nothing changed meanwhile.
+   * After a commit of `slices` to `ino` that began at `generation`: keeps the slice lists the
+   * commit returned for the chunks it wrote, or forgets all of the inode's if any list changed
+   * meanwhile.
    */
   committed(ino: Ino, done: Committed, slices: readonly NewSlice[], generation: number): void;
 }
@@ -178,8 +179,8 @@ export class FileWriter {
 
   /**
    * Holds attribute changes back until the pending writes commit, in the same transaction (the
-   * caller checks that the writer is {@linkcode dirty}); later changes win, and a later write's
-   * own time wins over a held `mtime`.
+   * caller checks that the writer is {@linkcode dirty} or already holds changes, which the next
+   * `flush` commits); later changes win, and a later write's own time wins over a held `mtime`.
    */
   hold(changes: AttrChanges): void {
     this.#held = { ...this.#held, ...changes };
