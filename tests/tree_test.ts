@@ -1,7 +1,8 @@
 /**
  * The shape of the source tree, checked: no import cycles among the project's modules (static and
- * dynamic imports, type-only imports included), and no hand-written source file over the size a
- * reader can hold in mind.
+ * dynamic imports, type-only imports included), no hand-written source file over the size a
+ * reader can hold in mind, and the commit gate's static checks (`./dev ok` runs them before the
+ * tests; here they run in CI too, which runs the tests alone).
  *
  * @module
  */
@@ -109,4 +110,21 @@ Deno.test(`no source file is over ${MAX_LINES} lines`, async () => {
     if (lines > MAX_LINES) big.push(`${f}: ${lines}`);
   }
   deepEqual(big, []);
+});
+
+Deno.test("the tree passes deno fmt --check, lint, check and doc --lint", async () => {
+  const failed: string[] = [];
+  for (const args of [["fmt", "--check"], ["lint"], ["check"], ["doc", "--lint", ...ENTRIES]]) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args,
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) {
+      const text = new TextDecoder().decode(out.stderr) + new TextDecoder().decode(out.stdout);
+      failed.push(`deno ${args.join(" ")}: ${text.slice(-2000)}`);
+    }
+  }
+  deepEqual(failed, []);
 });
