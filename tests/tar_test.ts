@@ -12,6 +12,7 @@
 
 import assert from "node:assert/strict";
 import { startSlayer } from "./_mount.ts";
+import { run } from "./_run.ts";
 import { bytesEqual, pseudoRandom } from "./posix/_helpers.ts";
 
 /** mode, owner, mtime (s) and size of every entry below `root`, by relative path. */
@@ -28,11 +29,10 @@ async function describe(root: string, rel = ""): Promise<Map<string, string>> {
   return out;
 }
 
-function run(cmd: string, args: string[]): void {
-  const r = new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).outputSync();
-  if (!r.success) {
-    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(r.stderr)}`);
-  }
+/** Runs `cmd`, failing with its stderr unless it exits 0. */
+async function ok(cmd: string, args: string[]): Promise<void> {
+  const r = await run(cmd, args);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
 }
 
 /** Write transactions so far, from the mount's Prometheus counters. */
@@ -79,12 +79,12 @@ Deno.test({
       await Deno.link(`${src}/a.txt`, `${src}/sub/hard`);
       await Deno.chmod(`${src}/sub`, 0o750);
       for (const d of ["sub/deeper", "sub", "."]) await Deno.utime(`${src}/${d}`, 1, 1_400_000_000);
-      run("tar", ["-cf", `${work}/src.tar`, "-C", src, "."]);
+      await ok("tar", ["-cf", `${work}/src.tar`, "-C", src, "."]);
       const want = await describe(src);
 
       await Deno.mkdir(`${fs.mnt}/x`);
       const before = await writeTxns(port);
-      run("tar", ["-xf", `${work}/src.tar`, "-C", `${fs.mnt}/x`]);
+      await ok("tar", ["-xf", `${work}/src.tar`, "-C", `${fs.mnt}/x`]);
       const txns = (await writeTxns(port)) - before;
       assert.deepEqual(await describe(`${fs.mnt}/x`), want, "through the mount that extracted it");
       // Per file written, a create and a commit (29 in all here, where giving each file's
