@@ -67,8 +67,8 @@ function dirOf(path: string): string {
 export class FileBlockStore implements BlockStore {
   /** `file://` plus the directory. */
   readonly url: string;
-  /** 16 requests in flight. */
-  readonly limits: StoreLimits = { concurrency: 8 };
+  /** 8 requests in flight; objects are local files (`StoreLimits.local`). */
+  readonly limits: StoreLimits = { concurrency: 8, local: true };
   /** The directory holding the objects. */
   readonly root: string;
   readonly #durable: boolean;

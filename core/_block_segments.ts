@@ -31,6 +31,7 @@
 import {
   decodeSegmented,
   decodeSegmentedBlock,
+  decodeSegmentedInto,
   encodeSegmented,
   SEGMENT_ENTRY_SIZE,
   SEGMENT_SIZE,
@@ -155,6 +156,29 @@ export function decodeSegments(
   checkTable(table, rawLen, key);
   try {
     return decodeSegmented(stored, table, rawLen, first, last);
+  } catch (err) {
+    throw segmentEio(err, key, stored, table, rawLen, first, last);
+  }
+}
+
+/**
+ * Decodes and verifies segments `[first, last]` of a block from `stored` (as
+ * {@linkcode decodeSegments}) and puts bytes `[from, from + into.byteLength)` of their raw run in
+ * `into`. Throws `EIO` naming `key` on any mismatch.
+ */
+export function decodeSegmentsInto(
+  stored: Uint8Array,
+  table: Uint8Array,
+  rawLen: number,
+  first: number,
+  last: number,
+  into: Uint8Array,
+  from: number,
+  key: string,
+): void {
+  checkTable(table, rawLen, key);
+  try {
+    decodeSegmentedInto(stored, table, rawLen, first, last, into, from);
   } catch (err) {
     throw segmentEio(err, key, stored, table, rawLen, first, last);
   }

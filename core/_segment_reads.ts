@@ -17,11 +17,18 @@
  */
 
 import type { BlockStore } from "./block_store.ts";
-import { BLOCK_SEGMENTED, type BlockRecord } from "./block_codec.ts";
-import { decodeSegments, SEGMENT, segmentSpan } from "./_block_segments.ts";
+import {
+  BLOCK_DEDUP,
+  BLOCK_EXTERNAL,
+  BLOCK_INLINE,
+  BLOCK_SEGMENTED,
+  type BlockRecord,
+} from "./block_codec.ts";
+import { decodeSegments, decodeSegmentsInto, SEGMENT, segmentSpan } from "./_block_segments.ts";
 import type { BlockCacheLike } from "./cache/mod.ts";
 import { Errno, FsError } from "./errno.ts";
 import { giveScratch, takeScratch } from "./_scratch.ts";
+import { giveReply, REPLY_BYTES, takeReply } from "./_reply_pool.ts";
 
 /** What {@linkcode SegmentReader} needs of the block layer. */
 export interface SegmentSource {
@@ -117,6 +124,62 @@ export class SegmentReader {
       o += to - from;
     }
     return out;
+  }
+
+  /**
+   * Bytes `[inBlock, inBlock+n)` of block `index` of slice `id` read from a local store
+   * (`StoreLimits.local`) with one ranged read of the segments they lie in, verified, into `into`
+   * (its first `n` bytes) or a new array; nothing is cached (the kernel caches the file's pages).
+   * Segments stored raw and aligned with the request are read straight into `into`; others go
+   * through a reused buffer. `undefined` if the block is not segmented (the caller then fetches
+   * it whole).
+   */
+  async direct(
+    id: number,
+    index: number,
+    key: string,
+    blockLen: number,
+    inBlock: number,
+    n: number,
+    into?: Uint8Array,
+  ): Promise<Uint8Array | undefined> {
+    const src = this.#src;
+    const rec = (await src.records(id))[index];
+    if (!rec) throw new FsError(Errno.EIO, `No record of block "${key}"`);
+    const other = BLOCK_DEDUP | BLOCK_INLINE | BLOCK_EXTERNAL;
+    if (!(rec.flags & BLOCK_SEGMENTED) || (rec.flags & other) || !rec.segments) return undefined;
+    const first = Math.floor(inBlock / SEGMENT);
+    const last = Math.floor((inBlock + n - 1) / SEGMENT);
+    const span = segmentSpan(rec.segments, blockLen, first, last);
+    const out = into !== undefined && into.byteLength >= n
+      ? into.subarray(0, n)
+      : new Uint8Array(n);
+    const lo = inBlock - first * SEGMENT;
+    // Stored bytes as long as the raw run can only be raw segments: read them where they go.
+    const runLen = Math.min(blockLen, (last + 1) * SEGMENT) - first * SEGMENT;
+    const straight = lo === 0 && runLen === n && span.length === n;
+    const temp = straight
+      ? undefined
+      : span.length <= REPLY_BYTES
+      ? takeReply(span.length)
+      : new Uint8Array(span.length);
+    let stored: Uint8Array;
+    try {
+      stored = await src.bounded(src.store.get(key, span.offset, span.length, temp ?? out), key);
+    } catch (err) {
+      // A buffer is not given back: a read cut short by the deadline may still fill it.
+      throw new FsError(Errno.EIO, `Cannot read block "${key}": ${err}`, { cause: err });
+    }
+    src.counted(stored.byteLength);
+    try {
+      decodeSegmentsInto(stored, rec.segments, blockLen, first, last, out, lo, key);
+      return out;
+    } catch (err) {
+      src.onError(err);
+      throw err;
+    } finally {
+      if (temp !== undefined) giveReply(temp);
+    }
   }
 
   /**

@@ -51,6 +51,12 @@ export interface StoreLimits {
    * must be fetched whole to be opened). The core then writes blocks whole and reads them whole.
    */
   wholeObjects?: boolean;
+  /**
+   * Whether objects are local files, whose pages the kernel caches and reads ahead: the core then
+   * reads only the segments a request needs, straight into its reply, and neither fetches blocks
+   * whole nor ahead into its memory cache (unless a disk cache tier is configured).
+   */
+  local?: boolean;
 }
 
 /** A place to keep immutable blocks. All operations are idempotent. */

@@ -153,6 +153,8 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   readonly #fetchDeadlineMs: number | undefined;
   /** Fills files read at random into the disk cache tier (`core/_random_fill.ts`). */
   readonly randomFill: RandomFill;
+  /** A local store and no disk tier: reads take only their segments, into the reply. */
+  readonly #direct: boolean;
 
   /** Creates the block layer of a volume. */
   constructor(store: BlockStore, meta: M, options: DataOptions = {}) {
@@ -184,6 +186,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     });
     this.randomFill = new RandomFill(this, options.randomFill);
     this.#prefetcher = new Prefetcher(this, options.readahead);
+    this.#direct = store.limits.local === true && this.cache.wantsSegmentSums !== true;
   }
 
   /** The most a sequential read fetches ahead of itself, in bytes (0: nothing). */
@@ -464,8 +467,9 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
    * the block when it is in memory (returned at once), the range alone when a slower tier holds
    * the block (it checksums its segments), the segments needed (cached or fetched alone) when
    * the read is not `whole` and the block is segmented, else the block fetched whole and
-   * verified. A range read that misses (evicted, corrupt) fetches the block too. `into`: see
-   * `SegmentReader.range`.
+   * verified; from a local store without a disk tier, only the segments needed, into `into`
+   * (`SegmentReader.direct`). A range read that misses (evicted, corrupt) fetches the block too.
+   * `into`: see `SegmentReader.range`.
    */
   #blockRange(
     id: SliceId,
@@ -481,6 +485,10 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     if (hit) return hit.subarray(inBlock, inBlock + n);
     const all = async () =>
       (await this.getBlock(id, index, blockLen)).subarray(inBlock, inBlock + n);
+    if (this.#direct && !this.#inflight.has(key)) {
+      return this.#segReader.direct(id, index, key, blockLen, inBlock, n, into)
+        .then((part) => part ?? all());
+    }
     if (this.cache.getRange && n < blockLen && this.cache.has(key) && !this.#inflight.has(key)) {
       return this.cache.getRange(key, inBlock, n, into).then((part) => part ?? all());
     }
@@ -568,7 +576,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
    * (readahead, `core/_prefetch.ts`).
    */
   prefetch(ino: Ino, off: number, len: number): void {
-    this.#prefetcher.prefetch(ino, off, len);
+    if (!this.#direct) this.#prefetcher.prefetch(ino, off, len); // local: the kernel reads ahead
   }
 
   /** Fetches the blocks of `[off, off+len)` of `ino` into the cache; returns how many it fetched. */

@@ -31,6 +31,7 @@ export {
 export {
   decodeSegmented,
   decodeSegmentedBlock,
+  decodeSegmentedInto,
   encodeSegmented,
   SAMPLE_SIZE,
   sampleShrinks,

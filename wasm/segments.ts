@@ -209,6 +209,46 @@ export function decodeSegmented(
 }
 
 /**
+ * Decodes and verifies segments `[first, last]` (as {@linkcode decodeSegmented}) and copies bytes
+ * `[from, from + into.byteLength)` of their raw run into `into`. When the segments are stored raw
+ * and `stored` is already those bytes in `into` (read straight into it), nothing is copied.
+ *
+ * @throws {SegmentError} like {@linkcode decodeSegmented}; `into` may then hold partial output.
+ *
+ * @example
+ * ```ts
+ * import { decodeSegmentedInto, encodeSegmented } from "./mod.ts";
+ * import { deepEqual } from "node:assert/strict";
+ *
+ * const block = new Uint8Array(200_000).map((_, i) => i % 7);
+ * const enc = encodeSegmented(block, true);
+ * const out = new Uint8Array(1000);
+ * decodeSegmentedInto(enc.data, enc.table, block.length, 0, 3, out, 70_000);
+ * deepEqual(out, block.subarray(70_000, 71_000));
+ * ```
+ */
+export function decodeSegmentedInto(
+  stored: Uint8Array,
+  table: Uint8Array,
+  rawLen: number,
+  first: number,
+  last: number,
+  into: Uint8Array,
+  from: number,
+): void {
+  const runLen = runLength(table, rawLen, first, last);
+  if (!Number.isInteger(from) || from < 0 || from + into.byteLength > runLen) {
+    throw new RangeError(`Bytes ${from}+${into.byteLength} are not within a run of ${runLen}`);
+  }
+  const inPlace = allRaw(table, first, last);
+  const at = decodeRun(stored, table, rawLen, first, last, runLen, inPlace);
+  if (inPlace && stored.buffer === into.buffer && stored.byteOffset + from === into.byteOffset) {
+    return; // verified where it was read
+  }
+  into.set(codec().u8.subarray(at + from, at + from + into.byteLength));
+}
+
+/**
  * Decodes and verifies a whole segmented block of `rawLen` bytes into one array: `into` (which must
  * have `rawLen` bytes) when given, else a new array, or `stored` itself (verified, not copied) for
  * a block stored all raw. The raw bytes are copied out of Wasm memory once, straight into it.
