@@ -153,7 +153,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
   readonly #fetchDeadlineMs: number | undefined;
   /** Fills files read at random into the disk cache tier (`core/_random_fill.ts`). */
   readonly randomFill: RandomFill;
-  /** A local store and no disk tier: reads take only their segments, into the reply. */
+  /** A local store of segmented blocks, no disk tier: reads take their segments into the reply. */
   readonly #direct: boolean;
 
   /** Creates the block layer of a volume. */
@@ -186,7 +186,7 @@ export class DataEngine<M extends SliceMeta = SliceMeta> {
     });
     this.randomFill = new RandomFill(this, options.randomFill);
     this.#prefetcher = new Prefetcher(this, options.readahead);
-    this.#direct = store.limits.local === true && this.cache.wantsSegmentSums !== true;
+    this.#direct = this.segmented && store.limits.local === true && !this.cache.wantsSegmentSums;
   }
 
   /** The most a sequential read fetches ahead of itself, in bytes (0: nothing). */
