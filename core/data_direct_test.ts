@@ -3,6 +3,7 @@ import { FileBlockStore, MemoryKvEngine } from "../backends/mod.ts";
 import { BLOCK_SEGMENTED } from "./block_codec.ts";
 import { BlockCache } from "./cache/mod.ts";
 import { Errno, FsError } from "./errno.ts";
+import { mixedContent } from "./_test_util.ts";
 import { takeReply } from "./_reply_pool.ts";
 import { formatVolume, Volume } from "./volume.ts";
 import type { SliceId } from "./types.ts";
@@ -12,17 +13,6 @@ import type { SliceId } from "./types.ts";
 
 const isEio = (err: unknown) => err instanceof FsError && err.errno === Errno.EIO;
 const MiB = 1 << 20;
-
-/** Compressible (text-like) and random 64 KiB stretches, alternating. */
-function content(size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = 99;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = (i >> 16) % 2 === 0 ? 97 + ((x >>> 24) % 3) : x >>> 24;
-  }
-  return out;
-}
 
 async function withVolume(
   fn: (vol: Volume, store: FileBlockStore) => Promise<void>,
@@ -44,7 +34,7 @@ async function withVolume(
 Deno.test("a local store is read in the segments each read needs, into its buffer, none kept in memory", async () => {
   await withVolume(async (vol, store) => {
     assert.equal(store.limits.local, true);
-    const data = content(9 * MiB + 777);
+    const data = mixedContent(9 * MiB + 777, 99);
     await vol.writeFile("/f", data);
     const ino = (await vol.resolve("/f")).ino;
     const full = await vol.vfs.meta.readChunkFull(ino, 0);
@@ -85,7 +75,7 @@ Deno.test("a local store is read in the segments each read needs, into its buffe
 
 Deno.test("a corrupt segment of a local block fails the reads that need it with EIO, not others", async () => {
   await withVolume(async (vol, store) => {
-    const data = content(4 * MiB);
+    const data = mixedContent(4 * MiB, 99);
     await vol.writeFile("/f", data);
     const ino = (await vol.resolve("/f")).ino;
     const full = await vol.vfs.meta.readChunkFull(ino, 0);

@@ -2,22 +2,12 @@ import assert from "node:assert/strict";
 import { MemoryBlockStore, MemoryKvEngine } from "../backends/mod.ts";
 import { BLOCK_SEGMENTED } from "./block_codec.ts";
 import { Errno, FsError } from "./errno.ts";
+import { mixedContent } from "./_test_util.ts";
 import { formatVolume, Volume, type VolumeOptions } from "./volume.ts";
 import type { SliceId } from "./types.ts";
 
 const isEio = (err: unknown) => err instanceof FsError && err.errno === Errno.EIO;
 const MiB = 1 << 20;
-
-/** Compressible (text-like) and random 64 KiB stretches, alternating. */
-function content(size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let x = 12345;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out[i] = (i >> 16) % 2 === 0 ? 97 + ((x >>> 24) % 3) : x >>> 24;
-  }
-  return out;
-}
 
 async function setup(
   options: VolumeOptions,
@@ -45,7 +35,7 @@ async function randomReads(vol: Volume, path: string, want: Uint8Array, n: numbe
 
 Deno.test("random reads of segmented blocks fetch only their segments and return the written bytes", async () => {
   const { open } = await setup({});
-  const data = content(10 * MiB + 12345);
+  const data = mixedContent(10 * MiB + 12345);
   const w = await open();
   await w.writeFile("/f", data);
   const ino = (await w.resolve("/f")).ino;
@@ -70,7 +60,7 @@ Deno.test("random reads of segmented blocks fetch only their segments and return
 
 Deno.test("blocks of the whole-block format still read, at random and whole", async () => {
   const { kv, store } = await setup({});
-  const data = content(9 * MiB);
+  const data = mixedContent(9 * MiB);
   const old = await Volume.openWith(kv.share(), store.share(), {
     codecWorkers: 0,
     segmented: false,
@@ -91,7 +81,7 @@ Deno.test("blocks of the whole-block format still read, at random and whole", as
 
 Deno.test("a corrupt segment fails its random reads with EIO; the block's other segments read", async () => {
   const { store, open } = await setup({});
-  const data = content(4 * MiB);
+  const data = mixedContent(4 * MiB);
   const w = await open();
   await w.writeFile("/f", data);
   const ino = (await w.resolve("/f")).ino;
