@@ -17,13 +17,7 @@
  */
 
 import type { BlockStore } from "./block_store.ts";
-import {
-  BLOCK_DEDUP,
-  BLOCK_EXTERNAL,
-  BLOCK_INLINE,
-  BLOCK_SEGMENTED,
-  type BlockRecord,
-} from "./block_codec.ts";
+import { BLOCK_SEGMENTED, type BlockRecord } from "./block_codec.ts";
 import { decodeSegments, decodeSegmentsInto, SEGMENT, segmentSpan } from "./_block_segments.ts";
 import type { BlockCacheLike } from "./cache/mod.ts";
 import { Errno, FsError } from "./errno.ts";
@@ -86,9 +80,8 @@ export class SegmentReader {
       const hit = cache.getSync(sk) ?? (cache.has(sk) ? await cache.get(sk) : undefined);
       const lo = inBlock - first * SEGMENT;
       if (hit) return hit.subarray(lo, lo + n);
-      const rec = (await this.#src.records(id))[index];
-      if (!rec) throw new FsError(Errno.EIO, `No record of block "${key}"`);
-      if (!(rec.flags & BLOCK_SEGMENTED) || !rec.segments) return undefined;
+      const rec = await this.#segmented(id, index, key);
+      if (rec === undefined) return undefined;
       const got = await this.#readOnce(key, rec, blockLen, first, lo, n, into);
       if (got !== undefined) return got;
     }
@@ -106,9 +99,8 @@ export class SegmentReader {
       }
     }
     if (missFrom >= 0) {
-      const rec = (await this.#src.records(id))[index];
-      if (!rec) throw new FsError(Errno.EIO, `No record of block "${key}"`);
-      if (!(rec.flags & BLOCK_SEGMENTED) || !rec.segments) return undefined;
+      const rec = await this.#segmented(id, index, key);
+      if (rec === undefined) return undefined;
       const got = await this.#fetch(key, rec, blockLen, missFrom, missTo);
       for (let i = missFrom; i <= missTo; i++) parts[i - first] = got[i - missFrom];
     }
@@ -124,6 +116,18 @@ export class SegmentReader {
       o += to - from;
     }
     return out;
+  }
+
+  /** The record of block `index` of slice `id` if the block is segmented (EIO if there is none). */
+  async #segmented(
+    id: number,
+    index: number,
+    key: string,
+  ): Promise<BlockRecord & { segments: Uint8Array } | undefined> {
+    const rec = (await this.#src.records(id))[index];
+    if (!rec) throw new FsError(Errno.EIO, `No record of block "${key}"`);
+    if (!(rec.flags & BLOCK_SEGMENTED) || !rec.segments) return undefined;
+    return rec as BlockRecord & { segments: Uint8Array };
   }
 
   /**
@@ -144,10 +148,8 @@ export class SegmentReader {
     into?: Uint8Array,
   ): Promise<Uint8Array | undefined> {
     const src = this.#src;
-    const rec = (await src.records(id))[index];
-    if (!rec) throw new FsError(Errno.EIO, `No record of block "${key}"`);
-    const other = BLOCK_DEDUP | BLOCK_INLINE | BLOCK_EXTERNAL;
-    if (!(rec.flags & BLOCK_SEGMENTED) || (rec.flags & other) || !rec.segments) return undefined;
+    const rec = await this.#segmented(id, index, key);
+    if (rec === undefined) return undefined;
     const first = Math.floor(inBlock / SEGMENT);
     const last = Math.floor((inBlock + n - 1) / SEGMENT);
     const span = segmentSpan(rec.segments, blockLen, first, last);
